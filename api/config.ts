@@ -1,0 +1,94 @@
+/**
+ * One config loader for every process. Each setting comes from a KUBEWIRE_* environment
+ * variable (the only way docker compose configures a container) with the embedded default of
+ * DESIGN.md. `CONFIG_ENV_VARS` lists every variable read, so the compose file can be checked
+ * against it statically.
+ */
+import { Validator } from "ip-num";
+
+export const CONFIG_ENV_VARS = {
+  KUBEWIRE_NATS_URL: "NATS server URL(s), comma separated",
+  KUBEWIRE_NODE_NAME: "name of this node (node-agent only)",
+  KUBEWIRE_HOST_ADDRESS: "real address this node binds NodePorts/DNS to (127.0.1.N locally)",
+  KUBEWIRE_CLUSTER_CIDR: "pod network; each node gets a /24 of it",
+  KUBEWIRE_NODE_CIDR_MASK: "prefix length of each node's pod CIDR",
+  KUBEWIRE_SERVICE_CIDR: "ClusterIP range",
+  KUBEWIRE_UNDERLAY_CIDR: "emulated node InternalIP range",
+  KUBEWIRE_VNI: "VXLAN network identifier of the overlay",
+  KUBEWIRE_LOG_LEVEL: "pino level: trace, debug, info, warn, error",
+} as const;
+export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
+
+export interface ClusterConfig {
+  natsUrl: string;
+  clusterCidr: string;
+  nodeCidrMask: number;
+  serviceCidr: string;
+  underlayCidr: string;
+  vni: number;
+  logLevel: string;
+}
+
+export interface NodeAgentConfig extends ClusterConfig {
+  nodeName: string;
+  hostAddress: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly variable: ConfigEnvVar,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function cidr(env: Env, name: ConfigEnvVar, fallback: string): string {
+  const value = env[name] ?? fallback;
+  const [ok, messages] = Validator.isValidIPv4CidrRange(value);
+  if (!ok) throw new ConfigError(name, `not an IPv4 CIDR: ${JSON.stringify(value)} (${messages.join("; ")})`);
+  return value;
+}
+
+function int(env: Env, name: ConfigEnvVar, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, `must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+export function loadClusterConfig(env: Env = process.env): ClusterConfig {
+  const clusterCidr = cidr(env, "KUBEWIRE_CLUSTER_CIDR", "10.244.0.0/16");
+  const nodeCidrMask = int(env, "KUBEWIRE_NODE_CIDR_MASK", 24, 8, 30);
+  const clusterPrefix = Number(clusterCidr.split("/")[1]);
+  if (nodeCidrMask < clusterPrefix) {
+    throw new ConfigError("KUBEWIRE_NODE_CIDR_MASK", `/${nodeCidrMask} is larger than the cluster CIDR ${clusterCidr}`);
+  }
+  return {
+    natsUrl: env.KUBEWIRE_NATS_URL ?? "nats://127.0.0.1:4222",
+    clusterCidr,
+    nodeCidrMask,
+    serviceCidr: cidr(env, "KUBEWIRE_SERVICE_CIDR", "10.96.0.0/12"),
+    underlayCidr: cidr(env, "KUBEWIRE_UNDERLAY_CIDR", "172.31.0.0/24"),
+    vni: int(env, "KUBEWIRE_VNI", 1, 0, 0xffffff),
+    logLevel: env.KUBEWIRE_LOG_LEVEL ?? "info",
+  };
+}
+
+export function loadNodeAgentConfig(env: Env = process.env): NodeAgentConfig {
+  const nodeName = env.KUBEWIRE_NODE_NAME;
+  if (!nodeName) throw new ConfigError("KUBEWIRE_NODE_NAME", "required");
+  if (!isDns1123Label(nodeName)) throw new ConfigError("KUBEWIRE_NODE_NAME", `not a DNS-1123 label: ${JSON.stringify(nodeName)}`);
+  return { ...loadClusterConfig(env), nodeName, hostAddress: env.KUBEWIRE_HOST_ADDRESS ?? "127.0.0.1" };
+}
+
+/** RFC 1123 label as Kubernetes validates names: lower-case alphanumerics and '-', at most 63. */
+export function isDns1123Label(name: string): boolean {
+  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
+}

@@ -1,0 +1,81 @@
+/**
+ * Request/reply over NATS with msgpack bodies. A handler returns a value or throws an RpcError;
+ * the caller gets the value or the same RpcError back, so a failed request reads the same on
+ * both sides of the wire.
+ */
+import { connect, type NatsConnection, type Msg, type Subscription } from "nats";
+import { pack, unpack } from "msgpackr";
+import { ErrorCode, type ErrorReply } from "./types.ts";
+import type { Logger } from "./log.ts";
+
+export class RpcError extends Error {
+  override readonly name = "RpcError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: servers.split(","),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+  });
+}
+
+function isErrorReply(x: unknown): x is ErrorReply {
+  return typeof x === "object" && x !== null && "error" in x && typeof (x as ErrorReply).error?.code === "string";
+}
+
+export async function request<Res>(nc: NatsConnection, subject: string, body: unknown, timeoutMs = 5000): Promise<Res> {
+  let msg: Msg;
+  try {
+    msg = await nc.request(subject, pack(body), { timeout: timeoutMs });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "503") throw new RpcError(ErrorCode.NotFound, `no one answers on ${subject}`);
+    if (code === "TIMEOUT") throw new RpcError(ErrorCode.Internal, `no reply on ${subject} within ${timeoutMs} ms`);
+    throw err;
+  }
+  const reply = unpack(msg.data) as unknown;
+  if (isErrorReply(reply)) throw new RpcError(reply.error.code, reply.error.message);
+  return reply as Res;
+}
+
+/** Answers requests on `subject` one at a time, in arrival order. */
+export function serve<Req, Res>(
+  nc: NatsConnection,
+  subject: string,
+  log: Logger,
+  handler: (req: Req, msg: Msg) => Promise<Res>,
+  opts: { concurrent?: boolean } = {},
+): Subscription {
+  const sub = nc.subscribe(subject);
+  const answer = async (msg: Msg): Promise<void> => {
+    let reply: unknown;
+    try {
+      reply = await handler(unpack(msg.data) as Req, msg);
+    } catch (err) {
+      if (err instanceof RpcError) {
+        reply = { error: { code: err.code, message: err.message } } satisfies ErrorReply;
+      } else {
+        log.error({ err, subject }, "request failed");
+        reply = { error: { code: ErrorCode.Internal, message: String((err as Error)?.message ?? err) } } satisfies ErrorReply;
+      }
+    }
+    if (msg.reply) msg.respond(pack(reply));
+  };
+  void (async () => {
+    for await (const msg of sub) {
+      // Node-agent verbs such as exec run for seconds; they must not queue behind each other.
+      if (opts.concurrent) void answer(msg);
+      else await answer(msg);
+    }
+  })();
+  return sub;
+}

@@ -1,0 +1,19 @@
+/** control-plane process: connects to NATS and serves the registry until SIGTERM/SIGINT. */
+import { loadClusterConfig } from "../api/config.ts";
+import { createLogger } from "../api/log.ts";
+import { connectNats } from "../api/rpc.ts";
+import { ControlPlane } from "./server.ts";
+
+const cfg = loadClusterConfig();
+const log = createLogger("control-plane", cfg.logLevel);
+const nc = await connectNats(cfg.natsUrl, "control-plane");
+const cp = await ControlPlane.start(nc, cfg, log);
+
+async function shutdown(signal: string): Promise<void> {
+  log.info({ signal }, "control plane stopping");
+  await cp.stop();
+  await nc.drain();
+  process.exit(0);
+}
+process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.once("SIGINT", () => void shutdown("SIGINT"));

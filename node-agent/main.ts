@@ -1,0 +1,19 @@
+/** node-agent process: one emulated node, until SIGTERM/SIGINT. */
+import { loadNodeAgentConfig } from "../api/config.ts";
+import { createLogger } from "../api/log.ts";
+import { connectNats } from "../api/rpc.ts";
+import { NodeAgent } from "./agent.ts";
+
+const cfg = loadNodeAgentConfig();
+const log = createLogger("node-agent", cfg.logLevel, { node: cfg.nodeName });
+const nc = await connectNats(cfg.natsUrl, `node-agent ${cfg.nodeName}`);
+const agent = await NodeAgent.start(nc, cfg, log);
+
+async function shutdown(signal: string): Promise<void> {
+  log.info({ signal }, "node-agent stopping");
+  await agent.stop();
+  await nc.drain();
+  process.exit(0);
+}
+process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.once("SIGINT", () => void shutdown("SIGINT"));

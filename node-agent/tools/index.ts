@@ -1,0 +1,60 @@
+/** `kubectl exec`/`kubewire exec` inside a pod: the emulated tools by name. */
+import type { ExecResult } from "../../api/types.ts";
+import { formatIpv4, formatMac } from "../../overlay/wire/index.ts";
+import { formatRoute } from "../routes.ts";
+import { UsageError, type ToolContext } from "./common.ts";
+import { iperf } from "./iperf.ts";
+import { ping } from "./ping.ts";
+import { traceroute } from "./traceroute.ts";
+
+type Tool = (ctx: ToolContext, argv: readonly string[]) => Promise<ExecResult>;
+
+const tools: Record<string, Tool> = {
+  ping,
+  traceroute,
+  iperf,
+  hostname: async (ctx) => ({ exitCode: 0, stdout: `${ctx.podName}\n`, stderr: "" }),
+  ip: async (ctx, argv) => ipTool(ctx, argv),
+};
+
+export const TOOL_NAMES = Object.keys(tools);
+
+export async function runTool(ctx: ToolContext, argv: readonly string[]): Promise<ExecResult> {
+  const [name, ...args] = argv;
+  const tool = name === undefined ? undefined : tools[name];
+  if (!tool) {
+    return { exitCode: 127, stdout: "", stderr: `exec: "${name ?? ""}": executable file not found (emulated tools: ${TOOL_NAMES.join(", ")})\n` };
+  }
+  try {
+    return await tool(ctx, args);
+  } catch (err) {
+    if (err instanceof UsageError) return { exitCode: 2, stdout: "", stderr: `${name}: ${err.message}\n` };
+    throw err;
+  }
+}
+
+/** `ip addr`, `ip route`, `ip neigh`: the netns as iproute2 would list it. */
+function ipTool(ctx: ToolContext, argv: readonly string[]): ExecResult {
+  const { ns } = ctx;
+  const object = argv.find((a) => !a.startsWith("-")) ?? "addr";
+  const lines: string[] = [];
+  if ("address".startsWith(object) || "link".startsWith(object)) {
+    let index = 1;
+    for (const iface of ns.ifaces.values()) {
+      lines.push(`${index++}: ${iface.name}: <UP,LOWER_UP> mtu ${iface.mtu}`);
+      lines.push(`    link/${iface.name === "lo" ? "loopback" : "ether"} ${formatMac(iface.mac)}`);
+      if (iface.addr) lines.push(`    inet ${formatIpv4(iface.addr.ip)}/${iface.addr.prefix} scope global ${iface.name}`);
+    }
+  } else if ("route".startsWith(object)) {
+    for (const r of ns.routes.list()) lines.push(formatRoute(r));
+  } else if ("neighbour".startsWith(object) || object === "neigh") {
+    for (const iface of ns.ifaces.values()) {
+      for (const n of ns.neighbors.entriesOf(iface.name)) {
+        lines.push(`${formatIpv4(n.ip)} dev ${iface.name} lladdr ${formatMac(n.mac)} ${n.state.toUpperCase()}`);
+      }
+    }
+  } else {
+    return { exitCode: 1, stdout: "", stderr: `Object "${object}" is unknown, try "ip help".\n` };
+  }
+  return { exitCode: 0, stdout: lines.map((l) => `${l}\n`).join(""), stderr: "" };
+}

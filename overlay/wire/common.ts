@@ -1,0 +1,136 @@
+/**
+ * Shared pieces of the wire codecs: the result type every checked parse returns, the typed
+ * wire error, and the address representations.
+ *
+ * Design notes: addresses are plain numbers (a MAC fits a double exactly, an IPv4 address is a
+ * uint32) so the per-packet path allocates no strings; formatting happens only at the edges
+ * (logs, traces, CLI). Parsers never throw on untrusted bytes: they return `{ ok: false }`
+ * with a `WireError` (smoltcp's `Result<Repr, Error>` in TypeScript).
+ */
+
+export type Layer = "ethernet" | "arp" | "ipv4" | "icmp" | "udp" | "tcp" | "vxlan" | "batch";
+
+export const WireErrorCode = {
+  /** Fewer bytes than the header or the length field claims. */
+  Truncated: "Truncated",
+  /** A field holds a value the RFC forbids (bad version, IHL < 5, data offset < 5, ...). */
+  Malformed: "Malformed",
+  /** The checksum over the bytes does not verify. */
+  Checksum: "Checksum",
+  /** Well-formed but outside what kubewire handles (e.g. ARP over non-Ethernet hardware). */
+  Unsupported: "Unsupported",
+} as const;
+export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
+
+export class WireError extends Error {
+  override readonly name = "WireError";
+  readonly code: WireErrorCode;
+  readonly layer: Layer;
+  constructor(code: WireErrorCode, layer: Layer, message: string) {
+    // Malformed input is expected traffic, not a bug: a stack trace per bad frame would cost
+    // ten times the parse itself, so none is captured.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(`${layer}: ${message}`);
+    Error.stackTraceLimit = limit;
+    this.code = code;
+    this.layer = layer;
+  }
+}
+
+export type WireResult<T> = { ok: true; value: T } | { ok: false; error: WireError };
+
+export function ok<T>(value: T): WireResult<T> {
+  return { ok: true, value };
+}
+
+export function fail<T = never>(code: WireErrorCode, layer: Layer, message: string): WireResult<T> {
+  return { ok: false, error: new WireError(code, layer, message) };
+}
+
+/** A 48-bit MAC address as a number (exact in a double). */
+export type MacAddr = number;
+/** An IPv4 address as an unsigned 32-bit integer in host order. */
+export type Ipv4Addr = number;
+
+export const MAC_BROADCAST: MacAddr = 0xffff_ffff_ffff;
+export const MAC_ZERO: MacAddr = 0;
+
+export function readMac(b: Uint8Array, off: number): MacAddr {
+  // High 16 bits then low 32 bits; multiplication keeps it exact above 2^32.
+  return (((b[off]! << 8) | b[off + 1]!) * 0x1_0000_0000) + readU32(b, off + 2);
+}
+
+export function writeMac(b: Uint8Array, off: number, mac: MacAddr): void {
+  const hi = Math.floor(mac / 0x1_0000_0000);
+  b[off] = (hi >>> 8) & 0xff;
+  b[off + 1] = hi & 0xff;
+  writeU32(b, off + 2, mac >>> 0);
+}
+
+export function readU16(b: Uint8Array, off: number): number {
+  return (b[off]! << 8) | b[off + 1]!;
+}
+
+export function writeU16(b: Uint8Array, off: number, v: number): void {
+  b[off] = (v >>> 8) & 0xff;
+  b[off + 1] = v & 0xff;
+}
+
+export function readU32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}
+
+export function writeU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = (v >>> 24) & 0xff;
+  b[off + 1] = (v >>> 16) & 0xff;
+  b[off + 2] = (v >>> 8) & 0xff;
+  b[off + 3] = v & 0xff;
+}
+
+export function formatMac(mac: MacAddr): string {
+  const b = new Uint8Array(6);
+  writeMac(b, 0, mac);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+export function parseMac(text: string): MacAddr | undefined {
+  const parts = text.split(":");
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return undefined;
+  return parts.reduce((acc, p) => acc * 256 + parseInt(p, 16), 0);
+}
+
+export function formatIpv4(ip: Ipv4Addr): string {
+  return `${ip >>> 24}.${(ip >>> 16) & 0xff}.${(ip >>> 8) & 0xff}.${ip & 0xff}`;
+}
+
+export function parseIpv4Addr(text: string): Ipv4Addr | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return undefined;
+  const octets = m.slice(1).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+}
+
+/** RFC 1071 one's-complement sum over `len` bytes from `off`, folded to 16 bits, not inverted. */
+export function onesComplementSum(b: Uint8Array, off: number, len: number, initial = 0): number {
+  let sum = initial;
+  const end = off + len - 1;
+  let i = off;
+  for (; i < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (i === end) sum += b[i]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/** The Internet checksum (RFC 1071) of a byte range: the inverted one's-complement sum. */
+export function internetChecksum(b: Uint8Array, off: number, len: number, initial = 0): number {
+  return ~onesComplementSum(b, off, len, initial) & 0xffff;
+}
+
+/** The one's-complement sum of the IPv4 pseudo-header used by UDP and TCP (RFC 768, RFC 793). */
+export function pseudoHeaderSum(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, length: number): number {
+  let sum = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + length;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
