@@ -1,0 +1,361 @@
+/**
+ * kubewire: bring a cluster up, make pods, send traffic, trace and capture it.
+ * Every failure is one line on stderr and a non-zero exit.
+ */
+import { randomBytes } from "node:crypto";
+import { rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { unpack } from "msgpackr";
+import type { NatsConnection } from "nats";
+import { isDns1123Label } from "../api/config.ts";
+import { RpcError, connectNats, request } from "../api/rpc.ts";
+import {
+  Subjects,
+  type CapturedFrame,
+  type ContainerPort,
+  type ExecResult,
+  type NodeRecord,
+  type NodeStatus,
+  type PodRecord,
+  type TraceHop,
+} from "../api/types.ts";
+import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
+import { parseIpv4Addr } from "../overlay/wire/index.ts";
+import { isAlive, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "./processes.ts";
+import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+const USAGE = `usage: kubewire <command> [flags]
+
+  up --nodes N [--detach]            start nats-server, the control plane and N node-agents
+  down                               stop every process of the cluster
+  get nodes|pods                     list nodes or pods
+  run POD --node NODE [--port P/udp] create a pod on a node
+  delete pod POD | delete node NODE  remove a pod or a node
+  exec POD -- CMD [ARGS...]          run an emulated tool in a pod (ping, traceroute, iperf, ip, hostname)
+  trace POD IP                       send one probe and print every hop it met
+  capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
+                                     capture a device of a node to a pcap file
+
+global flags: --state-dir DIR (default ~/.kubewire, or $KUBEWIRE_STATE_DIR), -n/--namespace NS`;
+
+function parse<T extends ParseArgsConfig["options"]>(args: string[], options: T, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...options, "state-dir": { type: "string" }, namespace: { type: "string", short: "n" } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  if (parsed.positionals.length > positionals) throw new CliError(`unexpected argument "${parsed.positionals[positionals]}"`, 2);
+  return parsed;
+}
+
+async function withCluster<T>(dir: string | undefined, fn: (nc: NatsConnection, state: ClusterState) => Promise<T>): Promise<T> {
+  const state = readState(stateDir(dir));
+  const url = process.env.KUBEWIRE_NATS_URL ?? state?.natsUrl;
+  if (!url) throw new CliError(`no cluster running (no ${join(stateDir(dir), "cluster.json")}); start one with: kubewire up --nodes 3`);
+  const nc = await connectNats(url, "kubewire-cli").catch((err: Error) => {
+    throw new CliError(`cannot reach the cluster's NATS at ${url}: ${err.message}`);
+  });
+  try {
+    return await fn(nc, state ?? { natsUrl: url, stateDir: stateDir(dir), processes: [] });
+  } finally {
+    await nc.close();
+  }
+}
+
+async function findPod(nc: NatsConnection, namespace: string, name: string): Promise<PodRecord> {
+  const pods = await request<PodRecord[]>(nc, Subjects.listPods, {});
+  const pod = pods.find((p) => p.namespace === namespace && p.name === name);
+  if (!pod) throw new CliError(`pod "${name}" not found in namespace "${namespace}"`);
+  return pod;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("   ").trimEnd()).join("\n");
+}
+
+async function up(args: string[]): Promise<void> {
+  const { values } = parse(args, { nodes: { type: "string", default: "3" }, detach: { type: "boolean", default: false } }, 0);
+  const count = Number(values.nodes);
+  if (!Number.isInteger(count) || count < 1 || count > 64) throw new CliError(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`, 2);
+  const dir = stateDir(values["state-dir"]);
+  const existing = readState(dir);
+  if (existing?.processes.some((p) => isAlive(p.pid))) throw new CliError(`a cluster is already running from ${dir}; stop it with: kubewire down`);
+  rmSync(dir, { recursive: true, force: true });
+  const logDir = join(dir, "logs");
+  const opts = { logDir, detached: values.detach };
+  const started: ManagedProcess[] = [];
+  const stopAll = async () => {
+    for (const p of [...started].reverse()) await stopPid(p.pid);
+  };
+  try {
+    const nats = await startNats({ ...opts, dataDir: join(dir, "nats") });
+    started.push(nats);
+    started.push(startControlPlane(nats.url, opts));
+    const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
+    names.forEach((name, i) => started.push(startNodeAgent(nats.url, name, i + 1, opts)));
+    writeState({ natsUrl: nats.url, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
+    const nc = await connectNats(nats.url, "kubewire-cli");
+    try {
+      const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
+      console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}`);
+      console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
+      console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid})`);
+    } finally {
+      await nc.close();
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  if (values.detach) {
+    console.log("detached; stop with: kubewire down");
+    return;
+  }
+  console.log("running in the foreground; Ctrl-C stops the cluster");
+  await new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  await stopAll();
+  rmSync(join(dir, "cluster.json"), { force: true });
+  console.log("cluster stopped");
+}
+
+async function waitForNode(nc: NatsConnection, name: string, started: ManagedProcess[], timeoutMs = 30_000): Promise<NodeRecord> {
+  const deadline = Date.now() + timeoutMs;
+  const proc = started.find((p) => p.name === name)!;
+  while (Date.now() < deadline) {
+    if (!isAlive(proc.pid)) throw new CliError(`${name} exited during start-up; see ${proc.logFile}`);
+    try {
+      return (await request<NodeStatus>(nc, Subjects.node(name, "status"), {}, 1000)).node;
+    } catch (err) {
+      if (!(err instanceof RpcError)) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new CliError(`${name} not ready after ${timeoutMs / 1000} s; see ${proc.logFile}`);
+}
+
+async function down(args: string[]): Promise<void> {
+  const { values } = parse(args, {}, 0);
+  const dir = stateDir(values["state-dir"]);
+  const state = readState(dir);
+  if (!state) throw new CliError(`no cluster recorded in ${dir}`);
+  for (const p of [...state.processes].reverse()) await stopPid(p.pid);
+  rmSync(join(dir, "cluster.json"), { force: true });
+  console.log(`stopped ${state.processes.length} processes`);
+}
+
+async function get(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {}, 1);
+  const what = positionals[0];
+  await withCluster(values["state-dir"], async (nc) => {
+    if (what === "nodes" || what === "node" || what === "no") {
+      const nodes = await request<NodeRecord[]>(nc, Subjects.listNodes, {});
+      console.log(table([["NAME", "POD CIDR", "INTERNAL IP", "VTEP MAC", "HOST ADDRESS"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, n.hostAddress])]));
+    } else if (what === "pods" || what === "pod" || what === "po") {
+      const ns = values.namespace;
+      const pods = (await request<PodRecord[]>(nc, Subjects.listPods, {})).filter((p) => !ns || p.namespace === ns);
+      console.log(table([["NAMESPACE", "NAME", "IP", "NODE"], ...pods.map((p) => [p.namespace, p.name, p.podIp, p.nodeName])]));
+    } else {
+      throw new CliError(`get: unknown resource "${what ?? ""}" (nodes, pods)`, 2);
+    }
+  });
+}
+
+function parsePort(spec: string): ContainerPort {
+  const m = /^(\d+)(?:\/(tcp|udp))?$/i.exec(spec);
+  const port = m ? Number(m[1]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new CliError(`--port: invalid port "${spec}" (want PORT or PORT/udp, 1-65535)`, 2);
+  return { containerPort: port, protocol: (m[2] ?? "tcp").toUpperCase() as "TCP" | "UDP" };
+}
+
+async function run(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { node: { type: "string" }, port: { type: "string", multiple: true } }, 1);
+  const name = positionals[0];
+  if (!name) throw new CliError("run: pod name required: kubewire run POD --node NODE", 2);
+  if (!isDns1123Label(name)) throw new CliError(`run: invalid pod name "${name}": must be a DNS-1123 label (lower-case letters, digits, '-')`, 2);
+  if (!values.node) throw new CliError("run: --node NODE is required", 2);
+  const ports = (values.port ?? []).map(parsePort);
+  const namespace = values.namespace ?? "default";
+  await withCluster(values["state-dir"], async (nc) => {
+    const pod = await request<PodRecord>(nc, Subjects.createPod, { namespace, name, nodeName: values.node, ports });
+    // The node-agent plumbs the pod from its KV watch; wait until it answers for it.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const status = await request<NodeStatus>(nc, Subjects.node(pod.nodeName, "status"), {}, 2000).catch(() => undefined);
+      if (status?.pods.includes(`${namespace}.${name}`)) {
+        console.log(`pod/${name} created: IP ${pod.podIp} on ${pod.nodeName}`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new CliError(`pod/${name} stored (IP ${pod.podIp}) but ${pod.nodeName} has not plumbed it within 10 s`);
+  });
+}
+
+async function del(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {}, 2);
+  const [kind, name] = positionals;
+  if (!name) throw new CliError("delete: usage: kubewire delete pod POD | delete node NODE", 2);
+  await withCluster(values["state-dir"], async (nc) => {
+    if (kind === "pod" || kind === "pods" || kind === "po") {
+      await request(nc, Subjects.deletePod, { namespace: values.namespace ?? "default", name });
+      console.log(`pod/${name} deleted`);
+    } else if (kind === "node" || kind === "nodes" || kind === "no") {
+      await request(nc, Subjects.deleteNode, { name });
+      console.log(`node/${name} deleted`);
+    } else {
+      throw new CliError(`delete: unknown resource "${kind}" (pod, node)`, 2);
+    }
+  });
+}
+
+async function exec(args: string[]): Promise<number> {
+  const dashdash = args.indexOf("--");
+  if (dashdash < 0) throw new CliError("exec: usage: kubewire exec POD -- CMD [ARGS...]", 2);
+  const { values, positionals } = parse(args.slice(0, dashdash), {}, 1);
+  const argv = args.slice(dashdash + 1);
+  if (!positionals[0] || argv.length === 0) throw new CliError("exec: usage: kubewire exec POD -- CMD [ARGS...]", 2);
+  return withCluster(values["state-dir"], async (nc) => {
+    const pod = await findPod(nc, values.namespace ?? "default", positionals[0]!);
+    const res = await request<ExecResult>(nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, 3_600_000);
+    process.stdout.write(res.stdout);
+    process.stderr.write(res.stderr);
+    return res.exitCode;
+  });
+}
+
+async function trace(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { timeout: { type: "string", default: "5" } }, 2);
+  const [podName, dst] = positionals;
+  if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP", 2);
+  if (parseIpv4Addr(dst) === undefined) throw new CliError(`trace: "${dst}" is not an IPv4 address`, 2);
+  return withCluster(values["state-dir"], async (nc) => {
+    const pod = await findPod(nc, values.namespace ?? "default", podName);
+    const traceId = randomBytes(6).toString("hex");
+    const hops: TraceHop[] = [];
+    const sub = nc.subscribe(Subjects.trace(traceId));
+    const complete = (async () => {
+      for await (const m of sub) {
+        hops.push(unpack(m.data) as TraceHop);
+        hops.sort((a, b) => a.seq - b.seq);
+        const last = hops.find((h) => h.verdict);
+        // Done when a verdict arrived and no hop before it is missing (nodes publish independently).
+        if (last && hops.slice(0, last.seq + 1).every((h, i) => h.seq === i)) return last;
+      }
+      return undefined;
+    })();
+    await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId });
+    const timer = setTimeout(() => sub.unsubscribe(), Number(values.timeout) * 1000);
+    const verdict = await complete;
+    clearTimeout(timer);
+    sub.unsubscribe();
+    console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}: ICMP echo request`);
+    const shown = verdict ? hops.filter((h) => h.seq <= verdict.seq) : hops;
+    console.log(table(shown.map((h) => [String(h.seq + 1).padStart(2), h.node, h.point, h.detail + (h.verdict ? `  [${h.verdict.toUpperCase()}]` : "")])));
+    if (!verdict) {
+      console.log(`(incomplete: no verdict within ${values.timeout} s)`);
+      return 1;
+    }
+    return verdict.verdict === "delivered" ? 0 : 1;
+  });
+}
+
+async function capture(args: string[]): Promise<void> {
+  const { values } = parse(args, { node: { type: "string" }, dev: { type: "string" }, write: { type: "string", short: "w" }, count: { type: "string", short: "c" }, seconds: { type: "string" } }, 0);
+  if (!values.node || !values.dev || !values.write) throw new CliError("capture: usage: kubewire capture --node NODE --dev DEV -w FILE [--count N | --seconds S]", 2);
+  const count = values.count === undefined ? undefined : Number(values.count);
+  const seconds = values.seconds === undefined ? (count === undefined ? 10 : 60) : Number(values.seconds);
+  if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new CliError(`--count must be a positive integer, got "${values.count}"`, 2);
+  if (!(seconds > 0)) throw new CliError(`--seconds must be positive, got "${values.seconds}"`, 2);
+  const file = values.write;
+  await withCluster(values["state-dir"], async (nc) => {
+    const inbox = `_INBOX.capture.${randomBytes(6).toString("hex")}`;
+    const sub = nc.subscribe(inbox);
+    writeFileSync(file, pcapGlobalHeader());
+    let frames = 0;
+    const done = (async () => {
+      for await (const m of sub) {
+        if (m.data.length === 0) return;
+        const f = unpack(m.data) as CapturedFrame;
+        appendFileSync(file, pcapRecord(f.timestampMicros, f.frame));
+        frames++;
+      }
+    })();
+    await request(nc, Subjects.node(values.node!, "capture"), { dev: values.dev, inbox, count, seconds }).catch((err: Error) => {
+      sub.unsubscribe();
+      rmSync(file, { force: true });
+      throw err;
+    });
+    if (process.stdout.isTTY) console.log(`capturing ${values.dev} on ${values.node}...`);
+    await done;
+    sub.unsubscribe();
+    console.log(`${frames} frames captured from ${values.node} ${values.dev} to ${file}`);
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "up":
+      await up(rest);
+      return 0;
+    case "down":
+      await down(rest);
+      return 0;
+    case "get":
+      await get(rest);
+      return 0;
+    case "run":
+      await run(rest);
+      return 0;
+    case "delete":
+      await del(rest);
+      return 0;
+    case "exec":
+      return exec(rest);
+    case "trace":
+      return trace(rest);
+    case "capture":
+      await capture(rest);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`unknown command "${command}"; run kubewire --help`, 2);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      console.error(`error: ${err.message}`);
+      process.exit(err.exitCode);
+    }
+    if (err instanceof RpcError) {
+      console.error(`error: ${err.message}`);
+      process.exit(1);
+    }
+    console.error(`error: ${(err as Error)?.message ?? String(err)}`);
+    process.exit(1);
+  },
+);

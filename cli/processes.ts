@@ -1,0 +1,137 @@
+/**
+ * Starting and stopping the cluster's OS processes: nats-server (JetStream on, its own data
+ * dir, a free port), the control plane and one node-agent per node. Used by `kubewire up`,
+ * the integration tests and the benchmarks alike, so all three run the same processes.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, openSync, closeSync } from "node:fs";
+import { createServer, connect as tcpConnect } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const TSX_LOADER = import.meta.resolve("tsx");
+
+export interface ManagedProcess {
+  name: string;
+  pid: number;
+  logFile: string;
+  child: ChildProcess;
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  exited: Promise<number | string>;
+}
+
+export interface SpawnOptions {
+  logDir: string;
+  /** Detached processes outlive the CLI (`kubewire up --detach`). */
+  detached?: boolean;
+  env?: Record<string, string>;
+}
+
+export function findNatsServer(): string | undefined {
+  const explicit = process.env.KUBEWIRE_NATS_SERVER;
+  if (explicit) return explicit;
+  const found = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
+  const path = found.stdout.trim();
+  return found.status === 0 && path ? path : undefined;
+}
+
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolvePort(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+function launch(name: string, command: string, args: string[], opts: SpawnOptions): ManagedProcess {
+  mkdirSync(opts.logDir, { recursive: true });
+  const logFile = join(opts.logDir, `${name}.log`);
+  const fd = openSync(logFile, "a");
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", fd, fd],
+    detached: opts.detached ?? false,
+  });
+  closeSync(fd);
+  if (opts.detached) child.unref();
+  const exited = new Promise<number | string>((res) => child.once("exit", (code, signal) => res(code ?? signal ?? -1)));
+  if (child.pid === undefined) throw new Error(`could not start ${name}: ${command}`);
+  return { name, pid: child.pid, logFile, child, exited };
+}
+
+export async function startNats(opts: SpawnOptions & { dataDir: string; port?: number }): Promise<ManagedProcess & { url: string; port: number }> {
+  const bin = findNatsServer();
+  if (!bin) throw new Error("nats-server not found: install it (Debian: apt-get install -y nats-server) or set KUBEWIRE_NATS_SERVER");
+  const port = opts.port ?? (await freePort());
+  mkdirSync(opts.dataDir, { recursive: true });
+  const proc = launch("nats", bin, ["-js", "-sd", opts.dataDir, "-a", "127.0.0.1", "-p", String(port), "-n", "kubewire"], opts);
+  await waitForPort(port, proc);
+  return { ...proc, url: `nats://127.0.0.1:${port}`, port };
+}
+
+function tsProcess(name: string, entry: string, opts: SpawnOptions): ManagedProcess {
+  return launch(name, process.execPath, ["--import", TSX_LOADER, join(REPO_ROOT, entry)], opts);
+}
+
+export function startControlPlane(natsUrl: string, opts: SpawnOptions): ManagedProcess {
+  return tsProcess("control-plane", "control-plane/main.ts", { ...opts, env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl } });
+}
+
+/** Node N binds its real sockets to 127.0.1.N, as DESIGN.md lays out. */
+export function startNodeAgent(natsUrl: string, nodeName: string, index: number, opts: SpawnOptions): ManagedProcess {
+  return tsProcess(nodeName, "node-agent/main.ts", {
+    ...opts,
+    env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl, KUBEWIRE_NODE_NAME: nodeName, KUBEWIRE_HOST_ADDRESS: `127.0.1.${index}` },
+  });
+}
+
+async function waitForPort(port: number, proc: ManagedProcess, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let dead: number | string | undefined;
+  void proc.exited.then((code) => (dead = code));
+  while (Date.now() < deadline) {
+    if (dead !== undefined) throw new Error(`${proc.name} exited (${dead}) before listening; see ${proc.logFile}`);
+    const open = await new Promise<boolean>((res) => {
+      const s = tcpConnect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), res(true)));
+      s.once("error", () => res(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${proc.name} not listening on ${port} after ${timeoutMs} ms; see ${proc.logFile}`);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the PID is gone. */
+export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  if (isAlive(pid)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+    while (isAlive(pid)) await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,25 @@
+/** Where a running cluster is recorded: <state dir>/cluster.json, with every PID and the NATS URL. */
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export interface ClusterState {
+  natsUrl: string;
+  stateDir: string;
+  processes: Array<{ name: string; pid: number; logFile: string }>;
+}
+
+export function stateDir(explicit?: string): string {
+  return resolve(explicit ?? process.env.KUBEWIRE_STATE_DIR ?? join(homedir(), ".kubewire"));
+}
+
+export function readState(dir: string): ClusterState | undefined {
+  const file = join(dir, "cluster.json");
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, "utf8")) as ClusterState;
+}
+
+export function writeState(state: ClusterState): void {
+  mkdirSync(state.stateDir, { recursive: true });
+  writeFileSync(join(state.stateDir, "cluster.json"), `${JSON.stringify(state, null, 2)}\n`);
+}
