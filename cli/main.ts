@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
+import { parseCidr } from "../api/addressing.ts";
 import { isDns1123Label } from "../api/config.ts";
 import { RpcError, connectNats, request } from "../api/rpc.ts";
 import {
@@ -36,7 +37,8 @@ class CliError extends Error {
 
 const USAGE = `usage: kubewire <command> [flags]
 
-  up --nodes N [--detach]            start nats-server, the control plane and N node-agents
+  up --nodes N [--detach] [--cluster-cidr CIDR]
+                                     start nats-server, the control plane and N node-agents
   down                               stop every process of the cluster
   get nodes|pods                     list nodes or pods
   run POD --node NODE [--port P/udp] create a pod on a node
@@ -86,15 +88,20 @@ function table(rows: string[][]): string {
 }
 
 async function up(args: string[]): Promise<void> {
-  const { values } = parse(args, { nodes: { type: "string", default: "3" }, detach: { type: "boolean", default: false } }, 0);
+  const { values } = parse(args, { nodes: { type: "string", default: "3" }, detach: { type: "boolean", default: false }, "cluster-cidr": { type: "string" } }, 0);
   const count = Number(values.nodes);
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new CliError(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`, 2);
+  const env: Record<string, string> = {};
+  if (values["cluster-cidr"] !== undefined) {
+    if (!parseCidr(values["cluster-cidr"])) throw new CliError(`--cluster-cidr: "${values["cluster-cidr"]}" is not an aligned IPv4 CIDR (e.g. 10.244.0.0/16)`, 2);
+    env.KUBEWIRE_CLUSTER_CIDR = values["cluster-cidr"];
+  }
   const dir = stateDir(values["state-dir"]);
   const existing = readState(dir);
   if (existing?.processes.some((p) => isAlive(p.pid))) throw new CliError(`a cluster is already running from ${dir}; stop it with: kubewire down`);
   rmSync(dir, { recursive: true, force: true });
   const logDir = join(dir, "logs");
-  const opts = { logDir, detached: values.detach };
+  const opts = { logDir, detached: values.detach, env };
   const started: ManagedProcess[] = [];
   const stopAll = async () => {
     for (const p of [...started].reverse()) await stopPid(p.pid);
@@ -301,7 +308,7 @@ async function capture(args: string[]): Promise<void> {
       rmSync(file, { force: true });
       throw err;
     });
-    if (process.stdout.isTTY) console.log(`capturing ${values.dev} on ${values.node}...`);
+    console.error(`capturing ${values.dev} on ${values.node}`);
     await done;
     sub.unsubscribe();
     console.log(`${frames} frames captured from ${values.node} ${values.dev} to ${file}`);

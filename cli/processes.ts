@@ -7,10 +7,11 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, closeSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const TSX_LOADER = import.meta.resolve("tsx");
+// tsx's loader as a file URL for `node --import`; resolved from this checkout, whatever the cwd.
+const TSX_LOADER = pathToFileURL(join(REPO_ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 
 export interface ManagedProcess {
   name: string;
