@@ -119,7 +119,8 @@ export class Bridge {
 
   private flood(ingress: BridgePort, frame: Uint8Array, tr: Tracer | undefined): void {
     tr?.hop(this.name, `flood ${formatMac(readMac(frame, 0))} to ${this.ports.size - 1} ports`);
-    for (const port of this.ports) if (port !== ingress) port.out(frame, tr);
+    // Receivers rewrite frames in place (TTL, Ethernet header), so each port gets its own copy.
+    for (const port of this.ports) if (port !== ingress) port.out(frame.slice(), tr);
   }
 }
 
@@ -174,7 +175,14 @@ export class Vtep {
       tr?.hop(this.name, `no fdb entry for ${formatMac(dstMac)}`, "dropped");
       return;
     }
-    const outer = new Uint8Array(VXLAN_OVERHEAD + inner.length);
+    // In place when the frame was built with headroom (see FRAME_HEADROOM); a copy otherwise.
+    let outer: Uint8Array;
+    if (inner.byteOffset >= VXLAN_OVERHEAD) {
+      outer = new Uint8Array(inner.buffer, inner.byteOffset - VXLAN_OVERHEAD, VXLAN_OVERHEAD + inner.length);
+    } else {
+      outer = new Uint8Array(VXLAN_OVERHEAD + inner.length);
+      outer.set(inner, VXLAN_OVERHEAD);
+    }
     emitEthernet({ dst: this.peerUnderlayMac(remote.nodeIp), src: this.underlayMac, ethertype: EtherType.IPv4 }, outer, 0);
     const udpLen = UDP_HEADER_LEN + VXLAN_HEADER_LEN + inner.length;
     emitIpv4({
@@ -197,7 +205,6 @@ export class Vtep {
     writeU16(outer, udpOff + 4, udpLen);
     writeU16(outer, udpOff + 6, 0);
     emitVxlan({ vni: this.vni }, outer, udpOff + UDP_HEADER_LEN);
-    outer.set(inner, VXLAN_OVERHEAD);
     this.dp.tap(this.name, outer, "tx");
     tr?.hop(this.name, `VXLAN encap VNI ${this.vni}: fdb ${formatMac(dstMac)} dst ${formatIpv4(remote.nodeIp)} (${remote.nodeName})`);
     this.underlay.send(remote.nodeName, outer, tr);
@@ -205,29 +212,30 @@ export class Vtep {
 
   /** An outer frame off the underlay. Every malformed layer is a counted drop, never a throw. */
   receive(outer: Uint8Array, tr: Tracer | undefined): void {
-    const drop = (reason: string): void => {
-      this.dp.counters.inc("overlay_rx_dropped_total");
-      this.dp.counters.inc(`overlay_rx_dropped_${reason}_total`);
-      tr?.hop(this.name, `decap failed: ${reason}`, "dropped");
-    };
     const eth = parseEthernet(outer);
-    if (!eth.ok) return drop("ethernet");
-    if (eth.value.ethertype !== EtherType.IPv4) return drop("ethertype");
+    if (!eth.ok) return this.dropOuter("ethernet", tr);
+    if (eth.value.ethertype !== EtherType.IPv4) return this.dropOuter("ethertype", tr);
     const ip = parseIpv4(eth.value.payload);
-    if (!ip.ok) return drop("ipv4");
-    if (ip.value.dst !== this.nodeIp) return drop("not_our_address");
-    if (ip.value.protocol !== IpProtocol.UDP) return drop("protocol");
+    if (!ip.ok) return this.dropOuter("ipv4", tr);
+    if (ip.value.dst !== this.nodeIp) return this.dropOuter("not_our_address", tr);
+    if (ip.value.protocol !== IpProtocol.UDP) return this.dropOuter("protocol", tr);
     const udp = parseUdp(ip.value.payload);
-    if (!udp.ok) return drop("udp");
-    if (udp.value.dstPort !== VXLAN_UDP_PORT) return drop("udp_port");
+    if (!udp.ok) return this.dropOuter("udp", tr);
+    if (udp.value.dstPort !== VXLAN_UDP_PORT) return this.dropOuter("udp_port", tr);
     const vxlan = parseVxlan(udp.value.payload);
-    if (!vxlan.ok) return drop("vxlan");
-    if (vxlan.value.vni !== this.vni) return drop("vni");
-    if (vxlan.value.payload.length < ETHERNET_HEADER_LEN) return drop("inner_runt");
+    if (!vxlan.ok) return this.dropOuter("vxlan", tr);
+    if (vxlan.value.vni !== this.vni) return this.dropOuter("vni", tr);
+    if (vxlan.value.payload.length < ETHERNET_HEADER_LEN) return this.dropOuter("inner_runt", tr);
     this.dp.tap(this.name, outer, "rx");
     this.dp.counters.inc("overlay_rx_frames_total");
     tr?.hop(this.name, `VXLAN decap VNI ${vxlan.value.vni} from ${formatIpv4(ip.value.src)}`);
     this.deliverInner(vxlan.value.payload, tr);
+  }
+
+  private dropOuter(reason: string, tr: Tracer | undefined): void {
+    this.dp.counters.inc("overlay_rx_dropped_total");
+    this.dp.counters.inc(`overlay_rx_dropped_${reason}_total`);
+    tr?.hop(this.name, `decap failed: ${reason}`, "dropped");
   }
 
   /** Replaces the whole FDB (whole-state sync of the peers). */

@@ -89,6 +89,13 @@ interface PendingPacket {
 
 const DEFAULT_TTL = 64;
 
+/**
+ * Room left in front of every locally built packet for the Ethernet header and, should it
+ * cross nodes, the 50 bytes of outer VXLAN headers: each hop then writes its header in place
+ * instead of allocating and copying the frame again (Linux's skb headroom, for the same reason).
+ */
+export const FRAME_HEADROOM = 64;
+
 export class Netns {
   readonly ifaces = new Map<string, Iface>();
   readonly routes = new RouteTable();
@@ -284,7 +291,7 @@ export class Netns {
     const src = opts.src ?? lookup.route.src ?? out.addr?.ip ?? 0;
     const total = IPV4_HEADER_LEN + payloadLength;
     if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
-    const ip = new Uint8Array(total);
+    const ip = new Uint8Array(FRAME_HEADROOM + total).subarray(FRAME_HEADROOM);
     emitIpv4({
       src,
       dst,
@@ -335,10 +342,19 @@ export class Netns {
     if (solicit) this.solicit(out, nextHop);
   }
 
+  /**
+   * Frames the IP packet for `out`. The bytes in front of `ip` are ours (headroom of a packet
+   * built here, or the Ethernet header of the frame it arrived in), so the header goes there.
+   */
   private emitFrame(out: Iface, dstMac: MacAddr, ip: Uint8Array, tr: Tracer | undefined): void {
-    const frame = new Uint8Array(ETHERNET_HEADER_LEN + ip.length);
+    let frame: Uint8Array;
+    if (ip.byteOffset >= ETHERNET_HEADER_LEN) {
+      frame = new Uint8Array(ip.buffer, ip.byteOffset - ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + ip.length);
+    } else {
+      frame = new Uint8Array(ETHERNET_HEADER_LEN + ip.length);
+      frame.set(ip, ETHERNET_HEADER_LEN);
+    }
     emitEthernet({ dst: dstMac, src: out.mac, ethertype: EtherType.IPv4 }, frame, 0);
-    frame.set(ip, ETHERNET_HEADER_LEN);
     out.xmit(frame, tr);
   }
 

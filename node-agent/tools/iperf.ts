@@ -8,6 +8,7 @@ import type { ExecResult } from "../../api/types.ts";
 import { Output, numberFlag, parseFlags, type ToolContext } from "./common.ts";
 
 const BURST = 64;
+const IDLE_MS = 1000;
 
 export async function iperf(ctx: ToolContext, argv: readonly string[]): Promise<ExecResult> {
   const out = new Output();
@@ -49,8 +50,15 @@ async function serve(ctx: ToolContext, out: Output, port: number, count: number,
     out.error(`iperf: error - unable to bind to port ${port}: Address already in use`);
     return out.result(1);
   }
+  // Ends when `count` datagrams arrived, after `seconds`, or once traffic stops for IDLE_MS
+  // (datagrams lost on the way never arrive, and waiting for them would only add idle time).
+  const deadline = clock.now() + seconds * 1000;
+  let finished = false;
+  const allIn = new Promise<void>((resolve) => (done = resolve)).then(() => void (finished = true));
   try {
-    await Promise.race([new Promise<void>((resolve) => (done = resolve)), clock.sleep(seconds * 1000)]);
+    while (!finished && clock.now() < deadline && !(received > 0 && clock.now() - last > IDLE_MS)) {
+      await Promise.race([allIn, clock.sleep(IDLE_MS / 4)]);
+    }
   } finally {
     ns.unbindUdp(port);
   }
