@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's first command: install what is missing, bring up a 3-node cluster, put pods on
+# it and show them reaching each other across nodes (ping, trace, traceroute). The cluster stays
+# up afterwards for you to explore; `npx kubewire down` stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/ensure-tools.sh nats-server
+[ -x node_modules/.bin/tsx ] || npm ci --no-audit --no-fund
+kw() { echo "\$ kubewire $*" >&2; node bin/kubewire.js "$@"; }
+node bin/kubewire.js down >/dev/null 2>&1 || true
+
+kw up --nodes 3 --detach
+kw run web-1 --node node-1
+kw run web-2 --node node-1
+kw run api-1 --node node-2 --port 5201/udp
+kw run db-1 --node node-3
+kw get pods
+ip_of() { node bin/kubewire.js get pods | awk -v p="$1" '$2 == p { print $3 }'; }
+
+echo; echo "== same node: web-1 -> web-2"
+kw exec web-1 -- ping -c 2 -i 0.2 "$(ip_of web-2)"
+echo; echo "== across nodes: web-1 (node-1) -> api-1 (node-2) over VXLAN on NATS"
+kw exec web-1 -- ping -c 3 -i 0.2 "$(ip_of api-1)"
+echo; echo "== every hop of one probe"
+kw trace web-1 "$(ip_of api-1)"
+echo; echo "== the routers on the way to node-3"
+kw exec web-1 -- traceroute "$(ip_of db-1)"
+echo
+echo "The cluster is still up. Try: npx kubewire capture --node node-1 --dev flannel.1 -w /tmp/vxlan.pcap --count 4"
+echo "(then ping again and read it with tshark -r /tmp/vxlan.pcap). Stop it with: npx kubewire down"
