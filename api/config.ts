@@ -56,7 +56,8 @@ function cidr(env: Env, name: ConfigEnvVar, fallback: string): string {
 function int(env: Env, name: ConfigEnvVar, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined) return fallback;
-  const value = Number(raw);
+  // Decimal digits only: Number("") and Number(" ") are 0, which would pass as a valid VNI.
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(name, `must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
   }

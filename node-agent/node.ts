@@ -91,7 +91,7 @@ export class NodeNetwork {
     };
     const lo = loopback(this.root, dp);
     for (const iface of [lo, cni0, flannel, eth0]) this.root.addIface(iface);
-    this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: (this.nodeIp & 0xffffff00) + 1 });
+    this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: ((this.nodeIp & 0xffffff00) >>> 0) + 1 });
   }
 
   /** An outer frame from the underlay (NATS) arrives on eth0 and goes to the VTEP. */

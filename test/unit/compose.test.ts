@@ -1,0 +1,722 @@
+/**
+ * Static checks of the docker deployment (docker-compose.yml, deploy/Dockerfile, .dockerignore,
+ * package.json and its lock), for a machine with no Docker engine: everything a `docker compose
+ * up` would trip over at build or start time that can be seen by reading the files. The config
+ * values go through the real loaders of api/config.ts, so a value the processes would reject
+ * fails here. No sockets, no processes.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join, posix, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { broadcastOf, cidrContains, parseCidr, type Cidr } from "../../api/addressing.ts";
+import {
+  CONFIG_ENV_VARS,
+  isDns1123Label,
+  loadClusterConfig,
+  loadNodeAgentConfig,
+  type ClusterConfig,
+} from "../../api/config.ts";
+import { parseIpv4Addr } from "../../overlay/wire/common.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const COMPOSE_FILE = "docker-compose.yml";
+const CONTROL_PLANE_ENTRY = "control-plane/main.ts";
+const NODE_AGENT_ENTRY = "node-agent/main.ts";
+/** Folders whose code runs inside the image (bin/ is the CLI launcher). */
+const RUNTIME_DIRS = ["api", "control-plane", "node-agent", "overlay", "cli", "bin"];
+
+// ---------------------------------------------------------------------------------------------
+// Plain data helpers: the parsed YAML is `unknown` until a check has looked at it.
+
+type Dict = Record<string, unknown>;
+
+function isDict(x: unknown): x is Dict {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function dict(x: unknown, where: string): Dict {
+  if (!isDict(x)) throw new Error(`${where}: expected a mapping, got ${JSON.stringify(x)}`);
+  return x;
+}
+
+function stringList(x: unknown, where: string): string[] {
+  if (!Array.isArray(x) || !x.every((s) => typeof s === "string")) {
+    throw new Error(`${where}: expected a list of strings, got ${JSON.stringify(x)}`);
+  }
+  return x;
+}
+
+function readText(path: string): string {
+  return readFileSync(join(ROOT, path), "utf8");
+}
+
+function isFile(path: string): boolean {
+  return existsSync(path) && statSync(path).isFile();
+}
+
+function isDir(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compose file. Merge keys (`<<: *anchor`) are resolved as docker compose resolves them.
+
+const composeText = readText(COMPOSE_FILE);
+const compose = dict(parse(composeText, { merge: true }), COMPOSE_FILE);
+const services = dict(compose.services, "services");
+const serviceNames = Object.keys(services);
+
+function service(name: string): Dict {
+  return dict(services[name], `services.${name}`);
+}
+
+interface Build {
+  /** Repo-relative context directory ("" = the repository top level). */
+  context: string;
+  /** Repo-relative path of the Dockerfile. */
+  dockerfile: string;
+}
+
+function buildOf(name: string): Build | undefined {
+  const build = service(name).build;
+  if (build === undefined) return undefined;
+  if (typeof build === "string") return { context: posix.normalize(build), dockerfile: posix.join(posix.normalize(build), "Dockerfile") };
+  const b = dict(build, `services.${name}.build`);
+  if (b.dockerfile_inline !== undefined) throw new Error(`services.${name}.build: dockerfile_inline cannot be checked; use a Dockerfile`);
+  const context = posix.normalize(typeof b.context === "string" ? b.context : ".");
+  const dockerfile = typeof b.dockerfile === "string" ? b.dockerfile : "Dockerfile";
+  return { context, dockerfile: posix.join(context, dockerfile) };
+}
+
+/** The kubewire services: those built from this repository (nats comes as an image). */
+const kubewireServices = serviceNames.filter((name) => service(name).build !== undefined);
+
+/**
+ * A service's environment as the container gets it. Both compose spellings are accepted: a map
+ * (numbers and booleans become strings) or a list of KEY=VALUE. A bare `KEY` / `KEY: null` copies
+ * the variable from the shell running compose, and `$` interpolates from it: either would make
+ * the container's config depend on whoever types `docker compose up`, so both are refused.
+ */
+function environmentOf(name: string): Record<string, string> {
+  const env = service(name).environment;
+  const where = `services.${name}.environment`;
+  const out: Record<string, string> = {};
+  const put = (key: string, value: unknown): void => {
+    if (key in out) throw new Error(`${where}: ${key} is set twice`);
+    if (value === null || value === undefined) throw new Error(`${where}: ${key} has no value (it would be copied from the host shell)`);
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      throw new Error(`${where}: ${key} must be a scalar, got ${JSON.stringify(value)}`);
+    }
+    const text = String(value);
+    if (text.includes("$")) throw new Error(`${where}: ${key}=${text} is interpolated from the host shell`);
+    out[key] = text;
+  };
+  if (env === undefined) return out;
+  if (Array.isArray(env)) {
+    for (const item of stringList(env, where)) {
+      const eq = item.indexOf("=");
+      if (eq < 0) put(item, null);
+      else put(item.slice(0, eq), item.slice(eq + 1));
+    }
+  } else {
+    for (const [key, value] of Object.entries(dict(env, where))) {
+      if (key === "<<") throw new Error(`${where}: unresolved merge key`);
+      put(key, value);
+    }
+  }
+  return out;
+}
+
+/** Compose's `command` (exec or shell form), or the image's CMD when the service has none. */
+function commandOf(name: string): string[] {
+  const command = service(name).command;
+  if (command === undefined) {
+    const build = buildOf(name);
+    if (!build) throw new Error(`services.${name}: no command and no build to take a CMD from`);
+    const cmd = dockerfileOf(build).cmd;
+    if (!cmd) throw new Error(`services.${name}: no command, and ${build.dockerfile} has no exec-form CMD`);
+    return cmd;
+  }
+  if (typeof command === "string") return command.trim().split(/\s+/);
+  return stringList(command, `services.${name}.command`);
+}
+
+/** The TypeScript entry point of a kubewire service's command (the `.ts` argument). */
+function scriptOf(name: string): string {
+  const scripts = commandOf(name).filter((arg) => /\.[cm]?ts$/.test(arg));
+  if (scripts.length !== 1) throw new Error(`services.${name}: expected one .ts script in the command, got ${JSON.stringify(commandOf(name))}`);
+  return posix.normalize(scripts[0]!);
+}
+
+function dependsOnOf(name: string): Map<string, string> {
+  const deps = service(name).depends_on;
+  const where = `services.${name}.depends_on`;
+  const out = new Map<string, string>();
+  if (deps === undefined) return out;
+  if (Array.isArray(deps)) {
+    for (const dep of stringList(deps, where)) out.set(dep, "service_started");
+  } else {
+    for (const [dep, spec] of Object.entries(dict(deps, where))) {
+      const condition = isDict(spec) && typeof spec.condition === "string" ? spec.condition : "service_started";
+      out.set(dep, condition);
+    }
+  }
+  return out;
+}
+
+/** network name -> the service's settings on it (null when given as a bare list entry). */
+function networksOf(name: string): Map<string, Dict | null> {
+  const nets = service(name).networks;
+  const out = new Map<string, Dict | null>();
+  if (nets === undefined) out.set("default", null);
+  else if (Array.isArray(nets)) for (const n of stringList(nets, `services.${name}.networks`)) out.set(n, null);
+  else for (const [n, v] of Object.entries(dict(nets, `services.${name}.networks`))) out.set(n, isDict(v) ? v : null);
+  return out;
+}
+
+interface Ipam {
+  subnet: Cidr;
+  gateway?: number;
+  ipRange?: Cidr;
+}
+
+function ipamOf(network: string): Ipam[] {
+  const top = compose.networks === undefined ? {} : dict(compose.networks, "networks");
+  const net = top[network];
+  if (!isDict(net) || !isDict(net.ipam) || !Array.isArray(net.ipam.config)) return [];
+  return net.ipam.config.map((c: unknown, i: number) => {
+    const where = `networks.${network}.ipam.config[${i}]`;
+    const cfg = dict(c, where);
+    const subnet = typeof cfg.subnet === "string" ? parseCidr(cfg.subnet) : undefined;
+    if (!subnet) throw new Error(`${where}.subnet: not an IPv4 CIDR: ${JSON.stringify(cfg.subnet)}`);
+    const out: Ipam = { subnet };
+    if (cfg.gateway !== undefined) {
+      const gw = typeof cfg.gateway === "string" ? parseIpv4Addr(cfg.gateway) : undefined;
+      if (gw === undefined) throw new Error(`${where}.gateway: not an IPv4 address: ${JSON.stringify(cfg.gateway)}`);
+      out.gateway = gw;
+    }
+    if (cfg.ip_range !== undefined) {
+      const range = typeof cfg.ip_range === "string" ? parseCidr(cfg.ip_range) : undefined;
+      if (!range) throw new Error(`${where}.ip_range: not an IPv4 CIDR: ${JSON.stringify(cfg.ip_range)}`);
+      out.ipRange = range;
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfiles: instructions, COPY placement (with Docker's rules), WORKDIR, and .dockerignore.
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+interface Copy {
+  index: number;
+  sources: string[];
+  dest: string;
+  workdir: string;
+}
+
+interface Dockerfile {
+  path: string;
+  context: string;
+  instructions: Instruction[];
+  copies: Copy[];
+  /** WORKDIR after each instruction (index-aligned with `instructions`). */
+  workdirs: string[];
+  cmd: string[] | undefined;
+  ignored: (path: string) => boolean;
+}
+
+function parseInstructions(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = "";
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith("#") || (line === "" && pending === "")) continue;
+    if (line.endsWith("\\")) {
+      pending += line.slice(0, -1) + " ";
+      continue;
+    }
+    const full = (pending + line).trim();
+    pending = "";
+    if (full === "") continue;
+    const m = /^(\S+)\s*(.*)$/.exec(full)!;
+    out.push({ keyword: m[1]!.toUpperCase(), args: m[2]!.trim() });
+  }
+  if (pending.trim() !== "") throw new Error("Dockerfile ends inside a line continuation");
+  return out;
+}
+
+/** Exec form (a JSON array) or shell form (whitespace separated), with leading --flags split off. */
+function splitArgs(args: string): { flags: string[]; words: string[] } {
+  const flags: string[] = [];
+  let rest = args;
+  for (let m = /^(--\S+)\s+/.exec(rest); m; m = /^(--\S+)\s+/.exec(rest)) {
+    flags.push(m[1]!);
+    rest = rest.slice(m[0].length);
+  }
+  const words = rest.startsWith("[") ? stringList(JSON.parse(rest), `JSON form ${rest}`) : rest.split(/\s+/).filter(Boolean);
+  return { flags, words };
+}
+
+function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*" && glob[i + 1] === "*") {
+      re += glob[i + 2] === "/" ? "(?:.*/)?" : ".*";
+      i += glob[i + 2] === "/" ? 2 : 1;
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * `.dockerignore` as the builder applies it: patterns in order, the last one matching wins, `!`
+ * re-includes, and a pattern that matches a parent directory excludes everything below it.
+ * `<Dockerfile>.dockerignore` beside the Dockerfile takes precedence over the context's file.
+ */
+function dockerignoreOf(context: string, dockerfile: string): (path: string) => boolean {
+  const own = join(ROOT, `${dockerfile}.dockerignore`);
+  const top = join(ROOT, context, ".dockerignore");
+  const file = isFile(own) ? own : isFile(top) ? top : undefined;
+  if (!file) return () => false;
+  const patterns = readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => {
+      const negate = l.startsWith("!");
+      const body = posix.normalize((negate ? l.slice(1) : l).trim().replace(/^\/+/, "")).replace(/\/+$/, "");
+      return { negate, re: globToRegExp(body) };
+    });
+  return (path) => {
+    const parts = path.split("/");
+    const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join("/"));
+    let ignored = false;
+    for (const p of patterns) if (prefixes.some((prefix) => p.re.test(prefix))) ignored = !p.negate;
+    return ignored;
+  };
+}
+
+const dockerfiles = new Map<string, Dockerfile>();
+
+function dockerfileOf(build: Build): Dockerfile {
+  const cached = dockerfiles.get(build.dockerfile);
+  if (cached) return cached;
+  const instructions = parseInstructions(readText(build.dockerfile));
+  const copies: Copy[] = [];
+  const workdirs: string[] = [];
+  let workdir = "/";
+  let cmd: string[] | undefined;
+  instructions.forEach((ins, index) => {
+    if (ins.keyword === "FROM") workdir = "/";
+    if (ins.keyword === "WORKDIR") workdir = posix.resolve(workdir, ins.args);
+    if (ins.keyword === "CMD") cmd = ins.args.startsWith("[") ? stringList(JSON.parse(ins.args), "CMD") : undefined;
+    if (ins.keyword === "COPY" || ins.keyword === "ADD") {
+      const { flags, words } = splitArgs(ins.args);
+      if (!flags.some((f) => f.startsWith("--from")) && words.length >= 2) {
+        copies.push({ index, sources: words.slice(0, -1), dest: words.at(-1)!, workdir });
+      }
+    }
+    workdirs.push(workdir);
+  });
+  const df = { path: build.dockerfile, context: build.context, instructions, copies, workdirs, cmd, ignored: dockerignoreOf(build.context, build.dockerfile) };
+  dockerfiles.set(build.dockerfile, df);
+  return df;
+}
+
+/** Context-relative sources of a COPY, wildcards expanded against the context. */
+function expandSources(df: Dockerfile, copy: Copy): string[] {
+  return copy.sources.flatMap((src) => {
+    const clean = posix.normalize(src).replace(/\/+$/, "");
+    if (!/[*?[]/.test(clean)) return [clean === "." ? "" : clean];
+    const dir = posix.dirname(clean);
+    const re = globToRegExp(posix.basename(clean));
+    const abs = join(ROOT, df.context, dir);
+    return isDir(abs) ? readdirSync(abs).filter((n) => re.test(n)).map((n) => posix.join(dir, n)) : [];
+  });
+}
+
+/**
+ * Where the build puts the context file `file` (context-relative), by Docker's COPY rules: a
+ * directory source copies its contents into dest; a file goes to dest, or into dest when dest
+ * ends in '/' (or is '.') or there are several sources. Files the .dockerignore drops go nowhere.
+ */
+function imagePathsOf(df: Dockerfile, file: string, before = Infinity): string[] {
+  if (df.ignored(file)) return [];
+  const out: string[] = [];
+  for (const copy of df.copies) {
+    if (copy.index >= before) continue;
+    const sources = expandSources(df, copy);
+    const dest = posix.resolve(copy.workdir, copy.dest);
+    const destIsDir = copy.dest.endsWith("/") || copy.dest === "." || copy.dest === ".." || sources.length > 1;
+    for (const src of sources) {
+      const abs = join(ROOT, df.context, src);
+      if (isDir(abs)) {
+        if (src === "" || file.startsWith(`${src}/`)) out.push(posix.join(dest, posix.relative(src === "" ? "." : src, file)));
+      } else if (src === file) {
+        out.push(destIsDir ? posix.join(dest, posix.basename(file)) : dest);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source scanning: what a file imports (type-only imports are erased by tsx and not needed).
+
+interface ImportRef {
+  spec: string;
+  typeOnly: boolean;
+}
+
+function importsOf(source: string): ImportRef[] {
+  const out: ImportRef[] = [];
+  const stat = /^[ \t]*(?:import|export)\s+(type\s+)?(?:[^'";]*?\s*\bfrom\s*)?["']([^"']+)["']/gm;
+  for (const m of source.matchAll(stat)) out.push({ spec: m[2]!, typeOnly: m[1] !== undefined });
+  for (const m of source.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)) out.push({ spec: m[1]!, typeOnly: false });
+  return out;
+}
+
+function packageNameOf(spec: string): string {
+  const parts = spec.split("/");
+  return spec.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
+}
+
+function isBuiltin(spec: string): boolean {
+  return spec.startsWith("node:") || builtinModules.includes(spec) || builtinModules.includes(packageNameOf(spec));
+}
+
+function sourceFiles(dir: string): string[] {
+  const abs = join(ROOT, dir);
+  if (!isDir(abs)) return [];
+  return readdirSync(abs, { withFileTypes: true }).flatMap((e) => {
+    const rel = posix.join(dir, e.name);
+    if (e.isDirectory()) return e.name === "node_modules" ? [] : sourceFiles(rel);
+    return /\.(?:[cm]?ts|[cm]?js)$/.test(e.name) && !e.name.endsWith(".d.ts") ? [rel] : [];
+  });
+}
+
+/** Every repo file an entry point loads at run time through relative imports, itself included. */
+function runtimeClosure(entry: string): string[] {
+  const seen = new Set<string>();
+  const todo = [entry];
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const ref of importsOf(readText(file))) {
+      if (ref.typeOnly || !ref.spec.startsWith(".")) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), ref.spec));
+      if (!isFile(join(ROOT, target))) throw new Error(`${file} imports ${ref.spec}, which does not exist (${target})`);
+      todo.push(target);
+    }
+  }
+  return [...seen].sort();
+}
+
+const packageJson = JSON.parse(readText("package.json")) as {
+  type?: string;
+  engines?: { node?: string };
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+};
+const dependencies = packageJson.dependencies ?? {};
+
+// ---------------------------------------------------------------------------------------------
+
+describe(COMPOSE_FILE, () => {
+  const nodeAgents = kubewireServices.filter((name) => scriptOf(name) === NODE_AGENT_ENTRY);
+  const controlPlanes = kubewireServices.filter((name) => scriptOf(name) === CONTROL_PLANE_ENTRY);
+
+  it("runs a control plane and node-agents built from this repository", () => {
+    expect(controlPlanes.length).toBeGreaterThanOrEqual(1);
+    expect(nodeAgents.length).toBeGreaterThanOrEqual(1);
+    expect(composeText).not.toMatch(/^\s*<<:\s*[^*\s]/m); // merge keys only ever take anchors
+  });
+
+  it("gives every service an image or a build whose context and Dockerfile exist", () => {
+    for (const name of serviceNames) {
+      const s = service(name);
+      const build = buildOf(name);
+      if (!build) {
+        expect(typeof s.image === "string" && s.image !== "", `${name}: needs an image or a build`).toBe(true);
+        continue;
+      }
+      expect(isDir(join(ROOT, build.context)), `${name}: build context ${build.context} is not a directory`).toBe(true);
+      expect(isFile(join(ROOT, build.dockerfile)), `${name}: Dockerfile ${build.dockerfile} does not exist`).toBe(true);
+    }
+  });
+
+  it("starts each kubewire service with node, tsx's loader and a script its image contains, with all it imports", () => {
+    for (const name of kubewireServices) {
+      const build = buildOf(name)!;
+      const df = dockerfileOf(build);
+      const command = commandOf(name);
+      expect(command[0], `${name}: ${JSON.stringify(command)}`).toBe("node");
+      const loader = command[command.indexOf("--import") + 1];
+      expect(command.includes("--import") && loader === "tsx", `${name}: runs TypeScript only through --import tsx`).toBe(true);
+
+      const script = scriptOf(name);
+      expect(isFile(join(ROOT, script)), `${name}: ${script} does not exist in the repository`).toBe(true);
+      const workdir = typeof service(name).working_dir === "string" ? (service(name).working_dir as string) : df.workdirs.at(-1)!;
+      // The image mirrors the repository under WORKDIR, so relative imports resolve as they do here.
+      const scriptDir = posix.dirname(script);
+      expect(
+        df.copies.some((c) => expandSources(df, c).some((src) => src === "" || src === scriptDir || scriptDir.startsWith(`${src}/`))),
+        `${name}: ${df.path} copies no source covering ${scriptDir}/`,
+      ).toBe(true);
+      for (const file of [...runtimeClosure(script), "package.json", "tsconfig.json"]) {
+        const wanted = posix.resolve(workdir, file);
+        expect(imagePathsOf(df, file), `${name}: ${df.path} must put ${file} at ${wanted}`).toContain(wanted);
+      }
+    }
+  });
+
+  it("sets only variables of CONFIG_ENV_VARS, with literal values and no env_file, on kubewire services", () => {
+    for (const name of kubewireServices) {
+      expect(service(name).env_file, `${name}: env_file hides the config from this check`).toBeUndefined();
+      for (const key of Object.keys(environmentOf(name))) {
+        expect(Object.keys(CONFIG_ENV_VARS), `${name}: ${key} is not read by api/config.ts`).toContain(key);
+      }
+    }
+  });
+
+  it("names the nodes with unique DNS-1123 labels", () => {
+    const names = nodeAgents.map((name) => environmentOf(name).KUBEWIRE_NODE_NAME);
+    for (const [i, nodeName] of names.entries()) {
+      expect(nodeName, `${nodeAgents[i]}: KUBEWIRE_NODE_NAME is required`).toBeDefined();
+      expect(isDns1123Label(nodeName!), `${nodeAgents[i]}: ${JSON.stringify(nodeName)} is not a DNS-1123 label`).toBe(true);
+    }
+    expect(new Set(names).size, `node names repeat: ${names.join(", ")}`).toBe(names.length);
+  });
+
+  it("gives the processes configs their loaders accept, agreeing on every cluster-wide setting", () => {
+    const levels = new Set([...Object.keys(pino.levels.values), "silent"]);
+    const cluster = new Map<string, Omit<ClusterConfig, "logLevel">>();
+    for (const name of kubewireServices) {
+      const env = environmentOf(name);
+      const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(env) : loadClusterConfig(env);
+      expect(levels, `${name}: KUBEWIRE_LOG_LEVEL=${cfg.logLevel} is not a pino level`).toContain(cfg.logLevel);
+      const { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni } = cfg;
+      cluster.set(name, { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni });
+    }
+    const [first, ...rest] = [...cluster.entries()];
+    for (const [name, cfg] of rest) expect(cfg, `${name} disagrees with ${first![0]}`).toEqual(first![1]);
+  });
+
+  it("binds each node to its own fixed container address (KUBEWIRE_HOST_ADDRESS = ipv4_address)", () => {
+    const taken = new Map<number, string>();
+    for (const name of nodeAgents) {
+      const hostAddress = environmentOf(name).KUBEWIRE_HOST_ADDRESS;
+      expect(hostAddress, `${name}: KUBEWIRE_HOST_ADDRESS must be the container's address`).toBeDefined();
+      const ip = parseIpv4Addr(hostAddress!);
+      expect(ip, `${name}: ${hostAddress} is not an IPv4 address`).toBeDefined();
+      const fixed = [...networksOf(name).entries()].filter(([, v]) => v?.ipv4_address === hostAddress);
+      expect(fixed.length, `${name}: no network gives it ipv4_address ${hostAddress}`).toBe(1);
+      const [network] = fixed[0]!;
+      const pools = ipamOf(network).filter((p) => cidrContains(p.subnet, ip!));
+      expect(pools.length, `${name}: ${hostAddress} is in no ipam subnet of network ${network}`).toBe(1);
+      const pool = pools[0]!;
+      expect(ip === pool.subnet.network || ip === broadcastOf(pool.subnet), `${name}: ${hostAddress} is not a host address`).toBe(false);
+      expect(ip, `${name}: ${hostAddress} is the gateway`).not.toBe(pool.gateway ?? pool.subnet.network + 1);
+      // Docker hands out dynamic addresses from ip_range (the whole subnet without one): a fixed
+      // address inside it can be taken by a container that starts first.
+      expect(pool.ipRange !== undefined && !cidrContains(pool.ipRange, ip!), `${name}: ${hostAddress} must lie outside the network's ip_range`).toBe(true);
+      expect(taken.get(ip!), `${hostAddress} is used twice`).toBeUndefined();
+      taken.set(ip!, name);
+    }
+  });
+
+  it("points KUBEWIRE_NATS_URL at a NATS service on a network the process shares", () => {
+    for (const name of kubewireServices) {
+      const url = loadClusterConfig(environmentOf(name)).natsUrl;
+      for (const server of url.split(",")) {
+        const host = new URL(server.trim()).hostname;
+        expect(serviceNames, `${name}: ${server} names no compose service`).toContain(host);
+        const shared = [...networksOf(name).keys()].filter((n) => networksOf(host).has(n));
+        expect(shared.length, `${name} and ${host} share no network`).toBeGreaterThan(0);
+        expect(dependsOnOf(name).has(host), `${name}: should depend on ${host}`).toBe(true);
+      }
+    }
+  });
+
+  it("depends only on existing services, waiting for health only where there is a health check", () => {
+    const conditions = ["service_started", "service_healthy", "service_completed_successfully"];
+    for (const name of serviceNames) {
+      for (const [dep, condition] of dependsOnOf(name)) {
+        expect(serviceNames, `${name} depends on an unknown service`).toContain(dep);
+        expect(dep, `${name} depends on itself`).not.toBe(name);
+        expect(conditions).toContain(condition);
+        if (condition === "service_healthy") expect(service(dep).healthcheck, `${name} waits for ${dep}'s health check`).toBeDefined();
+      }
+    }
+    for (const name of nodeAgents) {
+      expect(controlPlanes.some((cp) => dependsOnOf(name).has(cp)), `${name}: should depend on the control plane`).toBe(true);
+    }
+  });
+
+  it("restarts the kubewire services unless stopped", () => {
+    for (const name of kubewireServices) expect(service(name).restart, name).toBe("unless-stopped");
+  });
+
+  it("runs NATS with JetStream, its store on a volume, and monitoring on the health-checked port", () => {
+    const natsServices = serviceNames.filter((name) => {
+      const image = service(name).image;
+      return typeof image === "string" && /^(?:.*\/)?nats(?::|@|$)/.test(image);
+    });
+    expect(natsServices.length).toBeGreaterThanOrEqual(1);
+    const topVolumes = compose.volumes === undefined ? {} : dict(compose.volumes, "volumes");
+    for (const name of natsServices) {
+      const args = service(name).command === undefined ? [] : commandOf(name);
+      expect(args.includes("-js") || args.includes("--jetstream"), `${name}: JetStream is off (${JSON.stringify(args)})`).toBe(true);
+      const flag = args.findIndex((a) => a === "-sd" || a === "--store_dir");
+      expect(flag, `${name}: no JetStream store dir (-sd)`).toBeGreaterThanOrEqual(0);
+      const storeDir = args[flag + 1]!;
+      const mounts = (Array.isArray(service(name).volumes) ? (service(name).volumes as unknown[]) : []).map((v) =>
+        typeof v === "string" ? { source: v.split(":")[0]!, target: v.split(":")[1] } : { source: String(dict(v, `${name}.volumes`).source), target: dict(v, `${name}.volumes`).target },
+      );
+      const mount = mounts.find((m) => m.target === storeDir);
+      expect(mount, `${name}: the store dir ${storeDir} is not on a volume`).toBeDefined();
+      if (!/^[./~]/.test(mount!.source)) expect(Object.keys(topVolumes), `${name}: volume ${mount!.source} is not declared`).toContain(mount!.source);
+
+      const health = service(name).healthcheck;
+      if (health !== undefined) {
+        const test = dict(health, `${name}.healthcheck`).test;
+        const text = Array.isArray(test) ? test.join(" ") : String(test);
+        const port = /:(\d+)\//.exec(text)?.[1];
+        if (port !== undefined) {
+          const m = args.findIndex((a) => a === "-m" || a === "--http_port");
+          expect(m >= 0 && args[m + 1] === port, `${name}: the health check reads port ${port}, monitoring is not on it`).toBe(true);
+        }
+      }
+    }
+  });
+});
+
+describe("deploy/Dockerfile", () => {
+  const builds = [...new Map(kubewireServices.map((name) => [buildOf(name)!.dockerfile, buildOf(name)!])).values()];
+
+  it("is the one image of every kubewire service", () => {
+    expect(builds.map((b) => b.dockerfile)).toEqual(["deploy/Dockerfile"]);
+  });
+
+  it("installs with npm ci, dev dependencies omitted, from the copied manifest and lock", () => {
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      const runs = df.instructions.map((ins, i) => ({ ...ins, i })).filter((ins) => ins.keyword === "RUN" && /\bnpm\s+(?:ci|install|i)\b/.test(ins.args));
+      expect(runs.length, `${df.path}: one npm install step`).toBe(1);
+      const run = runs[0]!;
+      expect(run.args, `${df.path}: npm ci installs exactly the lock`).toMatch(/\bnpm\s+ci\b/);
+      expect(run.args, `${df.path}: dev dependencies must be omitted`).toMatch(/--omit(?:=|\s+)dev\b/);
+      expect(run.args).not.toMatch(/--include(?:=|\s+)dev\b/);
+      const npmDir = df.workdirs[run.i]!;
+      for (const file of ["package.json", "package-lock.json"]) {
+        expect(imagePathsOf(df, file, run.i), `${df.path}: ${file} must be in ${npmDir} before npm ci`).toContain(posix.join(npmDir, file));
+      }
+      // node_modules must be where module resolution from the sources finds it.
+      const finalDir = df.workdirs.at(-1)!;
+      expect(finalDir === npmDir || finalDir.startsWith(`${npmDir}/`), `${df.path}: sources in ${finalDir}, node_modules in ${npmDir}`).toBe(true);
+    }
+  });
+
+  it("runs as a non-root user on a Node image the engines field accepts", () => {
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      const from = df.instructions.filter((i) => i.keyword === "FROM").at(-1)!.args.split(/\s+/).filter((w) => !w.startsWith("--"))[0]!;
+      const m = /^(?:docker\.io\/)?(?:library\/)?node:(\d+)/.exec(from);
+      expect(m, `${df.path}: FROM ${from} is not an official node image`).not.toBeNull();
+      const minMajor = Number(/(\d+)/.exec(packageJson.engines?.node ?? "0")?.[1] ?? 0);
+      expect(Number(m![1])).toBeGreaterThanOrEqual(minMajor);
+      const user = df.instructions.filter((i) => i.keyword === "USER").at(-1)?.args;
+      expect(user, `${df.path}: no USER, the processes would run as root`).toBeDefined();
+      expect(["root", "0"]).not.toContain(user!.split(":")[0]);
+    }
+  });
+
+  it("has a default command whose script the image contains", () => {
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      expect(df.cmd, `${df.path}: an exec-form CMD`).toBeDefined();
+      const script = df.cmd!.find((a) => a.endsWith(".ts"));
+      expect(script, `${df.path}: CMD runs no .ts entry`).toBeDefined();
+      expect(imagePathsOf(df, script!)).toContain(posix.resolve(df.workdirs.at(-1)!, script!));
+    }
+  });
+
+  it("keeps the build context free of node_modules, tests and local state, but not of the sources", () => {
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      for (const path of ["node_modules/tsx/package.json", ".git/HEAD", "test/unit/compose.test.ts", "x.pcap", "cli/x.log", ".kubewire/state.json"]) {
+        expect(df.ignored(path), `${path} should be in .dockerignore`).toBe(true);
+      }
+      for (const file of [...RUNTIME_DIRS.flatMap(sourceFiles), "package.json", "package-lock.json", "tsconfig.json"]) {
+        expect(df.ignored(file), `${file} is excluded by .dockerignore`).toBe(false);
+      }
+    }
+  });
+});
+
+describe("runtime dependencies of the image", () => {
+  it("satisfies every bare import of the processes from dependencies, not devDependencies", () => {
+    const used = new Map<string, string>();
+    for (const file of RUNTIME_DIRS.flatMap(sourceFiles)) {
+      for (const ref of importsOf(readText(file))) {
+        if (ref.typeOnly || ref.spec.startsWith(".") || ref.spec.startsWith("/") || isBuiltin(ref.spec)) continue;
+        used.set(packageNameOf(ref.spec), file);
+      }
+    }
+    for (const name of kubewireServices) {
+      const command = commandOf(name);
+      command.forEach((arg, i) => {
+        if ((arg === "--import" || arg === "--loader") && command[i + 1]) used.set(packageNameOf(command[i + 1]!), `services.${name}.command`);
+      });
+    }
+    // A scan that finds nothing would pass vacuously: the processes do use NATS and msgpack.
+    expect([...used.keys()]).toEqual(expect.arrayContaining(["nats", "msgpackr", "tsx"]));
+    const lock = JSON.parse(readText("package-lock.json")) as { packages: Record<string, { dev?: boolean }> };
+    for (const [pkg, file] of used) {
+      expect(Object.keys(dependencies), `${file} imports ${pkg}, which npm ci --omit=dev does not install`).toContain(pkg);
+      expect(lock.packages[`node_modules/${pkg}`]?.dev, `${pkg} is locked as a dev dependency`).not.toBe(true);
+    }
+  });
+
+  it("has a package-lock.json that npm ci accepts: in step with package.json, every dependency locked", () => {
+    const lock = JSON.parse(readText("package-lock.json")) as {
+      packages: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>; devDependencies?: Record<string, string> }>;
+    };
+    const root = lock.packages[""] ?? {};
+    expect(root.dependencies ?? {}, "package-lock.json's root dependencies differ from package.json").toEqual(dependencies);
+    expect(root.devDependencies ?? {}, "package-lock.json's root devDependencies differ from package.json").toEqual(packageJson.devDependencies ?? {});
+    // npm ci rebuilds the tree from the lock and refuses ("Missing: x from lock file") when an
+    // entry's dependency, optional platform packages included, has no entry of its own.
+    const resolves = (from: string, dep: string): boolean => {
+      for (let base = from; ; ) {
+        if (lock.packages[`${base === "" ? "" : `${base}/`}node_modules/${dep}`]) return true;
+        if (base === "") return false;
+        const cut = base.lastIndexOf("/node_modules/");
+        base = cut < 0 ? "" : base.slice(0, cut);
+      }
+    };
+    const missing: string[] = [];
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      for (const dep of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) {
+        if (!resolves(path, dep)) missing.push(`${dep} (needed by ${path || "the root"})`);
+      }
+    }
+    expect(
+      missing,
+      `npm ci fails on these missing lock entries; regenerate the lock against the full registry (npm install --package-lock-only):\n  ${missing.join("\n  ")}\n`,
+    ).toEqual([]);
+  });
+});

@@ -1,0 +1,150 @@
+import { describe, expect, it } from "vitest";
+import {
+  CONFIG_ENV_VARS,
+  ConfigError,
+  isDns1123Label,
+  loadClusterConfig,
+  loadNodeAgentConfig,
+  type ConfigEnvVar,
+} from "../../api/config.ts";
+
+/** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
+function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {
+  let thrown: unknown;
+  try {
+    load();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(ConfigError);
+  const err = thrown as ConfigError;
+  expect(err.name).toBe("ConfigError");
+  expect(err.variable).toBe(variable);
+  expect(err.message.startsWith(`${variable}: `)).toBe(true);
+  return err;
+}
+
+const NODE = { KUBEWIRE_NODE_NAME: "node-1" };
+
+describe("loadClusterConfig", () => {
+  it("uses the embedded defaults with an empty environment", () => {
+    expect(loadClusterConfig({})).toEqual({
+      natsUrl: "nats://127.0.0.1:4222",
+      clusterCidr: "10.244.0.0/16",
+      nodeCidrMask: 24,
+      serviceCidr: "10.96.0.0/12",
+      underlayCidr: "172.31.0.0/24",
+      vni: 1,
+      logLevel: "info",
+    });
+  });
+
+  it("takes each setting from its variable", () => {
+    const cases: Array<[ConfigEnvVar, string, string, unknown]> = [
+      ["KUBEWIRE_NATS_URL", "nats://a:4222,nats://b:4222", "natsUrl", "nats://a:4222,nats://b:4222"],
+      ["KUBEWIRE_CLUSTER_CIDR", "10.32.0.0/12", "clusterCidr", "10.32.0.0/12"],
+      ["KUBEWIRE_NODE_CIDR_MASK", "26", "nodeCidrMask", 26],
+      ["KUBEWIRE_SERVICE_CIDR", "10.100.0.0/16", "serviceCidr", "10.100.0.0/16"],
+      ["KUBEWIRE_UNDERLAY_CIDR", "192.168.50.0/24", "underlayCidr", "192.168.50.0/24"],
+      ["KUBEWIRE_VNI", "4096", "vni", 4096],
+      ["KUBEWIRE_LOG_LEVEL", "debug", "logLevel", "debug"],
+    ];
+    const defaults = loadClusterConfig({}) as unknown as Record<string, unknown>;
+    for (const [variable, value, key, expected] of cases) {
+      const cfg = loadClusterConfig({ [variable]: value }) as unknown as Record<string, unknown>;
+      expect(cfg[key], variable).toEqual(expected);
+      // ... and nothing else moves.
+      expect({ ...cfg, [key]: defaults[key] }, variable).toEqual(defaults);
+    }
+  });
+
+  it("accepts the VNI and node mask range boundaries", () => {
+    expect(loadClusterConfig({ KUBEWIRE_VNI: "0" }).vni).toBe(0);
+    expect(loadClusterConfig({ KUBEWIRE_VNI: String(0xffffff) }).vni).toBe(0xffffff);
+    expect(loadClusterConfig({ KUBEWIRE_NODE_CIDR_MASK: "30" }).nodeCidrMask).toBe(30);
+    expect(loadClusterConfig({ KUBEWIRE_NODE_CIDR_MASK: "16" }).nodeCidrMask).toBe(16);
+  });
+
+  it("names the variable of a bad CIDR", () => {
+    for (const variable of ["KUBEWIRE_CLUSTER_CIDR", "KUBEWIRE_SERVICE_CIDR", "KUBEWIRE_UNDERLAY_CIDR"] as const) {
+      const err = configError(() => loadClusterConfig({ [variable]: "10.0.0.0/33" }), variable);
+      expect(err.message).toContain('"10.0.0.0/33"');
+      configError(() => loadClusterConfig({ [variable]: "not-a-cidr" }), variable);
+      configError(() => loadClusterConfig({ [variable]: "10.244.1.5/16" }), variable); // host bits set
+      configError(() => loadClusterConfig({ [variable]: "" }), variable);
+    }
+  });
+
+  it("rejects a VNI that is not a 24-bit integer", () => {
+    for (const raw of ["-1", "16777216", "1.5", "abc", "", " ", "0x10", "1e3"]) {
+      const err = configError(() => loadClusterConfig({ KUBEWIRE_VNI: raw }), "KUBEWIRE_VNI");
+      expect(err.message).toContain("[0, 16777215]");
+    }
+  });
+
+  it("rejects a node mask outside [8, 30]", () => {
+    for (const raw of ["31", "7", "twenty-four", ""]) {
+      configError(() => loadClusterConfig({ KUBEWIRE_NODE_CIDR_MASK: raw }), "KUBEWIRE_NODE_CIDR_MASK");
+    }
+  });
+
+  it("rejects a node mask wider than the cluster CIDR", () => {
+    const err = configError(
+      () => loadClusterConfig({ KUBEWIRE_CLUSTER_CIDR: "10.244.0.0/16", KUBEWIRE_NODE_CIDR_MASK: "12" }),
+      "KUBEWIRE_NODE_CIDR_MASK",
+    );
+    expect(err.message).toContain("/12");
+    expect(err.message).toContain("10.244.0.0/16");
+    // Equal to the cluster prefix is allowed: one node gets the whole cluster CIDR.
+    expect(loadClusterConfig({ KUBEWIRE_CLUSTER_CIDR: "10.244.0.0/24", KUBEWIRE_NODE_CIDR_MASK: "24" }).nodeCidrMask).toBe(24);
+  });
+
+  it("lists every variable it reads in CONFIG_ENV_VARS", () => {
+    expect(Object.keys(CONFIG_ENV_VARS).sort()).toEqual([
+      "KUBEWIRE_CLUSTER_CIDR",
+      "KUBEWIRE_HOST_ADDRESS",
+      "KUBEWIRE_LOG_LEVEL",
+      "KUBEWIRE_NATS_URL",
+      "KUBEWIRE_NODE_CIDR_MASK",
+      "KUBEWIRE_NODE_NAME",
+      "KUBEWIRE_SERVICE_CIDR",
+      "KUBEWIRE_UNDERLAY_CIDR",
+      "KUBEWIRE_VNI",
+    ]);
+  });
+});
+
+describe("loadNodeAgentConfig", () => {
+  it("adds the node name and the default host address to the cluster defaults", () => {
+    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1" });
+  });
+
+  it("takes KUBEWIRE_HOST_ADDRESS and the cluster variables", () => {
+    const cfg = loadNodeAgentConfig({ ...NODE, KUBEWIRE_HOST_ADDRESS: "127.0.1.3", KUBEWIRE_VNI: "42" });
+    expect(cfg.hostAddress).toBe("127.0.1.3");
+    expect(cfg.vni).toBe(42);
+  });
+
+  it("requires KUBEWIRE_NODE_NAME", () => {
+    expect(configError(() => loadNodeAgentConfig({}), "KUBEWIRE_NODE_NAME").message).toContain("required");
+    configError(() => loadNodeAgentConfig({ KUBEWIRE_NODE_NAME: "" }), "KUBEWIRE_NODE_NAME");
+  });
+
+  it("rejects a node name that is not a DNS-1123 label", () => {
+    for (const name of ["Node-1", "node_1", "-node", "node-", "node.1", "a".repeat(64)]) {
+      const err = configError(() => loadNodeAgentConfig({ KUBEWIRE_NODE_NAME: name }), "KUBEWIRE_NODE_NAME");
+      expect(err.message).toContain("DNS-1123");
+    }
+  });
+
+  it("reports cluster settings errors for the node agent too", () => {
+    configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_VNI: "-5" }), "KUBEWIRE_VNI");
+  });
+});
+
+describe("isDns1123Label", () => {
+  it("accepts lower-case alphanumerics and inner dashes up to 63 characters", () => {
+    for (const name of ["a", "node-1", "0", "a-b-c", "a".repeat(63)]) expect(isDns1123Label(name), name).toBe(true);
+    for (const name of ["", "A", "a_b", "-a", "a-", "a".repeat(64), "a b"]) expect(isDns1123Label(name), name).toBe(false);
+  });
+});
