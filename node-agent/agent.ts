@@ -6,6 +6,7 @@
  */
 import type { KV, NatsConnection, Subscription } from "nats";
 import { pack } from "msgpackr";
+import { mustParseCidr } from "../api/addressing.ts";
 import type { NodeAgentConfig } from "../api/config.ts";
 import { openBucket } from "../api/kv.ts";
 import type { Logger } from "../api/log.ts";
@@ -62,7 +63,7 @@ export class NodeAgent {
         transport!.send(node, frame, tr ? { traceId: tr.id, seq: tr.nextSeq } : undefined);
       },
     };
-    const net = new NodeNetwork(dp, record, cfg.vni, underlay);
+    const net = new NodeNetwork(dp, record, cfg.vni, underlay, mustParseCidr(cfg.underlayCidr));
     const agent = new NodeAgent(nc, cfg, log, dp, net);
     const fromUnderlay: Receiver = (frame, tr) => net.receiveUnderlay(frame, tr);
     transport = new NatsOverlayTransport(nc, cfg.vni, cfg.nodeName, (message, trace) => {

@@ -45,6 +45,7 @@ import {
   type MacAddr,
 } from "../overlay/wire/index.ts";
 import type { Datapath, Tracer } from "./datapath.ts";
+import { Reassembler, fragmentIpv4, isFragment } from "./fragment.ts";
 import { NeighborTable } from "./neighbor.ts";
 import { RouteTable, formatRoute } from "./routes.ts";
 
@@ -102,6 +103,7 @@ export class Netns {
   readonly neighbors = new NeighborTable<PendingPacket>();
   private readonly udpSockets = new Map<number, UdpHandler>();
   private readonly icmpListeners = new Set<IcmpListener>();
+  private readonly reassembler = new Reassembler();
   private nextIpId = 1;
   private nextEphemeralPort = 32768;
 
@@ -199,7 +201,19 @@ export class Netns {
     const parsed = parseIpv4(bytes);
     if (!parsed.ok) return this.drop(iface, `bad IPv4 packet: ${parsed.error.message}`, tr);
     const pkt = parsed.value;
-    if (this.isLocalAddress(pkt.dst) || pkt.dst === 0xffff_ffff) return this.deliverLocal(iface, pkt, bytes, tr);
+    if (this.isLocalAddress(pkt.dst) || pkt.dst === 0xffff_ffff) {
+      if (!isFragment(pkt)) return this.deliverLocal(iface, pkt, bytes, tr);
+      const r = this.reassembler.add(pkt, bytes, this.dp.now());
+      if (r.kind === "invalid") return this.drop(iface, `bad fragment: ${r.reason}`, tr);
+      if (r.kind === "incomplete") {
+        tr?.hop(this.where(iface), `fragment at offset ${pkt.fragmentOffset} queued for reassembly`);
+        return;
+      }
+      const whole = parseIpv4(r.packet);
+      if (!whole.ok) return this.drop(iface, `reassembled datagram is bad: ${whole.error.message}`, tr);
+      this.dp.counters.inc("ip_reassembled_total");
+      return this.deliverLocal(iface, whole.value, r.packet, tr);
+    }
     if (!this.forwarding) return this.drop(iface, `${formatIpv4(pkt.dst)} is not a local address and forwarding is off`, tr);
     this.forward(iface, pkt, bytes, tr);
   }
@@ -218,8 +232,8 @@ export class Netns {
     const out = this.ifaces.get(lookup.route.dev);
     if (!out) return this.drop(inIface, `route through missing device ${lookup.route.dev}`, tr);
     const total = pkt.headerLength + pkt.payload.length;
-    if (total > out.mtu) {
-      tr?.hop("route", `${total} bytes exceed ${out.name} mtu ${out.mtu}, DF set`, "dropped");
+    if (total > out.mtu && pkt.dontFragment) {
+      tr?.hop("route", `${total} bytes exceed ${out.name} mtu ${out.mtu} and DF is set`, "dropped");
       return this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.FragmentationNeeded, nextHopMtu: out.mtu, original: icmpErrorOriginal(bytes) });
     }
     // The frame is ours now (nobody reads it after this hop), so the TTL is decremented in place.
@@ -227,7 +241,7 @@ export class Netns {
     const ttl = ipv4DecrementTtl(ip, 0);
     tr?.hop("route", `${formatRoute(lookup.route)}; ttl ${ttl + 1} -> ${ttl}`);
     this.dp.counters.inc("ip_forwarded_total");
-    this.resolveAndSend(out, lookup.nextHop, ip, tr);
+    this.output(out, lookup.nextHop, ip, tr);
   }
 
   private deliverLocal(iface: Iface, pkt: Ipv4Packet, bytes: Uint8Array, tr: Tracer | undefined): void {
@@ -291,6 +305,7 @@ export class Netns {
     const src = opts.src ?? lookup.route.src ?? out.addr?.ip ?? 0;
     const total = IPV4_HEADER_LEN + payloadLength;
     if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
+    if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
     const ip = new Uint8Array(FRAME_HEADROOM + total).subarray(FRAME_HEADROOM);
     emitIpv4({
       src,
@@ -314,7 +329,7 @@ export class Netns {
       }
     }
     opts.tr?.hop(this.where(out), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${formatRoute(lookup.route)}`);
-    this.resolveAndSend(out, lookup.nextHop, ip, opts.tr);
+    this.output(out, lookup.nextHop, ip, opts.tr);
     return { kind: "sent" };
   }
 
@@ -325,6 +340,15 @@ export class Netns {
 
   sendIcmp(dst: Ipv4Addr, icmp: IcmpRepr, opts: SendOptions = {}): SendResult {
     return this.send(dst, IpProtocol.ICMP, icmpLen(icmp), (buf, off) => emitIcmp(icmp, buf, off), opts);
+  }
+
+  /** Sends `ip` (DF clear if it is too long: the caller checked) out of `out`, in fragments if it must. */
+  private output(out: Iface, nextHop: Ipv4Addr, ip: Uint8Array, tr: Tracer | undefined): void {
+    if (ip.length <= out.mtu) return this.resolveAndSend(out, nextHop, ip, tr);
+    const fragments = fragmentIpv4(ip, out.mtu, FRAME_HEADROOM);
+    tr?.hop(this.where(out), `${ip.length} bytes exceed mtu ${out.mtu}: ${fragments.length} fragments, the trace follows the first`);
+    this.dp.counters.inc("ip_fragments_created_total", fragments.length);
+    fragments.forEach((f, i) => this.resolveAndSend(out, nextHop, f, i === 0 ? tr : undefined));
   }
 
   private resolveAndSend(out: Iface, nextHop: Ipv4Addr, ip: Uint8Array, tr: Tracer | undefined): void {
@@ -391,7 +415,10 @@ export class Netns {
 
   /** Periodic work: ARP retransmits and give-ups (ICMP host unreachable for what waited). */
   tick(): void {
-    const { resolicit, failed } = this.neighbors.tick(this.dp.now());
+    const now = this.dp.now();
+    const expired = this.reassembler.expire(now);
+    if (expired > 0) this.dp.counters.inc("ip_reassembly_timeout_total", expired);
+    const { resolicit, failed } = this.neighbors.tick(now);
     for (const { dev, ip } of resolicit) {
       const iface = this.ifaces.get(dev);
       if (iface) this.solicit(iface, ip);

@@ -13,7 +13,7 @@
  */
 import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../api/addressing.ts";
 import type { NodeRecord, PodRecord } from "../api/types.ts";
-import { parseIpv4Addr, parseMac, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
+import { formatIpv4, parseIpv4Addr, parseMac, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
 import type { Datapath, Receiver, Tracer } from "./datapath.ts";
 import { Bridge, OVERLAY_MTU, VethEnd, Vtep, type BridgePort, type RemoteVtep, type UnderlayLink } from "./devices.ts";
 import { Netns, type Iface } from "./netns.ts";
@@ -46,6 +46,8 @@ export class NodeNetwork {
     readonly record: NodeRecord,
     vni: number,
     underlay: UnderlayLink,
+    /** The emulated underlay network; its .1 is the router behind every node's eth0. */
+    underlayCidr: Cidr = mustParseCidr("172.31.0.0/24"),
   ) {
     this.podCidr = mustParseCidr(record.podCidr);
     this.nodeIp = parseIpv4Addr(record.internalIp)!;
@@ -80,18 +82,21 @@ export class NodeNetwork {
       name: Devices.underlay,
       mac: underlayMac(this.nodeIp),
       mtu: UNDERLAY_MTU,
-      addr: { ip: this.nodeIp, prefix: 24 },
+      addr: { ip: this.nodeIp, prefix: underlayCidr.prefix },
       xmit: (frame, tr) => {
-        // Beyond the node lies the emulated underlay router, and outside the cluster nothing
-        // is emulated yet: egress/SNAT arrives with its own issue.
+        // The frame reaches the underlay router; beyond it nothing is emulated yet (egress
+        // with SNAT to the node IP comes with its own issue), so it ends here, counted.
         dp.tap(Devices.underlay, frame, "tx");
         dp.counters.inc("underlay_external_dropped_total");
-        tr?.hop(Devices.underlay, "leaves the cluster network: no external network is emulated", "dropped");
+        tr?.hop(Devices.underlay, `to the underlay router ${formatIpv4(router)}: no network beyond it is emulated`, "dropped");
       },
     };
     const lo = loopback(this.root, dp);
     for (const iface of [lo, cni0, flannel, eth0]) this.root.addIface(iface);
-    this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: ((this.nodeIp & 0xffffff00) >>> 0) + 1 });
+    const router = nthAddress(underlayCidr, 1);
+    this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: router });
+    // The router is part of the emulated underlay, so its MAC is known rather than solicited.
+    this.root.neighbors.setPermanent(Devices.underlay, router, underlayMac(router));
   }
 
   /** An outer frame from the underlay (NATS) arrives on eth0 and goes to the VTEP. */

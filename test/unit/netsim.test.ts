@@ -340,7 +340,7 @@ describe("netsim: failures", () => {
     expect(c.node("node-2").net.root.neighbors.lookup("cni0", ghost, c.now)).toEqual({ kind: "none" });
   });
 
-  it("without node-2 among the peers, traffic to its pods leaves by the default route, never the overlay, and ends in host unreachable from the gateway", () => {
+  it("without node-2 among the peers, traffic to its pods leaves by the default route to the underlay router, never the overlay, and is dropped there", () => {
     const { c, a, b } = twoNodes();
     const n1 = c.node("node-1");
     // node-1 hears that node-2 is gone.
@@ -355,26 +355,13 @@ describe("netsim: failures", () => {
     expect(a.ns.sendIcmp(b.ip, echo(6, 1), { tr })).toEqual({ kind: "sent" });
     c.run();
     expect(c.hub.delivered).toBe(0);
-    // The node's default route points at the underlay router, which no one emulates: the
-    // packet waits for an ARP answer that never comes (the request dies on eth0).
+    // The node's default route points at the emulated underlay router (a permanent neighbour),
+    // beyond which nothing is emulated: the packet ends on eth0, counted.
     expect(c.hops.at(-2)).toMatchObject({ point: "route", detail: "default via 172.31.0.1 dev eth0; ttl 64 -> 63" });
-    expect(c.hops.at(-1)).toMatchObject({ point: "eth0", detail: "ARP: resolving 172.31.0.1, packet queued" });
+    expect(c.hops.at(-1)).toMatchObject({ point: "eth0", verdict: "dropped" });
+    expect(c.hops.at(-1)!.detail).toContain("underlay router 172.31.0.1");
     expect(n1.dp.counters.get("underlay_external_dropped_total")).toBe(1);
     expect(got).toEqual([]);
-
-    for (let i = 0; i < NeighborTimeouts.maxProbes; i++) c.advance(NeighborTimeouts.retransmitMs);
-    expect(c.hub.delivered).toBe(0);
-    expect(c.hops.at(-1)).toMatchObject({ point: "eth0", detail: "ARP for 172.31.0.1 got no answer", verdict: "dropped" });
-    expect(got).toEqual([
-      {
-        kind: "destUnreachable",
-        code: UnreachableCode.HostUnreachable,
-        src: "10.244.0.1",
-        dst: "10.244.0.2",
-        ttl: 64,
-        quoted: { protocol: IpProtocol.ICMP, dst: "10.244.1.2", first: 6, second: 1 },
-      },
-    ]);
 
     // Peers back: traffic flows again.
     n1.net.syncPeers(c.records());
@@ -426,5 +413,25 @@ describe("netsim: failures", () => {
       ["echoReply", 2, 62],
     ]);
     expect(counters.get("overlay_rx_dropped_total")).toBe(4);
+  });
+});
+
+describe("netsim: MTU and fragmentation", () => {
+  it("a DF datagram larger than the pod MTU fails locally with the MTU (EMSGSIZE)", () => {
+    const { a, b } = twoNodes();
+    expect(a.ns.sendUdp(b.ip, 9, 40000, new Uint8Array(2000))).toEqual({ kind: "messageTooLong", mtu: 1450 });
+  });
+
+  it("a datagram with DF clear is fragmented to the MTU and reassembled by the receiving pod across nodes", () => {
+    const { c, a, b } = twoNodes();
+    const payload = randomBytes(mulberry32(3), 4000);
+    const received: Uint8Array[] = [];
+    b.ns.bindUdp(7000, (data) => received.push(data.slice()));
+    expect(a.ns.sendUdp(b.ip, 7000, 40000, payload, { dontFragment: false })).toEqual({ kind: "sent" });
+    c.run();
+    expect(received).toHaveLength(1);
+    expect(received[0]).toEqual(payload);
+    expect(c.node("node-1").dp.counters.get("ip_fragments_created_total")).toBe(3);
+    expect(c.node("node-2").dp.counters.get("ip_reassembled_total")).toBe(1);
   });
 });

@@ -1,0 +1,111 @@
+/**
+ * IPv4 fragmentation and reassembly (RFC 791 §3.2, RFC 815 for the hole bookkeeping, kept
+ * simple: fragments are stored and the datagram is rebuilt once they cover it without gaps).
+ * Pure: `now` is a parameter; the netns decides what to do with expired datagrams.
+ */
+import { internetChecksum, readU16, writeU16, type Ipv4Packet } from "../overlay/wire/index.ts";
+
+const MF = 0x2000;
+const DF = 0x4000;
+/** Linux's ipfrag_time: an incomplete datagram is given up after 30 s. */
+export const REASSEMBLY_TIMEOUT_MS = 30_000;
+
+/**
+ * Splits `packet` (DF clear, header at offset 0) into fragments whose total length fits `mtu`.
+ * Each fragment gets `headroom` free bytes in front for the link headers.
+ */
+export function fragmentIpv4(packet: Uint8Array, mtu: number, headroom: number): Uint8Array[] {
+  const headerLength = (packet[0]! & 0x0f) * 4;
+  const totalLength = readU16(packet, 2);
+  const flagsOffset = readU16(packet, 6);
+  if (flagsOffset & DF) throw new RangeError("fragmentIpv4: DF is set");
+  const baseOffset = (flagsOffset & 0x1fff) * 8;
+  const originalMf = (flagsOffset & MF) !== 0;
+  const maxData = Math.floor((mtu - headerLength) / 8) * 8;
+  if (maxData <= 0) throw new RangeError(`fragmentIpv4: mtu ${mtu} leaves no room for data`);
+  const data = packet.subarray(headerLength, totalLength);
+  const fragments: Uint8Array[] = [];
+  for (let off = 0; off < data.length; off += maxData) {
+    const chunk = data.subarray(off, Math.min(off + maxData, data.length));
+    const last = off + chunk.length >= data.length;
+    const frag = new Uint8Array(headroom + headerLength + chunk.length).subarray(headroom);
+    frag.set(packet.subarray(0, headerLength), 0);
+    frag.set(chunk, headerLength);
+    writeU16(frag, 2, headerLength + chunk.length);
+    writeU16(frag, 6, (last && !originalMf ? 0 : MF) | ((baseOffset + off) / 8));
+    writeU16(frag, 10, 0);
+    writeU16(frag, 10, internetChecksum(frag, 0, headerLength));
+    fragments.push(frag);
+  }
+  return fragments;
+}
+
+export function isFragment(pkt: Ipv4Packet): boolean {
+  return pkt.moreFragments || pkt.fragmentOffset !== 0;
+}
+
+interface Pending {
+  firstSeen: number;
+  /** offset -> payload bytes */
+  parts: Map<number, Uint8Array>;
+  /** Payload length, known once the last fragment (MF clear) arrived. */
+  total?: number;
+  /** The first fragment's header, reused for the rebuilt datagram. */
+  header?: Uint8Array;
+}
+
+export type ReassemblyResult = { kind: "complete"; packet: Uint8Array } | { kind: "incomplete" } | { kind: "invalid"; reason: string };
+
+export class Reassembler {
+  private readonly pending = new Map<string, Pending>();
+
+  add(pkt: Ipv4Packet, bytes: Uint8Array, now: number): ReassemblyResult {
+    const key = `${pkt.src}/${pkt.dst}/${pkt.protocol}/${pkt.identification}`;
+    let p = this.pending.get(key);
+    if (!p) this.pending.set(key, (p = { firstSeen: now, parts: new Map() }));
+    const end = pkt.fragmentOffset + pkt.payload.length;
+    if (end > 65_535 - pkt.headerLength) {
+      this.pending.delete(key);
+      return { kind: "invalid", reason: "fragment past the 64 KiB datagram limit" };
+    }
+    p.parts.set(pkt.fragmentOffset, pkt.payload.slice());
+    if (!pkt.moreFragments) p.total = end;
+    if (pkt.fragmentOffset === 0) p.header = bytes.slice(0, pkt.headerLength);
+    if (p.total === undefined || !p.header) return { kind: "incomplete" };
+    // Walk the parts in order; any gap means more is to come.
+    let covered = 0;
+    for (const off of [...p.parts.keys()].sort((a, b) => a - b)) {
+      if (off > covered) return { kind: "incomplete" };
+      covered = Math.max(covered, off + p.parts.get(off)!.length);
+    }
+    if (covered < p.total) return { kind: "incomplete" };
+    const hl = p.header.length;
+    const packet = new Uint8Array(hl + p.total);
+    packet.set(p.header, 0);
+    for (const [off, part] of p.parts) packet.set(part.subarray(0, Math.max(0, Math.min(part.length, p.total - off))), hl + off);
+    writeU16(packet, 2, hl + p.total);
+    writeU16(packet, 6, readU16(packet, 6) & DF);
+    writeU16(packet, 10, 0);
+    writeU16(packet, 10, internetChecksum(packet, 0, hl));
+    this.pending.delete(key);
+    return { kind: "complete", packet };
+  }
+
+  /**
+   * Drops datagrams older than the timeout and says how many. (RFC 792 allows an ICMP time
+   * exceeded, code 1, here; like many hosts kubewire only counts them.)
+   */
+  expire(now: number): number {
+    let expired = 0;
+    for (const [key, p] of this.pending) {
+      if (now - p.firstSeen < REASSEMBLY_TIMEOUT_MS) continue;
+      this.pending.delete(key);
+      expired++;
+    }
+    return expired;
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}
