@@ -306,7 +306,9 @@ export class Netns {
     const total = IPV4_HEADER_LEN + payloadLength;
     if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
     if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
-    const ip = new Uint8Array(FRAME_HEADROOM + total).subarray(FRAME_HEADROOM);
+    // allocUnsafe carves small packets out of a shared pool instead of a zeroed allocation each;
+    // every byte of the packet is written below, and headers are written before they are read.
+    const ip = Buffer.allocUnsafe(FRAME_HEADROOM + total).subarray(FRAME_HEADROOM);
     emitIpv4({
       src,
       dst,

@@ -112,13 +112,44 @@ export function parseIpv4Addr(text: string): Ipv4Addr | undefined {
   return ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
 }
 
-/** RFC 1071 one's-complement sum over `len` bytes from `off`, folded to 16 bits, not inverted. */
+/**
+ * RFC 1071 one's-complement sum over `len` bytes from `off`, folded to 16 bits, not inverted.
+ *
+ * The bulk is summed as aligned 32-bit little-endian words: the one's-complement sum does not
+ * depend on byte order (RFC 1071 §2(B)), so summing byte-swapped words and swapping the folded
+ * result back gives the same checksum with a quarter of the reads. This sum runs over every
+ * UDP payload twice (emit and verify), so it is the hottest loop of the datapath.
+ */
 export function onesComplementSum(b: Uint8Array, off: number, len: number, initial = 0): number {
-  let sum = initial;
-  const end = off + len - 1;
   let i = off;
-  for (; i < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  if (i === end) sum += b[i]! << 8;
+  const end = off + len;
+  let sum = initial;
+  // Bytes up to a 4-byte boundary of the underlying buffer, big-endian as the RFC reads them.
+  let odd = false;
+  while (i < end && (b.byteOffset + i) % 4 !== 0) {
+    sum += odd ? b[i]! : b[i]! << 8;
+    odd = !odd;
+    i++;
+  }
+  const words = (end - i) >>> 2;
+  if (words >= 8) {
+    const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
+    let le = 0;
+    for (let k = 0; k < words; k++) {
+      const x = w[k]!;
+      le += (x & 0xffff) + (x >>> 16);
+    }
+    while (le > 0xffff) le = (le & 0xffff) + (le >>> 16);
+    // Little-endian words summed: swap to network order; if an odd number of head bytes came
+    // first, this part sits at odd byte positions and must be swapped once more (no swap).
+    const swapped = ((le & 0xff) << 8) | (le >>> 8);
+    sum += odd ? le : swapped;
+    i += words * 4;
+  }
+  for (; i < end; i++) {
+    sum += odd ? b[i]! : b[i]! << 8;
+    odd = !odd;
+  }
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
 }

@@ -131,6 +131,8 @@ async function overlayThroughput(nc: NatsConnection, client: PodRecord, server: 
   const sent = await exec(nc, client, ["iperf", "-u", "-c", server.podIp, "-p", "5201", "-n", String(count), "-l", String(size)]);
   if (sent.exitCode !== 0) throw new Error(`iperf client failed: ${sent.stderr}`);
   const res = await serving;
+  const s = /sent (\d+) datagrams .* in ([\d.]+) ms/.exec(sent.stdout);
+  if (process.env.BENCH_VERBOSE) console.error(`  ${size} B: sender ${s?.[0]}; receiver ${res.stdout.trim()}`);
   const m = /received (\d+) datagrams .* in ([\d.]+) ms/.exec(res.stdout);
   if (!m) throw new Error(`iperf server: ${res.stdout}${res.stderr}`);
   const received = Number(m[1]);
