@@ -1,0 +1,65 @@
+/**
+ * npm run bench:datapath — the datapath alone, without NATS or process boundaries: UDP frames
+ * from a pod on node-1 to a pod on node-2 through two simulated nodes joined by the in-memory
+ * overlay (test/unit/netsim.ts). Baseline in the same run: the same number of frames of the same
+ * size pushed through the in-memory hub's batching and delivery with no datapath around it.
+ * Tells how much of the overlay benchmark's per-frame time is spent in kubewire's own code.
+ */
+import { MemoryOverlayHub } from "../../overlay/memory-transport.ts";
+import { decodeBatch } from "../../overlay/wire/index.ts";
+import { SimCluster } from "../unit/netsim.ts";
+
+const N = Number(process.env.BENCH_FRAMES ?? 200_000);
+const BURST = 64;
+
+function datapath(size: number): number {
+  const c = new SimCluster(2);
+  const a = c.addPod("node-1", "pod-a", "10.244.0.2");
+  const b = c.addPod("node-2", "pod-b", "10.244.1.2");
+  let got = 0;
+  b.ns.bindUdp(5201, () => void got++);
+  const payload = new Uint8Array(size);
+  const run = (count: number) => {
+    for (let i = 0; i < count; i += BURST) {
+      for (let j = 0; j < BURST; j++) a.ns.sendUdp(b.ip, 5201, 40000, payload);
+      c.run();
+    }
+  };
+  run(20_000); // warm-up: JIT and ARP
+  got = 0;
+  const t0 = performance.now();
+  run(N);
+  const ms = performance.now() - t0;
+  if (got < N) throw new Error(`only ${got} of ${N} frames arrived`);
+  return (got / ms) * 1000;
+}
+
+function hubOnly(size: number): number {
+  const hub = new MemoryOverlayHub();
+  let got = 0;
+  hub.attach("node-2", (message) => {
+    const batch = decodeBatch(message);
+    if (batch.ok) got += batch.value.length;
+  });
+  const t = hub.attach("node-1", () => {});
+  const frame = new Uint8Array(size + 42 + 50);
+  const run = (count: number) => {
+    for (let i = 0; i < count; i += BURST) {
+      for (let j = 0; j < BURST; j++) t.send("node-2", frame);
+      hub.run();
+    }
+  };
+  run(20_000);
+  got = 0;
+  const t0 = performance.now();
+  run(N);
+  return (got / (performance.now() - t0)) * 1000;
+}
+
+console.log(`kubewire datapath benchmark: ${N.toLocaleString("en-US")} UDP frames pod-to-pod across two simulated nodes, one process`);
+console.log(`${"payload".padEnd(10)}${"hub only frames/s".padStart(20)}${"datapath frames/s".padStart(20)}${"us/frame".padStart(12)}${"ratio".padStart(10)}`);
+for (const size of [100, 1400]) {
+  const base = hubOnly(size);
+  const dp = datapath(size);
+  console.log(`${`${size} B`.padEnd(10)}${Math.round(base).toLocaleString("en-US").padStart(20)}${Math.round(dp).toLocaleString("en-US").padStart(20)}${(1e6 / dp).toFixed(2).padStart(12)}${`${(dp / base).toFixed(2)}x`.padStart(10)}`);
+}
