@@ -16,6 +16,11 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_UNDERLAY_CIDR: "emulated node InternalIP range",
   KUBEWIRE_VNI: "VXLAN network identifier of the overlay",
   KUBEWIRE_LOG_LEVEL: "pino level: trace, debug, info, warn, error",
+  KUBEWIRE_API_ADDRESS: "host:port the Kubernetes API listens on (control plane)",
+  KUBEWIRE_API_TOKEN: "bearer token the Kubernetes API requires (control plane)",
+  KUBEWIRE_NODE_GRACE_SECONDS: "seconds without heartbeats before a node goes NotReady",
+  KUBEWIRE_POD_EVICTION_SECONDS: "seconds a node stays NotReady before its pods are evicted",
+  KUBEWIRE_HEARTBEAT_SECONDS: "how often a node-agent sends its heartbeat",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
 
@@ -32,6 +37,15 @@ export interface ClusterConfig {
 export interface NodeAgentConfig extends ClusterConfig {
   nodeName: string;
   hostAddress: string;
+  heartbeatSeconds: number;
+}
+
+export interface ControlPlaneConfig extends ClusterConfig {
+  apiHost: string;
+  apiPort: number;
+  apiToken: string;
+  nodeGraceSeconds: number;
+  podEvictionSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -86,7 +100,30 @@ export function loadNodeAgentConfig(env: Env = process.env): NodeAgentConfig {
   const nodeName = env.KUBEWIRE_NODE_NAME;
   if (!nodeName) throw new ConfigError("KUBEWIRE_NODE_NAME", "required");
   if (!isDns1123Label(nodeName)) throw new ConfigError("KUBEWIRE_NODE_NAME", `not a DNS-1123 label: ${JSON.stringify(nodeName)}`);
-  return { ...loadClusterConfig(env), nodeName, hostAddress: env.KUBEWIRE_HOST_ADDRESS ?? "127.0.0.1" };
+  return {
+    ...loadClusterConfig(env),
+    nodeName,
+    hostAddress: env.KUBEWIRE_HOST_ADDRESS ?? "127.0.0.1",
+    heartbeatSeconds: int(env, "KUBEWIRE_HEARTBEAT_SECONDS", 1, 1, 60),
+  };
+}
+
+export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConfig {
+  const address = env.KUBEWIRE_API_ADDRESS ?? "127.0.0.1:6443";
+  const m = /^([^:]+):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError("KUBEWIRE_API_ADDRESS", `want host:port, got ${JSON.stringify(address)}`);
+  const apiToken = env.KUBEWIRE_API_TOKEN;
+  if (!apiToken || !/^[A-Za-z0-9._~+/=-]{16,}$/.test(apiToken)) {
+    throw new ConfigError("KUBEWIRE_API_TOKEN", "required: at least 16 characters of [A-Za-z0-9._~+/=-]");
+  }
+  return {
+    ...loadClusterConfig(env),
+    apiHost: m[1]!,
+    apiPort: Number(m[2]),
+    apiToken,
+    nodeGraceSeconds: int(env, "KUBEWIRE_NODE_GRACE_SECONDS", 10, 1, 3600),
+    podEvictionSeconds: int(env, "KUBEWIRE_POD_EVICTION_SECONDS", 5, 0, 3600),
+  };
 }
 
 /** RFC 1123 label as Kubernetes validates names: lower-case alphanumerics and '-', at most 63. */

@@ -3,7 +3,10 @@
  * JetStream KV and what the CLI, control plane and node-agents say to each other over NATS.
  */
 
-/** A node as the control plane allocated it; stored in KV bucket NODES under its name. */
+/**
+ * A node's network identity as the control plane allocated it: read from its Node object
+ * (spec.podCIDR, the InternalIP address, flannel's backend-data annotation).
+ */
 export interface NodeRecord {
   name: string;
   /** The node's pod CIDR, e.g. 10.244.1.0/24. */
@@ -21,7 +24,7 @@ export interface ContainerPort {
   protocol: "TCP" | "UDP";
 }
 
-/** A pod; stored in KV bucket PODS under "<namespace>.<name>". */
+/** What a node-agent needs of a Pod object to plumb its network. */
 export interface PodRecord {
   namespace: string;
   name: string;
@@ -30,18 +33,14 @@ export interface PodRecord {
   ports: ContainerPort[];
 }
 
-export const Buckets = {
-  nodes: "kubewire_nodes",
-  pods: "kubewire_pods",
-} as const;
-
 export const Subjects = {
   registerNode: "kubewire.cp.nodes.register",
-  deleteNode: "kubewire.cp.nodes.delete",
-  listNodes: "kubewire.cp.nodes.list",
-  createPod: "kubewire.cp.pods.create",
-  deletePod: "kubewire.cp.pods.delete",
-  listPods: "kubewire.cp.pods.list",
+  /** A node-agent's heartbeat: kubewire.cp.heartbeat.<node>. */
+  heartbeat: (node: string) => `kubewire.cp.heartbeat.${node}`,
+  /** The kubelet's pod status update. */
+  podStatus: "kubewire.cp.pods.status",
+  /** The kubelet's last word on a gracefully deleted pod: torn down, remove it. */
+  podFinalize: "kubewire.cp.pods.finalize",
   /** Requests to one node-agent: kubewire.node.<node>.<verb>. */
   node: (node: string, verb: NodeVerb) => `kubewire.node.${node}.${verb}`,
   /** VTEP frames for one node: overlay.<vni>.<node> (DESIGN.md). */
@@ -50,24 +49,31 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs";
 
 export interface RegisterNodeRequest {
   name: string;
   hostAddress: string;
 }
-export interface DeleteNodeRequest {
-  name: string;
-}
-export interface CreatePodRequest {
+
+export interface PodStatusRequest {
   namespace: string;
   name: string;
-  nodeName: string;
-  ports: ContainerPort[];
+  uid: string;
+  podIp: string;
+  hostIp: string;
+  /** ISO time the pod network came up (status.startTime). */
+  startTime: string;
 }
-export interface DeletePodRequest {
+export interface PodFinalizeRequest {
   namespace: string;
   name: string;
+  uid: string;
+}
+export interface LogsRequest {
+  namespace: string;
+  pod: string;
+  tailLines?: number;
 }
 
 export interface ExecRequest {

@@ -10,6 +10,8 @@ import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
 import { parseCidr } from "../api/addressing.ts";
 import { isDns1123Label } from "../api/config.ts";
+import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../api/kube-client.ts";
+import { nodeIsReady, nodeRecordFrom } from "../api/kube-objects.ts";
 import { RpcError, connectNats, request } from "../api/rpc.ts";
 import {
   Subjects,
@@ -18,12 +20,11 @@ import {
   type ExecResult,
   type NodeRecord,
   type NodeStatus,
-  type PodRecord,
   type TraceHop,
 } from "../api/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
-import { isAlive, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "./processes.ts";
+import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
 
 class CliError extends Error {
@@ -41,8 +42,10 @@ const USAGE = `usage: kubewire <command> [flags]
                                      start nats-server, the control plane and N node-agents
   down                               stop every process of the cluster
   get nodes|pods                     list nodes or pods
-  run POD --node NODE [--port P/udp] create a pod on a node
+  run POD [--node NODE] [--port P/udp]
+                                     create a pod (on NODE, or where the scheduler puts it)
   delete pod POD | delete node NODE  remove a pod or a node
+  kubeconfig [--path]                print the kubeconfig of the running cluster (or its path)
   exec POD -- CMD [ARGS...]          run an emulated tool in a pod (ping, traceroute, iperf, ip, hostname)
   trace POD IP                       send one probe and print every hop it met
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
@@ -61,25 +64,54 @@ function parse<T extends ParseArgsConfig["options"]>(args: string[], options: T,
   return parsed;
 }
 
-async function withCluster<T>(dir: string | undefined, fn: (nc: NatsConnection, state: ClusterState) => Promise<T>): Promise<T> {
+function clusterState(dir: string | undefined): ClusterState {
   const state = readState(stateDir(dir));
-  const url = process.env.KUBEWIRE_NATS_URL ?? state?.natsUrl;
-  if (!url) throw new CliError(`no cluster running (no ${join(stateDir(dir), "cluster.json")}); start one with: kubewire up --nodes 3`);
-  const nc = await connectNats(url, "kubewire-cli").catch((err: Error) => {
-    throw new CliError(`cannot reach the cluster's NATS at ${url}: ${err.message}`);
+  if (!state) throw new CliError(`no cluster running (no ${join(stateDir(dir), "cluster.json")}); start one with: kubewire up --nodes 3`);
+  return state;
+}
+
+async function withCluster<T>(dir: string | undefined, fn: (nc: NatsConnection, kube: KubeClient, state: ClusterState) => Promise<T>): Promise<T> {
+  const state = clusterState(dir);
+  const nc = await connectNats(state.natsUrl, "kubewire-cli").catch((err: Error) => {
+    throw new CliError(`cannot reach the cluster's NATS at ${state.natsUrl}: ${err.message}`);
   });
   try {
-    return await fn(nc, state ?? { natsUrl: url, stateDir: stateDir(dir), processes: [] });
+    return await fn(nc, new KubeClient(state.apiUrl, state.token), state);
+  } catch (err) {
+    if (err instanceof KubeApiError) throw new CliError(err.message);
+    if ((err as { cause?: { code?: string } })?.cause?.code === "ECONNREFUSED") throw new CliError(`cannot reach the Kubernetes API at ${state.apiUrl}`);
+    throw err;
   } finally {
     await nc.close();
   }
 }
 
-async function findPod(nc: NatsConnection, namespace: string, name: string): Promise<PodRecord> {
-  const pods = await request<PodRecord[]>(nc, Subjects.listPods, {});
-  const pod = pods.find((p) => p.namespace === namespace && p.name === name);
-  if (!pod) throw new CliError(`pod "${name}" not found in namespace "${namespace}"`);
-  return pod;
+interface PodView {
+  namespace: string;
+  name: string;
+  nodeName: string;
+  podIp: string;
+  phase: string;
+}
+
+async function findPod(kube: KubeClient, namespace: string, name: string): Promise<PodView> {
+  const pod = await kube.get(paths.pod(namespace, name)).catch((err: unknown) => {
+    if (err instanceof KubeApiError && err.code === 404) throw new CliError(`pod "${name}" not found in namespace "${namespace}"`);
+    throw err;
+  });
+  const view = podView(pod);
+  if (!view.nodeName) throw new CliError(`pod "${name}" is not scheduled to a node yet (${view.phase})`);
+  return view;
+}
+
+function podView(pod: KubeObjectLike): PodView {
+  return {
+    namespace: pod.metadata.namespace ?? "default",
+    name: pod.metadata.name ?? "",
+    nodeName: pod.spec?.nodeName ?? "",
+    podIp: pod.status?.podIP ?? "",
+    phase: pod.metadata.deletionTimestamp ? "Terminating" : (pod.status?.phase ?? "Pending"),
+  };
 }
 
 function table(rows: string[][]): string {
@@ -109,16 +141,21 @@ async function up(args: string[]): Promise<void> {
   try {
     const nats = await startNats({ ...opts, dataDir: join(dir, "nats") });
     started.push(nats);
-    started.push(startControlPlane(nats.url, opts));
+    const token = randomBytes(24).toString("base64url");
+    const apiPort = await freePort();
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    started.push(startControlPlane(nats.url, { ...opts, env: { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token } }));
+    writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
     names.forEach((name, i) => started.push(startNodeAgent(nats.url, name, i + 1, opts)));
-    writeState({ natsUrl: nats.url, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
+    writeState({ natsUrl: nats.url, apiUrl, token, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
     const nc = await connectNats(nats.url, "kubewire-cli");
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
       console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}`);
       console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
-      console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid})`);
+      console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid}); Kubernetes API at ${apiUrl}`);
+      console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);
     } finally {
       await nc.close();
     }
@@ -169,16 +206,19 @@ async function down(args: string[]): Promise<void> {
 async function get(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {}, 1);
   const what = positionals[0];
-  await withCluster(values["state-dir"], async (nc) => {
+  await withCluster(values["state-dir"], async (_nc, kube) => {
     if (what === "nodes" || what === "node" || what === "no") {
-      const nodes = await request<NodeRecord[]>(nc, Subjects.listNodes, {});
-      console.log(table([["NAME", "POD CIDR", "INTERNAL IP", "VTEP MAC", "HOST ADDRESS"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, n.hostAddress])]));
+      const nodes = await kube.list(paths.nodes());
+      const rows = nodes.map((n) => {
+        const rec = nodeRecordFrom(n as Parameters<typeof nodeRecordFrom>[0]);
+        return [n.metadata.name ?? "", nodeIsReady(n as Parameters<typeof nodeIsReady>[0]) ? "Ready" : "NotReady", rec?.podCidr ?? "", rec?.internalIp ?? "", rec?.vtepMac ?? "", rec?.hostAddress ?? ""];
+      });
+      console.log(table([["NAME", "STATUS", "POD CIDR", "INTERNAL IP", "VTEP MAC", "HOST ADDRESS"], ...rows]));
     } else if (what === "pods" || what === "pod" || what === "po") {
-      const ns = values.namespace;
-      const pods = (await request<PodRecord[]>(nc, Subjects.listPods, {})).filter((p) => !ns || p.namespace === ns);
-      console.log(table([["NAMESPACE", "NAME", "IP", "NODE"], ...pods.map((p) => [p.namespace, p.name, p.podIp, p.nodeName])]));
+      const pods = (await kube.list(paths.pods(values.namespace))).map(podView);
+      console.log(table([["NAMESPACE", "NAME", "STATUS", "IP", "NODE"], ...pods.map((p) => [p.namespace, p.name, p.phase, p.podIp || "<none>", p.nodeName || "<none>"])]));
     } else {
-      throw new CliError(`get: unknown resource "${what ?? ""}" (nodes, pods)`, 2);
+      throw new CliError(`get: unknown resource "${what ?? ""}" (nodes, pods); kubectl does the rest: export KUBECONFIG=$(kubewire kubeconfig --path)`, 2);
     }
   });
 }
@@ -191,26 +231,36 @@ function parsePort(spec: string): ContainerPort {
 }
 
 async function run(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { node: { type: "string" }, port: { type: "string", multiple: true } }, 1);
+  const { values, positionals } = parse(args, { node: { type: "string" }, port: { type: "string", multiple: true }, image: { type: "string", default: "registry.k8s.io/e2e-test-images/agnhost:2.47" } }, 1);
   const name = positionals[0];
-  if (!name) throw new CliError("run: pod name required: kubewire run POD --node NODE", 2);
+  if (!name) throw new CliError("run: pod name required: kubewire run POD [--node NODE]", 2);
   if (!isDns1123Label(name)) throw new CliError(`run: invalid pod name "${name}": must be a DNS-1123 label (lower-case letters, digits, '-')`, 2);
-  if (!values.node) throw new CliError("run: --node NODE is required", 2);
   const ports = (values.port ?? []).map(parsePort);
   const namespace = values.namespace ?? "default";
-  await withCluster(values["state-dir"], async (nc) => {
-    const pod = await request<PodRecord>(nc, Subjects.createPod, { namespace, name, nodeName: values.node, ports });
-    // The node-agent plumbs the pod from its KV watch; wait until it answers for it.
-    const deadline = Date.now() + 10_000;
+  await withCluster(values["state-dir"], async (_nc, kube) => {
+    if (values.node) {
+      await kube.get(paths.node(values.node)).catch((err: unknown) => {
+        if (err instanceof KubeApiError && err.code === 404) throw new CliError(`node "${values.node}" not found`);
+        throw err;
+      });
+    }
+    await kube.create(paths.pods(namespace), {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace, labels: { run: name } },
+      spec: { ...(values.node ? { nodeName: values.node } : {}), containers: [{ name, image: values.image, ports: ports.map((p) => ({ containerPort: p.containerPort, protocol: p.protocol })) }] },
+    });
+    // The scheduler binds it and the node-agent plumbs it from its watch; wait for Running.
+    const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      const status = await request<NodeStatus>(nc, Subjects.node(pod.nodeName, "status"), {}, 2000).catch(() => undefined);
-      if (status?.pods.includes(`${namespace}.${name}`)) {
+      const pod = podView(await kube.get(paths.pod(namespace, name)));
+      if (pod.phase === "Running" && pod.podIp) {
         console.log(`pod/${name} created: IP ${pod.podIp} on ${pod.nodeName}`);
         return;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 100));
     }
-    throw new CliError(`pod/${name} stored (IP ${pod.podIp}) but ${pod.nodeName} has not plumbed it within 10 s`);
+    throw new CliError(`pod/${name} created but not Running within 20 s (see kubectl describe pod ${name})`);
   });
 }
 
@@ -218,17 +268,34 @@ async function del(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {}, 2);
   const [kind, name] = positionals;
   if (!name) throw new CliError("delete: usage: kubewire delete pod POD | delete node NODE", 2);
-  await withCluster(values["state-dir"], async (nc) => {
-    if (kind === "pod" || kind === "pods" || kind === "po") {
-      await request(nc, Subjects.deletePod, { namespace: values.namespace ?? "default", name });
-      console.log(`pod/${name} deleted`);
-    } else if (kind === "node" || kind === "nodes" || kind === "no") {
-      await request(nc, Subjects.deleteNode, { name });
-      console.log(`node/${name} deleted`);
-    } else {
-      throw new CliError(`delete: unknown resource "${kind}" (pod, node)`, 2);
+  await withCluster(values["state-dir"], async (_nc, kube) => {
+    let path: string;
+    if (kind === "pod" || kind === "pods" || kind === "po") path = paths.pod(values.namespace ?? "default", name);
+    else if (kind === "node" || kind === "nodes" || kind === "no") path = paths.node(name);
+    else throw new CliError(`delete: unknown resource "${kind}" (pod, node)`, 2);
+    await kube.delete(path).catch((err: unknown) => {
+      if (err instanceof KubeApiError && err.code === 404) throw new CliError(`${kind === "node" || kind === "nodes" || kind === "no" ? "node" : "pod"} "${name}" not found`);
+      throw err;
+    });
+    // Graceful: the object stays (Terminating) until its node-agent has torn it down.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const gone = await kube.get(path).then(() => false, (err: unknown) => err instanceof KubeApiError && err.code === 404);
+      if (gone) {
+        console.log(`${path.includes("/nodes/") ? "node" : "pod"}/${name} deleted`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
+    throw new CliError(`${name} still terminating after 30 s`);
   });
+}
+
+async function kubeconfig(args: string[]): Promise<void> {
+  const { values } = parse(args, { path: { type: "boolean", default: false } }, 0);
+  const state = clusterState(values["state-dir"]);
+  if (values.path) console.log(join(state.stateDir, "kubeconfig"));
+  else process.stdout.write(renderKubeconfig(state.apiUrl, state.token));
 }
 
 async function exec(args: string[]): Promise<number> {
@@ -237,8 +304,8 @@ async function exec(args: string[]): Promise<number> {
   const { values, positionals } = parse(args.slice(0, dashdash), {}, 1);
   const argv = args.slice(dashdash + 1);
   if (!positionals[0] || argv.length === 0) throw new CliError("exec: usage: kubewire exec POD -- CMD [ARGS...]", 2);
-  return withCluster(values["state-dir"], async (nc) => {
-    const pod = await findPod(nc, values.namespace ?? "default", positionals[0]!);
+  return withCluster(values["state-dir"], async (nc, kube) => {
+    const pod = await findPod(kube, values.namespace ?? "default", positionals[0]!);
     const res = await request<ExecResult>(nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, 3_600_000);
     process.stdout.write(res.stdout);
     process.stderr.write(res.stderr);
@@ -251,8 +318,8 @@ async function trace(args: string[]): Promise<number> {
   const [podName, dst] = positionals;
   if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP", 2);
   if (parseIpv4Addr(dst) === undefined) throw new CliError(`trace: "${dst}" is not an IPv4 address`, 2);
-  return withCluster(values["state-dir"], async (nc) => {
-    const pod = await findPod(nc, values.namespace ?? "default", podName);
+  return withCluster(values["state-dir"], async (nc, kube) => {
+    const pod = await findPod(kube, values.namespace ?? "default", podName);
     const traceId = randomBytes(6).toString("hex");
     const hops: TraceHop[] = [];
     const sub = nc.subscribe(Subjects.trace(traceId));
@@ -339,6 +406,9 @@ export async function main(argv: string[]): Promise<number> {
       return trace(rest);
     case "capture":
       await capture(rest);
+      return 0;
+    case "kubeconfig":
+      await kubeconfig(rest);
       return 0;
     case undefined:
     case "help":

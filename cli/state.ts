@@ -5,6 +5,9 @@ import { join, resolve } from "node:path";
 
 export interface ClusterState {
   natsUrl: string;
+  /** The Kubernetes API (http://127.0.0.1:PORT) and its bearer token. */
+  apiUrl: string;
+  token: string;
   stateDir: string;
   processes: Array<{ name: string; pid: number; logFile: string }>;
 }

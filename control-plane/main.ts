@@ -1,10 +1,10 @@
-/** control-plane process: connects to NATS and serves the registry until SIGTERM/SIGINT. */
-import { loadClusterConfig } from "../api/config.ts";
+/** control-plane process: the Kubernetes API, the controllers and the node RPCs, until SIGTERM/SIGINT. */
+import { loadControlPlaneConfig } from "../api/config.ts";
 import { createLogger } from "../api/log.ts";
 import { connectNats } from "../api/rpc.ts";
 import { ControlPlane } from "./server.ts";
 
-const cfg = loadClusterConfig();
+const cfg = loadControlPlaneConfig();
 const log = createLogger("control-plane", cfg.logLevel);
 const nc = await connectNats(cfg.natsUrl, "control-plane");
 const cp = await ControlPlane.start(nc, cfg, log);

@@ -1,153 +1,217 @@
 /**
- * The control plane's node and pod registry (the API server of the walking skeleton). It keeps
- * no state of its own: every answer is computed from JetStream KV, and every allocation is
- * written with a create-if-absent, so a restarted control plane hands out nothing twice.
+ * The control-plane process's parts: the object store and registry, the Kubernetes API over
+ * HTTP, the RPCs node-agents use (registration, pod status, pod finalization, heartbeats) and
+ * the controllers. It keeps no state of its own beyond caches: everything is in JetStream KV,
+ * so a restarted control plane hands out nothing twice.
  */
-import type { KV, NatsConnection, Subscription } from "nats";
-import { formatCidr, mustParseCidr, parseCidr, vtepMac } from "../api/addressing.ts";
-import { isDns1123Label, type ClusterConfig } from "../api/config.ts";
-import { encodeJson, listJson, openBucket } from "../api/kv.ts";
+import type { NatsConnection, Subscription } from "nats";
+import { formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
+import { isDns1123Label, type ControlPlaneConfig } from "../api/config.ts";
+import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../api/kube-objects.ts";
 import type { Logger } from "../api/log.ts";
-import { RpcError, serve } from "../api/rpc.ts";
+import { RpcError, request, serve } from "../api/rpc.ts";
 import {
-  Buckets,
   ErrorCode,
   Subjects,
-  type ContainerPort,
-  type CreatePodRequest,
-  type DeleteNodeRequest,
-  type DeletePodRequest,
+  type ExecResult,
   type NodeRecord,
-  type PodRecord,
+  type PodFinalizeRequest,
+  type PodStatusRequest,
   type RegisterNodeRequest,
 } from "../api/types.ts";
 import { formatIpv4, formatMac, parseIpv4Addr } from "../overlay/wire/common.ts";
+import { createAdmission } from "./api/admission.ts";
+import { ApiServer, type PodBackend } from "./api/http.ts";
+import { Registry } from "./api/registry.ts";
+import { resourceByKind } from "./api/resources.ts";
+import { ApiError } from "./api/status.ts";
+import { ObjectStore, type KubeObject } from "./api/store.ts";
+import { Controllers } from "./controllers/runtime.ts";
 import { allocateAddress, allocateNodeCidr } from "./ipam.ts";
 
-export function podKey(namespace: string, name: string): string {
-  return `${namespace}.${name}`;
+const NODES = resourceByKind("Node");
+const PODS = resourceByKind("Pod");
+const NAMESPACES = resourceByKind("Namespace");
+const BOOTSTRAP_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 export class ControlPlane {
   private subs: Subscription[] = [];
+  /** Last heartbeat per node, in ms of performance.now(); a restart starts everyone fresh. */
+  readonly heartbeats = new Map<string, number>();
+  private controllers!: Controllers;
+  private api!: ApiServer;
+  apiAddress!: { host: string; port: number };
 
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly cfg: ClusterConfig,
+    private readonly cfg: ControlPlaneConfig,
     private readonly log: Logger,
-    private readonly nodes: KV,
-    private readonly pods: KV,
+    readonly store: ObjectStore,
+    readonly registry: Registry,
   ) {}
 
-  static async start(nc: NatsConnection, cfg: ClusterConfig, log: Logger): Promise<ControlPlane> {
-    const cp = new ControlPlane(nc, cfg, log, await openBucket(nc, Buckets.nodes), await openBucket(nc, Buckets.pods));
+  static async start(nc: NatsConnection, cfg: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
+    const store = await ObjectStore.open(nc);
+    let cp: ControlPlane | undefined;
+    const registry = new Registry(store, createAdmission(cfg.serviceCidr), async (pod) => {
+      // Graceful only when a live node-agent will tear the pod down and confirm.
+      const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName;
+      if (!nodeName) return false;
+      const node = await store.get(NODES, undefined, nodeName);
+      return !!node && nodeIsReady(node) && !!cp?.heartbeats.has(nodeName);
+    });
+    cp = new ControlPlane(nc, cfg, log, store, registry);
+    await cp.bootstrap();
     cp.subs = [
       serve(nc, Subjects.registerNode, log, (req: RegisterNodeRequest) => cp.registerNode(req)),
-      serve(nc, Subjects.deleteNode, log, (req: DeleteNodeRequest) => cp.deleteNode(req)),
-      serve(nc, Subjects.listNodes, log, async () => [...(await listJson<NodeRecord>(cp.nodes)).values()]),
-      serve(nc, Subjects.createPod, log, (req: CreatePodRequest) => cp.createPod(req)),
-      serve(nc, Subjects.deletePod, log, (req: DeletePodRequest) => cp.deletePod(req)),
-      serve(nc, Subjects.listPods, log, async () => [...(await listJson<PodRecord>(cp.pods)).values()]),
+      serve(nc, Subjects.podStatus, log, (req: PodStatusRequest) => cp.podStatus(req), { concurrent: true }),
+      serve(nc, Subjects.podFinalize, log, (req: PodFinalizeRequest) => cp.podFinalize(req), { concurrent: true }),
+      nc.subscribe(Subjects.heartbeat("*"), {
+        callback: (_err, msg) => {
+          const node = msg.subject.slice(Subjects.heartbeat("").length);
+          const first = !cp.heartbeats.has(node);
+          cp.heartbeats.set(node, performance.now());
+          if (first) cp.controllers?.nodeHeartbeatStarted(node);
+        },
+      }),
     ];
-    log.info({ clusterCidr: cfg.clusterCidr, underlayCidr: cfg.underlayCidr }, "control plane serving");
+    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000 }, log);
+    await cp.controllers.start();
+    const pods: PodBackend = {
+      exec: async (pod, argv) => {
+        const nodeName = (pod.spec as { nodeName?: string }).nodeName;
+        if (!nodeName) throw new Error(`pod ${pod.metadata.name} is not scheduled to a node`);
+        return request<ExecResult>(nc, Subjects.node(nodeName, "exec"), { namespace: pod.metadata.namespace, pod: pod.metadata.name, argv }, 3_600_000);
+      },
+      logs: async (pod, opts) => {
+        const nodeName = (pod.spec as { nodeName?: string }).nodeName;
+        if (!nodeName) return "";
+        return request<string>(nc, Subjects.node(nodeName, "logs"), { namespace: pod.metadata.namespace, pod: pod.metadata.name, tailLines: opts.tailLines }, 10_000);
+      },
+    };
+    cp.api = new ApiServer(registry, cfg.apiToken, pods, log);
+    cp.apiAddress = await cp.api.listen(cfg.apiHost, cfg.apiPort);
+    log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `http://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
     return cp;
   }
 
   async stop(): Promise<void> {
     for (const sub of this.subs) sub.unsubscribe();
+    await this.controllers?.stop();
+    await this.api?.close();
   }
 
+  private async bootstrap(): Promise<void> {
+    for (const name of BOOTSTRAP_NAMESPACES) {
+      if (await this.store.get(NAMESPACES, undefined, name)) continue;
+      await this.registry.create(NAMESPACES, undefined, { apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch((err: unknown) => {
+        if (!(err instanceof ApiError && err.status.code === 409)) throw err;
+      });
+    }
+  }
+
+  /** Registration: the node's Node object, with a pod CIDR and InternalIP allocated once and kept. */
   private async registerNode(req: RegisterNodeRequest): Promise<NodeRecord> {
     if (typeof req?.name !== "string" || !isDns1123Label(req.name)) {
       throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(req?.name)} is not a DNS-1123 label`);
     }
-    const existing = await this.nodes.get(req.name);
-    if (existing?.operation === "PUT") {
-      const node = existing.json<NodeRecord>();
-      this.log.info({ node: node.name, podCidr: node.podCidr }, "node re-registered");
-      return node;
+    const existing = await this.store.get(NODES, undefined, req.name);
+    const known = existing && nodeRecordFrom(existing);
+    let record: NodeRecord;
+    if (known) {
+      record = { ...known, hostAddress: req.hostAddress };
+      this.log.info({ node: record.name, podCidr: record.podCidr }, "node re-registered");
+    } else {
+      const all = (await this.store.list(NODES, undefined)).items.map(nodeRecordFrom).filter((n): n is NodeRecord => !!n);
+      const cidr = allocateNodeCidr(mustParseCidr(this.cfg.clusterCidr), this.cfg.nodeCidrMask, new Set(all.map((n) => n.podCidr)));
+      if (cidr.kind === "exhausted") throw new RpcError(ErrorCode.Exhausted, cidr.reason);
+      const ip = allocateAddress(mustParseCidr(this.cfg.underlayCidr), 2, new Set(all.map((n) => parseIpv4Addr(n.internalIp)!)));
+      if (ip.kind === "exhausted") throw new RpcError(ErrorCode.Exhausted, ip.reason);
+      record = { name: req.name, podCidr: formatCidr(cidr.value), internalIp: formatIpv4(ip.value), vtepMac: formatMac(vtepMac(ip.value)), hostAddress: req.hostAddress };
     }
-    const all = [...(await listJson<NodeRecord>(this.nodes)).values()];
-    const cidr = allocateNodeCidr(
-      mustParseCidr(this.cfg.clusterCidr),
-      this.cfg.nodeCidrMask,
-      new Set(all.map((n) => n.podCidr)),
-    );
-    if (cidr.kind === "exhausted") throw new RpcError(ErrorCode.Exhausted, cidr.reason);
-    const ip = allocateAddress(mustParseCidr(this.cfg.underlayCidr), 2, new Set(all.map((n) => parseIpv4Addr(n.internalIp)!)));
-    if (ip.kind === "exhausted") throw new RpcError(ErrorCode.Exhausted, ip.reason);
-    const node: NodeRecord = {
-      name: req.name,
-      podCidr: formatCidr(cidr.value),
-      internalIp: formatIpv4(ip.value),
-      vtepMac: formatMac(vtepMac(ip.value)),
-      hostAddress: req.hostAddress,
+    const desired = nodeObject(record, this.cfg.vni) as KubeObject;
+    let node = existing;
+    if (!node) {
+      node = await this.registry.create(NODES, undefined, desired);
+      this.log.info({ node: record.name, podCidr: record.podCidr, internalIp: record.internalIp }, "node registered");
+    } else {
+      node = await this.registry.update(NODES, undefined, record.name, { ...desired, metadata: { ...existing!.metadata, ...(desired.metadata as object), labels: { ...existing!.metadata.labels, ...(desired.metadata as { labels: Record<string, string> }).labels } } } as KubeObject);
+    }
+    const now = rfc3339(new Date());
+    const oldStatus = (node.status ?? {}) as { conditions?: unknown[] };
+    await this.registry.update(NODES, undefined, record.name, {
+      ...node,
+      status: {
+        ...oldStatus,
+        addresses: [
+          { type: "InternalIP", address: record.internalIp },
+          { type: "Hostname", address: record.name },
+        ],
+        capacity: { cpu: "2", memory: "4Gi", pods: "110" },
+        allocatable: { cpu: "2", memory: "4Gi", pods: "110" },
+        nodeInfo: {
+          kubeletVersion: KUBELET_VERSION,
+          kubeProxyVersion: KUBELET_VERSION,
+          osImage: "kubewire emulated node",
+          kernelVersion: process.version,
+          containerRuntimeVersion: "kubewire://0.1.0",
+          operatingSystem: "linux",
+          architecture: "amd64",
+          machineID: record.name,
+          systemUUID: record.name,
+          bootID: now,
+        },
+        conditions: oldStatus.conditions ?? [],
+      },
+    } as KubeObject, { subresource: "status" });
+    return record;
+  }
+
+  /** The kubelet's status update: IPs, Running, Ready, container statuses. */
+  private async podStatus(req: PodStatusRequest): Promise<{ ok: true }> {
+    const pod = await this.store.get(PODS, req.namespace, req.name);
+    if (!pod || pod.metadata.uid !== req.uid) throw new RpcError(ErrorCode.NotFound, `pod ${req.namespace}/${req.name} (${req.uid}) not found`);
+    const now = rfc3339(new Date());
+    const containers = ((pod.spec as { containers?: Array<{ name: string; image: string }> }).containers ?? []);
+    const cond = (type: string) => ({ type, status: "True", lastProbeTime: null, lastTransitionTime: now });
+    const status = {
+      ...(pod.status as object),
+      phase: "Running",
+      conditions: [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+      hostIP: req.hostIp,
+      hostIPs: [{ ip: req.hostIp }],
+      podIP: req.podIp,
+      podIPs: [{ ip: req.podIp }],
+      startTime: req.startTime,
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        state: { running: { startedAt: req.startTime } },
+        lastState: {},
+        ready: true,
+        restartCount: 0,
+        image: c.image,
+        imageID: `kubewire://${c.image}`,
+        containerID: `kubewire://${pod.metadata.uid}-${c.name}`,
+        started: true,
+      })),
+      qosClass: "BestEffort",
     };
+    await this.registry.update(PODS, req.namespace, req.name, { ...pod, status } as KubeObject, { subresource: "status" });
+    await this.registry.recordEvent(pod, "Normal", "Started", `Started container ${containers[0]?.name ?? "app"} (pod IP ${req.podIp})`, "kubelet");
+    return { ok: true };
+  }
+
+  private async podFinalize(req: PodFinalizeRequest): Promise<{ ok: true }> {
     try {
-      await this.nodes.create(req.name, encodeJson(node));
+      await this.registry.delete(PODS, req.namespace, req.name, { gracePeriodSeconds: 0, preconditions: { uid: req.uid } });
     } catch (err) {
-      // Lost a race with another registration of the same name: the stored one wins.
-      const raced = await this.nodes.get(req.name);
-      if (raced?.operation === "PUT") return raced.json<NodeRecord>();
-      throw err;
+      // Already gone, or a new pod of the same name: nothing of ours is left to remove.
+      if (!(err instanceof ApiError && (err.status.code === 404 || err.status.code === 409))) throw err;
     }
-    this.log.info({ node: node.name, podCidr: node.podCidr, internalIp: node.internalIp }, "node registered");
-    return node;
+    return { ok: true };
   }
-
-  private async deleteNode(req: DeleteNodeRequest): Promise<{ deleted: string }> {
-    const existing = await this.nodes.get(req?.name ?? "");
-    if (existing?.operation !== "PUT") throw new RpcError(ErrorCode.NotFound, `node "${req?.name}" not found`);
-    await this.nodes.delete(req.name);
-    this.log.info({ node: req.name }, "node deleted");
-    return { deleted: req.name };
-  }
-
-  private async createPod(req: CreatePodRequest): Promise<PodRecord> {
-    const namespace = req?.namespace ?? "default";
-    for (const [field, value] of [["metadata.name", req?.name], ["metadata.namespace", namespace]] as const) {
-      if (typeof value !== "string" || !isDns1123Label(value)) {
-        throw new RpcError(ErrorCode.Invalid, `${field}: Invalid value: ${JSON.stringify(value)}: must be a DNS-1123 label`);
-      }
-    }
-    const ports = validatePorts(req.ports ?? []);
-    const nodeEntry = await this.nodes.get(req.nodeName ?? "");
-    if (nodeEntry?.operation !== "PUT") throw new RpcError(ErrorCode.NotFound, `node "${req.nodeName}" not found`);
-    const node = nodeEntry.json<NodeRecord>();
-    const key = podKey(namespace, req.name);
-    const existing = await this.pods.get(key);
-    if (existing?.operation === "PUT") throw new RpcError(ErrorCode.AlreadyExists, `pod "${req.name}" already exists`);
-
-    const onNode = [...(await listJson<PodRecord>(this.pods)).values()].filter((p) => p.nodeName === node.name);
-    const ip = allocateAddress(parseCidr(node.podCidr)!, 2, new Set(onNode.map((p) => parseIpv4Addr(p.podIp)!)));
-    if (ip.kind === "exhausted") throw new RpcError(ErrorCode.Exhausted, ip.reason);
-    const pod: PodRecord = { namespace, name: req.name, nodeName: node.name, podIp: formatIpv4(ip.value), ports };
-    await this.pods.create(key, encodeJson(pod));
-    this.log.info({ pod: req.name, namespace, node: node.name, podIp: pod.podIp }, "pod created");
-    return pod;
-  }
-
-  private async deletePod(req: DeletePodRequest): Promise<{ deleted: string }> {
-    const key = podKey(req?.namespace ?? "default", req?.name ?? "");
-    const existing = await this.pods.get(key);
-    if (existing?.operation !== "PUT") throw new RpcError(ErrorCode.NotFound, `pod "${req?.name}" not found`);
-    await this.pods.delete(key);
-    this.log.info({ pod: req.name, namespace: req.namespace }, "pod deleted");
-    return { deleted: req.name };
-  }
-}
-
-function validatePorts(ports: unknown): ContainerPort[] {
-  if (!Array.isArray(ports)) throw new RpcError(ErrorCode.Invalid, "spec.containers[0].ports: must be a list");
-  return ports.map((p: Partial<ContainerPort>, i) => {
-    const field = `spec.containers[0].ports[${i}]`;
-    if (!Number.isInteger(p?.containerPort) || p.containerPort! < 1 || p.containerPort! > 65535) {
-      throw new RpcError(ErrorCode.Invalid, `${field}.containerPort: Invalid value: ${JSON.stringify(p?.containerPort)}: must be between 1 and 65535`);
-    }
-    const protocol = p.protocol ?? "TCP";
-    if (protocol !== "TCP" && protocol !== "UDP") {
-      throw new RpcError(ErrorCode.Invalid, `${field}.protocol: Unsupported value: ${JSON.stringify(protocol)}: supported values: "TCP", "UDP"`);
-    }
-    return { containerPort: p.containerPort!, protocol };
-  });
 }

@@ -4,15 +4,14 @@
  * whole desired state), carries VTEP frames over the NATS transport, and answers the CLI's
  * exec, trace, capture and status requests.
  */
-import type { KV, NatsConnection, Subscription } from "nats";
+import type { NatsConnection, Subscription } from "nats";
 import { pack } from "msgpackr";
-import { mustParseCidr } from "../api/addressing.ts";
+import { cidrContains, mustParseCidr } from "../api/addressing.ts";
 import type { NodeAgentConfig } from "../api/config.ts";
-import { openBucket } from "../api/kv.ts";
+import { nodeRecordFrom, podRecordFrom } from "../api/kube-objects.ts";
 import type { Logger } from "../api/log.ts";
 import { RpcError, request, serve } from "../api/rpc.ts";
 import {
-  Buckets,
   ErrorCode,
   Subjects,
   type CaptureRequest,
@@ -20,13 +19,18 @@ import {
   type ExecRequest,
   type ExecResult,
   type NodeRecord,
+  type LogsRequest,
   type NodeStatus,
-  type PodRecord,
+  type PodFinalizeRequest,
+  type PodStatusRequest,
   type RegisterNodeRequest,
   type TraceRequest,
 } from "../api/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
-import { decodeBatch, parseIpv4Addr } from "../overlay/wire/index.ts";
+import { decodeBatch, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
+import { resourceByKind } from "../control-plane/api/resources.ts";
+import { ObjectStore, type KubeObject, type WatchHandle } from "../control-plane/api/store.ts";
+import { allocateAddress } from "../control-plane/ipam.ts";
 import { Datapath, Tracer, type Receiver } from "./datapath.ts";
 import type { UnderlayLink } from "./devices.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
@@ -34,15 +38,24 @@ import { realClock } from "./tools/common.ts";
 import { runTool } from "./tools/index.ts";
 
 const TICK_MS = 200;
+const NODES = resourceByKind("Node");
+const PODS = resourceByKind("Pod");
 
 export class NodeAgent {
   private readonly subs: Subscription[] = [];
-  private readonly watchers: Array<{ stop(): void }> = [];
+  private readonly watchers: WatchHandle[] = [];
   private timer: NodeJS.Timeout | undefined;
   private transport!: NatsOverlayTransport;
   private peers = new Map<string, NodeRecord>();
-  private podRecords = new Map<string, PodRecord>();
+  /** Pod objects bound to this node, from the watch. */
+  private readonly podObjects = new Map<string, KubeObject>();
+  private readonly podUids = new Map<string, string>();
+  private readonly reported = new Map<string, string>();
+  private readonly finalizing = new Set<string>();
   private readonly podApps = new Map<string, () => void>();
+  private readonly podLogs = new Map<string, string[]>();
+  private store!: ObjectStore;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -80,6 +93,14 @@ export class NodeAgent {
     await agent.watch();
     agent.serveVerbs();
     agent.timer = setInterval(() => net.tick(), TICK_MS);
+    // Heartbeats tell the node lifecycle controller this node is alive; the periodic pod sync
+    // retries whatever failed (a status update while the control plane restarted).
+    const beat = () => nc.publish(Subjects.heartbeat(cfg.nodeName));
+    beat();
+    agent.heartbeat = setInterval(() => {
+      beat();
+      agent.scheduleSync();
+    }, cfg.heartbeatSeconds * 1000);
     log.info({ node: record.name, podCidr: record.podCidr, internalIp: record.internalIp, vtepMac: record.vtepMac }, "node-agent ready");
     return agent;
   }
@@ -90,60 +111,129 @@ export class NodeAgent {
   }
 
   private async watch(): Promise<void> {
-    const nodes = await openBucket(this.nc, Buckets.nodes);
-    const pods = await openBucket(this.nc, Buckets.pods);
-    await Promise.all([
-      this.follow(nodes, (key, value) => {
-        if (value) this.peers.set(key, value as NodeRecord);
-        else this.peers.delete(key);
+    const store = await ObjectStore.open(this.nc);
+    this.store = store;
+    let nodesReady!: () => void;
+    const nodesListed = new Promise<void>((resolve) => (nodesReady = resolve));
+    // Node objects carry every peer's pod CIDR, InternalIP and VTEP MAC (flannel's annotations).
+    this.watchers.push(
+      await store.watch(NODES, undefined, undefined, (e) => {
+        const record = e.type === "DELETED" ? undefined : nodeRecordFrom(e.object);
+        const name = e.object.metadata.name!;
+        if (record) this.peers.set(name, record);
+        else this.peers.delete(name);
         this.net.syncPeers([...this.peers.values()]);
-        this.log.info({ node: this.cfg.nodeName, peer: key, peers: this.peers.size - 1, op: value ? "put" : "delete" }, "peers synced");
+        if (name === this.cfg.nodeName) nodesReady();
+        this.log.debug({ node: this.cfg.nodeName, peer: name, peers: this.peers.size - 1, event: e.type }, "peers synced");
       }),
-      this.follow(pods, (key, value) => {
-        if (value) this.podRecords.set(key, value as PodRecord);
-        else this.podRecords.delete(key);
-        this.syncPods();
+    );
+    await nodesListed;
+    this.watchers.push(
+      await store.watch(PODS, undefined, undefined, (e) => {
+        const key = `${e.object.metadata.namespace}.${e.object.metadata.name}`;
+        const mine = (e.object.spec as { nodeName?: string } | undefined)?.nodeName === this.cfg.nodeName;
+        if (e.type === "DELETED" || !mine) this.podObjects.delete(key);
+        else this.podObjects.set(key, e.object);
+        this.scheduleSync();
       }),
-    ]);
+    );
   }
 
-  /** Lists then watches a bucket; resolves once the initial values are in. */
-  private async follow(kv: KV, apply: (key: string, value: unknown) => void): Promise<void> {
-    let initialized!: () => void;
-    const ready = new Promise<void>((resolve) => (initialized = resolve));
-    const iter = await kv.watch({ initializedFn: () => initialized() });
-    this.watchers.push(iter);
-    void (async () => {
-      for await (const e of iter) {
-        try {
-          apply(e.key, e.operation === "PUT" ? e.json<unknown>() : undefined);
-        } catch (err) {
-          this.log.error({ node: this.cfg.nodeName, err, key: e.key }, "bad KV entry ignored");
-        }
-      }
-    })();
-    await ready;
+  private syncScheduled = false;
+  private scheduleSync(): void {
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    setImmediate(() => {
+      this.syncScheduled = false;
+      void this.syncPods();
+    });
   }
 
-  /** Converges the pods on this node to the desired set from KV. */
-  private syncPods(): void {
-    const desired = new Map([...this.podRecords].filter(([, p]) => p.nodeName === this.cfg.nodeName));
+  /**
+   * Converges this node's pod networks to the Pod objects bound to it (the kubelet's job with
+   * the CNI plugin): plumb new pods with an IP from the node's CIDR, report their status, tear
+   * down deleted or terminating ones and confirm the graceful deletion.
+   */
+  private async syncPods(): Promise<void> {
+    const desired = new Map<string, KubeObject>();
+    const terminating: KubeObject[] = [];
+    for (const [key, pod] of this.podObjects) {
+      if (pod.metadata.deletionTimestamp) terminating.push(pod);
+      else desired.set(key, pod);
+    }
     for (const key of this.net.podKeys()) {
-      const want = desired.get(key);
       const have = this.net.pod(key)!;
-      if (!want || want.podIp !== have.record.podIp) {
-        this.podApps.get(key)?.();
-        this.podApps.delete(key);
-        this.net.removePod(key);
-        this.log.info({ node: this.cfg.nodeName, pod: have.record.name, namespace: have.record.namespace }, "pod network removed");
-      }
+      const want = desired.get(key);
+      if (want && this.podUids.get(key) === want.metadata.uid) continue;
+      this.podApps.get(key)?.();
+      this.podApps.delete(key);
+      this.net.removePod(key);
+      this.podUids.delete(key);
+      this.appendLog(key, "pod network removed");
+      this.log.info({ node: this.cfg.nodeName, pod: have.record.name, namespace: have.record.namespace }, "pod network removed");
     }
-    for (const [key, record] of desired) {
+    const used = new Set<number>();
+    for (const pod of this.podObjects.values()) {
+      const ip = parseIpv4Addr(podRecordFrom(pod).podIp);
+      if (ip !== undefined) used.add(ip);
+    }
+    for (const key of this.net.podKeys()) used.add(this.net.pod(key)!.ip);
+    for (const [key, pod] of desired) {
       if (this.net.pod(key)) continue;
-      const pod = this.net.addPod(key, record);
-      this.podApps.set(key, startApps(pod));
-      this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: record.podIp, veth: pod.hostVeth.name }, "pod network added");
+      const record = podRecordFrom(pod);
+      let ip = parseIpv4Addr(record.podIp);
+      if (ip === undefined || !cidrContains(this.net.podCidr, ip)) {
+        const allocated = allocateAddress(this.net.podCidr, 2, used);
+        if (allocated.kind === "exhausted") {
+          this.log.error({ node: this.cfg.nodeName, pod: record.name, reason: allocated.reason }, "no pod IP left");
+          continue;
+        }
+        ip = allocated.value;
+      }
+      used.add(ip);
+      const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
+      this.podUids.set(key, pod.metadata.uid!);
+      this.podApps.set(key, startApps(plumbed, (line) => this.appendLog(key, line)));
+      this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
+      this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
     }
+    for (const [key, pod] of desired) {
+      const plumbed = this.net.pod(key);
+      if (!plumbed || this.reported.get(key) === pod.metadata.uid) continue;
+      const status = pod.status as { podIP?: string; phase?: string } | undefined;
+      if (status?.phase === "Running" && status.podIP === formatIpv4(plumbed.ip)) {
+        this.reported.set(key, pod.metadata.uid!);
+        continue;
+      }
+      this.reported.set(key, pod.metadata.uid!);
+      void request(this.nc, Subjects.podStatus, {
+        namespace: plumbed.record.namespace,
+        name: plumbed.record.name,
+        uid: pod.metadata.uid!,
+        podIp: formatIpv4(plumbed.ip),
+        hostIp: this.net.record.internalIp,
+        startTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      } satisfies PodStatusRequest).catch((err: Error) => {
+        // Retried on the next sync (the periodic one if nothing else changes).
+        this.reported.delete(key);
+        this.log.warn({ node: this.cfg.nodeName, pod: plumbed.record.name, err: err.message }, "pod status update failed");
+      });
+    }
+    for (const pod of terminating) {
+      if (this.finalizing.has(pod.metadata.uid!)) continue;
+      this.finalizing.add(pod.metadata.uid!);
+      void request(this.nc, Subjects.podFinalize, { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! } satisfies PodFinalizeRequest)
+        .then(() => this.log.info({ node: this.cfg.nodeName, pod: pod.metadata.name, namespace: pod.metadata.namespace }, "pod terminated"))
+        .catch((err: Error) => this.log.warn({ node: this.cfg.nodeName, pod: pod.metadata.name, err: err.message }, "pod finalize failed"))
+        .finally(() => this.finalizing.delete(pod.metadata.uid!));
+    }
+  }
+
+  private appendLog(key: string, line: string): void {
+    let lines = this.podLogs.get(key);
+    if (!lines) this.podLogs.set(key, (lines = []));
+    lines.push(`${new Date().toISOString()} ${line}`);
+    if (lines.length > 1000) lines.splice(0, lines.length - 1000);
   }
 
   private findPod(namespace: string, name: string): PodNetwork {
@@ -167,7 +257,14 @@ export class NodeAgent {
     on("exec", async (req: ExecRequest): Promise<ExecResult> => {
       const pod = this.findPod(req.namespace, req.pod);
       this.log.info({ node, pod: req.pod, argv: req.argv }, "exec");
+      this.appendLog(`${req.namespace ?? "default"}.${req.pod}`, `exec: ${(req.argv ?? []).join(" ")}`);
       return runTool({ ns: pod.ns, podName: pod.record.name, clock: realClock }, req.argv ?? []);
+    });
+
+    on("logs", async (req: LogsRequest): Promise<string> => {
+      const lines = this.podLogs.get(`${req.namespace}.${req.pod}`) ?? [];
+      const shown = req.tailLines !== undefined && req.tailLines >= 0 ? lines.slice(-req.tailLines) : lines;
+      return shown.map((l) => `${l}\n`).join("");
     });
 
     on("trace", async (req: TraceRequest): Promise<{ started: true }> => {
@@ -205,6 +302,7 @@ export class NodeAgent {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.heartbeat);
     for (const w of this.watchers) w.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.transport.close();
@@ -212,12 +310,18 @@ export class NodeAgent {
 }
 
 /** The emulated app of a pod: a UDP echo server on every declared UDP containerPort. */
-function startApps(pod: PodNetwork): () => void {
+function startApps(pod: PodNetwork, log: (line: string) => void): () => void {
   const ports: number[] = [];
   for (const p of pod.record.ports) {
-    if (p.protocol !== "UDP") continue;
+    if (p.protocol !== "UDP") {
+      log(`containerPort ${p.containerPort}/${p.protocol}: not served (the emulated TCP stack is not there yet)`);
+      continue;
+    }
     const bound = pod.ns.bindUdp(p.containerPort, (payload, meta) => pod.ns.sendUdp(meta.src, meta.srcPort, meta.dstPort, payload));
-    if (bound.kind === "bound") ports.push(p.containerPort);
+    if (bound.kind === "bound") {
+      ports.push(p.containerPort);
+      log(`udp echo listening on :${p.containerPort}`);
+    }
   }
   return () => ports.forEach((port) => pod.ns.unbindUdp(port));
 }

@@ -9,15 +9,14 @@
  *  - RTT: `ping -i 0.005` between the pods (each echo crosses NATS twice); baseline: NATS
  *    request/reply to an echo responder in another process, at the same pace.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { build as buildHistogram } from "hdr-histogram-js";
 import type { NatsConnection } from "nats";
-import { connectNats, request } from "../../api/rpc.ts";
-import { Subjects, type ExecResult, type NodeStatus, type PodRecord } from "../../api/types.ts";
-import { REPO_ROOT, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
+import { request } from "../../api/rpc.ts";
+import { Subjects, type ExecResult, type NodeStatus } from "../../api/types.ts";
+import { REPO_ROOT, stopPid } from "../../cli/processes.ts";
+import { TestCluster, type TestPod } from "../integration/fixture.ts";
 
 const SIZES = [100, 1400] as const;
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 100_000);
@@ -35,24 +34,18 @@ interface Row {
   pingP99: number;
 }
 
-const dir = mkdtempSync(join(tmpdir(), "kubewire-bench-"));
-const procs: ManagedProcess[] = [];
-let nc: NatsConnection | undefined;
+let cluster: TestCluster | undefined;
+let peer: ChildProcess | undefined;
 
 async function main(): Promise<void> {
-  const logDir = join(dir, "logs");
-  const nats = await startNats({ logDir, dataDir: join(dir, "nats") });
-  procs.push(nats);
-  nc = await connectNats(nats.url, "bench");
-  const peer = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/bench/raw-peer.ts"), nats.url], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  procs.push({ name: "raw-peer", pid: peer.pid!, logFile: "", child: peer, exited: new Promise((r) => peer.once("exit", (c) => r(c ?? -1))) });
-  await new Promise<void>((resolve) => peer.stdout!.once("data", () => resolve()));
+  // The same processes the integration tests run: nats-server, control plane, two node-agents.
+  cluster = await TestCluster.start(2);
+  const nc = cluster.nc;
+  peer = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/bench/raw-peer.ts"), cluster.nats.url], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve) => peer!.stdout!.once("data", () => resolve()));
 
-  procs.push(startControlPlane(nats.url, { logDir }));
-  procs.push(startNodeAgent(nats.url, "node-1", 1, { logDir }), startNodeAgent(nats.url, "node-2", 2, { logDir }));
-  await Promise.all(["node-1", "node-2"].map((n) => waitForNode(nc!, n)));
-  const client = await createPod(nc, "bench-client", "node-1");
-  const server = await createPod(nc, "bench-server", "node-2");
+  const client = await cluster.createPod("bench-client", "node-1");
+  const server = await cluster.createPod("bench-server", "node-2");
   await exec(nc, client, ["ping", "-c", "3", "-i", "0", server.podIp]); // ARP warm-up
 
   const rows: Row[] = [];
@@ -86,25 +79,7 @@ async function main(): Promise<void> {
   console.log(`overlay frames per NATS message (node-1, whole run): ${framesPerMessage.toFixed(1)}`);
 }
 
-async function waitForNode(nc: NatsConnection, name: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await request(nc, Subjects.node(name, "status"), {}, 1000).then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not come up`);
-}
-
-async function createPod(nc: NatsConnection, name: string, nodeName: string): Promise<PodRecord> {
-  const pod = await request<PodRecord>(nc, Subjects.createPod, { namespace: "default", name, nodeName, ports: [] });
-  for (let i = 0; i < 200; i++) {
-    const st = await request<NodeStatus>(nc, Subjects.node(nodeName, "status"), {});
-    if (st.pods.includes(`default.${name}`)) return pod;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${name} not plumbed`);
-}
-
-function exec(nc: NatsConnection, pod: PodRecord, argv: string[]): Promise<ExecResult> {
+function exec(nc: NatsConnection, pod: TestPod, argv: string[]): Promise<ExecResult> {
   return request<ExecResult>(nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, 600_000);
 }
 
@@ -124,7 +99,7 @@ async function rawThroughput(nc: NatsConnection, size: number, count: number): P
   return ((got - 1) / ms) * 1000;
 }
 
-async function overlayThroughput(nc: NatsConnection, client: PodRecord, server: PodRecord, size: number, count: number): Promise<{ rate: number; loss: number }> {
+async function overlayThroughput(nc: NatsConnection, client: TestPod, server: TestPod, size: number, count: number): Promise<{ rate: number; loss: number }> {
   const serving = exec(nc, server, ["iperf", "-s", "-u", "-p", "5201", "-n", String(count), "-t", "120"]);
   // The server binds its port as soon as the exec starts; a status round trip to its node orders after it.
   await request(nc, Subjects.node(server.nodeName, "status"), {});
@@ -151,7 +126,7 @@ async function rawRtt(nc: NatsConnection, size: number, count: number): Promise<
   return { p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000 };
 }
 
-async function pingRtt(nc: NatsConnection, client: PodRecord, server: PodRecord, size: number, count: number): Promise<{ p50: number; p99: number }> {
+async function pingRtt(nc: NatsConnection, client: TestPod, server: TestPod, size: number, count: number): Promise<{ p50: number; p99: number }> {
   const res = await exec(nc, client, ["ping", "-c", String(count), "-i", "0.005", "-s", String(size), server.podIp]);
   const h = buildHistogram({ numberOfSignificantValueDigits: 3 });
   for (const m of res.stdout.matchAll(/time=([\d.]+) ms/g)) h.recordValue(Math.round(Number(m[1]) * 1000));
@@ -162,7 +137,6 @@ async function pingRtt(nc: NatsConnection, client: PodRecord, server: PodRecord,
 try {
   await main();
 } finally {
-  await nc?.close();
-  for (const p of procs.reverse()) await stopPid(p.pid);
-  rmSync(dir, { recursive: true, force: true });
+  if (peer?.pid) await stopPid(peer.pid);
+  await cluster?.stop();
 }

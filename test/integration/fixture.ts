@@ -5,13 +5,31 @@
  * here is stopped by PID in `stop()`.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
 import { connectNats, request, RpcError } from "../../api/rpc.ts";
-import { Subjects, type ExecResult, type NodeStatus, type PodRecord } from "../../api/types.ts";
-import { REPO_ROOT, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
+import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../api/kube-client.ts";
+import { nodeRecordFrom } from "../../api/kube-objects.ts";
+import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../api/types.ts";
+import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
+
+/** A pod as the tests use it: where it runs and its IP. */
+export interface TestPod {
+  namespace: string;
+  name: string;
+  nodeName: string;
+  podIp: string;
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  /** KUBEWIRE_NODE_GRACE_SECONDS for the control plane (10 by default, as in Kubernetes' spirit). */
+  nodeGraceSeconds?: number;
+  podEvictionSeconds?: number;
+}
 
 export interface NatsHandle {
   url: string;
@@ -45,20 +63,40 @@ export async function startTestNats(dir: string): Promise<NatsHandle> {
 export class TestCluster {
   readonly procs = new Map<string, ManagedProcess>();
   nc!: NatsConnection;
+  kube!: KubeClient;
+  readonly token = randomBytes(24).toString("base64url");
+  apiPort = 0;
 
   private constructor(
     readonly dir: string,
     readonly nats: NatsHandle,
     readonly nodeNames: string[],
+    private readonly opts: ClusterOptions,
   ) {}
 
-  static async start(nodes: number): Promise<TestCluster> {
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  /** A kubeconfig for kubectl against this cluster. */
+  get kubeconfig(): string {
+    return join(this.dir, "kubeconfig");
+  }
+
+  static async start(nodesOrOpts: number | ClusterOptions): Promise<TestCluster> {
+    const opts = typeof nodesOrOpts === "number" ? { nodes: nodesOrOpts } : nodesOrOpts;
     const dir = mkdtempSync(join(tmpdir(), "kubewire-test-"));
     const nats = await startTestNats(dir);
-    const cluster = new TestCluster(dir, nats, Array.from({ length: nodes }, (_, i) => `node-${i + 1}`));
+    const cluster = new TestCluster(dir, nats, Array.from({ length: opts.nodes }, (_, i) => `node-${i + 1}`), opts);
     try {
       cluster.nc = await connectNats(nats.url, "kubewire-test");
+      cluster.apiPort = await freePort();
+      cluster.kube = new KubeClient(cluster.apiUrl, cluster.token);
+      writeFileSync(cluster.kubeconfig, renderKubeconfig(cluster.apiUrl, cluster.token));
+      // The CLI finds the cluster the way it does after `kubewire up`.
+      writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: nats.url, apiUrl: cluster.apiUrl, token: cluster.token, stateDir: dir, processes: [] }));
       cluster.startControlPlane();
+      await cluster.waitForApi();
       cluster.nodeNames.forEach((n) => cluster.startNode(n));
       await Promise.all(cluster.nodeNames.map((n) => cluster.waitForNode(n)));
     } catch (err) {
@@ -73,7 +111,29 @@ export class TestCluster {
   }
 
   startControlPlane(): void {
-    this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir }));
+    const env: Record<string, string> = { KUBEWIRE_API_ADDRESS: `127.0.0.1:${this.apiPort}`, KUBEWIRE_API_TOKEN: this.token };
+    if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
+    if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
+    this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
+  }
+
+  /** Resolves once the API answers (the control plane is up and its store open). */
+  async waitForApi(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ok = await fetch(`${this.apiUrl}/readyz`).then((r) => r.ok, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`API not up after ${timeoutMs} ms; see ${this.logDir}/control-plane.log`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    return (await this.kube.list(paths.nodes())).map((n) => nodeRecordFrom(n as Parameters<typeof nodeRecordFrom>[0])!).filter(Boolean);
+  }
+
+  async pods(namespace?: string): Promise<KubeObjectLike[]> {
+    return this.kube.list(paths.pods(namespace));
   }
 
   startNode(name: string): void {
@@ -111,13 +171,32 @@ export class TestCluster {
     return request<NodeStatus>(this.nc, Subjects.node(node, "status"), {}, 5000);
   }
 
-  async createPod(name: string, nodeName: string): Promise<PodRecord> {
-    const pod = await request<PodRecord>(this.nc, Subjects.createPod, { namespace: "default", name, nodeName, ports: [] });
-    await this.waitForPodOnNode(pod);
-    return pod;
+  /** Creates a pod bound to `nodeName` through the API and waits until it is Running with an IP. */
+  async createPod(name: string, nodeName: string, namespace = "default"): Promise<TestPod> {
+    await this.kube.create(paths.pods(namespace), {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace, labels: { app: name } },
+      spec: { nodeName, containers: [{ name: "app", image: "registry.k8s.io/e2e-test-images/agnhost:2.47" }] },
+    });
+    return this.waitForPodRunning(namespace, name);
   }
 
-  async waitForPodOnNode(pod: PodRecord, timeoutMs = 10_000): Promise<void> {
+  async waitForPodRunning(namespace: string, name: string, timeoutMs = 20_000): Promise<TestPod> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pod = await this.kube.get(paths.pod(namespace, name)).catch((err: unknown) => {
+        if (err instanceof KubeApiError && err.code === 404) return undefined;
+        throw err;
+      });
+      if (pod?.status?.phase === "Running" && pod.status.podIP) return { namespace, name, nodeName: pod.spec.nodeName, podIp: pod.status.podIP };
+      if (Date.now() > deadline) throw new Error(`pod ${namespace}/${name} not Running after ${timeoutMs} ms: ${JSON.stringify(pod?.status)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until the node-agent has the pod's network plumbed (after a restart, say). */
+  async waitForPodOnNode(pod: TestPod, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await this.status(pod.nodeName)).pods.includes(`${pod.namespace}.${pod.name}`)) {
       if (Date.now() > deadline) throw new Error(`${pod.nodeName} did not plumb ${pod.name}`);
@@ -125,7 +204,7 @@ export class TestCluster {
     }
   }
 
-  exec(pod: PodRecord, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
+  exec(pod: TestPod, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     return request<ExecResult>(this.nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, timeoutMs);
   }
 
@@ -135,7 +214,7 @@ export class TestCluster {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [join(REPO_ROOT, "bin/kubewire.js"), ...args], {
         cwd: REPO_ROOT,
-        env: { ...process.env, KUBEWIRE_NATS_URL: this.nats.url, KUBEWIRE_STATE_DIR: this.dir },
+        env: { ...process.env, KUBEWIRE_STATE_DIR: this.dir },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";

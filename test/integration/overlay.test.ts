@@ -9,15 +9,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mustParseCidr } from "../../api/addressing.ts";
-import { request } from "../../api/rpc.ts";
-import { Subjects, type NodeRecord, type PodRecord } from "../../api/types.ts";
+import { Subjects } from "../../api/types.ts";
 import { cidrsOverlap } from "../../control-plane/ipam.ts";
 import { decodeBatch, encodeBatch, parseIpv4Addr } from "../../overlay/wire/index.ts";
 import { mulberry32 } from "../unit/wire/rng.ts";
-import { TestCluster } from "./fixture.ts";
+import { TestCluster, type TestPod } from "./fixture.ts";
 
 let cluster: TestCluster;
-const pods: PodRecord[] = [];
+const pods: TestPod[] = [];
 
 beforeAll(async () => {
   cluster = await TestCluster.start(3);
@@ -30,11 +29,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function pod(name: string): PodRecord {
+function pod(name: string): TestPod {
   return pods.find((p) => p.name === name)!;
 }
 
-async function pingOk(from: PodRecord, to: PodRecord | string): Promise<void> {
+async function pingOk(from: TestPod, to: TestPod | string): Promise<void> {
   const ip = typeof to === "string" ? to : to.podIp;
   const res = await cluster.exec(from, ["ping", "-c", "1", "-W", "3", ip]);
   expect(res.stdout, `${from.name} -> ${ip}\n${res.stdout}${res.stderr}`).toContain("1 packets transmitted, 1 received");
@@ -43,7 +42,7 @@ async function pingOk(from: PodRecord, to: PodRecord | string): Promise<void> {
 
 describe("pod-to-pod across a 3-node cluster", () => {
   it("gives each node its own /24 and each pod an IP from its node's CIDR", async () => {
-    const nodes = await request<NodeRecord[]>(cluster.nc, Subjects.listNodes, {});
+    const nodes = await cluster.nodes();
     expect(nodes).toHaveLength(3);
     const cidrs = nodes.map((n) => mustParseCidr(n.podCidr));
     for (let i = 0; i < cidrs.length; i++) for (let j = i + 1; j < cidrs.length; j++) expect(cidrsOverlap(cidrs[i]!, cidrs[j]!)).toBe(false);
@@ -88,7 +87,7 @@ describe("pod-to-pod across a 3-node cluster", () => {
       ["node-2", veth],
       ["node-2", "node-2-a eth0"],
     ]);
-    const node2 = (await request<NodeRecord[]>(cluster.nc, Subjects.listNodes, {})).find((n) => n.name === "node-2")!;
+    const node2 = (await cluster.nodes()).find((n) => n.name === "node-2")!;
     expect(hops[3]!.detail).toContain(`${node2.podCidr} via ${node2.podCidr.split("/")[0]} dev flannel.1 onlink`);
     expect(hops[4]!.detail).toContain("VXLAN encap VNI 1");
     expect(hops[5]!.detail).toContain("overlay.1.node-2");
@@ -98,7 +97,7 @@ describe("pod-to-pod across a 3-node cluster", () => {
   it("shows routers along the way in traceroute, via ICMP time exceeded", async () => {
     const src = pod("node-1-a");
     const dst = pod("node-3-b");
-    const nodes = await request<NodeRecord[]>(cluster.nc, Subjects.listNodes, {});
+    const nodes = await cluster.nodes();
     const cidr = (n: string) => nodes.find((x) => x.name === n)!.podCidr.split("/")[0]!;
     const res = await cluster.kubewire(["exec", src.name, "--", "traceroute", "-w", "2", dst.podIp]);
     expect(res.code, res.stdout + res.stderr).toBe(0);
@@ -211,13 +210,14 @@ describe("faults", () => {
   });
 
   it("loses nothing when the control plane restarts and never hands out a CIDR or IP twice", async () => {
-    const nodesBefore = await request<NodeRecord[]>(cluster.nc, Subjects.listNodes, {});
-    const podsBefore = await request<PodRecord[]>(cluster.nc, Subjects.listPods, {});
+    const nodesBefore = await cluster.nodes();
+    const podsBefore = (await cluster.pods()).map((p) => ({ name: p.metadata.name!, uid: p.metadata.uid, podIp: p.status.podIP as string }));
     await cluster.kill9("control-plane");
     cluster.startControlPlane();
-    const nodesAfter = await waitFor(() => request<NodeRecord[]>(cluster.nc, Subjects.listNodes, {}, 1000));
+    await cluster.waitForApi();
+    const nodesAfter = await waitFor(() => cluster.nodes());
     expect(sortBy(nodesAfter)).toEqual(sortBy(nodesBefore));
-    expect(sortBy(await request<PodRecord[]>(cluster.nc, Subjects.listPods, {}))).toEqual(sortBy(podsBefore));
+    expect(sortBy((await cluster.pods()).map((p) => ({ name: p.metadata.name!, uid: p.metadata.uid, podIp: p.status.podIP as string })))).toEqual(sortBy(podsBefore));
 
     cluster.nodeNames.push("node-4");
     cluster.startNode("node-4");

@@ -4,6 +4,7 @@ import {
   ConfigError,
   isDns1123Label,
   loadClusterConfig,
+  loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ConfigEnvVar,
 } from "../../api/config.ts";
@@ -101,12 +102,17 @@ describe("loadClusterConfig", () => {
 
   it("lists every variable it reads in CONFIG_ENV_VARS", () => {
     expect(Object.keys(CONFIG_ENV_VARS).sort()).toEqual([
+      "KUBEWIRE_API_ADDRESS",
+      "KUBEWIRE_API_TOKEN",
       "KUBEWIRE_CLUSTER_CIDR",
+      "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
       "KUBEWIRE_LOG_LEVEL",
       "KUBEWIRE_NATS_URL",
       "KUBEWIRE_NODE_CIDR_MASK",
+      "KUBEWIRE_NODE_GRACE_SECONDS",
       "KUBEWIRE_NODE_NAME",
+      "KUBEWIRE_POD_EVICTION_SECONDS",
       "KUBEWIRE_SERVICE_CIDR",
       "KUBEWIRE_UNDERLAY_CIDR",
       "KUBEWIRE_VNI",
@@ -114,9 +120,26 @@ describe("loadClusterConfig", () => {
   });
 });
 
+describe("loadControlPlaneConfig", () => {
+  const TOKEN = "0123456789abcdef0123";
+  it("reads the API address and token, with the grace defaults", () => {
+    const cfg = loadControlPlaneConfig({ KUBEWIRE_API_ADDRESS: "127.0.0.1:7443", KUBEWIRE_API_TOKEN: TOKEN });
+    expect(cfg).toMatchObject({ apiHost: "127.0.0.1", apiPort: 7443, apiToken: TOKEN, nodeGraceSeconds: 10, podEvictionSeconds: 5 });
+  });
+
+  it("requires a token of at least 16 characters", () => {
+    expect(() => loadControlPlaneConfig({})).toThrow(/KUBEWIRE_API_TOKEN: required/);
+    expect(() => loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: "short" })).toThrow(ConfigError);
+  });
+
+  it("rejects an API address that is not host:port", () => {
+    expect(() => loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_API_ADDRESS: "6443" })).toThrow(/KUBEWIRE_API_ADDRESS: want host:port/);
+  });
+});
+
 describe("loadNodeAgentConfig", () => {
   it("adds the node name and the default host address to the cluster defaults", () => {
-    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1" });
+    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1", heartbeatSeconds: 1 });
   });
 
   it("takes KUBEWIRE_HOST_ADDRESS and the cluster variables", () => {

@@ -1,0 +1,94 @@
+/**
+ * A minimal client of kubewire's Kubernetes API for the CLI, tests and benchmarks (kubectl and
+ * @kubernetes/client-node are the clients users bring; this one keeps the CLI dependency-free).
+ */
+import { stringify } from "yaml";
+
+export interface KubeStatus {
+  kind: "Status";
+  code: number;
+  reason: string;
+  message: string;
+  details?: { causes?: Array<{ field?: string; message?: string; reason?: string }> };
+}
+
+export class KubeApiError extends Error {
+  override readonly name = "KubeApiError";
+  constructor(readonly status: KubeStatus) {
+    super(status.message);
+  }
+  get code(): number {
+    return this.status.code;
+  }
+}
+
+export interface KubeObjectLike {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; deletionTimestamp?: string; [k: string]: unknown };
+  spec?: any;
+  status?: any;
+  [k: string]: unknown;
+}
+
+export class KubeClient {
+  constructor(
+    readonly server: string,
+    private readonly token: string,
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<T> {
+    const res = await fetch(`${this.server}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${this.token}`, Accept: "application/json", ...(body !== undefined ? { "Content-Type": contentType } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!res.ok) {
+      const st = parsed as KubeStatus | undefined;
+      throw new KubeApiError(st?.kind === "Status" ? st : { kind: "Status", code: res.status, reason: res.statusText, message: text || res.statusText });
+    }
+    return parsed as T;
+  }
+
+  get<T = KubeObjectLike>(path: string): Promise<T> {
+    return this.request<T>("GET", path);
+  }
+
+  async list<T = KubeObjectLike>(path: string): Promise<T[]> {
+    return (await this.request<{ items: T[] }>("GET", path)).items;
+  }
+
+  create<T = KubeObjectLike>(path: string, obj: unknown): Promise<T> {
+    return this.request<T>("POST", path, obj);
+  }
+
+  delete(path: string): Promise<unknown> {
+    return this.request("DELETE", path);
+  }
+
+  patch<T = KubeObjectLike>(path: string, patch: unknown, type = "application/merge-patch+json"): Promise<T> {
+    return this.request<T>("PATCH", path, patch, type);
+  }
+}
+
+export const paths = {
+  pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods"),
+  pod: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${name}`,
+  nodes: () => "/api/v1/nodes",
+  node: (name: string) => `/api/v1/nodes/${name}`,
+};
+
+/** A kubeconfig for the cluster, as `kubewire kubeconfig` prints it. */
+export function renderKubeconfig(server: string, token: string, name = "kubewire"): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name, cluster: { server } }],
+    users: [{ name: `${name}-admin`, user: { token } }],
+    contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: "default" } }],
+    "current-context": name,
+    preferences: {},
+  });
+}

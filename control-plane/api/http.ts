@@ -1,0 +1,375 @@
+/**
+ * The Kubernetes REST API over HTTP: discovery, OpenAPI v3, CRUD, watch (chunked JSON
+ * events), server-side Table printing, pod exec over WebSocket (v5/v4.channel.k8s.io) and pod
+ * logs. A thin layer: the semantics live in the Registry.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { timingSafeEqual } from "node:crypto";
+import { WebSocketServer, type WebSocket } from "ws";
+import { parse as parseYaml } from "yaml";
+import type { Logger } from "../../api/log.ts";
+import type { ExecResult } from "../../api/types.ts";
+import { openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
+import { PatchType, type Registry } from "./registry.ts";
+import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "./resources.ts";
+import { ApiError, Errors, success, type Status } from "./status.ts";
+import type { KubeObject } from "./store.ts";
+import { toTable } from "./tables.ts";
+
+export const KUBERNETES_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0-kubewire" } as const;
+const MAX_BODY = 3 * 1024 * 1024;
+
+export interface PodBackend {
+  exec(pod: KubeObject, argv: string[]): Promise<ExecResult>;
+  logs(pod: KubeObject, opts: { container?: string; tailLines?: number }): Promise<string>;
+}
+
+interface Route {
+  r: ResourceInfo;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+export class ApiServer {
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly token: Buffer;
+  private readonly openWatches = new Set<() => void>();
+
+  constructor(
+    private readonly registry: Registry,
+    token: string,
+    private readonly pods: PodBackend,
+    private readonly log: Logger,
+  ) {
+    this.token = Buffer.from(token);
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (protocols) => ["v5.channel.k8s.io", "v4.channel.k8s.io"].find((p) => protocols.has(p)) ?? false,
+    });
+    this.server.on("upgrade", (req, socket, head) => void this.upgrade(req, socket, head));
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const addr = this.server.address();
+        resolve({ host, port: typeof addr === "object" && addr ? addr.port : port });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.openWatches) stop();
+    this.wss.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
+    if (!m) return false;
+    const given = Buffer.from(m[1]!.trim());
+    return given.length === this.token.length && timingSafeEqual(given, this.token);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const started = performance.now();
+    try {
+      if (["/healthz", "/livez", "/readyz"].includes(url.pathname)) return text(res, 200, "ok");
+      if (!this.authorized(req)) throw Errors.unauthorized();
+      await this.dispatch(req, res, url);
+    } catch (err) {
+      const status = err instanceof ApiError ? err.status : Errors.internal((err as Error)?.message ?? String(err)).status;
+      if (status.code >= 500) this.log.error({ err, method: req.method, path: url.pathname }, "request failed");
+      if (!res.headersSent) json(res, status.code, status);
+      else res.end();
+    } finally {
+      this.log.debug({ method: req.method, path: url.pathname, query: url.search, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+    }
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+    if (method === "GET") {
+      const discovery = this.discovery(path);
+      if (discovery) return json(res, 200, discovery);
+      if (path === "/openapi/v3") return json(res, 200, openApiV3Root());
+      if (path.startsWith("/openapi/v3/")) {
+        // Served as the exact bytes the root's ?hash= was computed over.
+        const doc = openApiV3DocumentJson(path.slice("/openapi/v3/".length));
+        if (!doc) throw Errors.pathNotFound();
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(doc) });
+        res.end(doc);
+        return;
+      }
+    }
+    const route = parseRoute(path);
+    if (!route) throw Errors.pathNotFound();
+    return this.resource(req, res, url, method, route);
+  }
+
+  private discovery(path: string): object | undefined {
+    if (path === "/version") return { ...KUBERNETES_VERSION, gitCommit: "kubewire", gitTreeState: "clean", buildDate: "2026-01-01T00:00:00Z", goVersion: "n/a", compiler: "n/a", platform: `${process.platform}/${process.arch}` };
+    if (path === "/api") return { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "" }] };
+    if (path === "/apis") {
+      const groups = groupVersions().filter((gv) => gv.group !== "");
+      return {
+        kind: "APIGroupList",
+        apiVersion: "v1",
+        groups: groups.map((gv) => ({ name: gv.group, versions: [{ groupVersion: groupVersion(gv), version: gv.version }], preferredVersion: { groupVersion: groupVersion(gv), version: gv.version } })),
+      };
+    }
+    const gm = /^\/apis\/([^/]+)$/.exec(path);
+    if (gm) {
+      const gv = groupVersions().find((x) => x.group === gm[1]);
+      if (!gv) return undefined;
+      const v = { groupVersion: groupVersion(gv), version: gv.version };
+      return { kind: "APIGroup", apiVersion: "v1", name: gv.group, versions: [v], preferredVersion: v };
+    }
+    const m = /^\/api\/(v1)$/.exec(path) ?? /^\/apis\/([^/]+\/[^/]+)$/.exec(path);
+    if (m) {
+      const gv = m[1]!;
+      const resources = RESOURCES.filter((r) => groupVersion(r) === gv);
+      if (resources.length === 0) return undefined;
+      return {
+        kind: "APIResourceList",
+        apiVersion: "v1",
+        groupVersion: gv,
+        resources: resources.flatMap((r) => [
+          { name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: [...VERBS], shortNames: r.shortNames, ...(r.categories ? { categories: r.categories } : {}) },
+          ...r.subresources.map((sub) => ({
+            name: `${r.plural}/${sub}`,
+            singularName: "",
+            namespaced: r.namespaced,
+            kind: sub === "exec" ? "PodExecOptions" : sub === "log" ? "Pod" : sub === "scale" ? "Scale" : r.kind,
+            verbs: sub === "exec" ? ["create", "get"] : sub === "log" ? ["get"] : ["get", "patch", "update"],
+          })),
+        ]),
+      };
+    }
+    return undefined;
+  }
+
+  private async resource(req: IncomingMessage, res: ServerResponse, url: URL, method: string, route: Route): Promise<void> {
+    const { r, namespace, name, subresource } = route;
+    const q = url.searchParams;
+    const dryRun = q.getAll("dryRun").includes("All");
+    const table = wantsTable(req.headers.accept);
+    const includeObject = (q.get("includeObject") as "None" | "Metadata" | "Object" | null) ?? "Metadata";
+    const listOpts = { labelSelector: q.get("labelSelector") ?? undefined, fieldSelector: q.get("fieldSelector") ?? undefined };
+
+    if (subresource && !r.subresources.includes(subresource)) throw Errors.pathNotFound();
+    if (subresource === "log") {
+      if (method !== "GET") throw Errors.methodNotAllowed(`${method} is not supported on pods/log`);
+      const pod = await this.registry.get(r, namespace, name!);
+      const tail = q.get("tailLines");
+      const body = await this.pods.logs(pod, { container: q.get("container") ?? undefined, tailLines: tail ? Number(tail) : undefined });
+      return text(res, 200, body);
+    }
+    if (subresource === "exec") throw Errors.badRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io)");
+    if (subresource === "scale") throw Errors.methodNotAllowed("the scale subresource is served through spec.replicas: use kubectl scale (it patches the object)");
+    const status = subresource === "status" ? { subresource: "status" as const } : {};
+
+    switch (method) {
+      case "GET": {
+        if (name) {
+          const obj = await this.registry.get(r, namespace, name);
+          return json(res, 200, table ? toTable(r.kind, [obj], { now: new Date(), includeObject }) : obj);
+        }
+        if (q.get("watch") === "true" || q.get("watch") === "1") return this.watch(req, res, r, namespace, q, listOpts, table, includeObject);
+        const { items, resourceVersion } = await this.registry.list(r, namespace, listOpts);
+        if (table) return json(res, 200, toTable(r.kind, items, { now: new Date(), includeObject, listMeta: { resourceVersion } }));
+        return json(res, 200, { kind: `${r.kind}List`, apiVersion: groupVersion(r), metadata: { resourceVersion }, items });
+      }
+      case "POST": {
+        if (name) throw Errors.methodNotAllowed(`POST is not supported on a named ${r.singular}`);
+        const body = await readBody(req);
+        const created = await this.registry.create(r, namespace, body as KubeObject, { dryRun });
+        return json(res, 201, created);
+      }
+      case "PUT": {
+        if (!name) throw Errors.methodNotAllowed(`PUT needs the name of a ${r.singular}`);
+        const body = await readBody(req);
+        return json(res, 200, await this.registry.update(r, namespace, name, body as KubeObject, { dryRun, ...status }));
+      }
+      case "PATCH": {
+        if (!name) throw Errors.methodNotAllowed(`PATCH needs the name of a ${r.singular}`);
+        const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+        if (type === "application/apply-patch+yaml") throw Errors.unsupportedMediaType("server-side apply is not supported; use client-side kubectl apply");
+        const body = await readBody(req);
+        return json(res, 200, await this.registry.patch(r, namespace, name, type, body, { dryRun, ...status }));
+      }
+      case "DELETE": {
+        const raw = (await readBody(req, true)) as { gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } } | undefined;
+        const grace = q.get("gracePeriodSeconds") ?? raw?.gracePeriodSeconds;
+        const opts = { dryRun, gracePeriodSeconds: grace === undefined || grace === null ? undefined : Number(grace), preconditions: raw?.preconditions };
+        if (!name) {
+          const deleted = await this.registry.deleteCollection(r, namespace, { ...listOpts, ...opts });
+          return json(res, 200, { kind: `${r.kind}List`, apiVersion: groupVersion(r), metadata: {}, items: deleted });
+        }
+        const obj = await this.registry.delete(r, namespace, name, opts);
+        // A graceful delete answers with the object (now with its deletionTimestamp), else Success.
+        if (obj.metadata.deletionTimestamp && (await this.registry.tryGet(r, namespace, name))) return json(res, 202, obj);
+        return json(res, 200, { ...success({ name, group: r.group, kind: r.plural }), details: { name, group: r.group, kind: r.plural, uid: obj.metadata.uid } });
+      }
+      default:
+        throw Errors.methodNotAllowed(`${method} is not supported`);
+    }
+  }
+
+  private async watch(req: IncomingMessage, res: ServerResponse, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, listOpts: { labelSelector?: string; fieldSelector?: string }, table: boolean, includeObject: "None" | "Metadata" | "Object"): Promise<void> {
+    const rv = q.get("resourceVersion") ?? undefined;
+    const timeout = Number(q.get("timeoutSeconds") ?? 0);
+    const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+    let handle;
+    try {
+      handle = await this.registry.watch(r, namespace, rv === "0" ? undefined : rv, listOpts, (e) => {
+        send(e.type, table ? toTable(r.kind, [e.object], { now: new Date(), includeObject }) : e.object);
+      });
+    } catch (err) {
+      // A too-old resourceVersion is reported inside the watch stream, as Kubernetes does.
+      if (err instanceof ApiError && err.status.code === 410) {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        send("ERROR", err.status);
+        res.end();
+        return;
+      }
+      throw err;
+    }
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private" });
+    res.flushHeaders();
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        handle.stop();
+        this.openWatches.delete(stop);
+        resolve();
+      };
+      this.openWatches.add(stop);
+      req.once("close", stop);
+      if (timeout > 0) setTimeout(stop, timeout * 1000).unref();
+      void handle.done.then(stop);
+    });
+    res.end();
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const fail = (code: number, reason: string) => {
+      socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${reason}\n`);
+    };
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      if (!this.authorized(req)) return fail(401, "Unauthorized");
+      const route = parseRoute(url.pathname);
+      if (!route || route.r.kind !== "Pod" || route.subresource !== "exec" || !route.name) return fail(404, "Not Found");
+      const pod = await this.registry.get(route.r, route.namespace, route.name);
+      const argv = url.searchParams.getAll("command");
+      this.wss.handleUpgrade(req, socket, head, (ws) => void this.exec(ws, pod, argv));
+    } catch (err) {
+      fail(err instanceof ApiError ? err.status.code : 500, err instanceof Error ? err.message : "error");
+    }
+  }
+
+  /** kubectl exec: run the emulated tool, stream stdout (channel 1), stderr (2), then the Status (3). */
+  private async exec(ws: WebSocket, pod: KubeObject, argv: string[]): Promise<void> {
+    const channel = (n: number, data: string | Buffer) => ws.send(Buffer.concat([Buffer.from([n]), Buffer.isBuffer(data) ? data : Buffer.from(data)]));
+    let status: object;
+    try {
+      if (argv.length === 0) throw new Error("you must specify at least one command for the container");
+      const result = await this.pods.exec(pod, argv);
+      if (result.stdout) channel(1, result.stdout);
+      if (result.stderr) channel(2, result.stderr);
+      status =
+        result.exitCode === 0
+          ? { metadata: {}, status: "Success" }
+          : {
+              metadata: {},
+              status: "Failure",
+              message: `command terminated with non-zero exit code: error executing command [${argv.join(" ")}], exit code ${result.exitCode}`,
+              reason: "NonZeroExitCode",
+              details: { causes: [{ reason: "ExitCode", message: String(result.exitCode) }] },
+            };
+    } catch (err) {
+      status = { metadata: {}, status: "Failure", message: (err as Error).message, reason: "InternalError" };
+    }
+    channel(3, JSON.stringify(status));
+    ws.close(1000);
+  }
+}
+
+function parseRoute(path: string): Route | undefined {
+  let group = "";
+  let version: string;
+  let rest: string[];
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "api" && parts[1] === "v1") {
+    version = "v1";
+    rest = parts.slice(2);
+  } else if (parts[0] === "apis" && parts.length >= 4) {
+    group = parts[1]!;
+    version = parts[2]!;
+    rest = parts.slice(3);
+  } else {
+    return undefined;
+  }
+  let namespace: string | undefined;
+  if (rest[0] === "namespaces" && rest.length >= 3 && findResource(group, version, rest[2]!)?.namespaced) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [plural, name, subresource, ...extra] = rest;
+  if (!plural || extra.length > 0) return undefined;
+  const r = findResource(group, version, plural);
+  if (!r) return undefined;
+  if (r.namespaced === false) namespace = undefined;
+  return { r, namespace, name, subresource };
+}
+
+function wantsTable(accept: string | undefined): boolean {
+  return !!accept && accept.split(",").some((part) => /as=Table/.test(part) && /g=meta\.k8s\.io/.test(part));
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(code, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
+  res.end(data);
+}
+
+function text(res: ServerResponse, code: number, body: string): void {
+  res.writeHead(code, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function readBody(req: IncomingMessage, optional = false): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw Errors.badRequest(`request body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const raw = Buffer.concat(chunks).toString("utf8");
+  if (raw.trim() === "") {
+    if (optional) return undefined;
+    throw Errors.badRequest("the request body is empty");
+  }
+  const type = (req.headers["content-type"] ?? "application/json").split(";")[0]!.trim();
+  try {
+    if (type === "application/yaml" || type === "application/apply-patch+yaml") return parseYaml(raw);
+    if (type !== "application/json" && !Object.values(PatchType).includes(type as PatchType)) {
+      throw Errors.unsupportedMediaType(`the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+    }
+    return JSON.parse(raw);
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw Errors.badRequest(`the body of the request could not be decoded: ${(err as Error).message}`);
+  }
+}
+
+export type { Status };

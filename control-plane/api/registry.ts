@@ -1,0 +1,424 @@
+/**
+ * The API's semantics on top of the store, shared by the HTTP server, the controllers and the
+ * node-agents' RPCs: defaulting, validation, admission (ClusterIP/NodePort allocation), system
+ * fields (uid, generation, timestamps), optimistic concurrency, status subresources, patches,
+ * graceful pod deletion, selectors. Every failure is an ApiError carrying a Kubernetes Status,
+ * and a rejected request writes nothing.
+ */
+import { randomUUID } from "node:crypto";
+import { defaultObject } from "./defaults.ts";
+import { applyJsonMergePatch, applyJsonPatch, applyStrategicMergePatch, patchSchemaFor } from "./patch.ts";
+import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "./resources.ts";
+import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "./selectors.ts";
+import { ApiError, Errors } from "./status.ts";
+import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "./store.ts";
+import { statusForInvalid, validateObject } from "./validation.ts";
+
+export const PatchType = {
+  json: "application/json-patch+json",
+  merge: "application/merge-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+} as const;
+export type PatchType = (typeof PatchType)[keyof typeof PatchType];
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface WriteOptions {
+  dryRun?: boolean;
+  subresource?: "status";
+}
+
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  dryRun?: boolean;
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+/** Admission: kind-specific changes and checks on create/update, with access to the registry. */
+export type Admission = (r: ResourceInfo, obj: KubeObject, old: KubeObject | undefined, registry: Registry) => Promise<KubeObject>;
+
+/** Whether a pod's deletion should wait for its node-agent to tear it down. */
+export type GracefulPodDeletion = (pod: KubeObject) => Promise<boolean>;
+
+const SAFE_CHARS = "bcdfghjklmnpqrstvwxz2456789";
+
+function randomSuffix(n: number): string {
+  const bytes = new Uint8Array(n);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => SAFE_CHARS[b % SAFE_CHARS.length]).join("");
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+export interface Selectors {
+  labels?: LabelSelector;
+  fields?: FieldSelector;
+}
+
+export class Registry {
+  /** Serializes writes that allocate from shared pools (ClusterIPs, NodePorts). */
+  private allocationLock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly store: ObjectStore,
+    private readonly admission: Admission,
+    private readonly gracefulPodDeletion: GracefulPodDeletion,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  // ------------------------------------------------------------------ reads
+
+  async get(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject> {
+    const obj = await this.store.get(r, namespace, name);
+    if (!obj) throw Errors.notFound(r.plural, r.group, name);
+    return obj;
+  }
+
+  async tryGet(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    return this.store.get(r, namespace, name);
+  }
+
+  parseSelectors(r: ResourceInfo, opts: ListOptions): Selectors {
+    const out: Selectors = {};
+    if (opts.labelSelector) {
+      const parsed = parseLabelSelector(opts.labelSelector);
+      if (parsed.kind === "error") throw Errors.badRequest(`unable to parse requirement: ${parsed.message}`);
+      out.labels = parsed.value;
+    }
+    if (opts.fieldSelector) {
+      const parsed = parseFieldSelector(opts.fieldSelector);
+      if (parsed.kind === "error") throw Errors.badRequest(`invalid field selector: ${parsed.message}`);
+      const checked = checkFieldSelector(parsed.value, r.kind);
+      if (checked.kind === "error") throw Errors.badRequest(checked.message);
+      out.fields = checked.value;
+    }
+    return out;
+  }
+
+  matches(r: ResourceInfo, obj: KubeObject, sel: Selectors): boolean {
+    if (sel.labels && !matchesLabels(sel.labels, obj.metadata.labels)) return false;
+    if (sel.fields && !matchesFields(sel.fields, fieldsFor(r.kind, obj))) return false;
+    return true;
+  }
+
+  async list(r: ResourceInfo, namespace: string | undefined, opts: ListOptions = {}): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+    const sel = this.parseSelectors(r, opts);
+    const { items, resourceVersion } = await this.store.list(r, namespace);
+    return { items: items.filter((o) => this.matches(r, o, sel)), resourceVersion: String(resourceVersion) };
+  }
+
+  async watch(r: ResourceInfo, namespace: string | undefined, resourceVersion: string | undefined, opts: ListOptions, onEvent: (e: WatchEvent) => void): Promise<WatchHandle> {
+    const sel = this.parseSelectors(r, opts);
+    const rv = resourceVersion === undefined || resourceVersion === "" ? undefined : Number(resourceVersion);
+    if (rv !== undefined && !Number.isInteger(rv)) throw Errors.badRequest(`invalid resource version: ${resourceVersion}`);
+    try {
+      return await this.store.watch(r, namespace, rv, (e) => {
+        if (this.matches(r, e.object, sel)) onEvent(e);
+      });
+    } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.Gone) throw Errors.gone(err.message);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  private checkTypeMeta(r: ResourceInfo, body: KubeObject): void {
+    const gv = groupVersion(r);
+    if (body.apiVersion !== undefined && body.apiVersion !== gv) {
+      throw Errors.badRequest(`the API version in the data (${body.apiVersion}) does not match the expected API version (${gv})`);
+    }
+    if (body.kind !== undefined && body.kind !== r.kind) {
+      throw Errors.badRequest(`the kind in the data (${body.kind}) does not match the expected kind (${r.kind})`);
+    }
+  }
+
+  private validate(r: ResourceInfo, obj: KubeObject, old?: KubeObject): void {
+    const errors = validateObject(r.kind, obj, old);
+    if (errors.length === 0) return;
+    const st = statusForInvalid(r.kind, obj.metadata?.name ?? "", errors, r.group) as { message: string; details: { causes: Array<{ reason: string; message: string; field: string }> } };
+    throw Errors.invalid(r.kind, r.group, obj.metadata?.name ?? "", st.details.causes, st.message);
+  }
+
+  private async withAllocationLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.allocationLock.then(fn, fn);
+    this.allocationLock = run.catch(() => {});
+    return run;
+  }
+
+  async create(r: ResourceInfo, namespace: string | undefined, body: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw Errors.badRequest("the body of the request was not a JSON object");
+    this.checkTypeMeta(r, body);
+    const meta = { ...(body.metadata ?? {}) };
+    if (r.namespaced) {
+      if (meta.namespace && namespace && meta.namespace !== namespace) {
+        throw Errors.badRequest("the namespace of the provided object does not match the namespace sent on the request");
+      }
+      meta.namespace = namespace ?? meta.namespace ?? "default";
+      const ns = await this.store.get(resourceByKind("Namespace"), undefined, meta.namespace);
+      if (!ns) throw Errors.notFound("namespaces", "", meta.namespace);
+      if (ns.metadata.deletionTimestamp && r.kind !== "Event") {
+        throw Errors.forbidden(`${r.plural} "${meta.name ?? meta.generateName ?? ""}" is forbidden: unable to create new content in namespace ${meta.namespace} because it is being terminated`);
+      }
+    } else {
+      delete meta.namespace;
+    }
+    if (!meta.name && meta.generateName) meta.name = `${meta.generateName}${randomSuffix(5)}`;
+    const now = this.now();
+    let obj: KubeObject = defaultObject(r.kind, { ...clone(body), apiVersion: groupVersion(r), kind: r.kind, metadata: meta }) as KubeObject;
+    obj.metadata = {
+      ...obj.metadata,
+      uid: randomUUID(),
+      creationTimestamp: rfc3339(now),
+      generation: 1,
+    };
+    delete obj.metadata.resourceVersion;
+    delete obj.metadata.deletionTimestamp;
+    delete obj.metadata.deletionGracePeriodSeconds;
+    if (r.subresources.includes("status")) delete obj.status;
+    this.validate(r, obj);
+    const write = async () => {
+      obj = await this.admission(r, obj, undefined, this);
+      this.validate(r, obj);
+      if (opts.dryRun) return obj;
+      try {
+        return await this.store.create(r, obj);
+      } catch (err) {
+        if (err instanceof StoreError && err.code === StoreErrorCode.AlreadyExists) throw Errors.alreadyExists(r.plural, r.group, obj.metadata.name!);
+        throw err;
+      }
+    };
+    return r.kind === "Service" ? this.withAllocationLock(write) : write();
+  }
+
+  /**
+   * Replaces an object (PUT). On the main resource, status is kept as stored; on the status
+   * subresource only status changes. A resourceVersion in the body must match the stored one.
+   */
+  async update(r: ResourceInfo, namespace: string | undefined, name: string, body: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw Errors.badRequest("the body of the request was not a JSON object");
+    this.checkTypeMeta(r, body);
+    if (body.metadata?.name && body.metadata.name !== name) {
+      throw Errors.badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`);
+    }
+    const current = await this.get(r, namespace, name);
+    const rv = body.metadata?.resourceVersion;
+    if (rv && rv !== current.metadata.resourceVersion) {
+      throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+    return this.writeUpdate(r, current, clone(body), opts);
+  }
+
+  private async writeUpdate(r: ResourceInfo, current: KubeObject, desired: KubeObject, opts: WriteOptions): Promise<KubeObject> {
+    let next: KubeObject;
+    if (opts.subresource === "status") {
+      next = { ...clone(current), status: desired.status };
+    } else {
+      next = defaultObject(r.kind, { ...desired, apiVersion: groupVersion(r), kind: r.kind }) as KubeObject;
+      if (r.subresources.includes("status")) {
+        if (current.status === undefined) delete next.status;
+        else next.status = clone(current.status);
+      }
+    }
+    next.metadata = {
+      ...(opts.subresource === "status" ? current.metadata : next.metadata),
+      name: current.metadata.name,
+      namespace: current.metadata.namespace,
+      uid: current.metadata.uid,
+      creationTimestamp: current.metadata.creationTimestamp,
+      generation: current.metadata.generation ?? 1,
+      resourceVersion: current.metadata.resourceVersion,
+    };
+    if (!r.namespaced) delete next.metadata.namespace;
+    // Only a delete sets these; an update keeps whatever is stored.
+    const { deletionTimestamp, deletionGracePeriodSeconds } = current.metadata;
+    delete next.metadata.deletionTimestamp;
+    delete next.metadata.deletionGracePeriodSeconds;
+    if (deletionTimestamp !== undefined) next.metadata.deletionTimestamp = deletionTimestamp;
+    if (deletionGracePeriodSeconds !== undefined) next.metadata.deletionGracePeriodSeconds = deletionGracePeriodSeconds;
+    if (!deepEqual((next as { spec?: unknown }).spec, (current as { spec?: unknown }).spec)) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
+    if (opts.subresource !== "status") this.validate(r, next, current);
+    const write = async () => {
+      next = await this.admission(r, next, current, this);
+      // Nothing changed: no write, no new resourceVersion (a re-apply is a no-op).
+      if (deepEqual(next, current)) return current;
+      if (opts.dryRun) return next;
+      try {
+        return await this.store.update(r, next, Number(current.metadata.resourceVersion));
+      } catch (err) {
+        if (err instanceof StoreError && err.code === StoreErrorCode.Conflict) throw Errors.conflict(r.plural, r.group, current.metadata.name!, err.message);
+        throw err;
+      }
+    };
+    return r.kind === "Service" ? this.withAllocationLock(write) : write();
+  }
+
+  /** PATCH with one of the three patch types; retried on a write conflict, as the API server does. */
+  async patch(r: ResourceInfo, namespace: string | undefined, name: string, type: string, patch: unknown, opts: WriteOptions = {}): Promise<KubeObject> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(r, namespace, name);
+      let result;
+      switch (type) {
+        case PatchType.merge:
+          result = { kind: "ok" as const, value: applyJsonMergePatch(clone(current), patch) };
+          break;
+        case PatchType.json:
+          result = applyJsonPatch(clone(current), patch);
+          break;
+        case PatchType.strategic:
+          result = applyStrategicMergePatch(clone(current), patch, patchSchemaFor(r.group, r.kind));
+          break;
+        default:
+          throw Errors.unsupportedMediaType(`the server does not support patch type ${type}; use ${Object.values(PatchType).join(", ")}`);
+      }
+      if (result.kind === "error") throw Errors.badRequest(`the patch could not be applied: ${result.message}`);
+      const patched = result.value as KubeObject;
+      if (!patched || typeof patched !== "object") throw Errors.badRequest("the patch did not produce an object");
+      const wantRv = (patch as { metadata?: { resourceVersion?: string } })?.metadata?.resourceVersion;
+      if (wantRv && wantRv !== current.metadata.resourceVersion) {
+        throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      if (patched.metadata?.name !== undefined && patched.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
+      try {
+        return await this.writeUpdate(r, current, patched, opts);
+      } catch (err) {
+        const retry = err instanceof ApiError && err.status.code === 409 && err.status.reason === "Conflict" && !wantRv && attempt < 5;
+        if (!retry) throw err;
+      }
+    }
+  }
+
+  /**
+   * Deletes an object. A pod bound to a live node is deleted gracefully: it gets a
+   * deletionTimestamp now and leaves the store when its node-agent has torn it down
+   * (or the grace period is over and the node lifecycle controller removes it).
+   */
+  async delete(r: ResourceInfo, namespace: string | undefined, name: string, opts: DeleteOptions = {}): Promise<KubeObject> {
+    const current = await this.get(r, namespace, name);
+    if (opts.preconditions?.uid && opts.preconditions.uid !== current.metadata.uid) {
+      throw Errors.conflict(r.plural, r.group, name, `Precondition failed: UID in precondition: ${opts.preconditions.uid}, UID in object meta: ${current.metadata.uid}`);
+    }
+    if (opts.preconditions?.resourceVersion && opts.preconditions.resourceVersion !== current.metadata.resourceVersion) {
+      throw Errors.conflict(r.plural, r.group, name, `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+    }
+    if (opts.dryRun) return current;
+    if (r.kind === "Namespace") {
+      // The namespace controller empties it, then removes it (kubectl sees Terminating meanwhile).
+      if (current.metadata.deletionTimestamp) return current;
+      const marked = clone(current);
+      marked.metadata.deletionTimestamp = rfc3339(this.now());
+      marked.status = { ...(marked.status as object), phase: "Terminating" };
+      return this.store.update(r, marked, Number(current.metadata.resourceVersion));
+    }
+    if (r.kind === "Pod" && opts.gracePeriodSeconds !== 0 && (await this.gracefulPodDeletion(current))) {
+      if (current.metadata.deletionTimestamp) return current;
+      const grace = opts.gracePeriodSeconds ?? ((current.spec as { terminationGracePeriodSeconds?: number })?.terminationGracePeriodSeconds ?? 30);
+      const marked = clone(current);
+      marked.metadata.deletionTimestamp = rfc3339(new Date(this.now().getTime() + grace * 1000));
+      marked.metadata.deletionGracePeriodSeconds = grace;
+      return this.store.update(r, marked, Number(current.metadata.resourceVersion)).catch((err) => {
+        if (err instanceof StoreError && err.code === StoreErrorCode.Conflict) throw Errors.conflict(r.plural, r.group, name, err.message);
+        throw err;
+      });
+    }
+    try {
+      return await this.store.delete(r, current, Number(current.metadata.resourceVersion));
+    } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.Conflict) {
+        // Changed under us (a status update): delete what is there now.
+        const again = await this.store.get(r, namespace, name);
+        if (!again) throw Errors.notFound(r.plural, r.group, name);
+        return this.store.delete(r, again, Number(again.metadata.resourceVersion));
+      }
+      throw err;
+    }
+  }
+
+  async deleteCollection(r: ResourceInfo, namespace: string | undefined, opts: ListOptions & DeleteOptions): Promise<KubeObject[]> {
+    const { items } = await this.list(r, namespace, opts);
+    const deleted: KubeObject[] = [];
+    for (const o of items) {
+      try {
+        deleted.push(await this.delete(r, o.metadata.namespace, o.metadata.name!, opts));
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status.code === 404)) throw err;
+      }
+    }
+    return deleted;
+  }
+
+  /** The namespace controller's last step: remove an emptied, terminating namespace. */
+  async finalizeNamespace(name: string): Promise<void> {
+    const r = resourceByKind("Namespace");
+    const current = await this.store.get(r, undefined, name);
+    if (!current?.metadata.deletionTimestamp) return;
+    await this.store.delete(r, current, Number(current.metadata.resourceVersion));
+  }
+
+  /** The binding subresource: set spec.nodeName (otherwise immutable) and PodScheduled. */
+  async bind(pod: KubeObject, nodeName: string): Promise<KubeObject> {
+    const r = resourceByKind("Pod");
+    const current = await this.get(r, pod.metadata.namespace, pod.metadata.name!);
+    const spec = current.spec as { nodeName?: string };
+    if (spec.nodeName) throw Errors.conflict(r.plural, r.group, current.metadata.name!, `pod ${current.metadata.name} is already assigned to node "${spec.nodeName}"`);
+    const bound = clone(current);
+    (bound.spec as { nodeName?: string }).nodeName = nodeName;
+    const status = (bound.status ?? {}) as { conditions?: Array<{ type: string }> };
+    status.conditions = [...(status.conditions ?? []).filter((c) => c.type !== "PodScheduled"), { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: rfc3339(this.now()) } as { type: string }];
+    bound.status = status;
+    try {
+      return await this.store.update(r, bound, Number(current.metadata.resourceVersion));
+    } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.Conflict) throw Errors.conflict(r.plural, r.group, current.metadata.name!, err.message);
+      throw err;
+    }
+  }
+
+  /** Records a core/v1 Event about `obj` (what `kubectl describe` lists under Events). */
+  async recordEvent(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string, component: string): Promise<void> {
+    const r = resourceByKind("Event");
+    const now = rfc3339(this.now());
+    const namespace = obj.metadata.namespace ?? "default";
+    const event: KubeObject = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: `${obj.metadata.name}.${Date.now().toString(16)}${randomSuffix(3)}`, namespace },
+      involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+      reason,
+      message,
+      type,
+      source: { component },
+      reportingComponent: component,
+      reportingInstance: component,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    await this.create(r, namespace, event).catch(() => {});
+  }
+}
+
+export function resourceOrThrow(group: string, version: string, plural: string): ResourceInfo {
+  const r = RESOURCES.find((x) => x.group === group && x.version === version && x.plural === plural);
+  if (!r) throw Errors.pathNotFound();
+  return r;
+}

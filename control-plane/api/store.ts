@@ -1,0 +1,243 @@
+/**
+ * The object store of the API server, on JetStream KV (the role etcd plays in Kubernetes).
+ *
+ * Design notes:
+ * - One bucket for every resource, so the bucket's stream sequence is one cluster-wide
+ *   revision: an object's resourceVersion is the KV revision of its last write, and a list's is
+ *   the stream's last sequence when it was taken.
+ * - A stored value is an envelope {type, object}: the watch event type is decided by the
+ *   writer (ADDED by create, MODIFIED by update, DELETED by delete), so a watcher resuming from
+ *   any revision knows what each message meant without remembering earlier state. A delete is a
+ *   KV delete marker that carries the object's last state as its payload.
+ * - Writes are conditional on the KV subject's last sequence, which is optimistic concurrency:
+ *   create expects nothing there, update and delete expect the revision read.
+ * - Each key keeps up to 64 revisions. A watch from revision R is gapless unless a message
+ *   after R has been removed by that limit; the stream's deleted-sequence list tells, and the
+ *   answer then is 410 Gone, as Kubernetes does after an etcd compaction.
+ */
+import { headers as natsHeaders, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from "nats";
+import { keyFilter, objectKey, type ResourceInfo } from "./resources.ts";
+
+export const OBJECTS_BUCKET = "kubewire_objects";
+const STREAM = `KV_${OBJECTS_BUCKET}`;
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  finalizers?: string[];
+  [k: string]: unknown;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  [k: string]: unknown;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+interface Envelope {
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+export interface WatchEvent {
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+export const StoreErrorCode = {
+  NotFound: "NotFound",
+  AlreadyExists: "AlreadyExists",
+  Conflict: "Conflict",
+  Gone: "Gone",
+} as const;
+export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface WatchHandle {
+  stop(): void;
+  /** Resolves when the watch ends (stopped, or the connection closed). */
+  readonly done: Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encode(type: WatchEventType, object: KubeObject): Uint8Array {
+  // resourceVersion is the KV revision, never stored: strip whatever the caller had.
+  const { resourceVersion: _rv, ...metadata } = object.metadata;
+  return encoder.encode(JSON.stringify({ type, object: { ...object, metadata } } satisfies Envelope));
+}
+
+function decode(entry: KvEntry): Envelope | undefined {
+  if (entry.value.length === 0) return undefined;
+  const env = JSON.parse(decoder.decode(entry.value)) as Envelope;
+  env.object.metadata.resourceVersion = String(entry.revision);
+  return env;
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  return (err as { api_error?: { err_code?: number } })?.api_error?.err_code === WRONG_LAST_SEQUENCE;
+}
+
+export class ObjectStore {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+  ) {}
+
+  static async open(nc: NatsConnection): Promise<ObjectStore> {
+    const kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, { history: 64 });
+    return new ObjectStore(nc, kv, await nc.jetstreamManager());
+  }
+
+  async get(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    const entry = await this.kv.get(objectKey(r, namespace, name));
+    if (!entry || entry.operation !== "PUT") return undefined;
+    return decode(entry)?.object;
+  }
+
+  /** The current revision of the whole store (the next write gets a higher one). */
+  async revision(): Promise<number> {
+    return (await this.jsm.streams.info(STREAM)).state.last_seq;
+  }
+
+  /** Every live object of a resource (in one namespace, or all), and the revision the list is at. */
+  async list(r: ResourceInfo, namespace: string | undefined): Promise<{ items: KubeObject[]; resourceVersion: number }> {
+    const before = await this.revision();
+    const items = new Map<string, KubeObject>();
+    let max = before;
+    let initialized!: () => void;
+    const ready = new Promise<void>((resolve) => (initialized = resolve));
+    const iter = await this.kv.watch({ key: keyFilter(r, namespace), initializedFn: () => initialized() });
+    const consume = (async () => {
+      for await (const e of iter) {
+        max = Math.max(max, e.revision);
+        if (e.operation === "PUT") {
+          const env = decode(e);
+          if (env) items.set(e.key, env.object);
+        } else {
+          items.delete(e.key);
+        }
+      }
+    })();
+    await ready;
+    iter.stop();
+    await consume;
+    return { items: [...items.values()].sort(byNamespaceName), resourceVersion: max };
+  }
+
+  async create(r: ResourceInfo, object: KubeObject): Promise<KubeObject> {
+    const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
+    try {
+      const rev = await this.kv.create(key, encode("ADDED", object));
+      return withRevision(object, rev);
+    } catch (err) {
+      if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
+        throw new StoreError(StoreErrorCode.AlreadyExists, `${r.plural} "${object.metadata.name}" already exists`);
+      }
+      throw err;
+    }
+  }
+
+  /** Writes `object` if the stored revision is still `expectedRevision`; Conflict otherwise. */
+  async update(r: ResourceInfo, object: KubeObject, expectedRevision: number): Promise<KubeObject> {
+    const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
+    try {
+      const rev = await this.kv.update(key, encode("MODIFIED", object), expectedRevision);
+      return withRevision(object, rev);
+    } catch (err) {
+      if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
+        throw new StoreError(
+          StoreErrorCode.Conflict,
+          `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${object.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Removes the object stored at `expectedRevision`; the delete marker carries its last state. */
+  async delete(r: ResourceInfo, object: KubeObject, expectedRevision: number): Promise<KubeObject> {
+    const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
+    const h = natsHeaders();
+    h.set("KV-Operation", "DEL");
+    h.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
+    try {
+      const ack = await this.nc.jetstream().publish(`$KV.${OBJECTS_BUCKET}.${key}`, encode("DELETED", object), { headers: h });
+      return withRevision(object, ack.seq);
+    } catch (err) {
+      if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
+        throw new StoreError(StoreErrorCode.Conflict, `Operation cannot be fulfilled on ${r.plural} "${object.metadata.name}": the object has been modified`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Events after `fromRevision` (exclusive) for a resource; with no revision, ADDED for every
+   * live object first, then changes. Throws Gone when events after `fromRevision` were compacted.
+   */
+  async watch(r: ResourceInfo, namespace: string | undefined, fromRevision: number | undefined, onEvent: (e: WatchEvent) => void): Promise<WatchHandle> {
+    if (fromRevision !== undefined && fromRevision > 0) await this.checkNotCompacted(fromRevision);
+    const initial = fromRevision === undefined || fromRevision === 0;
+    // Until the initial values are in, a list-then-watch "from now" replays live objects as
+    // ADDED and skips keys whose last message is a delete, as the API server does.
+    let replaying = initial;
+    const iter = await this.kv.watch({
+      key: keyFilter(r, namespace),
+      ...(initial ? { initializedFn: () => (replaying = false) } : { resumeFromRevision: fromRevision + 1 }),
+    });
+    const done = (async () => {
+      for await (const e of iter) {
+        const env = decode(e);
+        if (!env) continue;
+        if (replaying) {
+          if (env.type !== "DELETED") onEvent({ type: "ADDED", object: env.object });
+          continue;
+        }
+        onEvent({ type: env.type, object: env.object });
+      }
+    })().catch(() => {});
+    return { stop: () => iter.stop(), done };
+  }
+
+  private async checkNotCompacted(fromRevision: number): Promise<void> {
+    const info = await this.jsm.streams.info(STREAM, { deleted_details: true });
+    const deleted = info.state.deleted ?? [];
+    if (deleted.some((seq) => seq > fromRevision)) {
+      throw new StoreError(StoreErrorCode.Gone, `too old resource version: ${fromRevision} (${info.state.last_seq})`);
+    }
+  }
+}
+
+function withRevision(object: KubeObject, revision: number): KubeObject {
+  return { ...object, metadata: { ...object.metadata, resourceVersion: String(revision) } };
+}
+
+function byNamespaceName(a: KubeObject, b: KubeObject): number {
+  return (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "");
+}

@@ -1,0 +1,760 @@
+/**
+ * Server-side printing: the meta.k8s.io/v1 Table that `kubectl get` asks for with
+ * `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`.
+ *
+ * The columns and cells follow Kubernetes' pkg/printers/internalversion/printers.go. The API
+ * server prints with Wide set, so every row carries the priority-1 cells too and kubectl drops
+ * them unless `-o wide`; the cells of a row therefore line up with columnDefinitions one to one.
+ * A kind without a printer gets the API server's default table (Name, Created At), as
+ * k8s.io/apiserver/pkg/registry/rest/table.go prints it.
+ *
+ * Stored objects are whatever clients wrote, so every field is read defensively: a missing or
+ * ill-typed field prints as Kubernetes prints its zero value, and never throws.
+ */
+import type { KubeObject, ObjectMeta } from "./store.ts";
+
+export interface TableColumnDefinition {
+  name: string;
+  type: string;
+  format: string;
+  description: string;
+  priority: number;
+}
+
+export interface TableRowCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+export interface PartialObjectMetadata {
+  kind: "PartialObjectMetadata";
+  apiVersion: "meta.k8s.io/v1";
+  metadata: ObjectMeta;
+}
+
+export interface TableRow {
+  cells: unknown[];
+  conditions?: TableRowCondition[];
+  object?: PartialObjectMetadata | KubeObject;
+}
+
+export interface Table {
+  kind: "Table";
+  apiVersion: "meta.k8s.io/v1";
+  metadata: { resourceVersion?: string; continue?: string; remainingItemCount?: number };
+  columnDefinitions: TableColumnDefinition[];
+  rows: TableRow[];
+}
+
+/** metav1.IncludeObjectPolicy: what each row carries besides its cells ("Metadata" is kubectl's default). */
+export type IncludeObject = "None" | "Metadata" | "Object";
+
+export interface ToTableOptions {
+  now: Date;
+  includeObject: IncludeObject;
+  /** The list's metadata. Without it, a table of one object takes that object's resourceVersion. */
+  listMeta?: { resourceVersion?: string; continue?: string; remainingItemCount?: number };
+  /** TableOptions.noHeaders: leave columnDefinitions empty (watch events after the first). */
+  noHeaders?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defensive field access.
+
+type Rec = Record<string, unknown>;
+
+function rec(v: unknown): Rec {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Rec) : {};
+}
+
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function int(v: unknown): number {
+  return typeof v === "number" && Number.isFinite(v) ? Math.trunc(v) : 0;
+}
+
+function has(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+/** A timestamp's epoch milliseconds, or undefined when absent or unparsable (Go's zero Time). */
+function timeMs(ts: unknown): number | undefined {
+  if (typeof ts !== "string" || ts === "") return undefined;
+  const ms = Date.parse(ts);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations (k8s.io/apimachinery/pkg/util/duration).
+
+/**
+ * duration.HumanDuration for a duration in milliseconds: a succinct representation with ~2-3
+ * significant figures ("119s", "2m1s", "70m", "3h1m", "47h", "2d1h", "367d", "2y1d", "8y").
+ */
+export function humanDuration(ms: number): string {
+  // Allow deviation no more than 2 seconds (excluded) to tolerate clock skew.
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < -1) return "<invalid>";
+  if (seconds < 0) return "0s";
+  if (seconds < 60 * 2) return `${seconds}s`;
+  const minutes = Math.trunc(ms / 60_000);
+  if (minutes < 10) {
+    const s = seconds % 60;
+    return s === 0 ? `${minutes}m` : `${minutes}m${s}s`;
+  }
+  if (minutes < 60 * 3) return `${minutes}m`;
+  const hours = Math.trunc(ms / 3_600_000);
+  if (hours < 8) {
+    const m = minutes % 60;
+    return m === 0 ? `${hours}h` : `${hours}h${m}m`;
+  }
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) {
+    const h = hours % 24;
+    const d = Math.trunc(hours / 24);
+    return h === 0 ? `${d}d` : `${d}d${h}h`;
+  }
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24)}d`;
+  const years = Math.trunc(hours / 24 / 365);
+  if (hours < 24 * 365 * 8) {
+    const dy = Math.trunc(hours / 24) % 365;
+    return dy === 0 ? `${years}y` : `${years}y${dy}d`;
+  }
+  return `${years}y`;
+}
+
+/** printers.go translateTimestampSince: the age of a timestamp, "<unknown>" when there is none. */
+export function translateTimestampSince(ts: string | undefined, now: Date): string {
+  const ms = timeMs(ts);
+  if (ms === undefined) return "<unknown>";
+  return humanDuration(now.getTime() - ms);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels and selectors (k8s.io/apimachinery/pkg/labels, metav1.FormatLabelSelector).
+
+function byteOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** labels.FormatLabels: "k=v" sorted by key and joined by ",", "<none>" when empty. */
+export function formatLabels(labels: unknown): string {
+  const m = rec(labels);
+  const keys = Object.keys(m).sort(byteOrder);
+  if (keys.length === 0) return "<none>";
+  return keys.map((k) => `${k}=${str(m[k])}`).join(",");
+}
+
+/**
+ * metav1.LabelSelectorAsSelector(sel).String(): requirements sorted by key; "" for a missing
+ * or empty selector; undefined when the selector is invalid (an unknown operator).
+ */
+function labelSelectorString(selector: unknown): string | undefined {
+  if (!has(selector)) return "";
+  const sel = rec(selector);
+  const reqs: Array<{ key: string; text: string }> = [];
+  const matchLabels = rec(sel.matchLabels);
+  for (const k of Object.keys(matchLabels)) reqs.push({ key: k, text: `${k}=${str(matchLabels[k])}` });
+  for (const e of arr(sel.matchExpressions)) {
+    const expr = rec(e);
+    const key = str(expr.key);
+    const values = arr(expr.values).map(str);
+    const sorted = values.length > 1 ? [...values].sort(byteOrder) : values;
+    switch (str(expr.operator)) {
+      case "In":
+        reqs.push({ key, text: `${key} in (${sorted.join(",")})` });
+        break;
+      case "NotIn":
+        reqs.push({ key, text: `${key} notin (${sorted.join(",")})` });
+        break;
+      case "Exists":
+        reqs.push({ key, text: key });
+        break;
+      case "DoesNotExist":
+        reqs.push({ key, text: `!${key}` });
+        break;
+      default:
+        return undefined;
+    }
+  }
+  // Stable, so requirements on the same key keep matchLabels-then-matchExpressions order.
+  reqs.sort((a, b) => byteOrder(a.key, b.key));
+  return reqs.map((r) => r.text).join(",");
+}
+
+/** metav1.FormatLabelSelector: the selector string, "<none>" when empty, "<error>" when invalid. */
+export function formatLabelSelector(selector: unknown): string {
+  const s = labelSelectorString(selector);
+  if (s === undefined) return "<error>";
+  return s === "" ? "<none>" : s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column definitions.
+
+const NAME_DESCRIPTION =
+  "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const CREATION_TIMESTAMP_DESCRIPTION =
+  "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+function col(name: string, description: string, priority = 0, type = "string", format = ""): TableColumnDefinition {
+  return { name, type, format, description, priority };
+}
+
+const NAME = (): TableColumnDefinition => col("Name", NAME_DESCRIPTION, 0, "string", "name");
+const AGE = (): TableColumnDefinition => col("Age", CREATION_TIMESTAMP_DESCRIPTION);
+const CONTAINERS = (): TableColumnDefinition => col("Containers", "Names of each container in the template.", 1);
+const IMAGES = (): TableColumnDefinition => col("Images", "Images referenced by each container in the template.", 1);
+
+const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
+  Pod: () => [
+    NAME(),
+    col("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+    col("Status", "The aggregate status of the containers in this pod."),
+    col("Restarts", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+    AGE(),
+    col("IP", "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", 1),
+    col("Node", "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName.", 1),
+    col("Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.", 1),
+    col("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\".", 1),
+  ],
+  Service: () => [
+    NAME(),
+    col("Type", "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are ExternalName, ClusterIP, NodePort, and LoadBalancer."),
+    col("Cluster-IP", "clusterIP is the IP address of the service and is usually assigned randomly."),
+    col("External-IP", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+    col("Port(s)", "The list of ports that are exposed by this service."),
+    AGE(),
+    col("Selector", "Route service traffic to pods with label keys and values matching this selector.", 1),
+  ],
+  Node: () => [
+    NAME(),
+    col("Status", "The status of the node"),
+    col("Roles", "The roles of the node"),
+    AGE(),
+    col("Version", "Kubelet Version reported by the node."),
+    col("Internal-IP", "List of addresses reachable to the node.", 1),
+    col("External-IP", "List of addresses reachable to the node.", 1),
+    col("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", 1),
+    col("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", 1),
+    col("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).", 1),
+  ],
+  Namespace: () => [NAME(), col("Status", "The status of the namespace"), AGE()],
+  Deployment: () => [
+    NAME(),
+    col("Ready", "Number of the pod with ready state"),
+    col("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+    col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+    col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", 1),
+  ],
+  ReplicaSet: () => [
+    NAME(),
+    col("Desired", "Replicas is the number of desired replicas.", 0, "integer"),
+    col("Current", "Replicas is the most recently observed number of replicas.", 0, "integer"),
+    col("Ready", "readyReplicas is the number of pods targeted by this ReplicaSet with a Ready Condition.", 0, "integer"),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+    col("Selector", "Selector is a label query over pods that should match the replica count.", 1),
+  ],
+  EndpointSlice: () => [
+    NAME(),
+    col("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
+    col("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+    col("Endpoints", "endpoints is a list of unique endpoints in this slice."),
+    AGE(),
+  ],
+  Event: () => [
+    col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+    col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+    col("Reason", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+    col("Object", "The object that this event is about."),
+    col("Subobject", "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].", 1),
+    col("Source", "The component reporting this event. Should be a short machine understandable string.", 1),
+    col("Message", "A human-readable description of the status of this operation."),
+    col("First Seen", "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)", 1),
+    col("Count", "The number of times this event has occurred.", 1),
+    col("Name", NAME_DESCRIPTION, 1, "string", "name"),
+  ],
+  NetworkPolicy: () => [
+    NAME(),
+    col("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies."),
+    AGE(),
+  ],
+  Ingress: () => [
+    NAME(),
+    col("Class", "The name of the IngressClass resource that should be used for additional configuration"),
+    col("Hosts", "Hosts that incoming requests are matched against before the ingress rule"),
+    col("Address", "Address is a list containing ingress points for the load-balancer"),
+    col("Ports", "Ports of TLS configurations that open"),
+    AGE(),
+  ],
+};
+
+const DEFAULT_COLUMNS = (): TableColumnDefinition[] => [NAME(), col("Created At", CREATION_TIMESTAMP_DESCRIPTION, 0, "date")];
+
+/** The column definitions Kubernetes prints for a kind (the default Name/Created At for others). */
+export function columnDefinitions(kind: string): TableColumnDefinition[] {
+  return (COLUMNS[kind] ?? DEFAULT_COLUMNS)();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printers: one row's cells and conditions.
+
+interface Printed {
+  cells: unknown[];
+  conditions?: TableRowCondition[];
+}
+
+type Printer = (obj: KubeObject, now: Date) => Printed;
+
+function name(obj: KubeObject): string {
+  return str(rec(obj.metadata).name);
+}
+
+function age(obj: KubeObject, now: Date): string {
+  return translateTimestampSince(str(rec(obj.metadata).creationTimestamp), now);
+}
+
+function layoutContainerCells(containers: unknown): [string, string] {
+  const list = arr(containers).map(rec);
+  return [list.map((c) => str(c.name)).join(","), list.map((c) => str(c.image)).join(",")];
+}
+
+function conditionTrue(conditions: unknown, type: string): boolean {
+  return arr(conditions).some((c) => str(rec(c).type) === type && str(rec(c).status) === "True");
+}
+
+const POD_SUCCESS_CONDITIONS: TableRowCondition[] = [
+  { type: "Completed", status: "True", reason: "Succeeded", message: "The pod has completed successfully." },
+];
+const POD_FAILED_CONDITIONS: TableRowCondition[] = [{ type: "Completed", status: "True", reason: "Failed", message: "The pod failed." }];
+
+function printPod(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const meta = rec(obj.metadata);
+  const initSpecs = arr(spec.initContainers).map(rec);
+  const restartableInit = new Set(initSpecs.filter((c) => str(c.restartPolicy) === "Always").map((c) => str(c.name)));
+
+  let restarts = 0;
+  let restartableInitContainerRestarts = 0;
+  let totalContainers = arr(spec.containers).length + restartableInit.size;
+  let readyContainers = 0;
+  let lastRestart: number | undefined;
+  let lastRestartableInitRestart: number | undefined;
+  const later = (a: number | undefined, b: number | undefined): number | undefined =>
+    b === undefined ? a : a === undefined || a < b ? b : a;
+
+  // The API server stores a new pod with phase Pending (pod strategy PrepareForCreate).
+  const phase = str(status.phase) || "Pending";
+  let reason = str(status.reason) || phase;
+  for (const c of arr(status.conditions)) {
+    if (str(rec(c).type) === "PodScheduled" && str(rec(c).reason) === "SchedulingGated") reason = "SchedulingGated";
+  }
+
+  let initializing = false;
+  const initStatuses = arr(status.initContainerStatuses).map(rec);
+  for (let i = 0; i < initStatuses.length; i++) {
+    const cs = initStatuses[i] ?? {};
+    const state = rec(cs.state);
+    const terminated = has(state.terminated) ? rec(state.terminated) : undefined;
+    const waiting = has(state.waiting) ? rec(state.waiting) : undefined;
+    const lastTerminated = has(rec(cs.lastState).terminated) ? rec(rec(cs.lastState).terminated) : undefined;
+    const isRestartable = restartableInit.has(str(cs.name));
+    restarts += int(cs.restartCount);
+    if (lastTerminated) lastRestart = later(lastRestart, timeMs(lastTerminated.finishedAt));
+    if (isRestartable) {
+      restartableInitContainerRestarts += int(cs.restartCount);
+      if (lastTerminated) lastRestartableInitRestart = later(lastRestartableInitRestart, timeMs(lastTerminated.finishedAt));
+    }
+    if (terminated && int(terminated.exitCode) === 0) continue;
+    if (isRestartable && cs.started === true) {
+      if (cs.ready === true) readyContainers++;
+      continue;
+    }
+    if (terminated) {
+      // Initialization failed.
+      const r = str(terminated.reason);
+      if (r === "") {
+        reason = int(terminated.signal) !== 0 ? `Init:Signal:${int(terminated.signal)}` : `Init:ExitCode:${int(terminated.exitCode)}`;
+      } else {
+        reason = `Init:${r}`;
+      }
+    } else if (waiting && str(waiting.reason) !== "" && str(waiting.reason) !== "PodInitializing") {
+      reason = `Init:${str(waiting.reason)}`;
+    } else {
+      reason = `Init:${i}/${initSpecs.length}`;
+    }
+    initializing = true;
+    break;
+  }
+
+  if (!initializing || conditionTrue(status.conditions, "Initialized")) {
+    restarts = restartableInitContainerRestarts;
+    lastRestart = lastRestartableInitRestart;
+    let hasRunning = false;
+    const statuses = arr(status.containerStatuses).map(rec);
+    for (let i = statuses.length - 1; i >= 0; i--) {
+      const cs = statuses[i] ?? {};
+      const state = rec(cs.state);
+      const terminated = has(state.terminated) ? rec(state.terminated) : undefined;
+      const waiting = has(state.waiting) ? rec(state.waiting) : undefined;
+      const lastTerminated = has(rec(cs.lastState).terminated) ? rec(rec(cs.lastState).terminated) : undefined;
+      restarts += int(cs.restartCount);
+      if (lastTerminated) lastRestart = later(lastRestart, timeMs(lastTerminated.finishedAt));
+      if (waiting && str(waiting.reason) !== "") {
+        reason = str(waiting.reason);
+      } else if (terminated && str(terminated.reason) !== "") {
+        reason = str(terminated.reason);
+      } else if (terminated) {
+        reason = int(terminated.signal) !== 0 ? `Signal:${int(terminated.signal)}` : `ExitCode:${int(terminated.exitCode)}`;
+      } else if (cs.ready === true && (has(state.running) || !has(cs.state))) {
+        // Kubernetes requires state.running; a ready status that carries no state at all is
+        // counted as running too, since no kubelet writes one and it can only mean "up".
+        hasRunning = true;
+        readyContainers++;
+      }
+    }
+    // Back to "Running" if at least one container still reports running.
+    if (reason === "Completed" && hasRunning) {
+      reason = conditionTrue(status.conditions, "Ready") ? "Running" : "NotReady";
+    }
+  }
+
+  if (has(meta.deletionTimestamp) && str(status.reason) === "NodeLost") {
+    reason = "Unknown";
+  } else if (has(meta.deletionTimestamp) && phase !== "Succeeded" && phase !== "Failed") {
+    reason = "Terminating";
+  }
+
+  let restartsCell = String(restarts);
+  if (restarts !== 0 && lastRestart !== undefined) {
+    restartsCell = `${restarts} (${humanDuration(now.getTime() - lastRestart)} ago)`;
+  }
+
+  const podIPs = arr(status.podIPs);
+  const podIP = (podIPs.length > 0 ? str(rec(podIPs[0]).ip) : str(status.podIP)) || "<none>";
+  const nodeName = str(spec.nodeName) || "<none>";
+  const nominatedNodeName = str(status.nominatedNodeName) || "<none>";
+  let readinessGates = "<none>";
+  const gates = arr(spec.readinessGates);
+  if (gates.length > 0) {
+    let trueConditions = 0;
+    for (const g of gates) {
+      const found = arr(status.conditions).map(rec).find((c) => str(c.type) === str(rec(g).conditionType));
+      if (found && str(found.status) === "True") trueConditions++;
+    }
+    readinessGates = `${trueConditions}/${gates.length}`;
+  }
+
+  const printed: Printed = {
+    cells: [name(obj), `${readyContainers}/${totalContainers}`, reason, restartsCell, age(obj, now), podIP, nodeName, nominatedNodeName, readinessGates],
+  };
+  if (str(status.phase) === "Succeeded") printed.conditions = POD_SUCCESS_CONDITIONS.map((c) => ({ ...c }));
+  if (str(status.phase) === "Failed") printed.conditions = POD_FAILED_CONDITIONS.map((c) => ({ ...c }));
+  return printed;
+}
+
+/** loadBalancerStatusStringer with wide set: the distinct IPs (else hostnames), sorted. */
+function loadBalancerIngress(status: unknown): string {
+  const set = new Set<string>();
+  for (const i of arr(rec(rec(status).loadBalancer).ingress)) {
+    const ip = str(rec(i).ip);
+    const hostname = str(rec(i).hostname);
+    if (ip !== "") set.add(ip);
+    else if (hostname !== "") set.add(hostname);
+  }
+  return [...set].sort(byteOrder).join(",");
+}
+
+function serviceExternalIP(obj: KubeObject, type: string): string {
+  const spec = rec(obj.spec);
+  const externalIPs = arr(spec.externalIPs).map(str);
+  switch (type) {
+    case "ClusterIP":
+    case "NodePort":
+      return externalIPs.length > 0 ? externalIPs.join(",") : "<none>";
+    case "LoadBalancer": {
+      const lb = loadBalancerIngress(obj.status);
+      if (externalIPs.length > 0) return [...(lb ? lb.split(",") : []), ...externalIPs].join(",");
+      return lb || "<pending>";
+    }
+    case "ExternalName":
+      return str(spec.externalName);
+    default:
+      return "<unknown>";
+  }
+}
+
+function printService(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  // Service defaulting makes ClusterIP the type when none is given.
+  const type = str(spec.type) || "ClusterIP";
+  const clusterIPs = arr(spec.clusterIPs).map(str);
+  const internalIP = (clusterIPs.length > 0 ? clusterIPs[0] : str(spec.clusterIP)) || "<none>";
+  const ports = arr(spec.ports)
+    .map(rec)
+    .map((p) => {
+      const protocol = str(p.protocol) || "TCP";
+      return int(p.nodePort) > 0 ? `${int(p.port)}:${int(p.nodePort)}/${protocol}` : `${int(p.port)}/${protocol}`;
+    })
+    .join(",");
+  return {
+    cells: [name(obj), type, internalIP, serviceExternalIP(obj, type), ports || "<none>", age(obj, now), formatLabels(spec.selector)],
+  };
+}
+
+function printNode(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const nodeInfo = rec(status.nodeInfo);
+  const labels = rec(rec(obj.metadata).labels);
+
+  const states: string[] = [];
+  // Only the Ready condition is shown; the last one of that type wins, as in a Go map.
+  const ready = arr(status.conditions).map(rec).filter((c) => str(c.type) === "Ready").at(-1);
+  if (ready) states.push(str(ready.status) === "True" ? "Ready" : "NotReady");
+  if (states.length === 0) states.push("Unknown");
+  if (spec.unschedulable === true) states.push("SchedulingDisabled");
+
+  const roles = new Set<string>();
+  for (const [k, v] of Object.entries(labels)) {
+    if (k.startsWith("node-role.kubernetes.io/")) {
+      const role = k.slice("node-role.kubernetes.io/".length);
+      if (role !== "") roles.add(role);
+    } else if (k === "kubernetes.io/role" && str(v) !== "") {
+      roles.add(str(v));
+    }
+  }
+
+  const address = (type: string): string =>
+    str(arr(status.addresses).map(rec).find((a) => str(a.type) === type)?.address) || "<none>";
+
+  return {
+    cells: [
+      name(obj),
+      states.join(","),
+      [...roles].sort(byteOrder).join(",") || "<none>",
+      age(obj, now),
+      str(nodeInfo.kubeletVersion),
+      address("InternalIP"),
+      address("ExternalIP"),
+      str(nodeInfo.osImage) || "<unknown>",
+      str(nodeInfo.kernelVersion) || "<unknown>",
+      str(nodeInfo.containerRuntimeVersion) || "<unknown>",
+    ],
+  };
+}
+
+function printNamespace(obj: KubeObject, now: Date): Printed {
+  // The API server stores a new namespace with phase Active (namespace strategy PrepareForCreate).
+  return { cells: [name(obj), str(rec(obj.status).phase) || "Active", age(obj, now)] };
+}
+
+function replicas(spec: Rec): number {
+  // Deployment and ReplicaSet defaulting make spec.replicas 1 when none is given.
+  return has(spec.replicas) ? int(spec.replicas) : 1;
+}
+
+function printDeployment(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const [containers, images] = layoutContainerCells(rec(rec(spec.template).spec).containers);
+  return {
+    cells: [
+      name(obj),
+      `${int(status.readyReplicas)}/${replicas(spec)}`,
+      int(status.updatedReplicas),
+      int(status.availableReplicas),
+      age(obj, now),
+      containers,
+      images,
+      labelSelectorString(spec.selector) ?? "<error>",
+    ],
+  };
+}
+
+function printReplicaSet(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const [containers, images] = layoutContainerCells(rec(rec(spec.template).spec).containers);
+  return {
+    cells: [
+      name(obj),
+      replicas(spec),
+      int(status.replicas),
+      int(status.readyReplicas),
+      age(obj, now),
+      containers,
+      images,
+      formatLabelSelector(spec.selector),
+    ],
+  };
+}
+
+function listWithMoreString(list: string[], more: boolean, count: number, max: number): string {
+  const ret = list.join(",");
+  if (more) return `${ret} + ${count - max} more...`;
+  return ret === "" ? "<unset>" : ret;
+}
+
+function printEndpointSlice(obj: KubeObject, now: Date): Printed {
+  const max = 3;
+  const ports: string[] = [];
+  let portsMore = false;
+  let portCount = 0;
+  for (const p of arr(obj.ports).map(rec)) {
+    if (ports.length < max) {
+      ports.push(typeof p.port === "number" ? String(int(p.port)) : typeof p.name === "string" ? p.name : "*");
+    } else if (ports.length === max) {
+      portsMore = true;
+    }
+    portCount++;
+  }
+  const addresses: string[] = [];
+  let addressesMore = false;
+  let addressCount = 0;
+  for (const e of arr(obj.endpoints)) {
+    for (const a of arr(rec(e).addresses)) {
+      if (addresses.length < max) addresses.push(str(a));
+      else if (addresses.length === max) addressesMore = true;
+      addressCount++;
+    }
+  }
+  return {
+    cells: [
+      name(obj),
+      str(obj.addressType),
+      listWithMoreString(ports, portsMore, portCount, max),
+      listWithMoreString(addresses, addressesMore, addressCount, max),
+      age(obj, now),
+    ],
+  };
+}
+
+function printEvent(obj: KubeObject, now: Date): Printed {
+  const involved = rec(obj.involvedObject);
+  const source = rec(obj.source);
+  const series = has(obj.series) ? rec(obj.series) : undefined;
+
+  let firstSeen = translateTimestampSince(str(obj.firstTimestamp), now);
+  if (timeMs(obj.firstTimestamp) === undefined) firstSeen = translateTimestampSince(str(obj.eventTime), now);
+  let lastSeen = translateTimestampSince(str(obj.lastTimestamp), now);
+  if (timeMs(obj.lastTimestamp) === undefined) lastSeen = firstSeen;
+  let count = int(obj.count);
+  if (series) {
+    lastSeen = translateTimestampSince(str(series.lastObservedTime), now);
+    count = int(series.count);
+  } else if (count === 0) {
+    // Singleton events don't have a count set in the new API.
+    count = 1;
+  }
+
+  const kind = str(involved.kind).toLowerCase();
+  const target = str(involved.name) !== "" ? `${kind}/${str(involved.name)}` : kind;
+  const component = str(source.component) || str(obj.reportingComponent);
+  const instance = str(source.host) || str(obj.reportingInstance);
+  const sourceCell = instance === "" ? component : `${component}, ${instance}`;
+
+  return {
+    cells: [lastSeen, str(obj.type), str(obj.reason), target, str(involved.fieldPath), sourceCell, str(obj.message).trim(), firstSeen, count, name(obj)],
+  };
+}
+
+function printNetworkPolicy(obj: KubeObject, now: Date): Printed {
+  return { cells: [name(obj), formatLabelSelector(rec(obj.spec).podSelector ?? {}), age(obj, now)] };
+}
+
+function printIngress(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const className = typeof spec.ingressClassName === "string" ? spec.ingressClassName : "<none>";
+  const rules = arr(spec.rules).map(rec);
+  const max = 3;
+  const hosts: string[] = [];
+  let more = false;
+  for (const rule of rules) {
+    if (hosts.length === max) more = true;
+    if (!more && str(rule.host) !== "") hosts.push(str(rule.host));
+  }
+  let hostsCell = hosts.length === 0 ? "*" : hosts.join(",");
+  if (hosts.length > 0 && more) hostsCell = `${hostsCell} + ${rules.length - max} more...`;
+  const ports = arr(spec.tls).length !== 0 ? "80, 443" : "80";
+  return { cells: [name(obj), className, hostsCell, loadBalancerIngress(obj.status), ports, age(obj, now)] };
+}
+
+function printDefault(obj: KubeObject): Printed {
+  const ms = timeMs(rec(obj.metadata).creationTimestamp);
+  // Go's zero time formats as 0001-01-01T00:00:00Z.
+  const created = ms === undefined ? "0001-01-01T00:00:00Z" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return { cells: [name(obj), created] };
+}
+
+const PRINTERS: Record<string, Printer> = {
+  Pod: printPod,
+  Service: printService,
+  Node: printNode,
+  Namespace: printNamespace,
+  Deployment: printDeployment,
+  ReplicaSet: printReplicaSet,
+  EndpointSlice: printEndpointSlice,
+  Event: printEvent,
+  NetworkPolicy: printNetworkPolicy,
+  Ingress: printIngress,
+};
+
+function rowObject(obj: KubeObject, includeObject: IncludeObject): TableRow["object"] {
+  switch (includeObject) {
+    case "None":
+      return undefined;
+    case "Object":
+      return obj;
+    case "Metadata":
+      return { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata };
+  }
+}
+
+/**
+ * The Table of a kind's objects: a list (pass listMeta), a single object, or one watch event's
+ * object. Cells include the priority-1 (wide) columns.
+ */
+export function toTable(kind: string, objects: KubeObject[], opts: ToTableOptions): Table {
+  const printer = PRINTERS[kind];
+  const rows = objects.map((obj): TableRow => {
+    const printed = printer ? printer(obj, opts.now) : printDefault(obj);
+    const row: TableRow = { cells: printed.cells };
+    if (printed.conditions) row.conditions = printed.conditions;
+    const object = rowObject(obj, opts.includeObject);
+    if (object !== undefined) row.object = object;
+    return row;
+  });
+
+  const metadata: Table["metadata"] = {};
+  if (opts.listMeta) {
+    if (opts.listMeta.resourceVersion) metadata.resourceVersion = opts.listMeta.resourceVersion;
+    if (opts.listMeta.continue) metadata.continue = opts.listMeta.continue;
+    if (opts.listMeta.remainingItemCount !== undefined) metadata.remainingItemCount = opts.listMeta.remainingItemCount;
+  } else if (objects.length === 1) {
+    const rv = str(rec(objects[0]?.metadata).resourceVersion);
+    if (rv) metadata.resourceVersion = rv;
+  }
+
+  return {
+    kind: "Table",
+    apiVersion: "meta.k8s.io/v1",
+    metadata,
+    columnDefinitions: opts.noHeaders ? [] : columnDefinitions(kind),
+    rows,
+  };
+}

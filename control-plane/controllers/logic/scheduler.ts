@@ -1,0 +1,149 @@
+/**
+ * The scheduling decision for one pod (pkg/scheduler/schedule_one.go): filter the nodes it may
+ * run on, score the feasible ones, bind to the best. Filters, in the order they run (the first
+ * failing one gives the node's reason, as the framework does without runAllFilters):
+ *   1. node Ready — Kubernetes does this through the node.kubernetes.io/not-ready|unreachable
+ *      NoSchedule taints the lifecycle controller adds; tolerating those taints passes here too;
+ *   2. NodeUnschedulable (plugins/nodeunschedulable): spec.unschedulable, unless tolerated;
+ *   3. TaintToleration (plugins/tainttoleration): NoSchedule and NoExecute taints;
+ *   4. NodeAffinity (plugins/nodeaffinity): spec.nodeSelector and the required node affinity.
+ * Score: spreading, the node with the fewest non-terminated pods, ties by name.
+ */
+import type { Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint } from "kubernetes-types/core/v1.js";
+import { NodeTaintKey, nodeReadyStatus, toleratesTaint } from "./nodelifecycle.ts";
+
+export { toleratesTaint } from "./nodelifecycle.ts";
+
+export type ScheduleResult = { kind: "bind"; nodeName: string } | { kind: "unschedulable"; message: string };
+
+/** Filter failure reasons, worded as the scheduler plugins word them. */
+export const FilterReason = {
+  NotReady: "node(s) were not ready",
+  Unschedulable: "node(s) were unschedulable",
+  NodeAffinity: "node(s) didn't match Pod's node affinity/selector",
+} as const;
+
+/** framework/types.go: ErrNoNodesAvailable and NoNodeAvailableMsg. */
+export const NO_NODES_AVAILABLE = "no nodes available to schedule pods";
+
+export function untoleratedTaintReason(taint: Taint): string {
+  return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ""}}`;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Why `pod` cannot run on `node`, or undefined when it can. */
+export function filterNode(pod: Pod, node: Node): string | undefined {
+  const tolerations = pod.spec?.tolerations ?? [];
+  const tolerates = (taint: Taint) => tolerations.some((t) => toleratesTaint(t, taint));
+
+  const ready = nodeReadyStatus(node);
+  if (ready !== "True") {
+    const key = ready === "False" ? NodeTaintKey.NotReady : NodeTaintKey.Unreachable;
+    if (!tolerates({ key, effect: "NoSchedule" })) return FilterReason.NotReady;
+  }
+
+  if (node.spec?.unschedulable && !tolerates({ key: NodeTaintKey.Unschedulable, effect: "NoSchedule" })) {
+    return FilterReason.Unschedulable;
+  }
+
+  // helper.DoNotScheduleTaintsFilterFunc: NoSchedule and NoExecute; the first untolerated one is reported.
+  for (const taint of node.spec?.taints ?? []) {
+    if (taint.effect !== "NoSchedule" && taint.effect !== "NoExecute") continue;
+    if (!tolerates(taint)) return untoleratedTaintReason(taint);
+  }
+
+  if (!matchesNodeAffinity(pod, node)) return FilterReason.NodeAffinity;
+  return undefined;
+}
+
+/** nodeSelector (every label equal) and requiredDuringSchedulingIgnoredDuringExecution (terms ORed). */
+export function matchesNodeAffinity(pod: Pod, node: Node): boolean {
+  const labels = node.metadata?.labels ?? {};
+  for (const [k, v] of Object.entries(pod.spec?.nodeSelector ?? {})) {
+    if (labels[k] !== v) return false;
+  }
+  const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  if (!required) return true;
+  return required.nodeSelectorTerms.some((term) => matchesTerm(term, node));
+}
+
+// component-helpers/scheduling/corev1/nodeaffinity: an empty term matches nothing.
+function matchesTerm(term: NodeSelectorTerm, node: Node): boolean {
+  const exprs = term.matchExpressions ?? [];
+  const fields = term.matchFields ?? [];
+  if (exprs.length === 0 && fields.length === 0) return false;
+  const labels = node.metadata?.labels ?? {};
+  if (!exprs.every((r) => matchesRequirement(r, labels))) return false;
+  const nodeFields: Record<string, string> = { "metadata.name": node.metadata?.name ?? "" };
+  return fields.every((r) => r.key === "metadata.name" && matchesRequirement(r, nodeFields));
+}
+
+function matchesRequirement(r: NodeSelectorRequirement, labels: Record<string, string>): boolean {
+  const has = Object.hasOwn(labels, r.key);
+  const value = labels[r.key];
+  const values = r.values ?? [];
+  switch (r.operator) {
+    case "In":
+      return has && values.includes(value!);
+    case "NotIn":
+      return !has || !values.includes(value!);
+    case "Exists":
+      return has;
+    case "DoesNotExist":
+      return !has;
+    case "Gt":
+    case "Lt": {
+      if (!has || values.length !== 1) return false;
+      const a = Number.parseInt(value!, 10);
+      const b = Number.parseInt(values[0]!, 10);
+      if (!Number.isInteger(a) || !Number.isInteger(b)) return false;
+      return r.operator === "Gt" ? a > b : a < b;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Pods that occupy a node: bound to it, not being deleted, not finished. */
+export function isPodOccupying(p: Pod, nodeName: string): boolean {
+  return p.spec?.nodeName === nodeName && !p.metadata?.deletionTimestamp && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
+}
+
+/**
+ * framework/types.go FitError.Error: "0/N nodes are available: " + the "count reason" strings
+ * sorted as strings (Go's sort.Strings, so byte order of the whole "2 node(s) ..." text) + ".".
+ */
+export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, number>): string {
+  const parts = [...reasons].map(([reason, n]) => `${n} ${reason}`).sort(cmp);
+  return `0/${numNodes} nodes are available: ${parts.join(", ")}.`;
+}
+
+/**
+ * Chooses a node for an unbound pod. A pod that already names its node is returned as bound
+ * there (the scheduler never sees those: it only watches pods with an empty spec.nodeName).
+ */
+export function schedule(pod: Pod, nodes: Node[], pods: Pod[]): ScheduleResult {
+  if (pod.spec?.nodeName) return { kind: "bind", nodeName: pod.spec.nodeName };
+  if (nodes.length === 0) return { kind: "unschedulable", message: NO_NODES_AVAILABLE };
+
+  const reasons = new Map<string, number>();
+  const feasible: Node[] = [];
+  for (const node of nodes) {
+    const reason = filterNode(pod, node);
+    if (reason === undefined) feasible.push(node);
+    else reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+  }
+  if (feasible.length === 0) return { kind: "unschedulable", message: fitErrorMessage(nodes.length, reasons) };
+
+  const self = pod.metadata?.uid;
+  let best: { name: string; load: number } | undefined;
+  for (const node of feasible) {
+    const name = node.metadata?.name ?? "";
+    const load = pods.filter((p) => isPodOccupying(p, name) && (self === undefined || p.metadata?.uid !== self)).length;
+    if (!best || load < best.load || (load === best.load && cmp(name, best.name) < 0)) best = { name, load };
+  }
+  return { kind: "bind", nodeName: best!.name };
+}

@@ -1,0 +1,188 @@
+/**
+ * kubectl against a running 3-node kubewire cluster, as a user would drive it: apply a
+ * multi-document manifest, read it back (wide tables, endpointslices, describe, logs), scale,
+ * exec across nodes, re-apply (unchanged), apply an edit (only what changed), reject an invalid
+ * manifest with the field named, delete it all.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cidrContains, mustParseCidr } from "../../api/addressing.ts";
+import { parseIpv4Addr } from "../../overlay/wire/index.ts";
+import { TestCluster } from "./fixture.ts";
+
+const MANIFEST = join(import.meta.dirname, "manifests/shop.yaml");
+const INVALID = join(import.meta.dirname, "manifests/invalid-service.yaml");
+
+let cluster: TestCluster;
+
+function kubectl(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile("kubectl", args, { env: { ...process.env, KUBECONFIG: cluster.kubeconfig }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function ok(args: string[]): Promise<string> {
+  const res = await kubectl(args);
+  expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
+  return res.stdout;
+}
+
+/** Polls a kubectl jsonpath until it equals `want` (kubectl wait cannot express all of these). */
+async function until(args: string[], want: (out: string) => boolean, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const res = await kubectl(args);
+    last = res.stdout + res.stderr;
+    if (res.code === 0 && want(res.stdout)) return res.stdout;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting on kubectl ${args.join(" ")}; last output:\n${last}`);
+}
+
+interface WideRow {
+  name: string;
+  status: string;
+  ip: string;
+  node: string;
+}
+
+function wideRows(out: string): WideRow[] {
+  const [header, ...lines] = out.trim().split("\n");
+  const cols = header!.split(/\s{2,}/);
+  return lines.map((l) => {
+    const cells = l.split(/\s{2,}/);
+    const get = (c: string) => cells[cols.indexOf(c)]!;
+    return { name: get("NAME"), status: get("STATUS"), ip: get("IP"), node: get("NODE") };
+  });
+}
+
+beforeAll(async () => {
+  cluster = await TestCluster.start(3);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+describe("kubectl against kubewire", () => {
+  it("serves version and discovery with short names", async () => {
+    const version = JSON.parse(await ok(["version", "-o", "json"])) as { serverVersion: { gitVersion: string } };
+    expect(version.serverVersion.gitVersion).toMatch(/^v1\.\d+\.\d+/);
+    const resources = await ok(["api-resources", "--no-headers"]);
+    for (const [name, short] of [["pods", "po"], ["services", "svc"], ["deployments", "deploy"], ["networkpolicies", "netpol"], ["namespaces", "ns"], ["nodes", "no"], ["endpointslices", "epslice"]]) {
+      expect(resources).toMatch(new RegExp(`^${name}\\s+${short}\\s`, "m"));
+    }
+  });
+
+  it("rejects requests without the bearer token with 401", async () => {
+    const res = await fetch(`${cluster.apiUrl}/api/v1/pods`);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { reason: string }).reason).toBe("Unauthorized");
+  });
+
+  it("applies a multi-document manifest and runs the deployment's pods on the right node CIDRs", async () => {
+    const out = await ok(["apply", "-f", MANIFEST]);
+    expect(out).toContain("namespace/shop created");
+    expect(out).toContain("deployment.apps/web created");
+    expect(out).toContain("service/web created");
+    expect(out).toContain("networkpolicy.networking.k8s.io/web-allow-shop created");
+    await ok(["rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s"]);
+    const rows = wideRows(await until(["get", "pods", "-n", "shop", "-o", "wide"], (o) => wideRows(o).length === 3 && wideRows(o).every((r) => r.status === "Running")));
+    expect(new Set(rows.map((r) => r.ip)).size).toBe(3);
+    const nodes = await cluster.nodes();
+    for (const row of rows) {
+      const node = nodes.find((n) => n.name === row.node);
+      expect(node, row.node).toBeDefined();
+      expect(cidrContains(mustParseCidr(node!.podCidr), parseIpv4Addr(row.ip)!), `${row.ip} in ${node!.podCidr}`).toBe(true);
+    }
+    const svc = await ok(["get", "svc", "web", "-n", "shop"]);
+    expect(svc).toMatch(/NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE/);
+    expect(svc).toMatch(/web\s+ClusterIP\s+10\.(9[6-9]|1[01][0-9])\.\d+\.\d+\s+<none>\s+81\/UDP/);
+  });
+
+  it("scales the deployment to 6 and lists the ready pod IPs in its EndpointSlice", async () => {
+    await ok(["scale", "deploy", "web", "-n", "shop", "--replicas=6"]);
+    await ok(["rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s"]);
+    const rows = wideRows(await until(["get", "pods", "-n", "shop", "-o", "wide"], (o) => wideRows(o).filter((r) => r.status === "Running").length === 6));
+    const ips = rows.map((r) => r.ip).sort();
+    const sliceIps = await until(["get", "endpointslices", "-n", "shop", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"], (o) => o.trim().split(/\s+/).length === 6);
+    expect(sliceIps.trim().split(/\s+/).sort()).toEqual(ips);
+    // Pods spread over the three nodes.
+    expect(new Set(rows.map((r) => r.node)).size).toBe(3);
+  });
+
+  it("execs ping from one pod to a pod on another node", async () => {
+    const rows = wideRows(await ok(["get", "pods", "-n", "shop", "-o", "wide"]));
+    const a = rows[0]!;
+    const b = rows.find((r) => r.node !== a.node)!;
+    const out = await ok(["exec", "-n", "shop", a.name, "--", "ping", "-c", "2", "-i", "0.2", b.ip]);
+    expect(out).toContain("2 packets transmitted, 2 received, 0% packet loss");
+    const failed = await kubectl(["exec", "-n", "shop", a.name, "--", "ping", "-c", "1", "-W", "0.5", "10.244.250.250"]);
+    expect(failed.code).not.toBe(0);
+  });
+
+  it("reports a second apply of the same file as unchanged", async () => {
+    await ok(["scale", "deploy", "web", "-n", "shop", "--replicas=3"]);
+    const out = await ok(["apply", "-f", MANIFEST]);
+    for (const line of out.trim().split("\n")) expect(line).toMatch(/ unchanged$/);
+  });
+
+  it("applies an edit as a change to only what changed", async () => {
+    const edited = readFileSync(MANIFEST, "utf8").replace("replicas: 3", "replicas: 2").replace("port: 81", "port: 82");
+    const file = join(cluster.dir, "shop-edited.yaml");
+    writeFileSync(file, edited);
+    const out = await ok(["apply", "-f", file]);
+    expect(out).toContain("namespace/shop unchanged");
+    expect(out).toContain("deployment.apps/web configured");
+    expect(out).toContain("service/web configured");
+    expect(out).toContain("networkpolicy.networking.k8s.io/web-allow-shop unchanged");
+    const svc = JSON.parse(await ok(["get", "svc", "web", "-n", "shop", "-o", "json"])) as { spec: { ports: Array<{ port: number; targetPort: string }>; clusterIP: string } };
+    expect(svc.spec.ports).toEqual([expect.objectContaining({ port: 82, targetPort: "udp-echo", protocol: "UDP" })]);
+    await until(["get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.status.readyReplicas}"], (o) => o === "2");
+  });
+
+  it("describes pods, services, networkpolicies and nodes, with events", async () => {
+    const pod = wideRows(await ok(["get", "pods", "-n", "shop", "-o", "wide"]))[0]!;
+    const dp = await ok(["describe", "pod", "-n", "shop", pod.name]);
+    expect(dp).toContain(`Node:             ${pod.node}/`);
+    expect(dp).toContain(`IP:               ${pod.ip}`);
+    expect(dp).toMatch(/Events:[\s\S]*Scheduled[\s\S]*Successfully assigned shop\/.* to node-\d/);
+    const ds = await ok(["describe", "svc", "web", "-n", "shop"]);
+    expect(ds).toMatch(/Selector:\s+app=web/);
+    expect(ds).toMatch(/Endpoints:\s+\d+\.\d+\.\d+\.\d+:8081/);
+    const dn = await ok(["describe", "netpol", "web-allow-shop", "-n", "shop"]);
+    expect(dn).toMatch(/PodSelector:\s+app=web/);
+    const dno = await ok(["describe", "node", "node-1"]);
+    expect(dno).toMatch(/PodCIDR:\s+10\.244\.\d+\.0\/24/);
+    expect(dno).toMatch(/Ready\s+True/);
+  });
+
+  it("shows the pod's emulated app log", async () => {
+    const pod = wideRows(await ok(["get", "pods", "-n", "shop", "-o", "wide"]))[0]!;
+    const logs = await ok(["logs", "-n", "shop", pod.name]);
+    expect(logs).toContain(`pod network ready: ${pod.ip}/24 on eth0`);
+    expect(logs).toContain("udp echo listening on :8081");
+  });
+
+  it("rejects an invalid manifest with kubectl's usual error naming the field, and writes nothing", async () => {
+    const res = await kubectl(["apply", "-f", INVALID]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('The Service "broken" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive');
+    const get = await kubectl(["get", "svc", "broken"]);
+    expect(get.stderr).toContain('services "broken" not found');
+  });
+
+  it("deletes everything with delete -f", async () => {
+    const out = await ok(["delete", "-f", MANIFEST, "--timeout=60s"]);
+    expect(out).toContain('namespace "shop" deleted');
+    const left = await kubectl(["get", "all", "-n", "shop", "--no-headers"]);
+    expect(left.stdout.trim()).toBe("");
+    const ns = await kubectl(["get", "ns", "shop"]);
+    expect(ns.stderr).toContain('namespaces "shop" not found');
+  });
+});
