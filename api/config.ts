@@ -18,6 +18,8 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_LOG_LEVEL: "pino level: trace, debug, info, warn, error",
   KUBEWIRE_API_ADDRESS: "host:port the Kubernetes API listens on (control plane)",
   KUBEWIRE_API_TOKEN: "bearer token the Kubernetes API requires (control plane)",
+  KUBEWIRE_API_TLS_CERT: "PEM file of the API's serving certificate; a self-signed one is made when unset",
+  KUBEWIRE_API_TLS_KEY: "PEM file of the API's serving key",
   KUBEWIRE_NODE_GRACE_SECONDS: "seconds without heartbeats before a node goes NotReady",
   KUBEWIRE_POD_EVICTION_SECONDS: "seconds a node stays NotReady before its pods are evicted",
   KUBEWIRE_HEARTBEAT_SECONDS: "how often a node-agent sends its heartbeat",
@@ -44,6 +46,9 @@ export interface ControlPlaneConfig extends ClusterConfig {
   apiHost: string;
   apiPort: number;
   apiToken: string;
+  /** Paths of the serving certificate and key; both or neither. */
+  apiTlsCert?: string;
+  apiTlsKey?: string;
   nodeGraceSeconds: number;
   podEvictionSeconds: number;
 }
@@ -116,8 +121,12 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
   if (!apiToken || !/^[A-Za-z0-9._~+/=-]{16,}$/.test(apiToken)) {
     throw new ConfigError("KUBEWIRE_API_TOKEN", "required: at least 16 characters of [A-Za-z0-9._~+/=-]");
   }
+  if (!!env.KUBEWIRE_API_TLS_CERT !== !!env.KUBEWIRE_API_TLS_KEY) {
+    throw new ConfigError(env.KUBEWIRE_API_TLS_CERT ? "KUBEWIRE_API_TLS_KEY" : "KUBEWIRE_API_TLS_CERT", "set both KUBEWIRE_API_TLS_CERT and KUBEWIRE_API_TLS_KEY, or neither");
+  }
   return {
     ...loadClusterConfig(env),
+    ...(env.KUBEWIRE_API_TLS_CERT ? { apiTlsCert: env.KUBEWIRE_API_TLS_CERT, apiTlsKey: env.KUBEWIRE_API_TLS_KEY } : {}),
     apiHost: m[1]!,
     apiPort: Number(m[2]),
     apiToken,

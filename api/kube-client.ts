@@ -2,6 +2,7 @@
  * A minimal client of kubewire's Kubernetes API for the CLI, tests and benchmarks (kubectl and
  * @kubernetes/client-node are the clients users bring; this one keeps the CLI dependency-free).
  */
+import { request as httpsRequest } from "node:https";
 import { stringify } from "yaml";
 
 export interface KubeStatus {
@@ -34,20 +35,37 @@ export interface KubeObjectLike {
 export class KubeClient {
   constructor(
     readonly server: string,
+    /** Empty: send no Authorization header (to see the API refuse). */
     private readonly token: string,
+    /** PEM of the CA that signed the API's certificate (the kubeconfig's certificate-authority-data). */
+    private readonly ca: string,
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<T> {
-    const res = await fetch(`${this.server}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${this.token}`, Accept: "application/json", ...(body !== undefined ? { "Content-Type": contentType } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpsRequest(
+        `${this.server}${path}`,
+        {
+          method,
+          ca: this.ca,
+          headers: { ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}), Accept: "application/json", ...(payload !== undefined ? { "Content-Type": contentType, "Content-Length": Buffer.byteLength(payload) } : {}) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(payload);
     });
-    const text = await res.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!res.ok) {
+    const json = /^\s*[{[]/.test(text);
+    const parsed = text ? (json ? (JSON.parse(text) as unknown) : text) : undefined;
+    if (status < 200 || status >= 300) {
       const st = parsed as KubeStatus | undefined;
-      throw new KubeApiError(st?.kind === "Status" ? st : { kind: "Status", code: res.status, reason: res.statusText, message: text || res.statusText });
+      throw new KubeApiError(st?.kind === "Status" ? st : { kind: "Status", code: status, reason: String(status), message: text || String(status) });
     }
     return parsed as T;
   }
@@ -81,11 +99,11 @@ export const paths = {
 };
 
 /** A kubeconfig for the cluster, as `kubewire kubeconfig` prints it. */
-export function renderKubeconfig(server: string, token: string, name = "kubewire"): string {
+export function renderKubeconfig(server: string, token: string, ca: string, name = "kubewire"): string {
   return stringify({
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name, cluster: { server } }],
+    clusters: [{ name, cluster: { server, "certificate-authority-data": Buffer.from(ca).toString("base64") } }],
     users: [{ name: `${name}-admin`, user: { token } }],
     contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: "default" } }],
     "current-context": name,

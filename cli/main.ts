@@ -12,6 +12,7 @@ import { parseCidr } from "../api/addressing.ts";
 import { isDns1123Label } from "../api/config.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../api/kube-client.ts";
 import { nodeIsReady, nodeRecordFrom } from "../api/kube-objects.ts";
+import { generateServingCert } from "../api/tls.ts";
 import { RpcError, connectNats, request } from "../api/rpc.ts";
 import {
   Subjects,
@@ -76,7 +77,7 @@ async function withCluster<T>(dir: string | undefined, fn: (nc: NatsConnection, 
     throw new CliError(`cannot reach the cluster's NATS at ${state.natsUrl}: ${err.message}`);
   });
   try {
-    return await fn(nc, new KubeClient(state.apiUrl, state.token), state);
+    return await fn(nc, new KubeClient(state.apiUrl, state.token, state.ca), state);
   } catch (err) {
     if (err instanceof KubeApiError) throw new CliError(err.message);
     if ((err as { cause?: { code?: string } })?.cause?.code === "ECONNREFUSED") throw new CliError(`cannot reach the Kubernetes API at ${state.apiUrl}`);
@@ -143,12 +144,20 @@ async function up(args: string[]): Promise<void> {
     started.push(nats);
     const token = randomBytes(24).toString("base64url");
     const apiPort = await freePort();
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    started.push(startControlPlane(nats.url, { ...opts, env: { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token } }));
-    writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token), { mode: 0o600 });
+    const apiUrl = `https://127.0.0.1:${apiPort}`;
+    const tls = await generateServingCert();
+    writeFileSync(join(dir, "apiserver.crt"), tls.cert);
+    writeFileSync(join(dir, "apiserver.key"), tls.key, { mode: 0o600 });
+    started.push(
+      startControlPlane(nats.url, {
+        ...opts,
+        env: { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") },
+      }),
+    );
+    writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, tls.cert), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
     names.forEach((name, i) => started.push(startNodeAgent(nats.url, name, i + 1, opts)));
-    writeState({ natsUrl: nats.url, apiUrl, token, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
+    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
     const nc = await connectNats(nats.url, "kubewire-cli");
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
@@ -295,7 +304,7 @@ async function kubeconfig(args: string[]): Promise<void> {
   const { values } = parse(args, { path: { type: "boolean", default: false } }, 0);
   const state = clusterState(values["state-dir"]);
   if (values.path) console.log(join(state.stateDir, "kubeconfig"));
-  else process.stdout.write(renderKubeconfig(state.apiUrl, state.token));
+  else process.stdout.write(renderKubeconfig(state.apiUrl, state.token, state.ca));
 }
 
 async function exec(args: string[]): Promise<number> {

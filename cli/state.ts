@@ -8,6 +8,8 @@ export interface ClusterState {
   /** The Kubernetes API (http://127.0.0.1:PORT) and its bearer token. */
   apiUrl: string;
   token: string;
+  /** PEM of the API's self-signed serving certificate, its own CA. */
+  ca: string;
   stateDir: string;
   processes: Array<{ name: string; pid: number; logFile: string }>;
 }

@@ -4,11 +4,13 @@
  * the controllers. It keeps no state of its own beyond caches: everything is in JetStream KV,
  * so a restarted control plane hands out nothing twice.
  */
+import { readFileSync } from "node:fs";
 import type { NatsConnection, Subscription } from "nats";
 import { formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
 import { isDns1123Label, type ControlPlaneConfig } from "../api/config.ts";
 import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../api/kube-objects.ts";
 import type { Logger } from "../api/log.ts";
+import { generateServingCert } from "../api/tls.ts";
 import { RpcError, request, serve } from "../api/rpc.ts";
 import {
   ErrorCode,
@@ -93,9 +95,13 @@ export class ControlPlane {
         return request<string>(nc, Subjects.node(nodeName, "logs"), { namespace: pod.metadata.namespace, pod: pod.metadata.name, tailLines: opts.tailLines }, 10_000);
       },
     };
-    cp.api = new ApiServer(registry, cfg.apiToken, pods, log);
+    const tls = cfg.apiTlsCert
+      ? { cert: readFileSync(cfg.apiTlsCert, "utf8"), key: readFileSync(cfg.apiTlsKey!, "utf8") }
+      : await generateServingCert([cfg.apiHost === "0.0.0.0" ? "127.0.0.1" : cfg.apiHost]);
+    if (!cfg.apiTlsCert) log.warn({}, "no KUBEWIRE_API_TLS_CERT: serving a fresh self-signed certificate (clients need insecure-skip-tls-verify)");
+    cp.api = new ApiServer(registry, cfg.apiToken, tls, pods, log);
     cp.apiAddress = await cp.api.listen(cfg.apiHost, cfg.apiPort);
-    log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `http://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
+    log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `https://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
     return cp;
   }
 

@@ -3,7 +3,8 @@
  * events), server-side Table printing, pod exec over WebSocket (v5/v4.channel.k8s.io) and pod
  * logs. A thin layer: the semantics live in the Registry.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { timingSafeEqual } from "node:crypto";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -11,6 +12,7 @@ import { parse as parseYaml } from "yaml";
 import type { Logger } from "../../api/log.ts";
 import type { ExecResult } from "../../api/types.ts";
 import { openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
+import { applyJsonMergePatch, applyJsonPatch } from "./patch.ts";
 import { PatchType, type Registry } from "./registry.ts";
 import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "./resources.ts";
 import { ApiError, Errors, success, type Status } from "./status.ts";
@@ -41,11 +43,12 @@ export class ApiServer {
   constructor(
     private readonly registry: Registry,
     token: string,
+    tls: { cert: string; key: string },
     private readonly pods: PodBackend,
     private readonly log: Logger,
   ) {
     this.token = Buffer.from(token);
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => void this.handle(req, res));
     this.wss = new WebSocketServer({
       noServer: true,
       handleProtocols: (protocols) => ["v5.channel.k8s.io", "v4.channel.k8s.io"].find((p) => protocols.has(p)) ?? false,
@@ -174,7 +177,7 @@ export class ApiServer {
       return text(res, 200, body);
     }
     if (subresource === "exec") throw Errors.badRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io)");
-    if (subresource === "scale") throw Errors.methodNotAllowed("the scale subresource is served through spec.replicas: use kubectl scale (it patches the object)");
+    if (subresource === "scale") return this.scale(req, res, method, route, dryRun);
     const status = subresource === "status" ? { subresource: "status" as const } : {};
 
     switch (method) {
@@ -222,6 +225,47 @@ export class ApiServer {
       default:
         throw Errors.methodNotAllowed(`${method} is not supported`);
     }
+  }
+
+  /**
+   * The scale subresource (autoscaling/v1 Scale) of Deployments and ReplicaSets, which
+   * `kubectl scale` patches: read and written through spec.replicas of the object.
+   */
+  private async scale(req: IncomingMessage, res: ServerResponse, method: string, route: Route, dryRun: boolean): Promise<void> {
+    const { r, namespace, name } = route;
+    if (!name) throw Errors.pathNotFound();
+    const obj = await this.registry.get(r, namespace, name);
+    const view = (o: KubeObject) => {
+      const spec = o.spec as { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
+      const status = (o.status ?? {}) as { replicas?: number };
+      return {
+        kind: "Scale",
+        apiVersion: "autoscaling/v1",
+        metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+        spec: { replicas: spec.replicas ?? 1 },
+        status: { replicas: status.replicas ?? 0, selector: Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",") },
+      };
+    };
+    if (method === "GET") return json(res, 200, view(obj));
+    let desired: { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } };
+    if (method === "PUT") {
+      desired = (await readBody(req)) as typeof desired;
+    } else if (method === "PATCH") {
+      const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+      const patch = await readBody(req);
+      const patched = type === PatchType.json ? applyJsonPatch(view(obj), patch) : { kind: "ok" as const, value: applyJsonMergePatch(view(obj), patch) };
+      if (patched.kind === "error") throw Errors.badRequest(`the patch could not be applied: ${patched.message}`);
+      desired = patched.value as typeof desired;
+    } else {
+      throw Errors.methodNotAllowed(`${method} is not supported on ${r.plural}/scale`);
+    }
+    const replicas = desired?.spec?.replicas;
+    if (!Number.isInteger(replicas) || (replicas as number) < 0) {
+      throw Errors.invalid("Scale", "autoscaling", name, [{ reason: "FieldValueInvalid", field: "spec.replicas", message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }], `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+    }
+    const rv = desired.metadata?.resourceVersion;
+    const updated = await this.registry.patch(r, namespace, name, PatchType.merge, { metadata: rv ? { resourceVersion: rv } : {}, spec: { replicas } }, { dryRun });
+    return json(res, 200, view(updated));
   }
 
   private async watch(req: IncomingMessage, res: ServerResponse, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, listOpts: { labelSelector?: string; fieldSelector?: string }, table: boolean, includeObject: "None" | "Metadata" | "Object"): Promise<void> {

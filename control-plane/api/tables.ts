@@ -268,6 +268,11 @@ const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
     IMAGES(),
     col("Selector", "Selector is a label query over pods that should match the replica count.", 1),
   ],
+  Endpoints: () => [
+    NAME(),
+    col("Endpoints", "Endpoints is the list of endpoints in the subsets, as ip:port."),
+    AGE(),
+  ],
   EndpointSlice: () => [
     NAME(),
     col("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
@@ -610,6 +615,24 @@ function listWithMoreString(list: string[], more: boolean, count: number, max: n
   return ret === "" ? "<unset>" : ret;
 }
 
+/** printEndpoints: the first three ip:port pairs over all subsets, "<none>" when empty. */
+function printEndpoints(obj: KubeObject, now: Date): Printed {
+  const max = 3;
+  const list: string[] = [];
+  let count = 0;
+  for (const subset of arr(obj.subsets).map(rec)) {
+    const ports = arr(subset.ports).map(rec);
+    for (const a of arr(subset.addresses).map(rec)) {
+      for (const p of ports.length ? ports : [{}]) {
+        if (list.length < max) list.push(p.port === undefined ? str(a.ip) : `${str(a.ip)}:${int(p.port)}`);
+        count++;
+      }
+    }
+  }
+  const text = list.length === 0 ? "<none>" : count > max ? `${list.join(",")} + ${count - max} more...` : list.join(",");
+  return { cells: [name(obj), text, translateTimestampSince(obj.metadata.creationTimestamp, now)] };
+}
+
 function printEndpointSlice(obj: KubeObject, now: Date): Printed {
   const max = 3;
   const ports: string[] = [];
@@ -709,6 +732,7 @@ const PRINTERS: Record<string, Printer> = {
   Deployment: printDeployment,
   ReplicaSet: printReplicaSet,
   EndpointSlice: printEndpointSlice,
+  Endpoints: printEndpoints,
   Event: printEvent,
   NetworkPolicy: printNetworkPolicy,
   Ingress: printIngress,

@@ -17,7 +17,7 @@ import { RESOURCES, resourceByKind, type ResourceInfo } from "../api/resources.t
 import type { KubeObject } from "../api/store.ts";
 import { Informer, SyncLoop } from "./informer.ts";
 import { reconcileDeployment } from "./logic/deployment.ts";
-import { reconcileEndpointSlices } from "./logic/endpointslices.ts";
+import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";
 import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
 import { schedule } from "./logic/scheduler.ts";
@@ -30,6 +30,7 @@ const R = {
   deployment: resourceByKind("Deployment"),
   replicaset: resourceByKind("ReplicaSet"),
   namespace: resourceByKind("Namespace"),
+  endpoints: resourceByKind("Endpoints"),
 };
 
 export interface ControllerOptions {
@@ -98,9 +99,10 @@ export class Controllers {
     loop("replicaset", () => this.replicasets(), ["ReplicaSet", "Pod"]);
     loop("deployment", () => this.deployments(), ["Deployment", "ReplicaSet", "Pod"]);
     loop("endpointslice", () => this.endpointSlices(), ["Service", "Pod", "Node", "EndpointSlice"]);
+    loop("endpoints", () => this.endpoints(), ["Service", "Pod", "Node", "Endpoints"]);
     this.nodeLoop = loop("nodelifecycle", () => this.nodeLifecycle(), ["Node"]);
     loop("garbagecollector", () => this.garbageCollect(), ["Deployment", "ReplicaSet", "Service", "Pod", "EndpointSlice"]);
-    loop("namespace", () => this.namespaces(), ["Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice"]);
+    loop("namespace", () => this.namespaces(), ["Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints"]);
   }
 
   private nodeLoop: SyncLoop | undefined;
@@ -236,6 +238,54 @@ export class Controllers {
       for (const s of actions.create) await this.write(`create slice for ${svc.metadata.name}`, () => this.registry.create(R.slice, ns, s as unknown as KubeObject));
       for (const s of actions.update) await this.write(`update slice ${(s as AnyObj).metadata.name}`, () => this.registry.update(R.slice, ns, (s as AnyObj).metadata.name, s as unknown as KubeObject));
       for (const s of actions.delete) await this.write(`delete slice ${(s as AnyObj).metadata.name}`, () => this.registry.delete(R.slice, ns, (s as AnyObj).metadata.name, {}));
+    }
+  }
+
+  /**
+   * core/v1 Endpoints, still what `kubectl describe service` and older clients read: one
+   * subset per slice the EndpointSlice logic computes; ready addresses and not-ready ones,
+   * terminating pods left out (pkg/controller/endpoint).
+   */
+  private async endpoints(): Promise<void> {
+    const pods = this.inf(R.pod).list() as AnyObj[];
+    const nodes = this.inf(R.node).list() as AnyObj[];
+    const services = this.inf(R.service).list() as AnyObj[];
+    const existing = this.inf(R.endpoints).cache;
+    const wanted = new Set<string>();
+    for (const svc of services) {
+      if (!svc.spec?.selector || svc.spec.type === "ExternalName") continue;
+      const ns = svc.metadata.namespace;
+      wanted.add(`${ns}/${svc.metadata.name}`);
+      const slices = desiredEndpointSlices(svc, pods.filter((p) => p.metadata.namespace === ns), nodes) as AnyObj[];
+      const subsets = slices
+        .map((sl) => {
+          const eps = (sl.endpoints ?? []) as AnyObj[];
+          const toAddr = (e: AnyObj) => ({ ip: e.addresses[0], ...(e.nodeName ? { nodeName: e.nodeName } : {}), ...(e.targetRef ? { targetRef: e.targetRef } : {}) });
+          const ready = eps.filter((e) => e.conditions?.ready).map(toAddr);
+          const notReady = eps.filter((e) => !e.conditions?.ready && !e.conditions?.terminating).map(toAddr);
+          return {
+            ...(ready.length ? { addresses: ready } : {}),
+            ...(notReady.length ? { notReadyAddresses: notReady } : {}),
+            ports: ((sl.ports ?? []) as AnyObj[]).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: p.protocol ?? "TCP" })),
+          };
+        })
+        .filter((sub) => sub.addresses || sub.notReadyAddresses);
+      const current = existing.get(`${ns}/${svc.metadata.name}`) as AnyObj | undefined;
+      const desired = {
+        apiVersion: "v1",
+        kind: "Endpoints",
+        metadata: { name: svc.metadata.name, namespace: ns, labels: { ...(svc.metadata.labels ?? {}), "endpointslice.kubernetes.io/skip-mirror": "true" } },
+        ...(subsets.length ? { subsets } : {}),
+      };
+      if (!current) {
+        await this.write(`create endpoints ${svc.metadata.name}`, () => this.registry.create(R.endpoints, ns, desired as KubeObject));
+      } else if (!same(current.subsets, desired.subsets) || !same(current.metadata.labels, desired.metadata.labels)) {
+        await this.write(`update endpoints ${svc.metadata.name}`, () => this.registry.update(R.endpoints, ns, svc.metadata.name, { ...desired, metadata: { ...current.metadata, labels: desired.metadata.labels } } as KubeObject));
+      }
+    }
+    for (const [key, ep] of existing) {
+      if (wanted.has(key) || ep.metadata.labels?.["endpointslice.kubernetes.io/skip-mirror"] !== "true") continue;
+      await this.write(`delete endpoints ${key}`, () => this.registry.delete(R.endpoints, ep.metadata.namespace, ep.metadata.name!, {}));
     }
   }
 

@@ -14,6 +14,7 @@ import { connectNats, request, RpcError } from "../../api/rpc.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../api/kube-client.ts";
 import { nodeRecordFrom } from "../../api/kube-objects.ts";
 import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../api/types.ts";
+import { generateServingCert } from "../../api/tls.ts";
 import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
 
 /** A pod as the tests use it: where it runs and its IP. */
@@ -74,8 +75,10 @@ export class TestCluster {
     private readonly opts: ClusterOptions,
   ) {}
 
+  tls!: { cert: string; key: string };
+
   get apiUrl(): string {
-    return `http://127.0.0.1:${this.apiPort}`;
+    return `https://127.0.0.1:${this.apiPort}`;
   }
 
   /** A kubeconfig for kubectl against this cluster. */
@@ -91,10 +94,13 @@ export class TestCluster {
     try {
       cluster.nc = await connectNats(nats.url, "kubewire-test");
       cluster.apiPort = await freePort();
-      cluster.kube = new KubeClient(cluster.apiUrl, cluster.token);
-      writeFileSync(cluster.kubeconfig, renderKubeconfig(cluster.apiUrl, cluster.token));
+      cluster.tls = await generateServingCert();
+      writeFileSync(join(dir, "apiserver.crt"), cluster.tls.cert);
+      writeFileSync(join(dir, "apiserver.key"), cluster.tls.key);
+      cluster.kube = new KubeClient(cluster.apiUrl, cluster.token, cluster.tls.cert);
+      writeFileSync(cluster.kubeconfig, renderKubeconfig(cluster.apiUrl, cluster.token, cluster.tls.cert));
       // The CLI finds the cluster the way it does after `kubewire up`.
-      writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: nats.url, apiUrl: cluster.apiUrl, token: cluster.token, stateDir: dir, processes: [] }));
+      writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: nats.url, apiUrl: cluster.apiUrl, token: cluster.token, ca: cluster.tls.cert, stateDir: dir, processes: [] }));
       cluster.startControlPlane();
       await cluster.waitForApi();
       cluster.nodeNames.forEach((n) => cluster.startNode(n));
@@ -111,7 +117,12 @@ export class TestCluster {
   }
 
   startControlPlane(): void {
-    const env: Record<string, string> = { KUBEWIRE_API_ADDRESS: `127.0.0.1:${this.apiPort}`, KUBEWIRE_API_TOKEN: this.token };
+    const env: Record<string, string> = {
+      KUBEWIRE_API_ADDRESS: `127.0.0.1:${this.apiPort}`,
+      KUBEWIRE_API_TOKEN: this.token,
+      KUBEWIRE_API_TLS_CERT: join(this.dir, "apiserver.crt"),
+      KUBEWIRE_API_TLS_KEY: join(this.dir, "apiserver.key"),
+    };
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
@@ -121,7 +132,7 @@ export class TestCluster {
   async waitForApi(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const ok = await fetch(`${this.apiUrl}/readyz`).then((r) => r.ok, () => false);
+      const ok = await this.kube.request("GET", "/readyz").then(() => true, () => false);
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`API not up after ${timeoutMs} ms; see ${this.logDir}/control-plane.log`);
       await new Promise((r) => setTimeout(r, 100));

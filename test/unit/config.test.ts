@@ -103,6 +103,8 @@ describe("loadClusterConfig", () => {
   it("lists every variable it reads in CONFIG_ENV_VARS", () => {
     expect(Object.keys(CONFIG_ENV_VARS).sort()).toEqual([
       "KUBEWIRE_API_ADDRESS",
+      "KUBEWIRE_API_TLS_CERT",
+      "KUBEWIRE_API_TLS_KEY",
       "KUBEWIRE_API_TOKEN",
       "KUBEWIRE_CLUSTER_CIDR",
       "KUBEWIRE_HEARTBEAT_SECONDS",
