@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { NatsConnection, Subscription } from "nats";
-import { formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
+import { cidrSize, formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
 import { isDns1123Label, type ControlPlaneConfig } from "../api/config.ts";
 import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../api/kube-objects.ts";
 import type { Logger } from "../api/log.ts";
@@ -148,6 +148,7 @@ export class ControlPlane {
       node = await this.registry.update(NODES, undefined, record.name, { ...desired, metadata: { ...existing!.metadata, ...(desired.metadata as object), labels: { ...existing!.metadata.labels, ...(desired.metadata as { labels: Record<string, string> }).labels } } } as KubeObject);
     }
     const now = rfc3339(new Date());
+    const maxPods = cidrSize(mustParseCidr(record.podCidr)) - 3;
     const oldStatus = (node.status ?? {}) as { conditions?: unknown[] };
     await this.registry.update(NODES, undefined, record.name, {
       ...node,
@@ -157,8 +158,9 @@ export class ControlPlane {
           { type: "InternalIP", address: record.internalIp },
           { type: "Hostname", address: record.name },
         ],
-        capacity: { cpu: "2", memory: "4Gi", pods: "110" },
-        allocatable: { cpu: "2", memory: "4Gi", pods: "110" },
+        // An emulated node has no CPU or memory to run out of; its pod CIDR bounds its pods.
+        capacity: { cpu: "2", memory: "4Gi", pods: String(maxPods) },
+        allocatable: { cpu: "2", memory: "4Gi", pods: String(maxPods) },
         nodeInfo: {
           kubeletVersion: KUBELET_VERSION,
           kubeProxyVersion: KUBELET_VERSION,

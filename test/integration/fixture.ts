@@ -30,6 +30,8 @@ export interface ClusterOptions {
   /** KUBEWIRE_NODE_GRACE_SECONDS for the control plane (10 by default, as in Kubernetes' spirit). */
   nodeGraceSeconds?: number;
   podEvictionSeconds?: number;
+  /** KUBEWIRE_NODE_CIDR_MASK for every process (24 by default). */
+  nodeCidrMask?: number;
 }
 
 export interface NatsHandle {
@@ -125,6 +127,7 @@ export class TestCluster {
     };
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
+    if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
   }
 

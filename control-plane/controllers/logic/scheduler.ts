@@ -21,6 +21,8 @@ export const FilterReason = {
   NotReady: "node(s) were not ready",
   Unschedulable: "node(s) were unschedulable",
   NodeAffinity: "node(s) didn't match Pod's node affinity/selector",
+  /** NodeResourcesFit: the node already runs status.allocatable.pods pods. */
+  TooManyPods: "Too many pods",
 } as const;
 
 /** framework/types.go: ErrNoNodesAvailable and NoNodeAvailableMsg. */
@@ -129,20 +131,27 @@ export function schedule(pod: Pod, nodes: Node[], pods: Pod[]): ScheduleResult {
   if (pod.spec?.nodeName) return { kind: "bind", nodeName: pod.spec.nodeName };
   if (nodes.length === 0) return { kind: "unschedulable", message: NO_NODES_AVAILABLE };
 
+  // Pods per node, counted once: the filter (allocatable pods) and the spreading score use it.
+  const self = pod.metadata?.uid;
+  const loads = new Map<string, number>();
+  for (const p of pods) {
+    const n = p.spec?.nodeName;
+    if (n && isPodOccupying(p, n) && (self === undefined || p.metadata?.uid !== self)) loads.set(n, (loads.get(n) ?? 0) + 1);
+  }
   const reasons = new Map<string, number>();
   const feasible: Node[] = [];
   for (const node of nodes) {
-    const reason = filterNode(pod, node);
+    const capacity = Number(node.status?.allocatable?.pods ?? Infinity);
+    const reason = filterNode(pod, node) ?? ((loads.get(node.metadata?.name ?? "") ?? 0) >= capacity ? FilterReason.TooManyPods : undefined);
     if (reason === undefined) feasible.push(node);
     else reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
   }
   if (feasible.length === 0) return { kind: "unschedulable", message: fitErrorMessage(nodes.length, reasons) };
 
-  const self = pod.metadata?.uid;
   let best: { name: string; load: number } | undefined;
   for (const node of feasible) {
     const name = node.metadata?.name ?? "";
-    const load = pods.filter((p) => isPodOccupying(p, name) && (self === undefined || p.metadata?.uid !== self)).length;
+    const load = loads.get(name) ?? 0;
     if (!best || load < best.load || (load === best.load && cmp(name, best.name) < 0)) best = { name, load };
   }
   return { kind: "bind", nodeName: best!.name };

@@ -157,3 +157,19 @@ describe("fitErrorMessage", () => {
     expect(fitErrorMessage(12, reasons)).toBe("0/12 nodes are available: 10 node(s) were not ready, 2 node(s) didn't match Pod's node affinity/selector.");
   });
 });
+
+describe("schedule: allocatable pods", () => {
+  const full = (name: string, pods: number): Node => ({ ...node(name), status: { ...node(name).status, allocatable: { pods: String(pods) } } });
+
+  it("skips a node that already runs its allocatable number of pods", () => {
+    const nodes = [full("node-a", 1), full("node-b", 5)];
+    const pods = [pod("p1", { node: "node-a" }), pod("p2", { node: "node-b" }), pod("p3", { node: "node-b" })];
+    expect(schedule(pod("new"), nodes, pods)).toEqual({ kind: "bind", nodeName: "node-b" });
+  });
+
+  it("reports Too many pods when every node is full", () => {
+    const nodes = [full("node-a", 1), full("node-b", 1)];
+    const pods = [pod("p1", { node: "node-a" }), pod("p2", { node: "node-b" })];
+    expect(schedule(pod("new"), nodes, pods)).toEqual({ kind: "unschedulable", message: "0/2 nodes are available: 2 Too many pods." });
+  });
+});
