@@ -25,6 +25,22 @@ echo; echo "== every hop of one probe"
 kw trace web-1 "$(ip_of api-1)"
 echo; echo "== the routers on the way to node-3"
 kw exec web-1 -- traceroute "$(ip_of db-1)"
+
+export KUBECONFIG="$(node bin/kubewire.js kubeconfig --path)"
+if command -v kubectl >/dev/null 2>&1; then
+  echo; echo "== the same cluster through kubectl (KUBECONFIG=$KUBECONFIG)"
+  echo "\$ kubectl apply -f deploy/examples/web.yaml" >&2
+  kubectl apply -f deploy/examples/web.yaml
+  kubectl rollout status deployment/web -n demo --timeout=60s
+  echo "\$ kubectl get pods -n demo -o wide" >&2
+  kubectl get pods -n demo -o wide
+  kubectl get endpointslices -n demo
+  first=$(kubectl get pods -n demo -o jsonpath='{.items[0].metadata.name}')
+  other_ip=$(kubectl get pods -n demo -o jsonpath='{.items[2].status.podIP}')
+  echo "\$ kubectl exec -n demo $first -- ping -c 2 $other_ip" >&2
+  kubectl exec -n demo "$first" -- ping -c 2 -i 0.2 "$other_ip"
+fi
 echo
-echo "The cluster is still up. Try: npx kubewire capture --node node-1 --dev flannel.1 -w /tmp/vxlan.pcap --count 4"
+echo "The cluster is still up:  export KUBECONFIG=$KUBECONFIG"
+echo "Try: npx kubewire capture --node node-1 --dev flannel.1 -w /tmp/vxlan.pcap --count 4"
 echo "(then ping again and read it with tshark -r /tmp/vxlan.pcap). Stop it with: npx kubewire down"

@@ -17,6 +17,7 @@ import {
   CONFIG_ENV_VARS,
   isDns1123Label,
   loadClusterConfig,
+  loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ClusterConfig,
 } from "../../api/config.ts";
@@ -506,7 +507,7 @@ describe(COMPOSE_FILE, () => {
     const cluster = new Map<string, Omit<ClusterConfig, "logLevel">>();
     for (const name of kubewireServices) {
       const env = environmentOf(name);
-      const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(env) : loadClusterConfig(env);
+      const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(env) : scriptOf(name) === CONTROL_PLANE_ENTRY ? loadControlPlaneConfig(env) : loadClusterConfig(env);
       expect(levels, `${name}: KUBEWIRE_LOG_LEVEL=${cfg.logLevel} is not a pino level`).toContain(cfg.logLevel);
       const { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni } = cfg;
       cluster.set(name, { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni });
