@@ -15,7 +15,7 @@ kw run web-2 --node node-1
 kw run api-1 --node node-2 --port 5201/udp
 kw run db-1 --node node-3
 kw get pods
-ip_of() { node bin/kubewire.js get pods | awk -v p="$1" '$2 == p { print $3 }'; }
+ip_of() { node bin/kubewire.js get pods | awk -v p="$1" '$2 == p { print $4 }'; }
 
 echo; echo "== same node: web-1 -> web-2"
 kw exec web-1 -- ping -c 2 -i 0.2 "$(ip_of web-2)"
