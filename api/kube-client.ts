@@ -2,7 +2,10 @@
  * A minimal client of kubewire's Kubernetes API for the CLI, tests and benchmarks (kubectl and
  * @kubernetes/client-node are the clients users bring; this one keeps the CLI dependency-free).
  */
-import { request as httpsRequest } from "node:https";
+import { Agent, request as httpsRequest } from "node:https";
+
+/** No pooled connections: a restarted API server would meet stale sockets and reset them. */
+const agent = new Agent({ keepAlive: false });
 import { stringify } from "yaml";
 
 export interface KubeStatus {
@@ -48,6 +51,7 @@ export class KubeClient {
         `${this.server}${path}`,
         {
           method,
+          agent,
           ca: this.ca,
           headers: { ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}), Accept: "application/json", ...(payload !== undefined ? { "Content-Type": contentType, "Content-Length": Buffer.byteLength(payload) } : {}) },
         },

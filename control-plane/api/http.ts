@@ -271,36 +271,39 @@ export class ApiServer {
   private async watch(req: IncomingMessage, res: ServerResponse, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, listOpts: { labelSelector?: string; fieldSelector?: string }, table: boolean, includeObject: "None" | "Metadata" | "Object"): Promise<void> {
     const rv = q.get("resourceVersion") ?? undefined;
     const timeout = Number(q.get("timeoutSeconds") ?? 0);
-    const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+    // Headers first: a watch resumed from a resourceVersion delivers its backlog at once, and
+    // every failure after this point is reported in the stream as an ERROR event, as Kubernetes does.
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private" });
+    res.flushHeaders();
+    res.on("error", () => {});
+    let stop = () => {};
+    const send = (type: string, object: unknown) => {
+      if (res.writableEnded || res.destroyed) return stop();
+      res.write(`${JSON.stringify({ type, object })}\n`);
+    };
     let handle;
     try {
       handle = await this.registry.watch(r, namespace, rv === "0" ? undefined : rv, listOpts, (e) => {
         send(e.type, table ? toTable(r.kind, [e.object], { now: new Date(), includeObject }) : e.object);
       });
     } catch (err) {
-      // A too-old resourceVersion is reported inside the watch stream, as Kubernetes does.
-      if (err instanceof ApiError && err.status.code === 410) {
-        res.writeHead(200, { "Content-Type": "application/json" });
-        send("ERROR", err.status);
-        res.end();
-        return;
-      }
-      throw err;
+      send("ERROR", err instanceof ApiError ? err.status : Errors.internal((err as Error).message).status);
+      res.end();
+      return;
     }
-    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private" });
-    res.flushHeaders();
     await new Promise<void>((resolve) => {
-      const stop = () => {
+      stop = () => {
         handle.stop();
         this.openWatches.delete(stop);
         resolve();
       };
       this.openWatches.add(stop);
       req.once("close", stop);
+      res.once("close", stop);
       if (timeout > 0) setTimeout(stop, timeout * 1000).unref();
       void handle.done.then(stop);
     });
-    res.end();
+    if (!res.writableEnded) res.end();
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
