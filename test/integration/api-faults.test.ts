@@ -138,6 +138,36 @@ describe("control plane restart mid-watch", () => {
   });
 });
 
+describe("watch window", () => {
+  it("answers a watch from a resourceVersion whose events were compacted with 410 Gone in the stream", async () => {
+    await cluster.kube.create("/api/v1/namespaces/default/services", { apiVersion: "v1", kind: "Service", metadata: { name: "churn" }, spec: { selector: { app: "churn" }, ports: [{ port: 80 }] } });
+    const first = await cluster.kube.get("/api/v1/namespaces/default/services/churn");
+    // Each key keeps 64 revisions: 70 updates push the first ones out of the window.
+    for (let i = 0; i < 70; i++) await cluster.kube.patch("/api/v1/namespaces/default/services/churn", { metadata: { labels: { n: String(i) } } });
+    const reflector = new Reflector("/api/v1/namespaces/default/services", first.metadata.resourceVersion!);
+    reflector.start();
+    try {
+      const gone = await eventually(async () => reflector.events.find((e) => e.type === "ERROR"), 10_000, "an ERROR event");
+      expect(gone.object).toMatchObject({ kind: "Status", code: 410, reason: "Expired" });
+      expect(String((gone.object as { message?: string }).message)).toContain("too old resource version");
+    } finally {
+      reflector.stop();
+    }
+    // A fresh list and a watch from its resourceVersion work again (what a client does after 410).
+    const list = await cluster.kube.request<{ metadata: { resourceVersion: string } }>("GET", "/api/v1/namespaces/default/services");
+    const again = new Reflector("/api/v1/namespaces/default/services", list.metadata.resourceVersion);
+    again.start();
+    try {
+      await cluster.kube.patch("/api/v1/namespaces/default/services/churn", { metadata: { labels: { n: "last" } } });
+      const modified = await eventually(async () => again.events.find((e) => e.type === "MODIFIED"), 10_000, "a MODIFIED event");
+      expect(modified.object.metadata.labels?.n).toBe("last");
+      expect(again.events.filter((e) => e.type === "ERROR")).toEqual([]);
+    } finally {
+      again.stop();
+    }
+  });
+});
+
 describe("node failure", () => {
   it("marks a killed node NotReady within the grace period, drops its endpoints and recreates its pods elsewhere", async () => {
     await cluster.kube.create("/apis/apps/v1/namespaces/default/deployments", {

@@ -5,6 +5,7 @@
  * manifest with the field named, delete it all.
  */
 import { execFile } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,6 +60,18 @@ function wideRows(out: string): WideRow[] {
     const cells = l.split(/\s{2,}/);
     const get = (c: string) => cells[cols.indexOf(c)]!;
     return { name: get("NAME"), status: get("STATUS"), ip: get("IP"), node: get("NODE") };
+  });
+}
+
+function rawPost(path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${cluster.apiUrl}${path}`, { method: "POST", ca: cluster.tls.cert, headers: { Authorization: `Bearer ${cluster.token}`, "Content-Type": "application/json" } }, (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -182,6 +195,42 @@ describe("kubectl against kubewire", () => {
     expect(res.stderr).toContain("* spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive");
     const get = await kubectl(["get", "svc", "broken"]);
     expect(get.stderr).toContain('services "broken" not found');
+  });
+
+  it("leaves an unschedulable pod Pending with a FailedScheduling event", async () => {
+    const file = join(cluster.dir, "nowhere.yaml");
+    writeFileSync(file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nowhere\n  labels: {app: nowhere}\nspec:\n  nodeSelector: {disk: ssd}\n  containers:\n    - name: app\n      image: registry.k8s.io/e2e-test-images/agnhost:2.47\n");
+    await ok(["apply", "-f", file]);
+    const described = await until(["describe", "pod", "nowhere"], (o) => o.includes("FailedScheduling"));
+    expect(described).toMatch(/Status:\s+Pending/);
+    expect(described).toContain("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.");
+    const out = await ok(["delete", "pod", "-l", "app=nowhere"]);
+    expect(out).toContain('pod "nowhere" deleted');
+  });
+
+  it("honours a requested NodePort and rejects one already taken or out of range", async () => {
+    const first = await ok(["create", "service", "nodeport", "np-a", "--tcp=80:8080", "--node-port=30080"]);
+    expect(first).toContain("service/np-a created");
+    expect(await ok(["get", "svc", "np-a", "-o", "jsonpath={.spec.ports[0].nodePort}"])).toBe("30080");
+    const taken = await kubectl(["create", "service", "nodeport", "np-b", "--tcp=80:8080", "--node-port=30080"]);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toContain("spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
+    const outside = await kubectl(["create", "service", "nodeport", "np-c", "--tcp=80:8080", "--node-port=29999"]);
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toContain("provided port is not in the valid range. The range of valid ports is 30000-32767");
+    await ok(["delete", "svc", "np-a"]);
+  });
+
+  it("answers bad JSON with 400 and an unknown resource with 404", async () => {
+    const bad = await cluster.kube.request("POST", "/api/v1/namespaces/default/pods", undefined).then(() => undefined, (e: KubeApiError) => e);
+    expect(bad?.status).toMatchObject({ code: 400, reason: "BadRequest" });
+    const garbled = await rawPost("/api/v1/namespaces/default/pods", '{"apiVersion": "v1", "kind": ');
+    expect(garbled.status).toBe(400);
+    expect(garbled.body).toContain("the body of the request could not be decoded");
+    const unknown = await cluster.kube.get("/api/v1/namespaces/default/frobnicators").then(() => undefined, (e: KubeApiError) => e);
+    expect(unknown?.status).toMatchObject({ code: 404, reason: "NotFound" });
+    const res = await kubectl(["get", "frobnicators"]);
+    expect(res.stderr).toContain('the server doesn\'t have a resource type "frobnicators"');
   });
 
   it("deletes everything with delete -f", async () => {
