@@ -30,15 +30,13 @@ import { ApiError } from "./api/status.ts";
 import { ObjectStore, type KubeObject } from "./api/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
 import { allocateAddress, allocateNodeCidr } from "./ipam.ts";
+import { rfc3339 } from "../api/meta.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const NAMESPACES = resourceByKind("Namespace");
 const BOOTSTRAP_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
 export class ControlPlane {
   private subs: Subscription[] = [];

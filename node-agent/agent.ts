@@ -9,6 +9,7 @@ import { pack } from "msgpackr";
 import { cidrContains, mustParseCidr } from "../api/addressing.ts";
 import type { NodeAgentConfig } from "../api/config.ts";
 import { nodeRecordFrom, podRecordFrom } from "../api/kube-objects.ts";
+import { rfc3339 } from "../api/meta.ts";
 import type { Logger } from "../api/log.ts";
 import { RpcError, request, serve } from "../api/rpc.ts";
 import {
@@ -212,7 +213,7 @@ export class NodeAgent {
         uid: pod.metadata.uid!,
         podIp: formatIpv4(plumbed.ip),
         hostIp: this.net.record.internalIp,
-        startTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        startTime: rfc3339(new Date()),
       } satisfies PodStatusRequest).catch((err: Error) => {
         // Retried on the next sync (the periodic one if nothing else changes).
         this.reported.delete(key);

@@ -13,6 +13,7 @@ import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseField
 import { ApiError, Errors } from "./status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "./store.ts";
 import { statusForInvalid, validateObject } from "./validation.ts";
+import { deepEqual, rfc3339 } from "../../api/meta.ts";
 
 export const PatchType = {
   json: "application/json-patch+json",
@@ -51,9 +52,6 @@ function randomSuffix(n: number): string {
   return Array.from(bytes, (b) => SAFE_CHARS[b % SAFE_CHARS.length]).join("");
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
@@ -65,9 +63,6 @@ function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
 export interface Selectors {
   labels?: LabelSelector;

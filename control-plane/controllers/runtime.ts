@@ -21,6 +21,7 @@ import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpoint
 import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
 import { schedule } from "./logic/scheduler.ts";
+import { deepEqual, rfc3339 } from "../../api/meta.ts";
 
 const R = {
   pod: resourceByKind("Pod"),
@@ -41,13 +42,7 @@ export interface ControllerOptions {
 
 type AnyObj = any;
 
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
 
 /** 404 and 409 on a write mean someone else already changed the object: the next sync sees it. */
 function benign(err: unknown): boolean {
@@ -185,7 +180,7 @@ export class Controllers {
           this.registry.patch(R.pod, pod.metadata!.namespace, pod.metadata!.name!, "application/merge-patch+json", { metadata: { ownerReferences: pod.metadata!.ownerReferences ?? null } }),
         );
       }
-      if (!same(actions.status, rs.status)) {
+      if (!deepEqual(actions.status, rs.status)) {
         await this.write(`status of ${rs.metadata.name}`, () => this.registry.update(R.replicaset, rs.metadata.namespace, rs.metadata.name, { ...rs, status: actions.status } as KubeObject, { subresource: "status" }));
       }
     }
@@ -218,7 +213,7 @@ export class Controllers {
       for (const rs of actions.delete) {
         await this.write(`delete rs ${(rs as AnyObj).metadata.name}`, () => this.registry.delete(R.replicaset, ns, (rs as AnyObj).metadata.name, {}));
       }
-      if (!same(actions.status, d.status)) {
+      if (!deepEqual(actions.status, d.status)) {
         await this.write(`status of ${d.metadata.name}`, () => this.registry.update(R.deployment, ns, d.metadata.name, { ...d, status: actions.status } as KubeObject, { subresource: "status" }));
       }
     }
@@ -279,7 +274,7 @@ export class Controllers {
       };
       if (!current) {
         await this.write(`create endpoints ${svc.metadata.name}`, () => this.registry.create(R.endpoints, ns, desired as KubeObject));
-      } else if (!same(current.subsets, desired.subsets) || !same(current.metadata.labels, desired.metadata.labels)) {
+      } else if (!deepEqual(current.subsets, desired.subsets) || !deepEqual(current.metadata.labels, desired.metadata.labels)) {
         await this.write(`update endpoints ${svc.metadata.name}`, () => this.registry.update(R.endpoints, ns, svc.metadata.name, { ...desired, metadata: { ...current.metadata, labels: desired.metadata.labels } } as KubeObject));
       }
     }

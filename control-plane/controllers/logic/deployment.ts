@@ -18,6 +18,7 @@ import type { Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet } fr
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import type { OwnerReference } from "kubernetes-types/meta/v1.js";
 import { controllerRefOf, controllerRefTo, isEmptySelector, SAFE_ALPHANUMS, selectorMatcher } from "./replicaset.ts";
+import { rfc3339 } from "../../../api/meta.ts";
 
 export const POD_TEMPLATE_HASH_LABEL = "pod-template-hash";
 
@@ -204,9 +205,6 @@ export function maxUnavailable(d: Deployment): number {
 
 // ---------------------------------------------------------------------------------------------
 
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
 const specReplicas = (rs: ReplicaSet) => rs.spec?.replicas ?? 1;
 const statusReplicas = (rs: ReplicaSet) => rs.status?.replicas ?? 0;

@@ -5,6 +5,7 @@
  * pkg/controller/tainteviction/taint_eviction.go). Pure: the caller passes the clock.
  */
 import type { Node, NodeCondition, Pod, Taint, Toleration } from "kubernetes-types/core/v1.js";
+import { rfc3339 } from "../../../api/meta.ts";
 
 export const NodeReadiness = {
   Ready: "Ready",
@@ -47,9 +48,6 @@ export function toleratesTaint(t: Toleration, taint: Taint): boolean {
   }
 }
 
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
 /**
  * What the control plane should believe about a node from its last heartbeat: Unknown when it
