@@ -25,11 +25,11 @@ import { formatIpv4, formatMac, parseIpv4Addr } from "../overlay/wire/common.ts"
 import { createAdmission } from "./api/admission.ts";
 import { ApiServer, type PodBackend } from "./api/http.ts";
 import { Registry } from "./api/registry.ts";
-import { resourceByKind } from "./api/resources.ts";
+import { resourceByKind } from "../api/resources.ts";
 import { ApiError } from "./api/status.ts";
-import { ObjectStore, type KubeObject } from "./api/store.ts";
+import { ObjectStore, type KubeObject } from "../api/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
-import { allocateAddress, allocateNodeCidr } from "./ipam.ts";
+import { allocateAddress, allocateNodeCidr } from "../api/ipam.ts";
 import { rfc3339 } from "../api/meta.ts";
 
 const NODES = resourceByKind("Node");

@@ -29,9 +29,9 @@ import {
 } from "../api/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
 import { decodeBatch, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
-import { resourceByKind } from "../control-plane/api/resources.ts";
-import { ObjectStore, type KubeObject, type WatchHandle } from "../control-plane/api/store.ts";
-import { allocateAddress } from "../control-plane/ipam.ts";
+import { resourceByKind } from "../api/resources.ts";
+import { ObjectStore, type KubeObject, type WatchHandle } from "../api/store.ts";
+import { allocateAddress } from "../api/ipam.ts";
 import { Datapath, Tracer, type Receiver } from "./datapath.ts";
 import type { UnderlayLink } from "./devices.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";

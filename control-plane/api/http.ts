@@ -14,9 +14,9 @@ import type { ExecResult } from "../../api/types.ts";
 import { openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
 import { applyJsonMergePatch, applyJsonPatch } from "./patch.ts";
 import { PatchType, type Registry } from "./registry.ts";
-import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "./resources.ts";
+import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "../../api/resources.ts";
 import { ApiError, Errors, success, type Status } from "./status.ts";
-import type { KubeObject } from "./store.ts";
+import type { KubeObject } from "../../api/store.ts";
 import { toTable } from "./tables.ts";
 
 export const KUBERNETES_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0-kubewire" } as const;

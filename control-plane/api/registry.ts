@@ -8,10 +8,10 @@
 import { randomUUID } from "node:crypto";
 import { defaultObject } from "./defaults.ts";
 import { applyJsonMergePatch, applyJsonPatch, applyStrategicMergePatch, patchSchemaFor } from "./patch.ts";
-import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "./resources.ts";
+import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
 import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "./selectors.ts";
 import { ApiError, Errors } from "./status.ts";
-import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "./store.ts";
+import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../api/store.ts";
 import { statusForInvalid, validateObject } from "./validation.ts";
 import { deepEqual, rfc3339 } from "../../api/meta.ts";
 

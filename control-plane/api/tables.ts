@@ -11,7 +11,7 @@
  * Stored objects are whatever clients wrote, so every field is read defensively: a missing or
  * ill-typed field prints as Kubernetes prints its zero value, and never throws.
  */
-import type { KubeObject, ObjectMeta } from "./store.ts";
+import type { KubeObject, ObjectMeta } from "../../api/store.ts";
 
 export interface TableColumnDefinition {
   name: string;

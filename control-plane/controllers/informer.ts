@@ -6,8 +6,8 @@
  */
 import type { Logger } from "../../api/log.ts";
 import type { Registry } from "../api/registry.ts";
-import type { ResourceInfo } from "../api/resources.ts";
-import type { KubeObject, WatchHandle } from "../api/store.ts";
+import type { ResourceInfo } from "../../api/resources.ts";
+import type { KubeObject, WatchHandle } from "../../api/store.ts";
 
 export function cacheKey(o: KubeObject): string {
   return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name!;

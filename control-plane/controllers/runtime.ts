@@ -13,8 +13,8 @@
 import type { Logger } from "../../api/log.ts";
 import { ApiError } from "../api/status.ts";
 import type { Registry } from "../api/registry.ts";
-import { RESOURCES, resourceByKind, type ResourceInfo } from "../api/resources.ts";
-import type { KubeObject } from "../api/store.ts";
+import { RESOURCES, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
+import type { KubeObject } from "../../api/store.ts";
 import { Informer, SyncLoop } from "./informer.ts";
 import { reconcileDeployment } from "./logic/deployment.ts";
 import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";

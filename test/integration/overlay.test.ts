@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mustParseCidr } from "../../api/addressing.ts";
 import { Subjects } from "../../api/types.ts";
-import { cidrsOverlap } from "../../control-plane/ipam.ts";
+import { cidrsOverlap } from "../../api/ipam.ts";
 import { decodeBatch, encodeBatch, parseIpv4Addr } from "../../overlay/wire/index.ts";
 import { mulberry32 } from "../unit/wire/rng.ts";
 import { TestCluster, type TestPod } from "./fixture.ts";

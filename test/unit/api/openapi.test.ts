@@ -7,7 +7,7 @@ import {
   openApiV3Root,
   schemaName,
 } from "../../../control-plane/api/openapi.ts";
-import { RESOURCES, groupVersions } from "../../../control-plane/api/resources.ts";
+import { RESOURCES, groupVersions } from "../../../api/resources.ts";
 
 type Doc = {
   openapi: string;

@@ -4,7 +4,7 @@
  * what is taken (read from JetStream KV) and writes the choice back with a create-if-absent, so
  * two writers can never both win the same block.
  */
-import { broadcastOf, cidrContains, cidrSize, formatCidr, nthAddress, type Cidr } from "../api/addressing.ts";
+import { broadcastOf, cidrContains, cidrSize, formatCidr, nthAddress, type Cidr } from "./addressing.ts";
 import type { Ipv4Addr } from "../overlay/wire/common.ts";
 
 export type Allocation<T> = { kind: "allocated"; value: T } | { kind: "exhausted"; reason: string };
