@@ -290,6 +290,15 @@ export class Controllers {
     const nowMs = performance.now();
     const now = new Date();
     const pods = this.inf(R.pod).list() as AnyObj[];
+    // Pod GC: pods bound to a node that no longer exists go too (pkg/controller/podgc).
+    if (this.inf(R.node).synced && this.inf(R.pod).synced) {
+      const nodes = new Set(this.inf(R.node).list().map((n) => n.metadata.name));
+      for (const pod of pods) {
+        const nodeName = pod.spec?.nodeName;
+        if (!nodeName || nodes.has(nodeName)) continue;
+        await this.write(`gc orphan pod ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name, { gracePeriodSeconds: 0 }));
+      }
+    }
     for (const node of this.inf(R.node).list() as AnyObj[]) {
       const name = node.metadata.name;
       // A node not heard from since this control plane started gets the grace period from its start.
