@@ -1,12 +1,16 @@
 /**
- * The per-node packet engine: a FIFO of (receiver, frame, tracer) deliveries drained in one
- * loop, so a frame crossing veth -> bridge -> host stack -> VTEP is a sequence of queue steps
- * rather than a deep recursion, and an ARP request answered on the same node cannot re-enter a
- * device halfway through its own transmit (the role of Linux's backlog/softirq).
+ * The per-node packet engine: a FIFO of (receiver, packet) steps drained in one loop, so a
+ * frame crossing veth -> bridge -> root netns -> VTEP is a sequence of queue steps rather than
+ * a deep recursion, and an ARP request answered on the same node cannot re-enter a device
+ * halfway through its own transmit (the role of Linux's backlog/softirq). It also owns what
+ * every device shares: the packet pool, the counters, the drop accounting, capture taps and a
+ * timer heap (fault delays, TCP timers) driven by `poll(now)`.
  */
 import type { TraceHop } from "../api/types.ts";
+import { DropReason } from "./netfilter.ts";
+import { PacketPool, type Packet } from "./packet.ts";
 
-export type Receiver = (frame: Uint8Array, tr: Tracer | undefined) => void;
+export type Receiver = (pkt: Packet) => void;
 export type Tap = (frame: Uint8Array, direction: "rx" | "tx") => void;
 
 /** Follows one probe packet and reports every hop it meets (kubewire trace). */
@@ -42,22 +46,43 @@ export class Counters {
   }
 }
 
+/** The counter a drop reason is kept in: drops_total{reason="..."} in Prometheus terms. */
+export function dropCounter(reason: DropReason): string {
+  return `drops_${reason}_total`;
+}
+
+interface Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
 export class Datapath {
-  private readonly queue: Array<Receiver | Uint8Array | Tracer | undefined> = [];
+  private readonly queue: Array<Receiver | Packet> = [];
   private head = 0;
   private draining = false;
   private readonly taps = new Map<string, Set<Tap>>();
+  private readonly timers: Timer[] = [];
+  private timerSeq = 0;
+  /** Called when the queue has drained (the agent re-arms its timer here). */
+  onIdle: (() => void) | undefined;
   readonly counters = new Counters();
+  readonly pool = new PacketPool();
+  /** Pollers run on every `poll(now)` (TCP stacks); each reports its next deadline. */
+  private readonly pollers = new Set<{ poll(now: number): void; nextDeadline(): number | undefined }>();
 
   constructor(
     readonly nodeName: string,
     /** Milliseconds, monotonic; a parameter so tests run on a virtual clock. */
     readonly now: () => number,
+    /** Uniform in [0, 1); seeded in tests. */
+    readonly rng: () => number = Math.random,
   ) {}
 
-  /** Hands `frame` to `to` after everything already queued. */
-  send(to: Receiver, frame: Uint8Array, tr: Tracer | undefined): void {
-    this.queue.push(to, frame, tr);
+  /** Hands `pkt` to `to` after everything already queued. */
+  send(to: Receiver, pkt: Packet): void {
+    this.queue.push(to, pkt);
     if (!this.draining) this.drain();
   }
 
@@ -66,15 +91,13 @@ export class Datapath {
     try {
       while (this.head < this.queue.length) {
         const to = this.queue[this.head] as Receiver;
-        const frame = this.queue[this.head + 1] as Uint8Array;
-        const tr = this.queue[this.head + 2] as Tracer | undefined;
-        this.head += 3;
+        const pkt = this.queue[this.head + 1] as Packet;
+        this.head += 2;
         try {
-          to(frame, tr);
+          to(pkt);
         } catch (err) {
           // A bug in one device must not take the node down or wedge the queue: count it.
-          this.counters.inc("datapath_errors_total");
-          tr?.hop("datapath", `internal error: ${(err as Error).message}`, "dropped");
+          this.drop(pkt, DropReason.Internal, "datapath", `internal error: ${(err as Error).message}`);
         }
       }
     } finally {
@@ -82,6 +105,31 @@ export class Datapath {
       this.head = 0;
       this.draining = false;
     }
+    this.onIdle?.();
+  }
+
+  /**
+   * Every drop in the datapath goes through here: counted by reason, reported on the trace,
+   * and the packet released.
+   */
+  drop(pkt: Packet, reason: DropReason, where: string, detail?: string): void {
+    this.counters.inc(dropCounter(reason));
+    pkt.tr?.hop(where, detail ?? reason, "dropped");
+    pkt.release();
+  }
+
+  /** Counts a drop when there is no packet descriptor (a frame rejected before one was made). */
+  dropRaw(reason: DropReason): void {
+    this.counters.inc(dropCounter(reason));
+  }
+
+  drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of Object.values(DropReason)) {
+      const n = this.counters.get(dropCounter(r));
+      if (n > 0) out[r] = n;
+    }
+    return out;
   }
 
   addTap(dev: string, tap: Tap): () => void {
@@ -94,10 +142,91 @@ export class Datapath {
     };
   }
 
-  /** Called by devices on every frame they send or receive; free when nothing captures. */
+  /** Whether anything captures on `dev` (the capture link's fast path). */
+  tapped(dev: string): boolean {
+    return this.taps.size !== 0 && this.taps.has(dev);
+  }
+
   tap(dev: string, frame: Uint8Array, direction: "rx" | "tx"): void {
     if (this.taps.size === 0) return;
     const set = this.taps.get(dev);
     if (set) for (const t of set) t(frame, direction);
   }
+
+  // ---------------------------------------------------------------- timers
+
+  /** Runs `fn` once `poll(now)` is called with now >= at. Returns a cancel function. */
+  schedule(at: number, fn: () => void): () => void {
+    const t: Timer = { at, seq: this.timerSeq++, fn, cancelled: false };
+    heapPush(this.timers, t);
+    return () => void (t.cancelled = true);
+  }
+
+  addPoller(p: { poll(now: number): void; nextDeadline(): number | undefined }): () => void {
+    this.pollers.add(p);
+    return () => this.pollers.delete(p);
+  }
+
+  /** Runs every timer due at `now` and every poller; packets they send are processed before it returns. */
+  poll(now: number): void {
+    while (this.timers.length > 0 && this.timers[0]!.at <= now) {
+      const t = heapPop(this.timers)!;
+      if (t.cancelled) continue;
+      try {
+        t.fn();
+      } catch {
+        this.counters.inc("datapath_timer_errors_total");
+      }
+    }
+    for (const p of this.pollers) {
+      const d = p.nextDeadline();
+      if (d !== undefined && d <= now) p.poll(now);
+    }
+  }
+
+  /** The earliest time anything wants `poll` called, or undefined. */
+  nextDeadline(): number | undefined {
+    while (this.timers.length > 0 && this.timers[0]!.cancelled) heapPop(this.timers);
+    let d = this.timers.length > 0 ? this.timers[0]!.at : undefined;
+    for (const p of this.pollers) {
+      const x = p.nextDeadline();
+      if (x !== undefined && (d === undefined || x < d)) d = x;
+    }
+    return d;
+  }
+}
+
+function before(a: Timer, b: Timer): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+function heapPush(h: Timer[], t: Timer): void {
+  h.push(t);
+  let i = h.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(h[i]!, h[parent]!)) break;
+    [h[i], h[parent]] = [h[parent]!, h[i]!];
+    i = parent;
+  }
+}
+
+function heapPop(h: Timer[]): Timer | undefined {
+  const top = h[0];
+  const last = h.pop();
+  if (h.length > 0 && last) {
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && before(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+  return top;
 }

@@ -8,17 +8,32 @@ export const FDB_AGEING_MS = 300_000;
 
 export type FdbLookup<Port> = { kind: "found"; port: Port } | { kind: "unknown" };
 
+/** Linux bridges have no default limit (br_fdb max_learned came in 6.x); kubewire keeps one so a MAC flood costs counted misses, not memory. */
+export const FDB_MAX_DEFAULT = 4096;
+
 export class Fdb<Port> {
   private entries = new Map<MacAddr, { port: Port; seen: number }>();
 
-  learn(mac: MacAddr, port: Port, now: number): void {
+  constructor(private readonly max = FDB_MAX_DEFAULT) {}
+
+  /** Learns mac -> port; "full" when the table is at its bound and the MAC is new (not learned: frames to it flood). */
+  learn(mac: MacAddr, port: Port, now: number): "learned" | "full" {
     const e = this.entries.get(mac);
     if (e) {
       e.port = port;
       e.seen = now;
-    } else {
-      this.entries.set(mac, { port, seen: now });
+      return "learned";
     }
+    if (this.entries.size >= this.max) {
+      this.age(now);
+      if (this.entries.size >= this.max) return "full";
+    }
+    this.entries.set(mac, { port, seen: now });
+    return "learned";
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   lookup(mac: MacAddr, now: number): FdbLookup<Port> {

@@ -54,21 +54,63 @@ interface Pending {
   header?: Uint8Array;
 }
 
-export type ReassemblyResult = { kind: "complete"; packet: Uint8Array } | { kind: "incomplete" } | { kind: "invalid"; reason: string };
+export type ReassemblyResult =
+  | { kind: "complete"; packet: Uint8Array }
+  | { kind: "incomplete" }
+  | { kind: "invalid"; reason: string }
+  /** The reassembly memory is at its bound even after evicting the oldest datagrams. */
+  | { kind: "full" };
+
+/** Linux's ipfrag_high_thresh: the most memory incomplete datagrams may hold in one netns. */
+export const REASSEMBLY_MAX_BYTES = 4 * 1024 * 1024;
+/** Bookkeeping charged per stored fragment on top of its bytes (as the kernel charges skb truesize). */
+const FRAGMENT_OVERHEAD = 256;
 
 export class Reassembler {
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new Map<string, Pending & { bytes: number }>();
+  private bytes = 0;
+  evicted = 0;
+
+  constructor(private readonly maxBytes = REASSEMBLY_MAX_BYTES) {}
+
+  /** Memory held by incomplete datagrams, overhead included. */
+  get memory(): number {
+    return this.bytes;
+  }
+
+  private forget(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.bytes -= p.bytes;
+    this.pending.delete(key);
+  }
 
   add(pkt: Ipv4Packet, bytes: Uint8Array, now: number): ReassemblyResult {
     const key = `${pkt.src}/${pkt.dst}/${pkt.protocol}/${pkt.identification}`;
-    let p = this.pending.get(key);
-    if (!p) this.pending.set(key, (p = { firstSeen: now, parts: new Map() }));
     const end = pkt.fragmentOffset + pkt.payload.length;
     if (end > 65_535 - pkt.headerLength) {
-      this.pending.delete(key);
+      this.forget(key);
       return { kind: "invalid", reason: "fragment past the 64 KiB datagram limit" };
     }
+    const cost = pkt.payload.length + FRAGMENT_OVERHEAD;
+    // Over the bound: evict the oldest datagrams (insertion order), as inet_frag's evictor does.
+    for (const k of this.pending.keys()) {
+      if (this.bytes + cost <= this.maxBytes) break;
+      if (k === key) continue;
+      this.forget(k);
+      this.evicted++;
+    }
+    if (this.bytes + cost > this.maxBytes) return { kind: "full" };
+    let p = this.pending.get(key);
+    if (!p) this.pending.set(key, (p = { firstSeen: now, parts: new Map(), bytes: 0 }));
+    const old = p.parts.get(pkt.fragmentOffset);
+    if (old) {
+      p.bytes -= old.length + FRAGMENT_OVERHEAD;
+      this.bytes -= old.length + FRAGMENT_OVERHEAD;
+    }
     p.parts.set(pkt.fragmentOffset, pkt.payload.slice());
+    p.bytes += cost;
+    this.bytes += cost;
     if (!pkt.moreFragments) p.total = end;
     if (pkt.fragmentOffset === 0) p.header = bytes.slice(0, pkt.headerLength);
     if (p.total === undefined || !p.header) return { kind: "incomplete" };
@@ -87,7 +129,7 @@ export class Reassembler {
     writeU16(packet, 6, readU16(packet, 6) & DF);
     writeU16(packet, 10, 0);
     writeU16(packet, 10, internetChecksum(packet, 0, hl));
-    this.pending.delete(key);
+    this.forget(key);
     return { kind: "complete", packet };
   }
 
@@ -99,7 +141,7 @@ export class Reassembler {
     let expired = 0;
     for (const [key, p] of this.pending) {
       if (now - p.firstSeen < REASSEMBLY_TIMEOUT_MS) continue;
-      this.pending.delete(key);
+      this.forget(key);
       expired++;
     }
     return expired;

@@ -27,8 +27,45 @@ interface Entry<P> {
 
 export const MAX_PENDING = 16;
 
+export type EnqueueResult<P> = { kind: "queued"; solicit: boolean; dropped?: P } | { kind: "full" };
+export type LearnResult<P> = { kind: "learned"; pending: P[] } | { kind: "full" };
+
 export class NeighborTable<P> {
   private entries = new Map<string, Map<Ipv4Addr, Entry<P>>>();
+  private count = 0;
+
+  /** `max` bounds the entries over all devices (Linux gc_thresh3; permanent entries count too). */
+  constructor(private readonly max = 1024) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Makes room for one more entry as Linux's neigh_forced_gc does: drop stale and failed
+   * entries; false when every entry is still in use.
+   */
+  private room(now: number): boolean {
+    if (this.count < this.max) return true;
+    for (const t of this.entries.values()) {
+      for (const [ip, e] of t) {
+        if (e.state === "reachable" && now - e.updatedAt > NeighborTimeouts.reachableMs) {
+          t.delete(ip);
+          this.count--;
+        }
+      }
+    }
+    return this.count < this.max;
+  }
+
+  private set(t: Map<Ipv4Addr, Entry<P>>, ip: Ipv4Addr, e: Entry<P>): void {
+    if (!t.has(ip)) this.count++;
+    t.set(ip, e);
+  }
+
+  private remove(t: Map<Ipv4Addr, Entry<P>>, ip: Ipv4Addr): void {
+    if (t.delete(ip)) this.count--;
+  }
 
   private devTable(dev: string): Map<Ipv4Addr, Entry<P>> {
     let t = this.entries.get(dev);
@@ -48,39 +85,44 @@ export class NeighborTable<P> {
    * Queues `packet` for `ip` and says whether the caller must send an ARP request now (true on
    * the first miss). A full queue drops the oldest packet, which is returned.
    */
-  enqueue(dev: string, ip: Ipv4Addr, packet: P, now: number): { solicit: boolean; dropped?: P } {
+  enqueue(dev: string, ip: Ipv4Addr, packet: P, now: number): EnqueueResult<P> {
     const t = this.devTable(dev);
     const e = t.get(ip);
     if (!e || e.state !== "incomplete") {
-      t.set(ip, { mac: 0, state: "incomplete", updatedAt: now, probes: 1, pending: [packet] });
-      return { solicit: true };
+      if (!e && !this.room(now)) return { kind: "full" };
+      this.set(t, ip, { mac: 0, state: "incomplete", updatedAt: now, probes: 1, pending: [packet] });
+      return { kind: "queued", solicit: true };
     }
     e.pending.push(packet);
-    return e.pending.length > MAX_PENDING ? { solicit: false, dropped: e.pending.shift() } : { solicit: false };
+    return e.pending.length > MAX_PENDING ? { kind: "queued", solicit: false, dropped: e.pending.shift() } : { kind: "queued", solicit: false };
   }
 
   /** Learns ip -> mac (from an ARP reply or request) and hands back the packets that waited for it. */
-  learn(dev: string, ip: Ipv4Addr, mac: MacAddr, now: number): P[] {
+  learn(dev: string, ip: Ipv4Addr, mac: MacAddr, now: number): LearnResult<P> {
     const t = this.devTable(dev);
     const e = t.get(ip);
-    if (e?.state === "permanent") return [];
-    t.set(ip, { mac, state: "reachable", updatedAt: now, probes: 0, pending: [] });
-    return e?.pending ?? [];
+    if (e?.state === "permanent") return { kind: "learned", pending: [] };
+    if (!e && !this.room(now)) return { kind: "full" };
+    this.set(t, ip, { mac, state: "reachable", updatedAt: now, probes: 0, pending: [] });
+    return { kind: "learned", pending: e?.pending ?? [] };
   }
 
   /** Only refreshes an entry that exists (RFC 826: merge, don't create, unless we are the target). */
   refresh(dev: string, ip: Ipv4Addr, mac: MacAddr, now: number): P[] {
-    return this.entries.get(dev)?.has(ip) ? this.learn(dev, ip, mac, now) : [];
+    if (!this.entries.get(dev)?.has(ip)) return [];
+    const r = this.learn(dev, ip, mac, now);
+    return r.kind === "learned" ? r.pending : [];
   }
 
+  /** Programmed entries are never refused: the control plane's routes depend on them. */
   setPermanent(dev: string, ip: Ipv4Addr, mac: MacAddr): void {
-    this.devTable(dev).set(ip, { mac, state: "permanent", updatedAt: 0, probes: 0, pending: [] });
+    this.set(this.devTable(dev), ip, { mac, state: "permanent", updatedAt: 0, probes: 0, pending: [] });
   }
 
   /** Replaces all permanent entries of `dev` with `entries` (whole-state sync from the control plane). */
   syncPermanent(dev: string, entries: ReadonlyMap<Ipv4Addr, MacAddr>): void {
     const t = this.devTable(dev);
-    for (const [ip, e] of t) if (e.state === "permanent" && !entries.has(ip)) t.delete(ip);
+    for (const [ip, e] of t) if (e.state === "permanent" && !entries.has(ip)) this.remove(t, ip);
     for (const [ip, mac] of entries) this.setPermanent(dev, ip, mac);
   }
 
@@ -93,10 +135,10 @@ export class NeighborTable<P> {
     const failed: Array<{ dev: string; ip: Ipv4Addr; packets: P[] }> = [];
     for (const [dev, t] of this.entries) {
       for (const [ip, e] of t) {
-        if (e.state === "reachable" && now - e.updatedAt > NeighborTimeouts.reachableMs * 2) t.delete(ip);
+        if (e.state === "reachable" && now - e.updatedAt > NeighborTimeouts.reachableMs * 2) this.remove(t, ip);
         if (e.state !== "incomplete" || now - e.updatedAt < NeighborTimeouts.retransmitMs) continue;
         if (e.probes >= NeighborTimeouts.maxProbes) {
-          t.delete(ip);
+          this.remove(t, ip);
           failed.push({ dev, ip, packets: e.pending });
         } else {
           e.probes++;

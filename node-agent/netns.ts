@@ -1,15 +1,21 @@
 /**
- * An emulated Linux network namespace: interfaces, a route table, a neighbour table and the
- * IPv4 stack that sits on them (ARP, local delivery, forwarding with TTL decrement, ICMP
- * errors). A pod is one netns (lo + eth0, shared by its containers); the node's root netns
- * holds cni0, flannel.1 and eth0 and forwards between them.
+ * An emulated Linux network namespace: interfaces, a route table, a neighbour table,
+ * netfilter hooks with conntrack and NAT, and the IPv4 stack on them (ARP, local delivery to
+ * ICMP/UDP/TCP, forwarding with TTL decrement, fragmentation, ICMP errors). A pod is one netns
+ * (lo + eth0, shared by its containers); the node's root netns holds cni0, flannel.1 and eth0
+ * and forwards between them.
  *
  * Design notes:
- * - Frames arrive through `input(iface, frame)` and leave through `iface.xmit`; nothing here
- *   does I/O or reads the clock (the Datapath's `now` is used).
+ * - Packets arrive parsed (node-agent/packet.ts): nothing here parses headers again; it reads
+ *   the descriptor's offsets and fields. L4 checksums are verified once, at local delivery,
+ *   unless the packet was built by this node (`csumOk`).
+ * - The hook order is Linux's (net/ipv4/ip_input.c, ip_forward.c, ip_output.c): PREROUTING
+ *   (defrag, conntrack, DNAT) -> routing -> INPUT (filter, confirm) or FORWARD -> POSTROUTING
+ *   (SNAT, confirm); local output runs OUTPUT (conntrack, DNAT, re-route) then POSTROUTING.
  * - ICMP errors follow RFC 1812 §4.3.2: never about an ICMP error, a broadcast, or a non-first
- *   fragment; the source address is the one the route back to the sender would use.
- * - Parsing untrusted bytes goes through the checked codecs; a bad frame is a counted drop.
+ *   fragment; rate-limited per netns like net.ipv4.icmp_msgs_per_sec (1000/s, burst 50).
+ * - Every table is bounded: neighbours (gc_thresh3 = 1024), reassembly memory
+ *   (ipfrag_high_thresh = 4 MiB), conntrack (its max); a flood costs counted drops.
  */
 import {
   ArpOperation,
@@ -19,46 +25,57 @@ import {
   IcmpType,
   IpProtocol,
   MAC_BROADCAST,
+  TcpFlag,
   TimeExceededCode,
   UDP_HEADER_LEN,
   UnreachableCode,
+  ARP_LEN,
   emitArp,
-  emitEthernet,
   emitIcmp,
   emitIpv4,
+  emitTcp,
   emitUdp,
   formatIpv4,
   formatMac,
   icmpErrorOriginal,
   icmpLen,
   ipv4DecrementTtl,
+  onesComplementSum,
   parseArp,
-  parseEthernet,
   parseIcmp,
   parseIpv4,
-  parseUdp,
-  ARP_LEN,
+  pseudoHeaderSum,
+  readMac,
+  readU16,
+  readU32,
+  writeMac,
+  writeU16,
   type ArpRepr,
   type IcmpRepr,
   type Ipv4Addr,
   type Ipv4Packet,
   type MacAddr,
 } from "../overlay/wire/index.ts";
-import type { Datapath, Tracer } from "./datapath.ts";
-import { Reassembler, fragmentIpv4, isFragment } from "./fragment.ts";
+import { Conntrack } from "./conntrack.ts";
+import type { Datapath } from "./datapath.ts";
+import { Reassembler, fragmentIpv4 } from "./fragment.ts";
+import type { Link } from "./link.ts";
 import { NeighborTable } from "./neighbor.ts";
+import { DropReason, Hook, Netfilter, type HookContext, type RejectWith, type Verdict } from "./netfilter.ts";
+import { CtState, isFragmentAt, parseIpHeaders, type Packet } from "./packet.ts";
 import { RouteTable, formatRoute } from "./routes.ts";
+import type { SegmentIn, SegmentOut, TcpApi } from "./tcp/api.ts";
+import { TcpStack } from "./tcp/stack.ts";
 
 export interface Iface {
   readonly name: string;
   readonly mac: MacAddr;
-  mtu: number;
+  readonly mtu: number;
+  readonly link: Link;
   /** Primary address and the prefix of its connected subnet. */
   addr?: { ip: Ipv4Addr; prefix: number };
-  /** flannel.1 is NOARP: its neighbours are programmed, never solicited. */
+  /** flannel.1 is NOARP: its neighbours are programmed, never solicited, and ARP on it is ignored. */
   readonly noArp?: boolean;
-  /** Sends a complete Ethernet frame out of this interface. */
-  xmit(frame: Uint8Array, tr: Tracer | undefined): void;
 }
 
 export interface UdpMeta {
@@ -68,60 +85,94 @@ export interface UdpMeta {
   dstPort: number;
   ttl: number;
 }
-export type UdpHandler = (payload: Uint8Array, meta: UdpMeta, tr: Tracer | undefined) => void;
+/** The payload is a view valid only during the call: copy it to keep it. */
+export type UdpHandler = (payload: Uint8Array, meta: UdpMeta, tr: Packet["tr"]) => void;
 /** Sees every ICMP message delivered locally (ping and traceroute listen here). */
 export type IcmpListener = (icmp: IcmpRepr, ip: Ipv4Packet) => void;
 
 export interface SendOptions {
   ttl?: number;
   dontFragment?: boolean;
-  tr?: Tracer;
+  tr?: Packet["tr"];
+  src?: Ipv4Addr;
 }
 
-export type SendResult = { kind: "sent" } | { kind: "noRoute" } | { kind: "messageTooLong"; mtu: number };
-
-/** A packet parked until its next hop's MAC is known. */
-interface PendingPacket {
-  iface: Iface;
-  nextHop: Ipv4Addr;
-  ip: Uint8Array;
-  tr: Tracer | undefined;
-}
+export type SendResult =
+  | { kind: "sent" }
+  | { kind: "noRoute" }
+  | { kind: "messageTooLong"; mtu: number }
+  /** A netfilter rule at OUTPUT dropped or rejected it (EPERM on Linux). */
+  | { kind: "filtered" };
 
 const DEFAULT_TTL = 64;
+const LOOPBACK_NET = 127;
+/** net.ipv4.neigh.default.gc_thresh3. */
+export const NEIGHBOR_MAX = 1024;
+/** net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst. */
+const ICMP_RATE_PER_MS = 1000 / 1000;
+const ICMP_BURST = 50;
 
-/**
- * Room left in front of every locally built packet for the Ethernet header and, should it
- * cross nodes, the 50 bytes of outer VXLAN headers: each hop then writes its header in place
- * instead of allocating and copying the frame again (Linux's skb headroom, for the same reason).
- */
-export const FRAME_HEADROOM = 64;
+export interface NetnsOptions {
+  conntrackMax?: number;
+  reassemblyMaxBytes?: number;
+  neighborMax?: number;
+}
 
 export class Netns {
   readonly ifaces = new Map<string, Iface>();
   readonly routes = new RouteTable();
-  readonly neighbors = new NeighborTable<PendingPacket>();
+  readonly neighbors: NeighborTable<Packet>;
+  readonly netfilter = new Netfilter();
+  readonly conntrack: Conntrack;
+  readonly tcp: TcpApi & TcpStack;
   private readonly udpSockets = new Map<number, UdpHandler>();
   private readonly icmpListeners = new Set<IcmpListener>();
-  private readonly reassembler = new Reassembler();
+  private readonly reassembler: Reassembler;
   private nextIpId = 1;
   private nextEphemeralPort = 32768;
+  private icmpTokens = ICMP_BURST;
+  private icmpRefilledAt = 0;
+  private readonly hookCtx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.Untracked, mark: 0, now: 0 };
+  private readonly removePoller: () => void;
 
   constructor(
     /** "root" for the node, the pod name for a pod. */
     readonly name: string,
     private readonly dp: Datapath,
     readonly forwarding: boolean,
-  ) {}
+    opts: NetnsOptions = {},
+  ) {
+    this.neighbors = new NeighborTable<Packet>(opts.neighborMax ?? NEIGHBOR_MAX);
+    this.reassembler = new Reassembler(opts.reassemblyMaxBytes);
+    this.conntrack = new Conntrack({ max: opts.conntrackMax });
+    this.tcp = new TcpStack({
+      now: () => dp.now(),
+      random: () => Math.floor(dp.rng() * 0x1_0000_0000) >>> 0,
+      output: (seg) => this.sendTcpSegment(seg),
+      sourceFor: (dst) => this.sourceFor(dst),
+      mtuFor: (dst) => this.mtuFor(dst),
+      isLocal: (ip) => this.isLocalAddress(ip),
+    });
+    this.removePoller = dp.addPoller(this.tcp);
+  }
+
+  get reassemblyMemory(): number {
+    return this.reassembler.memory;
+  }
+
+  /** The netns is gone (pod deleted): its timers stop. */
+  destroy(): void {
+    this.removePoller();
+  }
 
   /** How hops in this netns are named in traces: "eth0" on the node, "pod-a eth0" in a pod. */
-  private where(iface: Iface | string): string {
-    const dev = typeof iface === "string" ? iface : iface.name;
+  private where(dev: string): string {
     return this.name === "root" ? dev : `${this.name} ${dev}`;
   }
 
   addIface(iface: Iface): void {
     this.ifaces.set(iface.name, iface);
+    iface.link.setReceiver((pkt) => this.input(iface, pkt));
     if (iface.addr) {
       const { ip, prefix } = iface.addr;
       const network = prefix === 0 ? 0 : (ip & ((0xffff_ffff << (32 - prefix)) >>> 0)) >>> 0;
@@ -130,9 +181,23 @@ export class Netns {
   }
 
   isLocalAddress(ip: Ipv4Addr): boolean {
-    if (ip >>> 24 === 127) return true;
+    if (ip >>> 24 === LOOPBACK_NET) return true;
     for (const iface of this.ifaces.values()) if (iface.addr?.ip === ip) return true;
     return false;
+  }
+
+  private sourceFor(dst: Ipv4Addr): Ipv4Addr | undefined {
+    if (dst >>> 24 === LOOPBACK_NET) return dst;
+    if (this.isLocalAddress(dst)) return dst;
+    const r = this.routes.lookup(dst);
+    if (r.kind === "noRoute") return undefined;
+    return r.route.src ?? this.ifaces.get(r.route.dev)?.addr?.ip;
+  }
+
+  private mtuFor(dst: Ipv4Addr): number {
+    if (this.isLocalAddress(dst)) return this.ifaces.get("lo")?.mtu ?? 65536;
+    const r = this.routes.lookup(dst);
+    return r.kind === "found" ? (this.ifaces.get(r.route.dev)?.mtu ?? 1500) : 1500;
   }
 
   bindUdp(port: number, handler: UdpHandler): { kind: "bound"; port: number } | { kind: "inUse" } {
@@ -163,29 +228,47 @@ export class Netns {
     return () => this.icmpListeners.delete(listener);
   }
 
-  // ---------------------------------------------------------------- receive
-
-  input(iface: Iface, frame: Uint8Array, tr: Tracer | undefined): void {
-    const eth = parseEthernet(frame);
-    if (!eth.ok) return this.drop(iface, `bad ethernet frame: ${eth.error.message}`, tr);
-    const { dst, ethertype, payload } = eth.value;
-    if (dst !== iface.mac && dst !== MAC_BROADCAST) return this.drop(iface, `frame for ${formatMac(dst)} is not for ${formatMac(iface.mac)}`, tr);
-    if (ethertype === EtherType.ARP) return this.arpInput(iface, payload);
-    if (ethertype === EtherType.IPv4) return this.ipInput(iface, payload, tr);
-    this.drop(iface, `ethertype 0x${ethertype.toString(16)} not handled`, tr);
+  private drop(pkt: Packet, reason: DropReason, dev: string, detail?: string): void {
+    this.dp.drop(pkt, reason, this.where(dev), detail);
   }
 
-  private arpInput(iface: Iface, bytes: Uint8Array): void {
-    const parsed = parseArp(bytes);
-    if (!parsed.ok) return this.drop(iface, `bad ARP: ${parsed.error.message}`, undefined);
+  // ---------------------------------------------------------------- receive
+
+  input(iface: Iface, pkt: Packet): void {
+    const b = pkt.buf;
+    const h = pkt.head;
+    if (pkt.len < ETHERNET_HEADER_LEN) return this.drop(pkt, DropReason.Malformed, iface.name, "runt frame");
+    const dst = readMac(b, h);
+    if (iface.mac !== 0 && dst !== iface.mac && dst !== MAC_BROADCAST) {
+      return this.drop(pkt, DropReason.NotForUs, iface.name, `frame for ${formatMac(dst)} is not for ${formatMac(iface.mac)}`);
+    }
+    const ethertype = readU16(b, h + 12);
+    if (ethertype === EtherType.ARP) return this.arpInput(iface, pkt);
+    if (ethertype !== EtherType.IPv4) return this.drop(pkt, DropReason.Unsupported, iface.name, `ethertype 0x${ethertype.toString(16)} not handled`);
+    const l3 = h + ETHERNET_HEADER_LEN;
+    // Frames built by this node carry their offsets; a frame whose offsets do not line up
+    // (a device moved it) is parsed again, once.
+    if (pkt.l3 !== l3 && !parseIpHeaders(pkt, l3)) return this.drop(pkt, DropReason.Malformed, iface.name, "bad IPv4 header");
+    pkt.head = l3;
+    pkt.ingress = iface.name;
+    this.ipRcv(iface, pkt);
+  }
+
+  private arpInput(iface: Iface, pkt: Packet): void {
+    if (iface.noArp) return this.drop(pkt, DropReason.Unsupported, iface.name, "ARP on a NOARP device");
+    const parsed = parseArp(pkt.buf.subarray(pkt.head + ETHERNET_HEADER_LEN, pkt.end));
+    pkt.release();
+    if (!parsed.ok) return this.dp.dropRaw(DropReason.Malformed);
     const arp = parsed.value;
     const now = this.dp.now();
     if (iface.addr?.ip !== arp.targetIp) {
       // RFC 826 merge step: refresh an existing entry, learn nothing new from others' traffic.
-      this.flush(this.neighbors.refresh(iface.name, arp.senderIp, arp.senderMac, now), arp.senderMac);
+      this.flush(iface, this.neighbors.refresh(iface.name, arp.senderIp, arp.senderMac, now), arp.senderMac);
       return;
     }
-    this.flush(this.neighbors.learn(iface.name, arp.senderIp, arp.senderMac, now), arp.senderMac);
+    const learned = this.neighbors.learn(iface.name, arp.senderIp, arp.senderMac, now);
+    if (learned.kind === "full") this.dp.dropRaw(DropReason.TableFull);
+    else this.flush(iface, learned.pending, arp.senderMac);
     if (arp.operation === ArpOperation.Request) {
       this.sendArp(iface, {
         operation: ArpOperation.Reply,
@@ -197,118 +280,303 @@ export class Netns {
     }
   }
 
-  private ipInput(iface: Iface, bytes: Uint8Array, tr: Tracer | undefined): void {
-    const parsed = parseIpv4(bytes);
-    if (!parsed.ok) return this.drop(iface, `bad IPv4 packet: ${parsed.error.message}`, tr);
-    const pkt = parsed.value;
-    if (this.isLocalAddress(pkt.dst) || pkt.dst === 0xffff_ffff) {
-      if (!isFragment(pkt)) return this.deliverLocal(iface, pkt, bytes, tr);
-      const r = this.reassembler.add(pkt, bytes, this.dp.now());
-      if (r.kind === "invalid") return this.drop(iface, `bad fragment: ${r.reason}`, tr);
-      if (r.kind === "incomplete") {
-        tr?.hop(this.where(iface), `fragment at offset ${pkt.fragmentOffset} queued for reassembly`);
-        return;
-      }
-      const whole = parseIpv4(r.packet);
-      if (!whole.ok) return this.drop(iface, `reassembled datagram is bad: ${whole.error.message}`, tr);
-      this.dp.counters.inc("ip_reassembled_total");
-      return this.deliverLocal(iface, whole.value, r.packet, tr);
+  private ipRcv(iface: Iface, pkt: Packet): void {
+    if (isFragmentAt(pkt.buf, pkt.l3)) {
+      // nf_defrag_ipv4: conntrack sees whole datagrams, so fragments are gathered first.
+      const whole = this.defrag(iface, pkt);
+      if (!whole) return;
+      pkt = whole;
     }
-    if (!this.forwarding) return this.drop(iface, `${formatIpv4(pkt.dst)} is not a local address and forwarding is off`, tr);
-    this.forward(iface, pkt, bytes, tr);
+    if (!this.hook(Hook.Prerouting, pkt, iface.name, "")) return;
+    if (this.isLocalAddress(pkt.dst) || pkt.dst === 0xffff_ffff) return this.localIn(iface, pkt);
+    if (!this.forwarding) return this.drop(pkt, DropReason.NoRoute, iface.name, `${formatIpv4(pkt.dst)} is not a local address and forwarding is off`);
+    this.forward(iface, pkt);
   }
 
-  private forward(inIface: Iface, pkt: Ipv4Packet, bytes: Uint8Array, tr: Tracer | undefined): void {
-    if (pkt.ttl <= 1) {
-      tr?.hop("route", `ttl ${pkt.ttl} expired in transit`, "dropped");
-      this.dp.counters.inc("ip_forward_ttl_exceeded_total");
-      return this.icmpError(pkt, { kind: "timeExceeded", code: TimeExceededCode.TtlExceeded, original: icmpErrorOriginal(bytes) });
+  private defrag(iface: Iface, pkt: Packet): Packet | undefined {
+    const bytes = pkt.buf.subarray(pkt.l3, pkt.l3 + pkt.ipLen);
+    const parsed = parseIpv4(bytes);
+    if (!parsed.ok) {
+      this.drop(pkt, DropReason.Malformed, iface.name, "bad fragment");
+      return undefined;
+    }
+    const r = this.reassembler.add(parsed.value, bytes, this.dp.now());
+    const tr = pkt.tr;
+    if (r.kind === "invalid") {
+      this.drop(pkt, DropReason.Reassembly, iface.name, `bad fragment: ${r.reason}`);
+      return undefined;
+    }
+    if (r.kind === "full") {
+      this.drop(pkt, DropReason.TableFull, iface.name, "reassembly memory full");
+      return undefined;
+    }
+    pkt.release();
+    if (r.kind === "incomplete") {
+      tr?.hop(this.where(iface.name), `fragment at offset ${parsed.value.fragmentOffset} queued for reassembly`);
+      return undefined;
+    }
+    const whole = this.dp.pool.alloc(r.packet.length);
+    whole.buf.set(r.packet, whole.head);
+    whole.tr = tr;
+    whole.ingress = iface.name;
+    if (!parseIpHeaders(whole, whole.head)) {
+      this.drop(whole, DropReason.Malformed, iface.name, "reassembled datagram is bad");
+      return undefined;
+    }
+    this.dp.counters.inc("ip_reassembled_total");
+    return whole;
+  }
+
+  private forward(inIface: Iface, pkt: Packet): void {
+    const b = pkt.buf;
+    const l3 = pkt.l3;
+    const ttl = b[l3 + 8]!;
+    if (ttl <= 1) {
+      this.icmpError(pkt, { kind: "timeExceeded", code: TimeExceededCode.TtlExceeded, original: this.quote(pkt) });
+      return this.drop(pkt, DropReason.TtlExceeded, "route", `ttl ${ttl} expired in transit`);
     }
     const lookup = this.routes.lookup(pkt.dst);
     if (lookup.kind === "noRoute") {
-      tr?.hop("route", `no route to ${formatIpv4(pkt.dst)}`, "dropped");
-      return this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.NetUnreachable, nextHopMtu: 0, original: icmpErrorOriginal(bytes) });
+      this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.NetUnreachable, nextHopMtu: 0, original: this.quote(pkt) });
+      return this.drop(pkt, DropReason.NoRoute, "route", `no route to ${formatIpv4(pkt.dst)}`);
     }
     const out = this.ifaces.get(lookup.route.dev);
-    if (!out) return this.drop(inIface, `route through missing device ${lookup.route.dev}`, tr);
-    const total = pkt.headerLength + pkt.payload.length;
-    if (total > out.mtu && pkt.dontFragment) {
-      tr?.hop("route", `${total} bytes exceed ${out.name} mtu ${out.mtu} and DF is set`, "dropped");
-      return this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.FragmentationNeeded, nextHopMtu: out.mtu, original: icmpErrorOriginal(bytes) });
+    if (!out) return this.drop(pkt, DropReason.NoRoute, inIface.name, `route through missing device ${lookup.route.dev}`);
+    if (!this.hook(Hook.Forward, pkt, inIface.name, out.name)) return;
+    const df = (b[l3 + 6]! & 0x40) !== 0;
+    if (pkt.ipLen > out.mtu && df) {
+      this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.FragmentationNeeded, nextHopMtu: out.mtu, original: this.quote(pkt) });
+      return this.drop(pkt, DropReason.Mtu, "route", `${pkt.ipLen} bytes exceed ${out.name} mtu ${out.mtu} and DF is set`);
     }
-    // The frame is ours now (nobody reads it after this hop), so the TTL is decremented in place.
-    const ip = bytes.subarray(0, total);
-    const ttl = ipv4DecrementTtl(ip, 0);
-    tr?.hop("route", `${formatRoute(lookup.route)}; ttl ${ttl + 1} -> ${ttl}`);
+    const newTtl = ipv4DecrementTtl(b, l3);
+    pkt.tr?.hop("route", `${formatRoute(lookup.route)}; ttl ${newTtl + 1} -> ${newTtl}`);
     this.dp.counters.inc("ip_forwarded_total");
-    this.output(out, lookup.nextHop, ip, tr);
+    if (!this.hook(Hook.Postrouting, pkt, inIface.name, out.name)) return;
+    this.output(out, lookup.nextHop, pkt);
   }
 
-  private deliverLocal(iface: Iface, pkt: Ipv4Packet, bytes: Uint8Array, tr: Tracer | undefined): void {
-    switch (pkt.protocol) {
+  private localIn(iface: Iface, pkt: Packet): void {
+    if (!this.hook(Hook.Input, pkt, iface.name, "")) return;
+    const b = pkt.buf;
+    const l4 = pkt.l4;
+    const l4len = pkt.l3 + pkt.ipLen - l4;
+    switch (pkt.proto) {
       case IpProtocol.ICMP: {
-        const parsed = parseIcmp(pkt.payload);
-        if (!parsed.ok) return this.drop(iface, `bad ICMP: ${parsed.error.message}`, tr);
+        const parsedIp = parseIpv4(b.subarray(pkt.l3, pkt.l3 + pkt.ipLen));
+        if (!parsedIp.ok) return this.drop(pkt, DropReason.Malformed, iface.name);
+        const parsed = parseIcmp(parsedIp.value.payload);
+        if (!parsed.ok) return this.drop(pkt, parsed.error.code === "Checksum" ? DropReason.BadChecksum : DropReason.Malformed, iface.name, `bad ICMP: ${parsed.error.message}`);
         const icmp = parsed.value;
         if (icmp.kind === "echoRequest") {
-          tr?.hop(this.where(iface), `ICMP echo request from ${formatIpv4(pkt.src)} delivered; echo reply sent`, "delivered");
-          this.send(pkt.src, IpProtocol.ICMP, icmpLen(icmp), (buf, off) =>
-            emitIcmp({ kind: "echoReply", ident: icmp.ident, seq: icmp.seq, data: icmp.data }, buf, off),
-            { src: pkt.dst },
-          );
+          pkt.tr?.hop(this.where(iface.name), `ICMP echo request from ${formatIpv4(pkt.src)} delivered; echo reply sent`, "delivered");
+          const data = icmp.data.slice();
+          const to = pkt.src;
+          const from = pkt.dst;
+          pkt.release();
+          this.send(to, IpProtocol.ICMP, icmpLen({ ...icmp, data }), (buf, off) =>
+            emitIcmp({ kind: "echoReply", ident: icmp.ident, seq: icmp.seq, data }, buf, off), { src: from });
           return;
         }
-        tr?.hop(this.where(iface), `ICMP ${icmp.kind} from ${formatIpv4(pkt.src)} delivered`, "delivered");
-        for (const listener of this.icmpListeners) listener(icmp, pkt);
+        pkt.tr?.hop(this.where(iface.name), `ICMP ${icmp.kind} from ${formatIpv4(pkt.src)} delivered`, "delivered");
+        for (const listener of this.icmpListeners) listener(icmp, parsedIp.value);
+        pkt.release();
         return;
       }
       case IpProtocol.UDP: {
-        const parsed = parseUdp(pkt.payload, { src: pkt.src, dst: pkt.dst });
-        if (!parsed.ok) return this.drop(iface, `bad UDP: ${parsed.error.message}`, tr);
-        const udp = parsed.value;
-        const socket = this.udpSockets.get(udp.dstPort);
-        if (!socket) {
-          tr?.hop(this.where(iface), `UDP port ${udp.dstPort} closed: ICMP port unreachable`, "dropped");
-          this.dp.counters.inc("udp_no_port_total");
-          return this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.PortUnreachable, nextHopMtu: 0, original: icmpErrorOriginal(bytes) });
+        if (l4len < UDP_HEADER_LEN) return this.drop(pkt, DropReason.Malformed, iface.name, "UDP shorter than its header");
+        const udpLen = readU16(b, l4 + 4);
+        if (udpLen < UDP_HEADER_LEN || udpLen > l4len) return this.drop(pkt, DropReason.Malformed, iface.name, "bad UDP length");
+        if (!pkt.csumOk && readU16(b, l4 + 6) !== 0 && onesComplementSum(b, l4, udpLen, pseudoHeaderSum(pkt.src, pkt.dst, IpProtocol.UDP, udpLen)) !== 0xffff) {
+          return this.drop(pkt, DropReason.BadChecksum, iface.name, "UDP checksum");
         }
-        tr?.hop(this.where(iface), `UDP to port ${udp.dstPort} delivered`, "delivered");
-        socket(udp.payload, { src: pkt.src, srcPort: udp.srcPort, dst: pkt.dst, dstPort: udp.dstPort, ttl: pkt.ttl }, tr);
+        const socket = this.udpSockets.get(pkt.dport);
+        if (!socket) {
+          pkt.tr?.hop(this.where(iface.name), `UDP port ${pkt.dport} closed: ICMP port unreachable`);
+          this.dp.counters.inc("udp_no_port_total");
+          this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.PortUnreachable, nextHopMtu: 0, original: this.quote(pkt) });
+          return this.drop(pkt, DropReason.PortUnreachable, iface.name, `UDP port ${pkt.dport} closed`);
+        }
+        pkt.tr?.hop(this.where(iface.name), `UDP to port ${pkt.dport} delivered`, "delivered");
+        socket(b.subarray(l4 + UDP_HEADER_LEN, l4 + udpLen), { src: pkt.src, srcPort: pkt.sport, dst: pkt.dst, dstPort: pkt.dport, ttl: b[pkt.l3 + 8]! }, pkt.tr);
+        pkt.release();
+        return;
+      }
+      case IpProtocol.TCP: {
+        if (l4len < 20) return this.drop(pkt, DropReason.Malformed, iface.name, "TCP shorter than its header");
+        const hl = (b[l4 + 12]! >>> 4) * 4;
+        if (hl < 20 || hl > l4len) return this.drop(pkt, DropReason.Malformed, iface.name, "bad TCP data offset");
+        if (!pkt.csumOk && onesComplementSum(b, l4, l4len, pseudoHeaderSum(pkt.src, pkt.dst, IpProtocol.TCP, l4len)) !== 0xffff) {
+          return this.drop(pkt, DropReason.BadChecksum, iface.name, "TCP checksum");
+        }
+        pkt.tr?.hop(this.where(iface.name), `TCP ${formatIpv4(pkt.src)}:${pkt.sport} > :${pkt.dport} delivered`, "delivered");
+        const seg: SegmentIn = {
+          src: pkt.src,
+          dst: pkt.dst,
+          srcPort: pkt.sport,
+          dstPort: pkt.dport,
+          seq: readU32(b, l4 + 4),
+          ack: readU32(b, l4 + 8),
+          flags: b[l4 + 13]!,
+          window: readU16(b, l4 + 14),
+          options: b.subarray(l4 + 20, l4 + hl),
+          payload: b.subarray(l4 + hl, l4 + l4len),
+        };
+        // The payload view may be kept by the receive queue: the packet is not released.
+        this.tcp.input(seg);
         return;
       }
       default:
-        tr?.hop(this.where(iface), `protocol ${pkt.protocol} not handled: ICMP protocol unreachable`, "dropped");
-        return this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.ProtocolUnreachable, nextHopMtu: 0, original: icmpErrorOriginal(bytes) });
+        pkt.tr?.hop(this.where(iface.name), `protocol ${pkt.proto} not handled: ICMP protocol unreachable`);
+        this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.ProtocolUnreachable, nextHopMtu: 0, original: this.quote(pkt) });
+        return this.drop(pkt, DropReason.Unsupported, iface.name, `protocol ${pkt.proto}`);
     }
+  }
+
+  // ---------------------------------------------------------------- hooks
+
+  /**
+   * Runs `hook`: conntrack first at PREROUTING/OUTPUT, the rule sets, the NAT manip the hook
+   * does (dst at PREROUTING/OUTPUT, src at POSTROUTING/INPUT) and the conntrack confirm at
+   * POSTROUTING/INPUT. False when the packet was consumed (dropped or rejected).
+   */
+  private hook(hook: Hook, pkt: Packet, iif: string, oif: string): boolean {
+    const now = this.dp.now();
+    const ct = this.conntrack;
+    if (hook === Hook.Prerouting || hook === Hook.Output) {
+      const r = ct.in(pkt, now);
+      if (r.kind === "invalid") this.dp.counters.inc("conntrack_invalid_total");
+    }
+    if (this.netfilter.has(hook)) {
+      const ctx = this.hookCtx;
+      ctx.hook = hook;
+      ctx.iif = iif;
+      ctx.oif = oif;
+      ctx.ctState = pkt.ctState;
+      ctx.mark = pkt.mark;
+      ctx.now = now;
+      // NAT rule sets see only the first packet of a connection (nf_nat_initialized).
+      const natAllowed = pkt.ct !== undefined && !pkt.ct.confirmed;
+      const v = this.netfilter.run(hook, pkt, ctx, natAllowed);
+      pkt.mark = ctx.mark;
+      if (v.kind !== "accept" && v.kind !== "continue" && !this.applyVerdict(v, pkt, iif || oif, oif)) return false;
+    }
+    if (pkt.ct !== undefined) {
+      if (hook === Hook.Prerouting || hook === Hook.Output) ct.nat(pkt, "dst");
+      else if (hook === Hook.Postrouting || hook === Hook.Input) {
+        ct.nat(pkt, "src");
+        const c = ct.confirm(pkt, now);
+        if (c !== "ok") {
+          // "full": no room even after early drop; "clash": another connection holds the tuple (Linux drops both).
+          this.drop(pkt, c === "full" ? DropReason.TableFull : DropReason.CtInvalid, iif || oif, c === "full" ? "conntrack table full" : "conntrack tuple clash");
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /** Acts on a terminal verdict; true when the packet goes on (NAT bound). */
+  private applyVerdict(v: Verdict, pkt: Packet, dev: string, oif: string): boolean {
+    switch (v.kind) {
+      case "drop":
+        this.drop(pkt, v.reason, dev, v.rule ? `${v.reason}: ${v.rule}` : v.reason);
+        return false;
+      case "reject":
+        this.reject(pkt, v.with);
+        this.drop(pkt, DropReason.Rule, dev, `rejected (${v.with})${v.rule ? `: ${v.rule}` : ""}`);
+        return false;
+      case "dnat":
+        if (pkt.ct) this.conntrack.bindNat(pkt.ct, "dnat", v.addr, v.port, this.dp.rng);
+        pkt.tr?.hop(this.where(dev), `DNAT to ${formatIpv4(v.addr)}${v.port !== undefined ? `:${v.port}` : ""}${v.rule ? ` (${v.rule})` : ""}`);
+        return true;
+      case "snat":
+      case "masquerade": {
+        const addr = v.kind === "snat" ? v.addr : this.ifaces.get(oif)?.addr?.ip;
+        if (addr === undefined) return true;
+        const port = v.kind === "snat" ? v.port : undefined;
+        if (pkt.ct && this.conntrack.bindNat(pkt.ct, "snat", addr, port, this.dp.rng) === "exhausted") {
+          this.drop(pkt, DropReason.TableFull, dev, "no free SNAT port");
+          return false;
+        }
+        pkt.tr?.hop(this.where(dev), `SNAT to ${formatIpv4(addr)}${v.rule ? ` (${v.rule})` : ""}`);
+        return true;
+      }
+      default:
+        return true;
+    }
+  }
+
+  /** REJECT target: an ICMP error or a TCP RST back to the sender (net/ipv4/netfilter/nf_reject_ipv4.c). */
+  private reject(pkt: Packet, how: RejectWith): void {
+    if (how === "tcp-reset") {
+      if (pkt.proto !== IpProtocol.TCP) return;
+      return this.sendResetFor(pkt);
+    }
+    const code =
+      how === "icmp-net-unreachable" ? UnreachableCode.NetUnreachable
+      : how === "icmp-host-unreachable" ? UnreachableCode.HostUnreachable
+      : how === "icmp-admin-prohibited" ? UnreachableCode.AdminProhibited
+      : UnreachableCode.PortUnreachable;
+    this.icmpError(pkt, { kind: "destUnreachable", code, nextHopMtu: 0, original: this.quote(pkt) });
+  }
+
+  /** A RST answering `pkt` per RFC 9293 §3.10.7.1 (no RST for a RST). */
+  private sendResetFor(pkt: Packet): void {
+    const b = pkt.buf;
+    const l4 = pkt.l4;
+    const flags = b[l4 + 13]!;
+    if (flags & TcpFlag.RST) return;
+    const seq = readU32(b, l4 + 4);
+    const ack = readU32(b, l4 + 8);
+    const hl = (b[l4 + 12]! >>> 4) * 4;
+    const dataLen = pkt.l3 + pkt.ipLen - l4 - hl;
+    const synFin = (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
+    const seg: SegmentOut = flags & TcpFlag.ACK
+      ? { src: pkt.dst, dst: pkt.src, srcPort: pkt.dport, dstPort: pkt.sport, seq: ack, ack: 0, flags: TcpFlag.RST, window: 0, options: new Uint8Array(0), payload: new Uint8Array(0) }
+      : { src: pkt.dst, dst: pkt.src, srcPort: pkt.dport, dstPort: pkt.sport, seq: 0, ack: (seq + dataLen + synFin) >>> 0, flags: TcpFlag.RST | TcpFlag.ACK, window: 0, options: new Uint8Array(0), payload: new Uint8Array(0) };
+    this.sendTcpSegment(seg);
   }
 
   // ---------------------------------------------------------------- send
 
   /**
    * Sends a locally originated IPv4 packet: route lookup, source address selection, MTU check
-   * (a too-long DF packet fails locally, as Linux's EMSGSIZE), neighbour resolution.
+   * (a too-long DF packet fails locally, as Linux's EMSGSIZE), OUTPUT and POSTROUTING hooks,
+   * neighbour resolution.
    */
   send(
     dst: Ipv4Addr,
     protocol: number,
     payloadLength: number,
     emitPayload: (buf: Uint8Array, off: number, src: Ipv4Addr) => void,
-    opts: SendOptions & { src?: Ipv4Addr } = {},
+    opts: SendOptions = {},
   ): SendResult {
-    const lookup = this.routes.lookup(dst);
-    if (lookup.kind === "noRoute") {
-      opts.tr?.hop(this.where("route"), `no route to ${formatIpv4(dst)}`, "dropped");
-      return { kind: "noRoute" };
+    const local = this.isLocalAddress(dst);
+    let out: Iface | undefined;
+    let nextHop = dst;
+    let routeText = "";
+    if (local) {
+      out = this.ifaces.get("lo");
+    } else {
+      const lookup = this.routes.lookup(dst);
+      if (lookup.kind === "noRoute") {
+        opts.tr?.hop(this.where("route"), `no route to ${formatIpv4(dst)}`, "dropped");
+        this.dp.dropRaw(DropReason.NoRoute);
+        return { kind: "noRoute" };
+      }
+      out = this.ifaces.get(lookup.route.dev);
+      nextHop = lookup.nextHop;
+      routeText = formatRoute(lookup.route);
+      if (out && opts.src === undefined) opts = { ...opts, src: lookup.route.src ?? out.addr?.ip };
     }
-    const out = this.ifaces.get(lookup.route.dev);
     if (!out) return { kind: "noRoute" };
-    const src = opts.src ?? lookup.route.src ?? out.addr?.ip ?? 0;
+    const src = opts.src ?? (local ? dst : 0);
     const total = IPV4_HEADER_LEN + payloadLength;
     if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
     if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
-    // allocUnsafe carves small packets out of a shared pool instead of a zeroed allocation each;
-    // every byte of the packet is written below, and headers are written before they are read.
-    const ip = Buffer.allocUnsafe(FRAME_HEADROOM + total).subarray(FRAME_HEADROOM);
+    const pkt = this.dp.pool.alloc(total);
+    const b = pkt.buf;
+    const l3 = pkt.head;
     emitIpv4({
       src,
       dst,
@@ -320,18 +588,29 @@ export class Netns {
       moreFragments: false,
       fragmentOffset: 0,
       payloadLength,
-    }, ip, 0);
-    emitPayload(ip, IPV4_HEADER_LEN, src);
-    if (this.isLocalAddress(dst)) {
-      // Traffic to ourselves loops back without touching a device (Linux routes it via lo).
-      const lo = this.ifaces.get("lo");
-      if (lo) {
-        this.dp.send((bytes, t) => this.ipInput(lo, bytes, t), ip, opts.tr);
-        return { kind: "sent" };
+    }, b, l3);
+    emitPayload(b, l3 + IPV4_HEADER_LEN, src);
+    fillFields(pkt, l3, total, protocol, src, dst);
+    pkt.csumOk = true;
+    pkt.tr = opts.tr;
+    if (!local) opts.tr?.hop(this.where(out.name), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${routeText}`);
+    if (!this.hook(Hook.Output, pkt, "", out.name)) return { kind: "filtered" };
+    if (pkt.dst !== dst) {
+      // DNAT at OUTPUT changed the destination: route again (ip_route_me_harder).
+      const again = this.isLocalAddress(pkt.dst) ? undefined : this.routes.lookup(pkt.dst);
+      if (again === undefined) {
+        out = this.ifaces.get("lo")!;
+        nextHop = pkt.dst;
+      } else if (again.kind === "found" && this.ifaces.has(again.route.dev)) {
+        out = this.ifaces.get(again.route.dev)!;
+        nextHop = again.nextHop;
+      } else {
+        this.drop(pkt, DropReason.NoRoute, "route", `no route to ${formatIpv4(pkt.dst)}`);
+        return { kind: "noRoute" };
       }
     }
-    opts.tr?.hop(this.where(out), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${formatRoute(lookup.route)}`);
-    this.output(out, lookup.nextHop, ip, opts.tr);
+    if (!this.hook(Hook.Postrouting, pkt, "", out.name)) return { kind: "filtered" };
+    this.output(out, nextHop, pkt);
     return { kind: "sent" };
   }
 
@@ -344,44 +623,64 @@ export class Netns {
     return this.send(dst, IpProtocol.ICMP, icmpLen(icmp), (buf, off) => emitIcmp(icmp, buf, off), opts);
   }
 
-  /** Sends `ip` (DF clear if it is too long: the caller checked) out of `out`, in fragments if it must. */
-  private output(out: Iface, nextHop: Ipv4Addr, ip: Uint8Array, tr: Tracer | undefined): void {
-    if (ip.length <= out.mtu) return this.resolveAndSend(out, nextHop, ip, tr);
-    const fragments = fragmentIpv4(ip, out.mtu, FRAME_HEADROOM);
-    tr?.hop(this.where(out), `${ip.length} bytes exceed mtu ${out.mtu}: ${fragments.length} fragments, the trace follows the first`);
-    this.dp.counters.inc("ip_fragments_created_total", fragments.length);
-    fragments.forEach((f, i) => this.resolveAndSend(out, nextHop, f, i === 0 ? tr : undefined));
+  private sendTcpSegment(seg: SegmentOut): boolean {
+    const optLen = (seg.options.length + 3) & ~3;
+    const r = this.send(seg.dst, IpProtocol.TCP, 20 + optLen + seg.payload.length, (buf, off) =>
+      emitTcp({ srcPort: seg.srcPort, dstPort: seg.dstPort, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, urgentPointer: 0, options: seg.options }, seg.payload, buf, off, { src: seg.src, dst: seg.dst }),
+      { src: seg.src });
+    return r.kind === "sent";
   }
 
-  private resolveAndSend(out: Iface, nextHop: Ipv4Addr, ip: Uint8Array, tr: Tracer | undefined): void {
+  /** Sends the IP packet at pkt.l3 out of `out`, in fragments if it must (DF clear: the caller checked). */
+  private output(out: Iface, nextHop: Ipv4Addr, pkt: Packet): void {
+    if (pkt.ipLen <= out.mtu) return this.resolveAndSend(out, nextHop, pkt);
+    const ip = pkt.buf.subarray(pkt.l3, pkt.l3 + pkt.ipLen);
+    const fragments = fragmentIpv4(ip, out.mtu, 0);
+    pkt.tr?.hop(this.where(out.name), `${pkt.ipLen} bytes exceed mtu ${out.mtu}: ${fragments.length} fragments, the trace follows the first`);
+    this.dp.counters.inc("ip_fragments_created_total", fragments.length);
+    for (let i = 0; i < fragments.length; i++) {
+      const f = fragments[i]!;
+      const fp = this.dp.pool.alloc(f.length);
+      fp.buf.set(f, fp.head);
+      parseIpHeaders(fp, fp.head);
+      fp.csumOk = pkt.csumOk;
+      fp.tr = i === 0 ? pkt.tr : undefined;
+      this.resolveAndSend(out, nextHop, fp);
+    }
+    pkt.release();
+  }
+
+  private resolveAndSend(out: Iface, nextHop: Ipv4Addr, pkt: Packet): void {
+    if (out.mac === 0) return this.emitFrame(out, 0, pkt);
     const now = this.dp.now();
     const neighbor = this.neighbors.lookup(out.name, nextHop, now);
-    if (neighbor.kind === "found") return this.emitFrame(out, neighbor.mac, ip, tr);
+    if (neighbor.kind === "found") return this.emitFrame(out, neighbor.mac, pkt);
     if (out.noArp) {
-      tr?.hop(this.where(out), `no neighbour entry for ${formatIpv4(nextHop)} on NOARP device`, "dropped");
-      this.dp.counters.inc("neighbor_missing_total");
-      return;
+      return this.drop(pkt, DropReason.NoNeighbor, out.name, `no neighbour entry for ${formatIpv4(nextHop)} on NOARP device`);
     }
-    tr?.hop(this.where(out), `ARP: resolving ${formatIpv4(nextHop)}, packet queued`);
-    const { solicit, dropped } = this.neighbors.enqueue(out.name, nextHop, { iface: out, nextHop, ip, tr }, now);
-    if (dropped) this.dp.counters.inc("neighbor_queue_overflow_total");
-    if (solicit) this.solicit(out, nextHop);
+    pkt.tr?.hop(this.where(out.name), `ARP: resolving ${formatIpv4(nextHop)}, packet queued`);
+    const q = this.neighbors.enqueue(out.name, nextHop, pkt, now);
+    if (q.kind === "full") return this.drop(pkt, DropReason.TableFull, out.name, "neighbour table full");
+    if (q.dropped) this.dp.drop(q.dropped, DropReason.NoNeighbor, this.where(out.name), "neighbour queue overflow");
+    if (q.solicit) this.solicit(out, nextHop);
   }
 
-  /**
-   * Frames the IP packet for `out`. The bytes in front of `ip` are ours (headroom of a packet
-   * built here, or the Ethernet header of the frame it arrived in), so the header goes there.
-   */
-  private emitFrame(out: Iface, dstMac: MacAddr, ip: Uint8Array, tr: Tracer | undefined): void {
-    let frame: Uint8Array;
-    if (ip.byteOffset >= ETHERNET_HEADER_LEN) {
-      frame = new Uint8Array(ip.buffer, ip.byteOffset - ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + ip.length);
-    } else {
-      frame = new Uint8Array(ETHERNET_HEADER_LEN + ip.length);
-      frame.set(ip, ETHERNET_HEADER_LEN);
+  /** Frames the IP packet at pkt.l3 for `out`: the Ethernet header goes in the headroom. */
+  private emitFrame(out: Iface, dstMac: MacAddr, pkt: Packet): void {
+    const l2 = pkt.l3 - ETHERNET_HEADER_LEN;
+    if (l2 < 0) {
+      const moved = pkt.clone(this.dp.pool);
+      pkt.release();
+      return this.emitFrame(out, dstMac, moved);
     }
-    emitEthernet({ dst: dstMac, src: out.mac, ethertype: EtherType.IPv4 }, frame, 0);
-    out.xmit(frame, tr);
+    const b = pkt.buf;
+    writeMac(b, l2, dstMac);
+    writeMac(b, l2 + 6, out.mac);
+    writeU16(b, l2 + 12, EtherType.IPv4);
+    pkt.head = l2;
+    pkt.l2 = l2;
+    pkt.end = pkt.l3 + pkt.ipLen;
+    out.link.transmit(pkt);
   }
 
   private solicit(out: Iface, ip: Ipv4Addr): void {
@@ -390,49 +689,83 @@ export class Netns {
   }
 
   private sendArp(out: Iface, arp: ArpRepr, dstMac: MacAddr): void {
-    const frame = new Uint8Array(ETHERNET_HEADER_LEN + ARP_LEN);
-    emitEthernet({ dst: dstMac, src: out.mac, ethertype: EtherType.ARP }, frame, 0);
-    emitArp(arp, frame, ETHERNET_HEADER_LEN);
-    out.xmit(frame, undefined);
+    const pkt = this.dp.pool.alloc(ETHERNET_HEADER_LEN + ARP_LEN);
+    const b = pkt.buf;
+    const h = pkt.head;
+    writeMac(b, h, dstMac);
+    writeMac(b, h + 6, out.mac);
+    writeU16(b, h + 12, EtherType.ARP);
+    emitArp(arp, b, h + ETHERNET_HEADER_LEN);
+    pkt.l2 = h;
+    pkt.l3 = h + ETHERNET_HEADER_LEN;
+    out.link.transmit(pkt);
   }
 
-  private flush(packets: PendingPacket[], mac: MacAddr): void {
-    for (const p of packets) this.emitFrame(p.iface, mac, p.ip, p.tr);
+  private flush(iface: Iface, packets: readonly Packet[], mac: MacAddr): void {
+    for (const p of packets) this.emitFrame(iface, mac, p);
   }
 
-  private icmpError(pkt: Ipv4Packet, icmp: IcmpRepr): void {
-    if (pkt.fragmentOffset !== 0 || pkt.dst === 0xffff_ffff || pkt.src === 0) return;
-    if (pkt.protocol === IpProtocol.ICMP) {
-      const type = pkt.payload[0];
-      if (type !== IcmpType.EchoRequest && type !== IcmpType.EchoReply) return;
+  /** The invoking packet for an ICMP error: IP header + 8 bytes (RFC 792). */
+  private quote(pkt: Packet): Uint8Array {
+    return icmpErrorOriginal(pkt.buf.subarray(pkt.l3, pkt.l3 + pkt.ipLen));
+  }
+
+  private icmpError(pkt: Packet, icmp: IcmpRepr): void {
+    const b = pkt.buf;
+    if ((readU16(b, pkt.l3 + 6) & 0x1fff) !== 0 || pkt.dst === 0xffff_ffff || pkt.src === 0) return;
+    if (pkt.proto === IpProtocol.ICMP && pkt.icmpType !== IcmpType.EchoRequest && pkt.icmpType !== IcmpType.EchoReply) return;
+    const now = this.dp.now();
+    this.icmpTokens = Math.min(ICMP_BURST, this.icmpTokens + (now - this.icmpRefilledAt) * ICMP_RATE_PER_MS);
+    this.icmpRefilledAt = now;
+    if (this.icmpTokens < 1) {
+      this.dp.counters.inc("icmp_out_ratelimited_total");
+      return;
     }
+    this.icmpTokens--;
     this.dp.counters.inc(`icmp_out_${icmp.kind}_total`);
     this.sendIcmp(pkt.src, icmp, {});
   }
 
-  private drop(iface: Iface, reason: string, tr: Tracer | undefined): void {
-    this.dp.counters.inc("rx_dropped_total");
-    tr?.hop(this.where(iface), reason, "dropped");
-  }
-
-  /** Periodic work: ARP retransmits and give-ups (ICMP host unreachable for what waited). */
+  /** Periodic work: ARP retransmits and give-ups (ICMP host unreachable for what waited), table ageing. */
   tick(): void {
     const now = this.dp.now();
     const expired = this.reassembler.expire(now);
     if (expired > 0) this.dp.counters.inc("ip_reassembly_timeout_total", expired);
+    this.conntrack.expire(now);
     const { resolicit, failed } = this.neighbors.tick(now);
     for (const { dev, ip } of resolicit) {
       const iface = this.ifaces.get(dev);
       if (iface) this.solicit(iface, ip);
     }
-    for (const { ip, packets } of failed) {
+    for (const { dev, ip, packets } of failed) {
       for (const p of packets) {
-        p.tr?.hop(this.where(p.iface), `ARP for ${formatIpv4(ip)} got no answer`, "dropped");
-        const parsed = parseIpv4(p.ip);
-        if (parsed.ok && !this.isLocalAddress(parsed.value.src)) {
-          this.icmpError(parsed.value, { kind: "destUnreachable", code: UnreachableCode.HostUnreachable, nextHopMtu: 0, original: icmpErrorOriginal(p.ip) });
+        if (!this.isLocalAddress(p.src)) {
+          this.icmpError(p, { kind: "destUnreachable", code: UnreachableCode.HostUnreachable, nextHopMtu: 0, original: this.quote(p) });
         }
+        this.drop(p, DropReason.NoNeighbor, dev, `ARP for ${formatIpv4(ip)} got no answer`);
       }
     }
+  }
+}
+
+/** Fills the descriptor's fields for a packet this netns just built (trusted bytes: no checks). */
+function fillFields(pkt: Packet, l3: number, total: number, proto: number, src: Ipv4Addr, dst: Ipv4Addr): void {
+  const b = pkt.buf;
+  pkt.l3 = l3;
+  pkt.l4 = l3 + IPV4_HEADER_LEN;
+  pkt.ipLen = total;
+  pkt.end = l3 + total;
+  pkt.proto = proto;
+  pkt.src = src;
+  pkt.dst = dst;
+  const l4 = pkt.l4;
+  if (proto === IpProtocol.TCP || proto === IpProtocol.UDP) {
+    pkt.sport = readU16(b, l4);
+    pkt.dport = readU16(b, l4 + 2);
+    pkt.tcpFlags = proto === IpProtocol.TCP ? b[l4 + 13]! : 0;
+  } else if (proto === IpProtocol.ICMP) {
+    pkt.icmpType = b[l4]!;
+    pkt.icmpCode = b[l4 + 1]!;
+    if (pkt.icmpType === 8 || pkt.icmpType === 0) pkt.sport = pkt.dport = readU16(b, l4 + 4);
   }
 }

@@ -10,42 +10,59 @@
  * route "10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink", a permanent neighbour entry
  * 10.244.M.0 -> peer VTEP MAC, and an FDB entry peer VTEP MAC -> peer node IP. All three are
  * recomputed from the full peer list on every change (level-triggered).
+ *
+ * This module is the whole wiring of a node, shared by the node-agent process and the
+ * deterministic simulation: they differ only in the overlay transport they hand it.
  */
 import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../api/addressing.ts";
-import type { NodeRecord, PodRecord } from "../api/types.ts";
-import { formatIpv4, parseIpv4Addr, parseMac, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
-import type { Datapath, Receiver, Tracer } from "./datapath.ts";
-import { Bridge, OVERLAY_MTU, VethEnd, Vtep, type BridgePort, type RemoteVtep, type UnderlayLink } from "./devices.ts";
+import type { NodeRecord, PodRecord, TraceHop } from "../api/types.ts";
+import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
+import { parseIpv4Addr, parseMac, readU16, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
+import { Bridge } from "./bridge.ts";
+import { Datapath, Tracer } from "./datapath.ts";
+import { CaptureLink, FaultLink, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
+import { DropReason } from "./netfilter.ts";
 import { Netns, type Iface } from "./netns.ts";
+import type { Packet } from "./packet.ts";
 import type { Route } from "./routes.ts";
+import { OVERLAY_MTU, Underlay, Vtep, type RemoteVtep, type UnderlayWire } from "./vtep.ts";
 
 export const Devices = { bridge: "cni0", vtep: "flannel.1", underlay: "eth0", loopback: "lo" } as const;
-const UNDERLAY_MTU = 1500;
 const LOOPBACK = 0x7f00_0001;
 
 export interface PodNetwork {
   readonly key: string;
   readonly record: PodRecord;
   readonly ns: Netns;
-  readonly hostVeth: VethEnd;
-  readonly port: BridgePort;
+  readonly hostVeth: Link;
+  /** Impairments on the pod's veth (host side). */
+  readonly fault: FaultLink;
   readonly ip: Ipv4Addr;
+}
+
+/** How a node sends its underlay frames: a transport, and the subject naming used in traces. */
+export interface OverlayWiring {
+  transport: () => OverlayTransport;
+  subjectFor: (node: string) => string;
 }
 
 export class NodeNetwork {
   readonly root: Netns;
   readonly bridge: Bridge;
   readonly vtep: Vtep;
+  readonly underlay: Underlay;
+  /** Impairments on the node's underlay link: every overlay frame in and out crosses it. */
+  readonly underlayFault: FaultLink;
   readonly podCidr: Cidr;
   readonly nodeIp: Ipv4Addr;
   private readonly pods = new Map<string, PodNetwork>();
   private readonly gateway: Ipv4Addr;
 
   constructor(
-    private readonly dp: Datapath,
+    readonly dp: Datapath,
     readonly record: NodeRecord,
     vni: number,
-    underlay: UnderlayLink,
+    overlay: OverlayWiring,
     /** The emulated underlay network; its .1 is the router behind every node's eth0. */
     underlayCidr: Cidr = mustParseCidr("172.31.0.0/24"),
   ) {
@@ -53,56 +70,65 @@ export class NodeNetwork {
     this.nodeIp = parseIpv4Addr(record.internalIp)!;
     this.gateway = nthAddress(this.podCidr, 1);
     this.root = new Netns("root", dp, true);
-    this.bridge = new Bridge(Devices.bridge, dp);
 
-    const rootInput = (iface: Iface): Receiver => (frame, tr) => this.root.input(iface, frame, tr);
-
-    const cni0: Iface = {
-      name: Devices.bridge,
-      mac: podMac(this.gateway),
-      mtu: OVERLAY_MTU,
-      addr: { ip: this.gateway, prefix: this.podCidr.prefix },
-      xmit: (frame, tr) => this.bridge.receive(hostPort, frame, tr),
-    };
-    const toHost = rootInput(cni0);
-    const hostPort: BridgePort = { name: Devices.bridge, out: (frame, tr) => dp.send(toHost, frame, tr) };
-    this.bridge.addPort(hostPort);
-
-    const flannel: Iface = {
-      name: Devices.vtep,
-      mac: vtepMac(this.nodeIp),
-      mtu: OVERLAY_MTU,
-      addr: { ip: this.podCidr.network, prefix: 32 },
-      noArp: true,
-      xmit: (frame, tr) => this.vtep.xmit(frame, tr),
-    };
-    this.vtep = new Vtep(Devices.vtep, flannel.mac, vni, this.nodeIp, underlayMac(this.nodeIp), dp, underlay, rootInput(flannel), underlayMac);
-
-    const eth0: Iface = {
-      name: Devices.underlay,
-      mac: underlayMac(this.nodeIp),
-      mtu: UNDERLAY_MTU,
-      addr: { ip: this.nodeIp, prefix: underlayCidr.prefix },
-      xmit: (frame, tr) => {
-        // The frame reaches the underlay router; beyond it nothing is emulated yet (egress
-        // with SNAT to the node IP comes with its own issue), so it ends here, counted.
-        dp.tap(Devices.underlay, frame, "tx");
-        dp.counters.inc("underlay_external_dropped_total");
-        tr?.hop(Devices.underlay, `to the underlay router ${formatIpv4(router)}: no network beyond it is emulated`, "dropped");
+    const wire: UnderlayWire = {
+      send: (node, frame, pkt) => {
+        pkt.tr?.hop("NATS", `publish ${overlay.subjectFor(node)}`);
+        overlay.transport().send(node, frame, pkt.tr ? { traceId: pkt.tr.id, seq: pkt.tr.nextSeq } : undefined);
       },
     };
-    const lo = loopback(this.root, dp);
-    for (const iface of [lo, cni0, flannel, eth0]) this.root.addIface(iface);
     const router = nthAddress(underlayCidr, 1);
+    this.underlay = new Underlay(Devices.underlay, underlayMac(this.nodeIp), dp, wire, router);
+    this.underlayFault = new FaultLink(this.underlay, dp);
+    this.vtep = new Vtep(Devices.vtep, vtepMac(this.nodeIp), vni, this.nodeIp, dp, this.underlayFault, underlayMac);
+    this.bridge = new Bridge(Devices.bridge, podMac(this.gateway), OVERLAY_MTU, dp);
+
+    const lo: Iface = { name: Devices.loopback, mac: 0, mtu: 65536, link: new CaptureLink(new Loopback(dp), dp), addr: { ip: LOOPBACK, prefix: 8 } };
+    const cni0: Iface = { name: Devices.bridge, mac: this.bridge.self.mac, mtu: OVERLAY_MTU, link: this.bridge.self, addr: { ip: this.gateway, prefix: this.podCidr.prefix } };
+    const flannel: Iface = { name: Devices.vtep, mac: this.vtep.mac, mtu: OVERLAY_MTU, link: this.vtep, addr: { ip: this.podCidr.network, prefix: 32 }, noArp: true };
+    // The underlay's own traffic (VXLAN) bypasses the root stack, as the kernel's vxlan socket
+    // does; what the root netns routes out of eth0 goes to the underlay router.
+    const eth0: Iface = { name: Devices.underlay, mac: this.underlay.mac, mtu: this.underlay.mtu, link: new RootUnderlayPort(this.underlay), addr: { ip: this.nodeIp, prefix: underlayCidr.prefix } };
+    for (const iface of [lo, cni0, flannel, eth0]) this.root.addIface(iface);
     this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: router });
     // The router is part of the emulated underlay, so its MAC is known rather than solicited.
     this.root.neighbors.setPermanent(Devices.underlay, router, underlayMac(router));
   }
 
-  /** An outer frame from the underlay (NATS) arrives on eth0 and goes to the VTEP. */
-  receiveUnderlay(frame: Uint8Array, tr: Tracer | undefined): void {
-    this.dp.tap(Devices.underlay, frame, "rx");
-    this.vtep.receive(frame, tr);
+  /**
+   * One message off the overlay (a batch of outer frames): each frame becomes a packet over
+   * the message's bytes (no copy) and enters eth0. Garbage is counted and dropped.
+   */
+  receiveMessage(message: Uint8Array, trace: TraceContext | undefined, sinkFor: (traceId: string) => (hop: TraceHop) => void): void {
+    const dp = this.dp;
+    if (message.length === 0 || message[0] !== 1) return this.badBatch();
+    // Validate the whole batch first: a truncated record anywhere rejects the message.
+    let off = 1;
+    let count = 0;
+    while (off < message.length) {
+      if (off + 2 > message.length) return this.badBatch();
+      const len = readU16(message, off);
+      if (len === 0 || off + 2 + len > message.length) return this.badBatch();
+      off += 2 + len;
+      count++;
+    }
+    const tr = trace ? new Tracer(trace.traceId, this.record.name, trace.seq, sinkFor(trace.traceId)) : undefined;
+    off = 1;
+    for (let i = 0; i < count; i++) {
+      const len = readU16(message, off);
+      const pkt = dp.pool.wrap(message, off + 2, len);
+      pkt.tr = tr;
+      off += 2 + len;
+      dp.send(this.fromWire, pkt);
+    }
+  }
+
+  private readonly fromWire = (pkt: Packet): void => this.underlay.receive(pkt);
+
+  private badBatch(): void {
+    this.dp.counters.inc("overlay_rx_dropped_total");
+    this.dp.counters.inc("overlay_rx_dropped_batch_total");
+    this.dp.dropRaw(DropReason.Overlay);
   }
 
   /** Whole-state sync of the remote nodes: routes, neighbours and FDB of flannel.1 at once. */
@@ -110,17 +136,21 @@ export class NodeNetwork {
     const routes: Route[] = [];
     const neighbors = new Map<Ipv4Addr, MacAddr>();
     const fdb = new Map<MacAddr, RemoteVtep>();
+    const underlayPeers = new Map<Ipv4Addr, string>();
     for (const peer of peers) {
       if (peer.name === this.record.name) continue;
       const cidr = mustParseCidr(peer.podCidr);
       const mac = parseMac(peer.vtepMac)!;
+      const nodeIp = parseIpv4Addr(peer.internalIp)!;
       routes.push({ dst: cidr, dev: Devices.vtep, via: cidr.network, onlink: true });
       neighbors.set(cidr.network, mac);
-      fdb.set(mac, { nodeName: peer.name, nodeIp: parseIpv4Addr(peer.internalIp)! });
+      fdb.set(mac, { nodeName: peer.name, nodeIp });
+      underlayPeers.set(nodeIp, peer.name);
     }
     this.root.routes.syncDevice(Devices.vtep, routes);
     this.root.neighbors.syncPermanent(Devices.vtep, neighbors);
     this.vtep.syncFdb(fdb);
+    this.underlay.syncPeers(underlayPeers);
   }
 
   podKeys(): string[] {
@@ -138,43 +168,44 @@ export class NodeNetwork {
     const ip = parseIpv4Addr(record.podIp)!;
     const ns = new Netns(record.name, this.dp, false);
     const hostName = vethName(key);
-    const [podEnd, hostEnd] = VethEnd.pair(
-      this.dp,
-      { name: "eth0", label: `${record.name}/eth0`, traced: false },
-      { name: hostName, label: hostName, traced: true },
-    );
-    const eth0: Iface = {
-      name: "eth0",
-      mac: podMac(ip),
-      mtu: OVERLAY_MTU,
-      addr: { ip, prefix: this.podCidr.prefix },
-      xmit: (frame, tr) => podEnd.xmit(frame, tr),
-    };
-    ns.addIface(loopback(ns, this.dp));
-    ns.addIface(eth0);
+    const [podEnd, hostEnd] = VethEnd.pair(this.dp, { name: "eth0", mac: podMac(ip) }, { name: hostName, mac: hostVethMac(key) }, OVERLAY_MTU);
+    const podLabel = `${record.name}/eth0`;
+    const podLink = new CaptureLink(podEnd, this.dp, podLabel);
+    const fault = new FaultLink(hostEnd, this.dp);
+    const hostLink = new TraceLink(new CaptureLink(fault, this.dp), this.dp, { tx: `to ${podLabel}`, rx: `from ${podLabel}` });
+    ns.addIface({ name: Devices.loopback, mac: 0, mtu: 65536, link: new CaptureLink(new Loopback(this.dp), this.dp, `${record.name}/lo`), addr: { ip: LOOPBACK, prefix: 8 } });
+    ns.addIface({ name: "eth0", mac: podEnd.mac, mtu: OVERLAY_MTU, link: podLink, addr: { ip, prefix: this.podCidr.prefix } });
     ns.routes.replace({ dst: { network: 0, prefix: 0 }, dev: "eth0", via: this.gateway });
-    const podInput: Receiver = (frame, tr) => ns.input(eth0, frame, tr);
-    podEnd.attached = podInput;
-    const port: BridgePort = { name: hostName, out: (frame, tr) => hostEnd.xmit(frame, tr) };
-    hostEnd.attached = (frame, tr) => this.bridge.receive(port, frame, tr);
-    this.bridge.addPort(port);
-    const pod: PodNetwork = { key, record, ns, hostVeth: hostEnd, port, ip };
+    this.bridge.addPort(hostLink);
+    const pod: PodNetwork = { key, record, ns, hostVeth: hostLink, fault, ip };
     this.pods.set(key, pod);
     return pod;
   }
 
-  /** The CNI DEL: unplug the veth; the bridge forgets the port's MACs. */
+  /** The CNI DEL: unplug the veth; the bridge forgets the port's MACs; the netns's timers stop. */
   removePod(key: string): boolean {
     const pod = this.pods.get(key);
     if (!pod) return false;
-    this.bridge.removePort(pod.port);
-    pod.hostVeth.attached = () => {};
+    this.bridge.removePort(pod.hostVeth);
+    pod.ns.destroy();
     this.pods.delete(key);
     return true;
   }
 
   devices(): string[] {
-    return [Devices.loopback, Devices.bridge, Devices.vtep, Devices.underlay, ...[...this.pods.values()].flatMap((p) => [p.hostVeth.name, `${p.record.name}/eth0`])];
+    return [Devices.loopback, Devices.bridge, Devices.vtep, Devices.underlay, ...[...this.pods.values()].flatMap((p) => [p.hostVeth.name, `${p.record.name}/eth0`, `${p.record.name}/lo`])];
+  }
+
+  /** Sets impairments on the underlay (every overlay frame) or on one pod's veth. */
+  setFault(target: { pod?: string }, spec: { egress?: FaultSpec; ingress?: FaultSpec }): boolean {
+    if (target.pod === undefined) {
+      this.underlayFault.set(spec);
+      return true;
+    }
+    const pod = [...this.pods.values()].find((p) => p.record.name === target.pod || p.key === target.pod);
+    if (!pod) return false;
+    pod.fault.set(spec);
+    return true;
   }
 
   /** Ageing and ARP retransmits; called on a timer by the agent. */
@@ -186,20 +217,40 @@ export class NodeNetwork {
   }
 }
 
-function loopback(ns: Netns, dp: Datapath): Iface {
-  const lo: Iface = {
-    name: Devices.loopback,
-    mac: 0,
-    mtu: 65536,
-    addr: { ip: LOOPBACK, prefix: 8 },
-    xmit: (frame, tr) => dp.send((f, t) => ns.input(lo, f, t), frame, tr),
-  };
-  return lo;
+/**
+ * The root netns's view of eth0: IP packets it routes there go to the underlay router, beyond
+ * which nothing is emulated (egress with SNAT to the node IP comes with its own issue).
+ */
+class RootUnderlayPort implements Link {
+  readonly name: string;
+  readonly mac: MacAddr;
+  readonly mtu: number;
+  constructor(private readonly underlay: Underlay) {
+    this.name = underlay.name;
+    this.mac = underlay.mac;
+    this.mtu = underlay.mtu;
+  }
+  transmit(pkt: Packet): void {
+    this.underlay.transmit(pkt);
+  }
+  setReceiver(): void {
+    // Frames from the wire go to the VTEP, which holds the underlay's receiver.
+  }
 }
 
 /** A stable host-side veth name from the pod key, as CNI plugins derive one: "veth" + 8 hex. */
 export function vethName(key: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return `veth${(h >>> 0).toString(16).padStart(8, "0")}`;
+  return `veth${fnv1a(key).toString(16).padStart(8, "0")}`;
 }
+
+/** A locally administered MAC for the host end of a pod's veth. */
+function hostVethMac(key: string): MacAddr {
+  return 0x0200_0000_0000 + fnv1a(key);
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+

@@ -76,3 +76,24 @@ describe("IPv4 reassembly", () => {
     expect(r.add({ ...p, fragmentOffset: 65_000 }, first!, 0)).toMatchObject({ kind: "invalid" });
   });
 });
+
+describe("reassembly memory bound (ipfrag_high_thresh)", () => {
+  it("evicts the oldest datagrams and never holds more than its bound", () => {
+    const r = new Reassembler(64 * 1024);
+    let full = 0;
+    for (let id = 0; id < 5_000; id++) {
+      const frag = firstFragment(id);
+      const res = r.add(frag.pkt, frag.bytes, id);
+      if (res.kind === "full") full++;
+      expect(r.memory).toBeLessThanOrEqual(64 * 1024);
+    }
+    expect(full).toBe(0);
+    expect(r.evicted).toBeGreaterThan(4_000);
+    expect(r.size).toBeLessThan(100);
+  });
+});
+
+function firstFragment(id: number): { pkt: Ipv4Packet; bytes: Uint8Array } {
+  const [first] = fragmentIpv4(packet(3000, id), 1450, 0);
+  return { pkt: parsed(first!), bytes: first! };
+}

@@ -36,17 +36,17 @@ describe("NeighborTable lookup", () => {
 describe("NeighborTable enqueue and learn", () => {
   it("asks for a solicit only on the first miss", () => {
     const t = new NeighborTable<string>();
-    expect(t.enqueue("eth0", GW, "p1", 0)).toEqual({ solicit: true });
-    expect(t.enqueue("eth0", GW, "p2", 1)).toEqual({ solicit: false });
-    expect(t.enqueue("eth0", GW, "p3", 2)).toEqual({ solicit: false });
+    expect(t.enqueue("eth0", GW, "p1", 0)).toEqual({ kind: "queued", solicit: true });
+    expect(t.enqueue("eth0", GW, "p2", 1)).toEqual({ kind: "queued", solicit: false });
+    expect(t.enqueue("eth0", GW, "p3", 2)).toEqual({ kind: "queued", solicit: false });
     // Another address is another first miss.
-    expect(t.enqueue("eth0", POD, "q1", 2)).toEqual({ solicit: true });
+    expect(t.enqueue("eth0", POD, "q1", 2)).toEqual({ kind: "queued", solicit: true });
   });
 
   it("solicits again for an entry that went stale", () => {
     const t = new NeighborTable<string>();
     t.learn("eth0", GW, MAC1, 0);
-    expect(t.enqueue("eth0", GW, "p1", reachableMs + 1)).toEqual({ solicit: true });
+    expect(t.enqueue("eth0", GW, "p1", reachableMs + 1)).toEqual({ kind: "queued", solicit: true });
     expect(t.lookup("eth0", GW, reachableMs + 1)).toEqual({ kind: "incomplete" });
   });
 
@@ -55,22 +55,23 @@ describe("NeighborTable enqueue and learn", () => {
     t.enqueue("eth0", GW, "p1", 0);
     t.enqueue("eth0", GW, "p2", 0);
     t.enqueue("eth0", GW, "p3", 0);
-    expect(t.learn("eth0", GW, MAC1, 5)).toEqual(["p1", "p2", "p3"]);
-    expect(t.learn("eth0", GW, MAC1, 6)).toEqual([]);
+    expect(t.learn("eth0", GW, MAC1, 5)).toEqual({ kind: "learned", pending: ["p1", "p2", "p3"] });
+    expect(t.learn("eth0", GW, MAC1, 6)).toEqual({ kind: "learned", pending: [] });
   });
 
   it("learn of a new address creates a reachable entry", () => {
     const t = new NeighborTable<string>();
-    expect(t.learn("eth0", POD, MAC2, 0)).toEqual([]);
+    expect(t.learn("eth0", POD, MAC2, 0)).toEqual({ kind: "learned", pending: [] });
     expect(t.entriesOf("eth0")).toEqual([{ ip: POD, mac: MAC2, state: "reachable" }]);
   });
 
   it("drops the oldest packet when the queue is full", () => {
     const t = new NeighborTable<number>();
-    for (let i = 0; i < MAX_PENDING; i++) expect(t.enqueue("eth0", GW, i, 0).dropped).toBeUndefined();
-    expect(t.enqueue("eth0", GW, MAX_PENDING, 0)).toEqual({ solicit: false, dropped: 0 });
-    expect(t.enqueue("eth0", GW, MAX_PENDING + 1, 0)).toEqual({ solicit: false, dropped: 1 });
-    const waited = t.learn("eth0", GW, MAC1, 0);
+    for (let i = 0; i < MAX_PENDING; i++) expect(t.enqueue("eth0", GW, i, 0)).not.toHaveProperty("dropped");
+    expect(t.enqueue("eth0", GW, MAX_PENDING, 0)).toEqual({ kind: "queued", solicit: false, dropped: 0 });
+    expect(t.enqueue("eth0", GW, MAX_PENDING + 1, 0)).toEqual({ kind: "queued", solicit: false, dropped: 1 });
+    const learned = t.learn("eth0", GW, MAC1, 0);
+    const waited = learned.kind === "learned" ? learned.pending : [];
     expect(waited).toHaveLength(MAX_PENDING);
     expect(waited[0]).toBe(2);
     expect(waited.at(-1)).toBe(MAX_PENDING + 1);
@@ -91,7 +92,7 @@ describe("NeighborTable permanent entries", () => {
   it("are not overwritten by learn, and never go stale", () => {
     const t = new NeighborTable<string>();
     t.setPermanent("flannel.1", GW, MAC1);
-    expect(t.learn("flannel.1", GW, MAC2, 0)).toEqual([]);
+    expect(t.learn("flannel.1", GW, MAC2, 0)).toEqual({ kind: "learned", pending: [] });
     expect(t.refresh("flannel.1", GW, MAC2, 0)).toEqual([]);
     expect(t.lookup("flannel.1", GW, reachableMs * 10)).toEqual({ kind: "found", mac: MAC1 });
     t.tick(reachableMs * 10);
@@ -153,5 +154,20 @@ describe("NeighborTable tick", () => {
     expect(t.entriesOf("eth0")).toHaveLength(1);
     expect(t.tick(reachableMs * 2 + 1)).toEqual({ resolicit: [], failed: [] });
     expect(t.entriesOf("eth0")).toEqual([]);
+  });
+});
+
+describe("NeighborTable bound (gc_thresh3)", () => {
+  it("refuses new entries past its maximum, after dropping stale ones, and never refuses permanent ones", () => {
+    const t = new NeighborTable<string>(4);
+    for (let i = 0; i < 4; i++) expect(t.learn("eth0", POD + i, MAC2, 0)).toEqual({ kind: "learned", pending: [] });
+    expect(t.size).toBe(4);
+    expect(t.learn("eth0", POD + 10, MAC2, 1)).toEqual({ kind: "full" });
+    expect(t.enqueue("eth0", POD + 11, "p", 1)).toEqual({ kind: "full" });
+    t.setPermanent("flannel.1", GW, MAC1);
+    expect(t.size).toBe(5);
+    // Once the learned entries are stale, forced GC makes room.
+    expect(t.learn("eth0", POD + 10, MAC2, 31_000)).toEqual({ kind: "learned", pending: [] });
+    expect(t.size).toBe(2);
   });
 });

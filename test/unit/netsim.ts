@@ -9,13 +9,13 @@
  */
 import { vtepMac } from "../../api/addressing.ts";
 import { Subjects, type NodeRecord, type TraceHop } from "../../api/types.ts";
-import { Datapath, Tracer, type Receiver } from "../../node-agent/datapath.ts";
-import type { UnderlayLink } from "../../node-agent/devices.ts";
+import { Datapath, Tracer } from "../../node-agent/datapath.ts";
 import type { Netns } from "../../node-agent/netns.ts";
 import { NodeNetwork, type PodNetwork } from "../../node-agent/node.ts";
 import { MemoryOverlayHub } from "../../overlay/memory-transport.ts";
 import type { OverlayTransport } from "../../overlay/transport.ts";
-import { decodeBatch, formatIpv4, formatMac, parseIpv4Addr, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
+import { formatIpv4, formatMac, parseIpv4Addr, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
+import { mulberry32 } from "./wire/rng.ts";
 
 export const VNI = 1;
 
@@ -48,35 +48,19 @@ export class SimCluster {
   readonly nodes = new Map<string, SimNode>();
 
   /** `count` nodes, each told about all of them (the peers' whole state, as the KV watch gives it). */
-  constructor(count: number) {
-    for (let n = 1; n <= count; n++) this.addNode(nodeRecord(n));
+  constructor(count: number, seed = 1) {
+    const rng = mulberry32(seed);
+    for (let n = 1; n <= count; n++) this.addNode(nodeRecord(n), rng);
     this.syncPeers();
   }
 
-  private addNode(record: NodeRecord): void {
+  private addNode(record: NodeRecord, rng: () => number): void {
     const name = record.name;
-    const dp = new Datapath(name, () => this.now);
+    const dp = new Datapath(name, () => this.now, rng);
     let transport: OverlayTransport | undefined;
-    // As agent.ts: tap eth0, record the NATS hop, hand the frame and the trace context over.
-    const underlay: UnderlayLink = {
-      send: (node, frame, tr) => {
-        dp.tap("eth0", frame, "tx");
-        tr?.hop("NATS", `publish ${Subjects.overlay(VNI, node)}`);
-        transport!.send(node, frame, tr ? { traceId: tr.id, seq: tr.nextSeq } : undefined);
-      },
-    };
-    const net = new NodeNetwork(dp, record, VNI, underlay);
-    const fromUnderlay: Receiver = (frame, tr) => net.receiveUnderlay(frame, tr);
-    transport = this.hub.attach(name, (message, trace) => {
-      const batch = decodeBatch(message);
-      if (!batch.ok) {
-        dp.counters.inc("overlay_rx_dropped_total");
-        dp.counters.inc("overlay_rx_dropped_batch_total");
-        return;
-      }
-      const tr = trace ? new Tracer(trace.traceId, name, trace.seq, (hop) => this.hops.push(hop)) : undefined;
-      for (const frame of batch.value) dp.send(fromUnderlay, frame, tr);
-    });
+    // The agent's own wiring (node-agent/node.ts), with the in-memory hub for NATS.
+    const net = new NodeNetwork(dp, record, VNI, { transport: () => transport!, subjectFor: (node) => Subjects.overlay(VNI, node) });
+    transport = this.hub.attach(name, (message, trace) => net.receiveMessage(message, trace, () => (hop) => this.hops.push(hop)));
     this.nodes.set(name, { name, record, dp, net, transport });
   }
 
@@ -107,9 +91,33 @@ export class SimCluster {
 
   /** Moves the clock forward, runs every node's periodic work, and lets the network settle. */
   advance(ms: number): void {
-    this.now += ms;
+    this.runFor(ms);
     for (const node of this.nodes.values()) node.net.tick();
     this.run();
+  }
+
+  /**
+   * Runs the network for `ms` of virtual time: delivers what is in flight, then jumps the
+   * clock from one timer deadline (TCP, fault delays) to the next. Stops early when `until`
+   * holds. Returns whether `until` held.
+   */
+  runFor(ms: number, until?: () => boolean): boolean {
+    const end = this.now + ms;
+    for (;;) {
+      this.run();
+      if (until?.()) return true;
+      let next = Infinity;
+      for (const node of this.nodes.values()) {
+        const d = node.dp.nextDeadline();
+        if (d !== undefined && d < next) next = d;
+      }
+      if (next > end) break;
+      this.now = Math.max(this.now, next);
+      for (const node of this.nodes.values()) node.dp.poll(this.now);
+    }
+    this.now = end;
+    this.run();
+    return until?.() ?? false;
   }
 
   /** A tracer starting at sequence 0 on `nodeName`, whose hops land in `hops`. */
