@@ -4,7 +4,7 @@
  * way flannel publishes it: annotations flannel.alpha.coreos.com/backend-data ({"VtepMAC"}),
  * backend-type and public-ip.
  */
-import type { ContainerPort, NodeRecord, PodRecord } from "./types.ts";
+import type { ContainerPort, ContainerRecord, NodeRecord, PodRecord } from "./types.ts";
 
 export const Annotations = {
   backendData: "flannel.alpha.coreos.com/backend-data",
@@ -60,10 +60,38 @@ export function nodeIsReady(node: ObjectLike): boolean {
   return conditions.some((c) => c.type === "Ready" && c.status === "True");
 }
 
-/** What a node-agent plumbs for a Pod object bound to it; podIp "" until one is assigned. */
+/**
+ * What a node-agent plumbs for a Pod object bound to it; podIp "" until one is assigned. The
+ * stored object is not trusted: fields of the wrong type are ignored, never thrown on.
+ */
 export function podRecordFrom(pod: ObjectLike): PodRecord {
-  const spec = pod.spec as { nodeName?: string; containers?: Array<{ ports?: Array<{ containerPort: number; protocol?: string }> }> } | undefined;
-  const status = pod.status as { podIP?: string } | undefined;
-  const ports: ContainerPort[] = (spec?.containers ?? []).flatMap((c) => (c.ports ?? []).map((p) => ({ containerPort: p.containerPort, protocol: (p.protocol ?? "TCP") as "TCP" | "UDP" })));
-  return { namespace: pod.metadata?.namespace ?? "default", name: pod.metadata?.name ?? "", nodeName: spec?.nodeName ?? "", podIp: status?.podIP ?? "", ports };
+  const spec = (isObject(pod.spec) ? pod.spec : {}) as { nodeName?: unknown; containers?: unknown };
+  const status = (isObject(pod.status) ? pod.status : {}) as { podIP?: unknown };
+  const containers: ContainerRecord[] = (Array.isArray(spec.containers) ? spec.containers : []).filter(isObject).map((c, i) => ({
+    name: typeof c.name === "string" ? c.name : `container-${i}`,
+    image: typeof c.image === "string" ? c.image : "",
+    command: stringArray(c.command),
+    args: stringArray(c.args),
+    ports: (Array.isArray(c.ports) ? c.ports : []).filter(isObject).flatMap((p): ContainerPort[] => {
+      const port = p.containerPort;
+      if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return [];
+      return [{ containerPort: port, protocol: p.protocol === "UDP" ? "UDP" : "TCP" }];
+    }),
+  }));
+  return {
+    namespace: typeof pod.metadata?.namespace === "string" ? pod.metadata.namespace : "default",
+    name: typeof pod.metadata?.name === "string" ? pod.metadata.name : "",
+    nodeName: typeof spec.nodeName === "string" ? spec.nodeName : "",
+    podIp: typeof status.podIP === "string" ? status.podIP : "",
+    ports: containers.flatMap((c) => c.ports),
+    containers,
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function stringArray(v: unknown): string[] | undefined {
+  return Array.isArray(v) && v.every((x) => typeof x === "string") ? (v as string[]) : undefined;
 }

@@ -24,13 +24,24 @@ export interface ContainerPort {
   protocol: "TCP" | "UDP";
 }
 
+/** A container as the node-agent emulates it: its image, command and ports pick the app. */
+export interface ContainerRecord {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  ports: ContainerPort[];
+}
+
 /** What a node-agent needs of a Pod object to plumb its network. */
 export interface PodRecord {
   namespace: string;
   name: string;
   nodeName: string;
   podIp: string;
+  /** Every container's ports, flattened. */
   ports: ContainerPort[];
+  containers?: ContainerRecord[];
 }
 
 export const Subjects = {
@@ -49,7 +60,7 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault";
 
 export interface RegisterNodeRequest {
   name: string;
@@ -78,8 +89,27 @@ export interface LogsRequest {
 
 export interface ExecRequest {
   namespace: string;
-  pod: string;
+  /** Empty or absent: the node's root netns (`kubewire exec --node NODE`). */
+  pod?: string;
+  /** For kubectl exec -c: which container runs the tool (all share the pod's netns). */
+  container?: string;
   argv: string[];
+}
+
+/** Impairments for a node's underlay link, or one pod's veth (probabilities in [0, 1], times in ms). */
+export interface FaultRequest {
+  pod?: string;
+  namespace?: string;
+  egress?: FaultSpecRecord;
+  ingress?: FaultSpecRecord;
+}
+export interface FaultSpecRecord {
+  loss?: number;
+  duplicate?: number;
+  reorder?: number;
+  corrupt?: number;
+  delayMs?: number;
+  jitterMs?: number;
 }
 export interface ExecResult {
   exitCode: number;

@@ -18,6 +18,8 @@ import {
   type CaptureRequest,
   type CapturedFrame,
   type ExecRequest,
+  type FaultRequest,
+  type FaultSpecRecord,
   type ExecResult,
   type NodeRecord,
   type LogsRequest,
@@ -28,13 +30,13 @@ import {
   type TraceRequest,
 } from "../api/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
-import { decodeBatch, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
+import { formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
 import { resourceByKind } from "../api/resources.ts";
 import { ObjectStore, type KubeObject, type WatchHandle } from "../api/store.ts";
 import { allocateAddress } from "../api/ipam.ts";
-import { Datapath, Tracer, type Receiver } from "./datapath.ts";
-import type { UnderlayLink } from "./devices.ts";
+import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
+import { startPodApps, type ContainerSpec } from "./apps/index.ts";
 import { realClock } from "./tools/common.ts";
 import { runTool } from "./tools/index.ts";
 
@@ -70,26 +72,15 @@ export class NodeAgent {
     const record = await registerWithRetry(nc, { name: cfg.nodeName, hostAddress: cfg.hostAddress }, log);
     const dp = new Datapath(cfg.nodeName, () => performance.now());
     let transport: NatsOverlayTransport | undefined;
-    const underlay: UnderlayLink = {
-      send: (node, frame, tr) => {
-        dp.tap("eth0", frame, "tx");
-        tr?.hop("NATS", `publish ${Subjects.overlay(cfg.vni, node)}`);
-        transport!.send(node, frame, tr ? { traceId: tr.id, seq: tr.nextSeq } : undefined);
-      },
-    };
-    const net = new NodeNetwork(dp, record, cfg.vni, underlay, mustParseCidr(cfg.underlayCidr));
+    const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node);
+    const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr));
     const agent = new NodeAgent(nc, cfg, log, dp, net);
-    const fromUnderlay: Receiver = (frame, tr) => net.receiveUnderlay(frame, tr);
-    transport = new NatsOverlayTransport(nc, cfg.vni, cfg.nodeName, (message, trace) => {
-      const batch = decodeBatch(message);
-      if (!batch.ok) {
-        dp.counters.inc("overlay_rx_dropped_total");
-        dp.counters.inc("overlay_rx_dropped_batch_total");
-        return;
-      }
-      const tr = trace ? new Tracer(trace.traceId, cfg.nodeName, trace.seq, agent.traceSink(trace.traceId)) : undefined;
-      for (const frame of batch.value) dp.send(fromUnderlay, frame, tr);
+    transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
+      net.receiveMessage(message, trace, (id) => agent.traceSink(id));
     });
+    // Timers (TCP retransmits, delayed ACKs, fault delays) run on one timeout, re-armed for the
+    // earliest deadline whenever the datapath goes idle.
+    dp.onIdle = () => agent.armTimer();
     agent.transport = transport;
     await agent.watch();
     agent.serveVerbs();
@@ -106,7 +97,29 @@ export class NodeAgent {
     return agent;
   }
 
-  private traceSink(traceId: string): (hop: import("../api/types.ts").TraceHop) => void {
+  private wake: NodeJS.Timeout | undefined;
+  private wakeAt = Infinity;
+  private armScheduled = false;
+
+  /** Coalesced: after a burst of datapath work, one timeout for the earliest deadline. */
+  armTimer(): void {
+    if (this.armScheduled) return;
+    this.armScheduled = true;
+    setImmediate(() => {
+      this.armScheduled = false;
+      const d = this.dp.nextDeadline();
+      if (d === undefined || d >= this.wakeAt) return;
+      clearTimeout(this.wake);
+      this.wakeAt = d;
+      this.wake = setTimeout(() => {
+        this.wakeAt = Infinity;
+        this.dp.poll(this.dp.now());
+        this.armTimer();
+      }, Math.max(0, d - this.dp.now()));
+    });
+  }
+
+  traceSink(traceId: string): (hop: import("../api/types.ts").TraceHop) => void {
     const subject = Subjects.trace(traceId);
     return (hop) => this.nc.publish(subject, pack(hop));
   }
@@ -194,7 +207,7 @@ export class NodeAgent {
       used.add(ip);
       const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
       this.podUids.set(key, pod.metadata.uid!);
-      this.podApps.set(key, startApps(plumbed, (line) => this.appendLog(key, line)));
+      this.podApps.set(key, this.startApps(plumbed, key));
       this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
       this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
     }
@@ -230,6 +243,13 @@ export class NodeAgent {
     }
   }
 
+  /** The pod's containers as emulated apps (HTTP on TCP ports, UDP echo, agnhost netexec, nginx). */
+  private startApps(pod: PodNetwork, key: string): () => void {
+    const containers: ContainerSpec[] = pod.record.containers ?? [{ name: "app", image: "", ports: pod.record.ports }];
+    const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date() }, containers);
+    return () => apps.stop();
+  }
+
   private appendLog(key: string, line: string): void {
     let lines = this.podLogs.get(key);
     if (!lines) this.podLogs.set(key, (lines = []));
@@ -252,14 +272,37 @@ export class NodeAgent {
       node: this.net.record,
       pods: this.net.podKeys(),
       devices: this.net.devices(),
-      counters: { ...this.dp.counters.snapshot(), overlay_tx_messages_total: this.transport.stats.messages, overlay_tx_frames_total: this.transport.stats.frames },
+      counters: {
+        ...this.dp.counters.snapshot(),
+        overlay_tx_messages_total: this.transport.stats.messages,
+        overlay_tx_frames_total: this.transport.stats.frames,
+        conntrack_entries: this.net.root.conntrack.size,
+        neighbor_entries: this.net.root.neighbors.size,
+        reassembly_bytes: this.net.root.reassemblyMemory,
+        fdb_entries: this.net.bridge.fdb.size,
+        rss_bytes: process.memoryUsage().rss,
+      },
     }));
 
     on("exec", async (req: ExecRequest): Promise<ExecResult> => {
+      const argv = Array.isArray(req.argv) ? req.argv.filter((a) => typeof a === "string") : [];
+      if (!req.pod) {
+        // `kubewire exec --node NODE`: the node's root netns, with the node-level tools.
+        this.log.info({ node, argv }, "exec on node");
+        return runTool({ ns: this.net.root, tcp: this.net.root.tcp, podName: node, clock: realClock, conntrack: this.net.root.conntrack }, argv);
+      }
       const pod = this.findPod(req.namespace, req.pod);
-      this.log.info({ node, pod: req.pod, argv: req.argv }, "exec");
-      this.appendLog(`${req.namespace ?? "default"}.${req.pod}`, `exec: ${(req.argv ?? []).join(" ")}`);
-      return runTool({ ns: pod.ns, podName: pod.record.name, clock: realClock }, req.argv ?? []);
+      this.log.info({ node, pod: req.pod, container: req.container, argv }, "exec");
+      this.appendLog(`${req.namespace ?? "default"}.${req.pod}`, `exec: ${argv.join(" ")}`);
+      return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack }, argv);
+    });
+
+    on("fault", async (req: FaultRequest): Promise<{ applied: true }> => {
+      const target = req.pod ? { pod: `${req.namespace ?? "default"}.${req.pod}` } : {};
+      const spec = { egress: checkFault(req.egress), ingress: checkFault(req.ingress) };
+      if (!this.net.setFault(target, spec)) throw new RpcError(ErrorCode.NotFound, `pod "${req.pod}" not found on node ${node}`);
+      this.log.info({ node, pod: req.pod, egress: spec.egress, ingress: spec.ingress }, "fault set");
+      return { applied: true };
     });
 
     on("logs", async (req: LogsRequest): Promise<string> => {
@@ -274,6 +317,7 @@ export class NodeAgent {
       if (dst === undefined) throw new RpcError(ErrorCode.Invalid, `not an IPv4 address: ${JSON.stringify(req.dst)}`);
       const tr = new Tracer(req.traceId, node, 0, this.traceSink(req.traceId));
       const res = pod.ns.sendIcmp(dst, { kind: "echoRequest", ident: 0x7472, seq: 1, data: new Uint8Array(56) }, { tr });
+      this.armTimer();
       if (res.kind !== "sent") tr.hop(`${pod.record.name} eth0`, `send failed: ${res.kind}`, "dropped");
       return { started: true };
     });
@@ -302,6 +346,7 @@ export class NodeAgent {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.wake);
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     for (const w of this.watchers) w.stop();
@@ -310,21 +355,24 @@ export class NodeAgent {
   }
 }
 
-/** The emulated app of a pod: a UDP echo server on every declared UDP containerPort. */
-function startApps(pod: PodNetwork, log: (line: string) => void): () => void {
-  const ports: number[] = [];
-  for (const p of pod.record.ports) {
-    if (p.protocol !== "UDP") {
-      log(`containerPort ${p.containerPort}/${p.protocol}: not served (the emulated TCP stack is not there yet)`);
-      continue;
-    }
-    const bound = pod.ns.bindUdp(p.containerPort, (payload, meta) => pod.ns.sendUdp(meta.src, meta.srcPort, meta.dstPort, payload));
-    if (bound.kind === "bound") {
-      ports.push(p.containerPort);
-      log(`udp echo listening on :${p.containerPort}`);
-    }
+/** Validates a fault spec from the wire: probabilities in [0, 1], times in [0, 60 s]. */
+function checkFault(spec: FaultSpecRecord | undefined): FaultSpecRecord | undefined {
+  if (spec === undefined || spec === null) return undefined;
+  if (typeof spec !== "object") throw new RpcError(ErrorCode.Invalid, "fault spec must be an object");
+  const out: FaultSpecRecord = {};
+  for (const k of ["loss", "duplicate", "reorder", "corrupt"] as const) {
+    const v = spec[k];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw new RpcError(ErrorCode.Invalid, `${k} must be a probability in [0, 1], got ${JSON.stringify(v)}`);
+    out[k] = v;
   }
-  return () => ports.forEach((port) => pod.ns.unbindUdp(port));
+  for (const k of ["delayMs", "jitterMs"] as const) {
+    const v = spec[k];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !(v >= 0 && v <= 60_000)) throw new RpcError(ErrorCode.Invalid, `${k} must be in [0, 60000] ms, got ${JSON.stringify(v)}`);
+    out[k] = v;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 async function registerWithRetry(nc: NatsConnection, req: RegisterNodeRequest, log: Logger): Promise<NodeRecord> {

@@ -2,6 +2,8 @@
 import type { ExecResult } from "../../api/types.ts";
 import { IpProtocol, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
 import type { Netns } from "../netns.ts";
+import type { Conntrack } from "../conntrack.ts";
+import type { TcpApi } from "../tcp/api.ts";
 
 export interface Clock {
   /** Milliseconds, monotonic, sub-millisecond resolution. */
@@ -19,8 +21,14 @@ export const realClock: Clock = {
 
 export interface ToolContext {
   ns: Netns;
+  /** The pod's TCP (curl, wget, nc). */
+  tcp: TcpApi;
   podName: string;
   clock: Clock;
+  /** Host name -> IPv4 (cluster DNS once it exists); without it only dotted quads work. */
+  resolve?(name: string): Promise<number | undefined>;
+  /** The netns's connection tracking table (`conntrack -L`); a pod's own, or the node's root. */
+  conntrack?: Conntrack;
 }
 
 export class Output {

@@ -3,9 +3,13 @@ import type { ExecResult } from "../../api/types.ts";
 import { formatIpv4, formatMac } from "../../overlay/wire/index.ts";
 import { formatRoute } from "../routes.ts";
 import { UsageError, type ToolContext } from "./common.ts";
+import { curl } from "./curl.ts";
 import { iperf } from "./iperf.ts";
+import { conntrackTool } from "./conntrack.ts";
+import { nc } from "./nc.ts";
 import { ping } from "./ping.ts";
 import { traceroute } from "./traceroute.ts";
+import { wget } from "./wget.ts";
 
 type Tool = (ctx: ToolContext, argv: readonly string[]) => Promise<ExecResult>;
 
@@ -13,8 +17,13 @@ const tools: Record<string, Tool> = {
   ping,
   traceroute,
   iperf,
+  curl,
+  wget,
+  nc,
   hostname: async (ctx) => ({ exitCode: 0, stdout: `${ctx.podName}\n`, stderr: "" }),
   ip: async (ctx, argv) => ipTool(ctx, argv),
+  conntrack: async (ctx, argv) =>
+    ctx.conntrack ? conntrackTool(ctx.conntrack, ctx.clock.now(), argv) : { exitCode: 1, stdout: "", stderr: "conntrack: no conntrack table here\n" },
 };
 
 export const TOOL_NAMES = Object.keys(tools);

@@ -1,0 +1,235 @@
+/**
+ * What a pod's containers serve. Containers are not run: each is mapped to a small emulated
+ * app by a pure decision, `plan(containers)`, then `startPodApps` binds them in the pod's netns.
+ *
+ * Design notes (the decision follows what the image would really do, not only the spec):
+ * - agnhost with the `netexec` subcommand (in command or args): HTTP on `--http-port`
+ *   (default 8080) and netexec's UDP protocol on `--udp-port` (default 8081, -1 disables), as
+ *   test/images/agnhost/netexec/netexec.go. Declared ports do not matter: a containerPort is
+ *   informational in Kubernetes (core/v1 ContainerPort: "Not specifying a port here DOES NOT
+ *   prevent that port from being exposed").
+ * - agnhost `serve-hostname` (and the old serve_hostname image): the pod name over HTTP on
+ *   `--port` (default 9376); agnhost `pause`: nothing.
+ * - nginx / httpd (any registry, any tag): the welcome page on port 80 only.
+ * - any other image: its declared TCP ports get the netexec HTTP server, declared UDP ports a
+ *   UDP echo, so a Service in front of "some app" answers something useful.
+ * - the containers of a pod share one netns: the second app on a port fails to bind and logs
+ *   what the real program would ("bind: address already in use"); the pod keeps running.
+ */
+import type { Ipv4Addr } from "../../overlay/wire/common.ts";
+import type { SendOptions, SendResult, UdpMeta } from "../netns.ts";
+import type { TcpApi } from "../tcp/api.ts";
+import type { Schedule } from "../tcp/memory.ts";
+import { reply, serveHttp } from "./http.ts";
+import { goLogTime, startNetexecHttp, startNetexecUdp } from "./netexec.ts";
+import { startWebServer, type WebFlavor } from "./webserver.ts";
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  ports: { containerPort: number; protocol: "TCP" | "UDP" }[];
+}
+
+/** The part of a Netns the apps use (Netns satisfies it structurally). */
+export interface UdpApi {
+  bindUdp(port: number, handler: (payload: Uint8Array, meta: UdpMeta) => void): { kind: "bound"; port: number } | { kind: "inUse" };
+  sendUdp(dst: Ipv4Addr, dstPort: number, srcPort: number, payload: Uint8Array, opts?: SendOptions): SendResult;
+  unbindUdp(port: number): void;
+}
+
+export interface AppEnv {
+  podName: string;
+  tcp: TcpApi;
+  udp: UdpApi;
+  /** One line of the pod's log (`kubectl logs`). */
+  log(line: string): void;
+  /** Wall-clock time for log lines and netexec's "NOW:". */
+  now(): Date;
+  /** Timers for HTTP keep-alive idle timeouts; default real ones. Tests pass a virtual clock's. */
+  schedule?: Schedule;
+}
+
+export type PlannedApp =
+  | { kind: "netexecHttp"; container: string; port: number }
+  | { kind: "netexecUdp"; container: string; port: number }
+  | { kind: "web"; container: string; port: number; flavor: WebFlavor }
+  | { kind: "hostnameHttp"; container: string; port: number }
+  | { kind: "udpEcho"; container: string; port: number };
+
+/** Something the emulation cannot serve, said once in the pod log. */
+export interface PlanNote {
+  container: string;
+  message: string;
+}
+
+export interface Plan {
+  apps: PlannedApp[];
+  notes: PlanNote[];
+}
+
+export const PROTOCOL_OF = {
+  netexecHttp: "TCP",
+  netexecUdp: "UDP",
+  web: "TCP",
+  hostnameHttp: "TCP",
+  udpEcho: "UDP",
+} as const satisfies Record<PlannedApp["kind"], "TCP" | "UDP">;
+
+const APP_LABEL = {
+  netexecHttp: "netexec",
+  netexecUdp: "netexec",
+  web: "web",
+  hostnameHttp: "serve-hostname",
+  udpEcho: "udp-echo",
+} as const satisfies Record<PlannedApp["kind"], string>;
+
+/** "registry.k8s.io/e2e-test-images/agnhost:2.53@sha256:..." -> "agnhost". */
+export function imageBasename(image: string): string {
+  const noDigest = image.split("@")[0]!;
+  const last = noDigest.slice(noDigest.lastIndexOf("/") + 1);
+  const colon = last.indexOf(":");
+  return (colon >= 0 ? last.slice(0, colon) : last).toLowerCase();
+}
+
+type FlagValue = { kind: "absent" } | { kind: "value"; value: number } | { kind: "invalid"; raw: string };
+
+/** A pflag integer flag: `--name=N` or `--name N`; the last occurrence wins, as pflag. */
+function intFlag(argv: readonly string[], name: string): FlagValue {
+  let found: FlagValue = { kind: "absent" };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    let raw: string | undefined;
+    if (arg === `--${name}`) raw = argv[++i];
+    else if (arg.startsWith(`--${name}=`)) raw = arg.slice(name.length + 3);
+    else continue;
+    const value = Number(raw);
+    found = raw !== undefined && /^-?\d+$/.test(raw) && Number.isSafeInteger(value) ? { kind: "value", value } : { kind: "invalid", raw: raw ?? "" };
+  }
+  return found;
+}
+
+function validPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+export function plan(containers: readonly ContainerSpec[]): Plan {
+  const apps: PlannedApp[] = [];
+  const notes: PlanNote[] = [];
+  for (const c of containers) {
+    const base = imageBasename(c.image);
+    const argv = [...(c.command ?? []), ...(c.args ?? [])];
+    const sub = base === "agnhost" ? argv.find((a) => !a.startsWith("-") && !a.endsWith("agnhost")) : undefined;
+    const unserved = (ports: ContainerSpec["ports"], why: string) => {
+      for (const p of ports) notes.push({ container: c.name, message: `containerPort ${p.containerPort}/${p.protocol} is not served: ${why}` });
+    };
+    if (base === "agnhost" && sub === "netexec") {
+      const http = intFlag(argv, "http-port");
+      const udp = intFlag(argv, "udp-port");
+      const httpPort = http.kind === "value" ? http.value : 8080;
+      const udpPort = udp.kind === "value" ? udp.value : 8081;
+      if (http.kind === "invalid" || !validPort(httpPort)) notes.push({ container: c.name, message: `netexec: invalid --http-port ${http.kind === "invalid" ? http.raw : httpPort}` });
+      else apps.push({ kind: "netexecHttp", container: c.name, port: httpPort });
+      if (udp.kind === "invalid" || (udpPort !== -1 && !validPort(udpPort))) notes.push({ container: c.name, message: `netexec: invalid --udp-port ${udp.kind === "invalid" ? udp.raw : udpPort}` });
+      else if (udpPort !== -1) apps.push({ kind: "netexecUdp", container: c.name, port: udpPort });
+      unserved(
+        c.ports.filter((p) => !(p.protocol === "TCP" && p.containerPort === httpPort) && !(p.protocol === "UDP" && p.containerPort === udpPort)),
+        `netexec listens on ${httpPort}/TCP${udpPort !== -1 ? ` and ${udpPort}/UDP` : ""}`,
+      );
+    } else if ((base === "agnhost" && sub === "serve-hostname") || base === "serve_hostname" || base === "serve-hostname") {
+      const flag = intFlag(argv, "port");
+      const port = flag.kind === "value" ? flag.value : 9376;
+      if (!validPort(port)) notes.push({ container: c.name, message: `serve-hostname: invalid --port ${port}` });
+      else apps.push({ kind: "hostnameHttp", container: c.name, port });
+      unserved(c.ports.filter((p) => !(p.protocol === "TCP" && p.containerPort === port)), `serve-hostname listens on ${port}/TCP`);
+    } else if (base === "agnhost" && sub === "pause") {
+      unserved(c.ports, "agnhost pause serves nothing");
+    } else if (base === "nginx" || base === "httpd") {
+      apps.push({ kind: "web", container: c.name, port: 80, flavor: base });
+      unserved(c.ports.filter((p) => !(p.protocol === "TCP" && p.containerPort === 80)), `${base} listens on 80/TCP only`);
+    } else {
+      for (const p of c.ports) {
+        apps.push(p.protocol === "TCP" ? { kind: "netexecHttp", container: c.name, port: p.containerPort } : { kind: "udpEcho", container: c.name, port: p.containerPort });
+      }
+    }
+  }
+  return { apps, notes };
+}
+
+export interface Listening {
+  port: number;
+  protocol: "TCP" | "UDP";
+  app: string;
+  container: string;
+}
+
+export interface PodApps {
+  stop(): void;
+  listening: Listening[];
+}
+
+export function startPodApps(env: AppEnv, containers: readonly ContainerSpec[]): PodApps {
+  const { apps, notes } = plan(containers);
+  // Several containers write to one pod log here; name the container when it is ambiguous.
+  const logFor = (container: string) => (containers.length > 1 ? (line: string) => env.log(`[${container}] ${line}`) : (line: string) => env.log(line));
+  for (const note of notes) logFor(note.container)(note.message);
+  const stops: Array<() => void> = [];
+  const listening: Listening[] = [];
+  for (const app of apps) {
+    const log = logFor(app.container);
+    const ok = startApp(env, app, log, stops);
+    if (ok) listening.push({ port: app.port, protocol: PROTOCOL_OF[app.kind], app: app.kind === "web" ? app.flavor : APP_LABEL[app.kind], container: app.container });
+  }
+  let stopped = false;
+  return {
+    listening,
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      for (const stop of stops) stop();
+    },
+  };
+}
+
+function startApp(env: AppEnv, app: PlannedApp, log: (line: string) => void, stops: Array<() => void>): boolean {
+  switch (app.kind) {
+    case "netexecHttp":
+    case "web":
+    case "hostnameHttp": {
+      const served =
+        app.kind === "netexecHttp"
+          ? startNetexecHttp(env, app.port, log)
+          : app.kind === "web"
+            ? startWebServer(env, app.flavor, app.port, log)
+            : startHostname(env, app.port, log);
+      if (served.kind === "inUse") return false;
+      stops.push(served.stop);
+      return true;
+    }
+    case "netexecUdp":
+      if (!startNetexecUdp(env, env.udp, app.port, log)) return false;
+      stops.push(() => env.udp.unbindUdp(app.port));
+      return true;
+    case "udpEcho": {
+      const bound = env.udp.bindUdp(app.port, (payload, meta) => void env.udp.sendUdp(meta.src, meta.srcPort, meta.dstPort, payload));
+      if (bound.kind === "inUse") {
+        log(`udp echo: bind :${app.port}: address already in use`);
+        return false;
+      }
+      log(`udp echo listening on :${app.port}`);
+      stops.push(() => env.udp.unbindUdp(app.port));
+      return true;
+    }
+  }
+}
+
+/** agnhost serve-hostname: every HTTP request gets the pod name. */
+function startHostname(env: AppEnv, port: number, log: (line: string) => void) {
+  const served = serveHttp(env.tcp, port, (req, res) => {
+    req.resume();
+    req.on("end", () => reply(res, 200, env.podName, { "Content-Type": "text/plain; charset=utf-8" }));
+  }, env.schedule);
+  log(`${goLogTime(env.now())} ${served.kind === "inUse" ? `listen tcp :${port}: bind: address already in use` : `Serving on port ${port}.`}`);
+  return served;
+}
