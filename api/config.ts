@@ -4,7 +4,8 @@
  * DESIGN.md. `CONFIG_ENV_VARS` lists every variable read, so the compose file can be checked
  * against it statically.
  */
-import { Validator } from "ip-num";
+import { formatCidr, parseCidr } from "./addressing.ts";
+import { isDns1123Label } from "./syntax.ts";
 
 export const CONFIG_ENV_VARS = {
   KUBEWIRE_NATS_URL: "NATS server URL(s), comma separated",
@@ -67,9 +68,10 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 function cidr(env: Env, name: ConfigEnvVar, fallback: string): string {
   const value = env[name] ?? fallback;
-  const [ok, messages] = Validator.isValidIPv4CidrRange(value);
-  if (!ok) throw new ConfigError(name, `not an IPv4 CIDR: ${JSON.stringify(value)} (${messages.join("; ")})`);
-  return value;
+  const parsed = parseCidr(value);
+  if (!parsed) throw new ConfigError(name, `not an aligned IPv4 CIDR: ${JSON.stringify(value)}`);
+  // Canonical text ("010.0.0.0/8" is read as 10.0.0.0/8, the way API validation reads it).
+  return formatCidr(parsed);
 }
 
 function int(env: Env, name: ConfigEnvVar, fallback: number, min: number, max: number): number {
@@ -133,9 +135,4 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
     nodeGraceSeconds: int(env, "KUBEWIRE_NODE_GRACE_SECONDS", 10, 1, 3600),
     podEvictionSeconds: int(env, "KUBEWIRE_POD_EVICTION_SECONDS", 5, 0, 3600),
   };
-}
-
-/** RFC 1123 label as Kubernetes validates names: lower-case alphanumerics and '-', at most 63. */
-export function isDns1123Label(name: string): boolean {
-  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
 }

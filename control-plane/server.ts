@@ -5,10 +5,13 @@
  * so a restarted control plane hands out nothing twice.
  */
 import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription } from "nats";
 import { cidrSize, formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
-import { isDns1123Label, type ControlPlaneConfig } from "../api/config.ts";
+import type { ControlPlaneConfig } from "../api/config.ts";
+import { isDns1123Label } from "../api/syntax.ts";
 import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../api/kube-objects.ts";
+import { systemClock } from "../api/clock.ts";
 import type { Logger } from "../api/log.ts";
 import { generateServingCert } from "../api/tls.ts";
 import { RpcError, request, serve } from "../api/rpc.ts";
@@ -40,7 +43,7 @@ const BOOTSTRAP_NAMESPACES = ["default", "kube-system", "kube-public", "kube-nod
 
 export class ControlPlane {
   private subs: Subscription[] = [];
-  /** Last heartbeat per node, in ms of performance.now(); a restart starts everyone fresh. */
+  /** Last heartbeat per node, in systemClock.monotonicMs(); a restart starts everyone fresh. */
   readonly heartbeats = new Map<string, number>();
   private controllers!: Controllers;
   private api!: ApiServer;
@@ -74,12 +77,14 @@ export class ControlPlane {
         callback: (_err, msg) => {
           const node = msg.subject.slice(Subjects.heartbeat("").length);
           const first = !cp.heartbeats.has(node);
-          cp.heartbeats.set(node, performance.now());
+          cp.heartbeats.set(node, systemClock.monotonicMs());
           if (first) cp.controllers?.nodeHeartbeatStarted(node);
         },
       }),
     ];
-    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000 }, log);
+    // The process edge: the real clock and a random seed go in here, nowhere deeper.
+    const seed = randomBytes(4).readUInt32LE(0);
+    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed }, systemClock, log);
     await cp.controllers.start();
     const pods: PodBackend = {
       exec: async (pod, argv) => {

@@ -1,10 +1,11 @@
 /**
- * The overlay over NATS: node N's VTEP frames go to subject overlay.<vni>.<N> (DESIGN.md).
+ * The overlay over NATS: node N's VTEP frames go to the subject `subjectFor(N)`, which the
+ * caller names (overlay.<vni>.<N>, DESIGN.md: api/types.ts Subjects.overlay): the overlay
+ * imports nothing from the layers above it.
  * Core NATS, not JetStream: like UDP under VXLAN, delivery is best effort and a frame lost in
  * a partition is lost, which is what the inner protocols expect.
  */
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "nats";
-import { Subjects } from "../api/types.ts";
 import { Batcher, type OverlayHandler, type OverlayTransport, type TraceContext } from "./transport.ts";
 
 const TRACE_ID = "Kubewire-Trace-Id";
@@ -16,7 +17,8 @@ export class NatsOverlayTransport implements OverlayTransport {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly vni: number,
+    /** The subject a node's frames are published to (and this node subscribes to for itself). */
+    private readonly subjectFor: (node: string) => string,
     self: string,
     onMessage: OverlayHandler,
   ) {
@@ -25,7 +27,7 @@ export class NatsOverlayTransport implements OverlayTransport {
       defer: (fn) => setImmediate(fn),
     });
     // A callback subscription: no async iterator between the socket and the datapath.
-    this.sub = nc.subscribe(Subjects.overlay(vni, self), {
+    this.sub = nc.subscribe(subjectFor(self), {
       callback: (err, msg) => {
         if (err) return;
         const h = msg.headers;
@@ -48,7 +50,7 @@ export class NatsOverlayTransport implements OverlayTransport {
   }
 
   private publish(node: string, message: Uint8Array, trace: TraceContext | undefined): void {
-    const subject = Subjects.overlay(this.vni, node);
+    const subject = this.subjectFor(node);
     if (!trace) return this.nc.publish(subject, message);
     const h = natsHeaders();
     h.set(TRACE_ID, trace.traceId);

@@ -9,7 +9,9 @@ import type { Duplex } from "node:stream";
 import { timingSafeEqual } from "node:crypto";
 import { WebSocketServer, type WebSocket } from "ws";
 import { parse as parseYaml } from "yaml";
+import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import type { Logger } from "../../api/log.ts";
+import { formatLabelSelector, labelSelectorAsSelector } from "../../api/selectors.ts";
 import type { ExecResult } from "../../api/types.ts";
 import { openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
 import { applyJsonMergePatch, applyJsonPatch } from "./patch.ts";
@@ -236,14 +238,17 @@ export class ApiServer {
     if (!name) throw Errors.pathNotFound();
     const obj = await this.registry.get(r, namespace, name);
     const view = (o: KubeObject) => {
-      const spec = o.spec as { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
+      const spec = o.spec as { replicas?: number; selector?: LabelSelector };
+      // storage.go scaleFromReplicaSet/scaleFromDeployment: LabelSelectorAsSelector(spec.selector).String(),
+      // matchExpressions included (stored selectors passed validation; nil is labels.Nothing(), "").
+      const selector = labelSelectorAsSelector(spec.selector);
       const status = (o.status ?? {}) as { replicas?: number };
       return {
         kind: "Scale",
         apiVersion: "autoscaling/v1",
         metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
         spec: { replicas: spec.replicas ?? 1 },
-        status: { replicas: status.replicas ?? 0, selector: Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",") },
+        status: { replicas: status.replicas ?? 0, selector: selector.kind === "ok" ? formatLabelSelector(selector.value) : "" },
       };
     };
     if (method === "GET") return json(res, 200, view(obj));

@@ -19,6 +19,7 @@ export type PatchResult = { kind: "ok"; value: unknown } | { kind: "error"; code
  * (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, applyJSPatch), and more than
  * 10000 operations with 413.
  */
+import { deepEqual } from "../../api/meta.ts";
 export const PatchErrorCode = {
   /** The body is not a patch of this type: not an operation list, unknown op or directive, bad pointer syntax. */
   BadPatch: "BadPatch",
@@ -88,18 +89,6 @@ function cloneJson<T>(v: T): T {
   return v;
 }
 
-/** JSON equality as RFC 6902 §4.6 defines it: member order of objects does not matter, array order does. */
-function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
-  if (isObject(a)) {
-    if (!isObject(b)) return false;
-    const ka = Object.keys(a);
-    if (ka.length !== Object.keys(b).length) return false;
-    return ka.every((k) => hasOwn(b, k) && jsonEqual(a[k], b[k]));
-  }
-  return false;
-}
 
 /** The dynamic type Go's reflect.TypeOf distinguishes after json.Unmarshal into interface{}. */
 type JsonKind = "null" | "boolean" | "number" | "string" | "array" | "object";
@@ -285,7 +274,7 @@ export function applyJsonPatch(target: unknown, ops: unknown): PatchResult {
           case "test": {
             const expected = requireValue(op, index, opName);
             const actual = resolve(doc, path);
-            if (!jsonEqual(actual, expected)) {
+            if (!deepEqual(actual, expected)) {
               fail(PatchErrorCode.TestFailed, `test failed: ${show(formatPointer(path))} is ${show(actual)}, not ${show(expected)}`);
             }
             break;

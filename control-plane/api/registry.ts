@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { defaultObject } from "./defaults.ts";
 import { applyJsonMergePatch, applyJsonPatch, applyStrategicMergePatch, patchSchemaFor } from "./patch.ts";
 import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
-import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "./selectors.ts";
+import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "../../api/selectors.ts";
 import { ApiError, Errors } from "./status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../api/store.ts";
 import { statusForInvalid, validateObject } from "./validation.ts";
@@ -53,11 +53,6 @@ function randomSuffix(n: number): string {
 }
 
 
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
-  return v;
-}
 
 function clone<T>(v: T): T {
   return structuredClone(v);

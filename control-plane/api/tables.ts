@@ -12,6 +12,8 @@
  * ill-typed field prints as Kubernetes prints its zero value, and never throws.
  */
 import type { KubeObject, ObjectMeta } from "../../api/store.ts";
+import type { LabelSelector } from "kubernetes-types/meta/v1.js";
+import { formatLabelSelector as formatSelector, labelSelectorFromObject } from "../../api/selectors.ts";
 
 export interface TableColumnDefinition {
   name: string;
@@ -153,48 +155,22 @@ export function formatLabels(labels: unknown): string {
   return keys.map((k) => `${k}=${str(m[k])}`).join(",");
 }
 
-/**
- * metav1.LabelSelectorAsSelector(sel).String(): requirements sorted by key; "" for a missing
- * or empty selector; undefined when the selector is invalid (an unknown operator).
- */
-function labelSelectorString(selector: unknown): string | undefined {
-  if (!has(selector)) return "";
-  const sel = rec(selector);
-  const reqs: Array<{ key: string; text: string }> = [];
-  const matchLabels = rec(sel.matchLabels);
-  for (const k of Object.keys(matchLabels)) reqs.push({ key: k, text: `${k}=${str(matchLabels[k])}` });
-  for (const e of arr(sel.matchExpressions)) {
-    const expr = rec(e);
-    const key = str(expr.key);
-    const values = arr(expr.values).map(str);
-    const sorted = values.length > 1 ? [...values].sort(byteOrder) : values;
-    switch (str(expr.operator)) {
-      case "In":
-        reqs.push({ key, text: `${key} in (${sorted.join(",")})` });
-        break;
-      case "NotIn":
-        reqs.push({ key, text: `${key} notin (${sorted.join(",")})` });
-        break;
-      case "Exists":
-        reqs.push({ key, text: key });
-        break;
-      case "DoesNotExist":
-        reqs.push({ key, text: `!${key}` });
-        break;
-      default:
-        return undefined;
-    }
-  }
-  // Stable, so requirements on the same key keep matchLabels-then-matchExpressions order.
-  reqs.sort((a, b) => byteOrder(a.key, b.key));
-  return reqs.map((r) => r.text).join(",");
-}
-
 /** metav1.FormatLabelSelector: the selector string, "<none>" when empty, "<error>" when invalid. */
 export function formatLabelSelector(selector: unknown): string {
   const s = labelSelectorString(selector);
   if (s === undefined) return "<error>";
   return s === "" ? "<none>" : s;
+}
+
+/**
+ * metav1.LabelSelectorAsSelector(sel).String() through api/selectors.ts: "" for a missing (nil
+ * is labels.Nothing()) or empty selector; undefined when the selector is invalid. Stored
+ * objects passed validation, so the cast only names the shape validation checked.
+ */
+function labelSelectorString(selector: unknown): string | undefined {
+  if (!has(selector)) return "";
+  const parsed = labelSelectorFromObject(selector as LabelSelector);
+  return parsed.kind === "error" ? undefined : formatSelector(parsed.value);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,23 @@
  * never reported missing: the same object a real apiserver would see after defaulting.
  */
 
+import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../api/addressing.ts";
+import { deepEqual, semanticEqual } from "../../api/meta.ts";
+import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../api/selectors.ts";
+import {
+  byteLen,
+  dns1035LabelErrors,
+  dns1123LabelErrors,
+  dns1123SubdomainErrors,
+  inclusiveRangeError,
+  labelValueErrors,
+  percentErrors,
+  portNameErrors,
+  portNumErrors,
+  qualifiedNameErrors,
+  wildcardDns1123SubdomainErrors,
+} from "../../api/syntax.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Field errors
 // ---------------------------------------------------------------------------------------------
@@ -137,10 +154,6 @@ function strMap(v: unknown): Record<string, string> | undefined {
   return out;
 }
 
-const utf8 = new TextEncoder();
-/** Go's len() of a string: its UTF-8 byte count. */
-const byteLen = (s: string): number => utf8.encode(s).length;
-
 // ---------------------------------------------------------------------------------------------
 // Go %#v renderings of the composite bad values Kubernetes reports
 // ---------------------------------------------------------------------------------------------
@@ -178,254 +191,8 @@ function goIntOrString(v: unknown): GoRepr {
   return new GoRepr(`intstr.IntOrString{Type:0, IntVal:${num(v) ?? 0}, StrVal:""}`);
 }
 
-// ---------------------------------------------------------------------------------------------
-// apimachinery/pkg/util/validation
-// ---------------------------------------------------------------------------------------------
-
-function maxLenError(length: number): string {
-  return `must be no more than ${length} characters`;
-}
-
-/** validation.RegexError, including its double space before each " or ". */
-function regexError(msg: string, fmt: string, ...examples: string[]): string {
-  if (examples.length === 0) return `${msg} (regex used for validation is '${fmt}')`;
-  let out = `${msg} (e.g. `;
-  examples.forEach((ex, i) => {
-    if (i > 0) out += " or ";
-    out += `'${ex}', `;
-  });
-  return `${out}regex used for validation is '${fmt}')`;
-}
-
-function inclusiveRangeError(lo: number, hi: number): string {
-  return `must be between ${lo} and ${hi}, inclusive`;
-}
-
-const DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_LABEL_ERR = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT = `${DNS1123_LABEL_FMT}(\\.${DNS1123_LABEL_FMT})*`;
-const DNS1123_SUBDOMAIN_ERR = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?";
-const DNS1035_LABEL_ERR = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
-const WILDCARD_SUBDOMAIN_FMT = `\\*\\.${DNS1123_SUBDOMAIN_FMT}`;
-const WILDCARD_SUBDOMAIN_ERR = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character";
-const QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT = `(${QUALIFIED_NAME_FMT})?`;
-const LABEL_VALUE_ERR = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const PERCENT_FMT = "[0-9]+%";
-const PERCENT_ERR = "a valid percent string must be a numeric string followed by an ending '%'";
-
-const anchored = (fmt: string): RegExp => new RegExp(`^${fmt}$`);
-const DNS1123_LABEL_RE = anchored(DNS1123_LABEL_FMT);
-const DNS1123_SUBDOMAIN_RE = anchored(DNS1123_SUBDOMAIN_FMT);
-const DNS1035_LABEL_RE = anchored(DNS1035_LABEL_FMT);
-const WILDCARD_SUBDOMAIN_RE = anchored(WILDCARD_SUBDOMAIN_FMT);
-const QUALIFIED_NAME_RE = anchored(QUALIFIED_NAME_FMT);
-const LABEL_VALUE_RE = anchored(LABEL_VALUE_FMT);
-const PERCENT_RE = anchored(PERCENT_FMT);
-
-/** validation.IsDNS1123Label: the messages for what is wrong, [] when valid. */
-export function dns1123LabelErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(value) > 63) errs.push(maxLenError(63));
-  if (!DNS1123_LABEL_RE.test(value)) {
-    // A valid subdomain that is not a valid label (length already checked) has dots.
-    if (DNS1123_SUBDOMAIN_RE.test(value)) errs.push("must not contain dots");
-    else errs.push(regexError(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, "my-name", "123-abc"));
-  }
-  return errs;
-}
-
-/** validation.IsDNS1123Subdomain. */
-export function dns1123SubdomainErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(value) > 253) errs.push(maxLenError(253));
-  if (!DNS1123_SUBDOMAIN_RE.test(value)) errs.push(regexError(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, "example.com"));
-  return errs;
-}
-
-/** validation.IsDNS1035Label (Service names). */
-export function dns1035LabelErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(value) > 63) errs.push(maxLenError(63));
-  if (!DNS1035_LABEL_RE.test(value)) errs.push(regexError(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, "my-name", "abc-123"));
-  return errs;
-}
-
-/** validation.IsWildcardDNS1123Subdomain (Ingress hosts such as *.example.com). */
-function wildcardDns1123SubdomainErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(value) > 253) errs.push(maxLenError(253));
-  if (!WILDCARD_SUBDOMAIN_RE.test(value)) errs.push(regexError(WILDCARD_SUBDOMAIN_ERR, WILDCARD_SUBDOMAIN_FMT, "*.example.com"));
-  return errs;
-}
-
-/** validation.IsQualifiedName: label keys, annotation keys, finalizers: [prefix/]name. */
-export function qualifiedNameErrors(value: string): string[] {
-  const errs: string[] = [];
-  const parts = value.split("/");
-  let name: string;
-  if (parts.length === 1) {
-    name = parts[0] ?? "";
-  } else if (parts.length === 2) {
-    const prefix = parts[0] ?? "";
-    name = parts[1] ?? "";
-    if (prefix.length === 0) errs.push("prefix part must be non-empty");
-    else for (const msg of dns1123SubdomainErrors(prefix)) errs.push(`prefix part ${msg}`);
-  } else {
-    errs.push(
-      `a qualified name ${regexError(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`,
-    );
-    return errs;
-  }
-  if (name.length === 0) errs.push("name part must be non-empty");
-  else if (byteLen(name) > 63) errs.push(`name part ${maxLenError(63)}`);
-  if (!QUALIFIED_NAME_RE.test(name)) errs.push(`name part ${regexError(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")}`);
-  return errs;
-}
-
-/** validation.IsValidLabelValue. */
-export function labelValueErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(value) > 63) errs.push(maxLenError(63));
-  if (!LABEL_VALUE_RE.test(value)) errs.push(regexError(LABEL_VALUE_ERR, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"));
-  return errs;
-}
-
-/** validation.IsValidPortNum: 1..65535. */
-export function portNumErrors(port: number): string[] {
-  return Number.isInteger(port) && port >= 1 && port <= 65535 ? [] : [inclusiveRangeError(1, 65535)];
-}
-
-/** validation.IsValidPortName: an IANA_SVC_NAME (RFC 6335), lower case only. */
-export function portNameErrors(port: string): string[] {
-  const errs: string[] = [];
-  if (byteLen(port) > 15) errs.push(maxLenError(15));
-  if (!/^[-a-z0-9]+$/.test(port)) errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
-  if (!/[a-z]/.test(port)) errs.push("must contain at least one letter (a-z)");
-  if (port.includes("--")) errs.push("must not contain consecutive hyphens");
-  if (port.length > 0 && (port.startsWith("-") || port.endsWith("-"))) errs.push("must not begin or end with a hyphen");
-  return errs;
-}
-
-function percentErrors(value: string): string[] {
-  return PERCENT_RE.test(value) ? [] : [regexError(PERCENT_ERR, PERCENT_FMT, "1%", "93%")];
-}
-
-export const isDns1123Label = (value: string): boolean => dns1123LabelErrors(value).length === 0;
-export const isDns1123Subdomain = (value: string): boolean => dns1123SubdomainErrors(value).length === 0;
-export const isDns1035Label = (value: string): boolean => dns1035LabelErrors(value).length === 0;
-export const isQualifiedName = (value: string): boolean => qualifiedNameErrors(value).length === 0;
-export const isValidLabelValue = (value: string): boolean => labelValueErrors(value).length === 0;
-export const isValidPortNum = (port: number): boolean => portNumErrors(port).length === 0;
-export const isValidPortName = (port: string): boolean => portNameErrors(port).length === 0;
-
-// --- IP addresses and CIDRs, parsed as k8s.io/utils/net ParseIPSloppy / ParseCIDRSloppy do
-// (IPv4 octets may carry leading zeros and are read as decimal).
-
-interface ParsedIp {
-  /** 4 bytes for dotted-quad text, 16 for colon text (Go's parse length). */
-  bytes: number[];
-}
-
-function parseIpv4Bytes(s: string): number[] | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4) return undefined;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    out.push(n);
-  }
-  return out;
-}
-
-function parseIpv6Bytes(text: string): number[] | undefined {
-  let s = text;
-  let v4Tail: number[] | undefined;
-  if (s.includes(".")) {
-    const last = s.lastIndexOf(":");
-    if (last < 0) return undefined;
-    v4Tail = parseIpv4Bytes(s.slice(last + 1));
-    if (!v4Tail) return undefined;
-    s = `${s.slice(0, last + 1)}0:0`;
-  }
-  const halves = s.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    for (const g of part.split(":")) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const head = groups(halves[0] ?? "");
-  const tail = halves.length === 2 ? groups(halves[1] ?? "") : [];
-  if (!head || !tail) return undefined;
-  let words: number[];
-  if (halves.length === 2) {
-    if (head.length + tail.length > 7) return undefined;
-    words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    if (head.length !== 8) return undefined;
-    words = head;
-  }
-  const bytes = words.flatMap((w) => [w >> 8, w & 0xff]);
-  if (v4Tail) bytes.splice(12, 4, ...v4Tail);
-  return bytes;
-}
-
-function parseIp(s: string): ParsedIp | undefined {
-  const v4 = parseIpv4Bytes(s);
-  if (v4) return { bytes: v4 };
-  if (!s.includes(":")) return undefined;
-  const v6 = parseIpv6Bytes(s);
-  return v6 ? { bytes: v6 } : undefined;
-}
-
-/** net.IP.To4: the IPv4 form of an address, also of an IPv4-mapped IPv6 one. */
-function to4(ip: ParsedIp): number[] | undefined {
-  if (ip.bytes.length === 4) return ip.bytes;
-  const b = ip.bytes;
-  if (b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return b.slice(12);
-  return undefined;
-}
-
-interface ParsedCidr {
-  /** The masked network address, 4 or 16 bytes. */
-  network: number[];
-  prefix: number;
-}
-
-function maskBytes(bytes: readonly number[], prefix: number): number[] {
-  return bytes.map((b, i) => {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    return bits === 0 ? 0 : b & ((0xff << (8 - bits)) & 0xff);
-  });
-}
-
-function parseCidr(s: string): ParsedCidr | undefined {
-  const slash = s.indexOf("/");
-  if (slash < 0) return undefined;
-  const addr = s.slice(0, slash);
-  const prefixText = s.slice(slash + 1);
-  const v4 = parseIpv4Bytes(addr);
-  const bytes = v4 ?? (addr.includes(":") ? parseIpv6Bytes(addr) : undefined);
-  if (!bytes || !/^[0-9]+$/.test(prefixText)) return undefined;
-  const prefix = Number(prefixText);
-  if (prefix > bytes.length * 8) return undefined;
-  return { network: maskBytes(bytes, prefix), prefix };
-}
-
-function cidrContains(outer: ParsedCidr, ip: readonly number[]): boolean {
-  if (ip.length !== outer.network.length) return false;
-  const masked = maskBytes(ip, outer.prefix);
-  return masked.every((b, i) => b === outer.network[i]);
-}
+// --- IP addresses and CIDRs: the one parser of api/addressing.ts (k8s.io/utils/net ParseIPSloppy
+// / ParseCIDRSloppy), with validation's messages.
 
 const IP_INVALID = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
 const CIDR_INVALID = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
@@ -437,15 +204,15 @@ export function ipErrors(value: string): string[] {
 /** validation.IsValidIPv4Address. */
 export function ipv4Errors(value: string): string[] {
   const ip = parseIp(value);
-  return ip && to4(ip) ? [] : ["must be a valid IPv4 address"];
+  return ip && ipTo4(ip) ? [] : ["must be a valid IPv4 address"];
 }
 function ipv6Errors(value: string): string[] {
   const ip = parseIp(value);
-  return ip && !to4(ip) ? [] : ["must be a valid IPv6 address"];
+  return ip && !ipTo4(ip) ? [] : ["must be a valid IPv6 address"];
 }
 /** validation.IsValidCIDR. */
 export function cidrErrors(value: string): string[] {
-  return parseCidr(value) ? [] : [CIDR_INVALID];
+  return parseIpCidr(value) ? [] : [CIDR_INVALID];
 }
 
 export const isValidIP = (value: string): boolean => ipErrors(value).length === 0;
@@ -454,7 +221,7 @@ export const isValidCidr = (value: string): boolean => cidrErrors(value).length 
 
 function isIpv6String(value: string): boolean {
   const ip = parseIp(value);
-  return ip !== undefined && to4(ip) === undefined;
+  return ip !== undefined && ipTo4(ip) === undefined;
 }
 
 /** core validation ValidateNonSpecialIP: no unspecified, loopback or link-local addresses. */
@@ -462,8 +229,8 @@ function validateNonSpecialIp(value: string, path: string): FieldError[] {
   const ip = parseIp(value);
   if (!ip) return [invalid(path, value, "must be a valid IP address")];
   const errs: FieldError[] = [];
-  const v4 = to4(ip);
-  const b = ip.bytes;
+  const v4 = ipTo4(ip);
+  const b = ip;
   const unspecified = v4 ? v4.every((x) => x === 0) : b.every((x) => x === 0);
   const loopback = v4 ? v4[0] === 127 : b.slice(0, 15).every((x) => x === 0) && b[15] === 1;
   const linkLocal = v4 ? v4[0] === 169 && v4[1] === 254 : b[0] === 0xfe && ((b[1] ?? 0) & 0xc0) === 0x80;
@@ -660,57 +427,19 @@ function validateLabelSelector(selector: unknown, path: string): FieldError[] {
   return errs;
 }
 
-type Selector = { kind: "nothing" } | { kind: "everything" } | { kind: "match"; test: (labels: Record<string, string>) => boolean } | { kind: "error" };
-
-/** metav1.LabelSelectorAsSelector: nil selects nothing, {} everything, a bad one is an error. */
-function labelSelectorAsSelector(selector: unknown): Selector {
+/**
+ * metav1.LabelSelectorAsSelector through api/selectors.ts, the matcher the controllers use, over
+ * the selector's well-typed parts (validateLabelSelector reports the rest).
+ */
+function labelSelectorAsSelector(selector: unknown): ObjectSelector {
   if (!isRec(selector)) return { kind: "nothing" };
-  const matchLabels = strMap(selector.matchLabels) ?? {};
-  const exprs = arr(selector.matchExpressions).map(rec);
-  if (Object.keys(matchLabels).length + exprs.length === 0) return { kind: "everything" };
-  if (validateLabelSelector(selector, "").length > 0) return { kind: "error" };
-  return {
-    kind: "match",
-    test: (labels) => {
-      for (const [k, v] of Object.entries(matchLabels)) if (labels[k] !== v) return false;
-      for (const e of exprs) {
-        const key = str(e.key);
-        const has = Object.hasOwn(labels, key);
-        const values = arr(e.values).map(str);
-        switch (str(e.operator)) {
-          case "In": if (!has || !values.includes(labels[key] ?? "")) return false; break;
-          case "NotIn": if (has && values.includes(labels[key] ?? "")) return false; break;
-          case "Exists": if (!has) return false; break;
-          case "DoesNotExist": if (has) return false; break;
-        }
-      }
-      return true;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Semantic equality (apiequality.Semantic.DeepEqual treats nil and empty alike)
-// ---------------------------------------------------------------------------------------------
-
-function normalize(v: unknown): unknown {
-  if (Array.isArray(v)) {
-    const items = v.map(normalize);
-    return items.length === 0 ? undefined : items;
-  }
-  if (isRec(v)) {
-    const out: Rec = {};
-    for (const k of Object.keys(v).sort()) {
-      const n = normalize(v[k]);
-      if (n !== undefined) out[k] = n;
-    }
-    return Object.keys(out).length === 0 ? undefined : out;
-  }
-  return v === null || v === "" ? undefined : v;
-}
-
-function semanticEqual(a: unknown, b: unknown): boolean {
-  return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
+  return labelSelectorAsSelectorObject({
+    matchLabels: strMap(selector.matchLabels) ?? {},
+    matchExpressions: arr(selector.matchExpressions).map((e) => {
+      const expr = rec(e);
+      return { key: str(expr.key), operator: str(expr.operator), values: arr(expr.values).map(str) };
+    }),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -974,7 +703,7 @@ function podSpecDiff(oldSpec: Rec, newSpec: Rec): string {
       same++;
       continue;
     }
-    const render = (v: unknown): string => (normalize(v) === undefined ? "nil" : JSON.stringify(v));
+    const render = (v: unknown): string => (semanticEqual(v, undefined) ? "nil" : JSON.stringify(v));
     lines.push(`- \t${goFieldName(k)}: ${render(oldSpec[k])},`);
     lines.push(`+ \t${goFieldName(k)}: ${render(newSpec[k])},`);
   }
@@ -1088,7 +817,7 @@ function validateNode(node: Rec): FieldError[] {
     for (const msg of cidrErrors(c)) errs.push(invalid(index(path, i), c, msg));
   });
   if (cidrs.length > 1) {
-    const parsed = cidrs.map(parseCidr);
+    const parsed = cidrs.map(parseIpCidr);
     const v4 = parsed.filter((p) => p?.network.length === 4).length;
     const v6 = parsed.filter((p) => p?.network.length === 16).length;
     if (cidrs.length > 2 || v4 !== 1 || v6 !== 1) errs.push(invalid(path, goStringSlice(cidrs), "may specify no more than one CIDR for each IP family"));
@@ -1118,7 +847,7 @@ function validateNodeUpdate(node: Rec, old: Rec): FieldError[] {
   const oldSpec = rec(old.spec);
   const oldCidrs = nodePodCidrs(oldSpec);
   // The podCIDR is assigned once (by the IPAM) and may then never move.
-  if (oldCidrs.length > 0 && JSON.stringify(oldCidrs) !== JSON.stringify(nodePodCidrs(spec))) {
+  if (oldCidrs.length > 0 && !deepEqual(oldCidrs, nodePodCidrs(spec))) {
     errs.push(forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid'));
   }
   const oldProvider = str(oldSpec.providerID);
@@ -1499,13 +1228,13 @@ function validateNonNegative(value: unknown, path: string): FieldError[] {
 }
 
 /** ValidatePodTemplateSpecForReplicaSet (which Deployments use too, message and all). */
-function validatePodTemplateForReplicaSet(templateValue: unknown, selector: Selector, path: string): FieldError[] {
+function validatePodTemplateForReplicaSet(templateValue: unknown, selector: ObjectSelector, path: string): FieldError[] {
   if (!isRec(templateValue)) return [required(path)];
   const template = templateValue;
   const meta = rec(template.metadata);
   const labels = strMap(meta.labels);
   const errs: FieldError[] = [];
-  if (selector.kind === "nothing" || (selector.kind === "match" && !selector.test(labels ?? {}))) {
+  if (selector.kind !== "error" && !objectSelectorMatches(selector, labels ?? {})) {
     errs.push(invalid(child(path, "metadata", "labels"), goStringMap(labels), "`selector` does not match template `labels`"));
   }
   // ValidatePodTemplateSpec reports template labels at "<path>.labels", not "metadata.labels".
@@ -1646,14 +1375,14 @@ function validateIpBlock(ipb: Rec, path: string): FieldError[] {
   const cidr = str(ipb.cidr);
   if (!cidr) return [required(child(path, "cidr"))];
   const errs = cidrErrors(cidr).map((msg) => invalid(child(path, "cidr"), cidr, msg));
-  const outer = parseCidr(cidr);
+  const outer = parseIpCidr(cidr);
   if (!outer) return errs;
   arr(ipb.except).map(str).forEach((except, i) => {
     const p = index(child(path, "except"), i);
     errs.push(...cidrErrors(except).map((msg) => invalid(p, except, msg)));
-    const inner = parseCidr(except);
+    const inner = parseIpCidr(except);
     if (!inner) return;
-    if (!cidrContains(outer, inner.network) || outer.prefix >= inner.prefix) errs.push(invalid(p, except, "must be a strict subset of `cidr`"));
+    if (!ipCidrContains(outer, inner.network) || outer.prefix >= inner.prefix) errs.push(invalid(p, except, "must be a strict subset of `cidr`"));
   });
   return errs;
 }

@@ -1,27 +1,43 @@
 /**
- * The controllers of the control plane, each a level-triggered loop over the informers'
- * caches: on any change (and on a periodic resync) it computes the whole desired state with
- * the pure logic of ./logic and writes the difference through the registry.
+ * The controllers of the control plane. Each is a keyed work queue (api/workqueue.ts, client-go
+ * workqueue semantics) and a level-triggered reconcile(key): informer events and a periodic
+ * resync only enqueue keys; reconcile reads the informers' caches, computes the desired state of
+ * that one object with the pure logic of ./logic and writes the difference through the registry
+ * (kubernetes/sample-controller controller.go).
  *
- *   scheduler            Pending pods without a node -> bind to a Ready node (spread)
- *   replicaset           ReplicaSet -> its pods
- *   deployment           Deployment -> its ReplicaSets (rolling update / recreate)
- *   endpointslice        Service selector -> EndpointSlices of ready/serving/terminating pods
- *   nodelifecycle        heartbeats -> Node Ready condition; NotReady -> pods unready, evicted
- *   garbagecollector     objects whose controller owner is gone -> deleted
+ *   controller        key         reconciles
+ *   scheduler         pod         a Pending pod without a node -> bind to a Ready node (spread)
+ *   replicaset        replicaset  ReplicaSet -> its pods
+ *   deployment        deployment  Deployment -> its ReplicaSets (rolling update / recreate)
+ *   endpointslice     service     Service selector -> EndpointSlices of ready/serving/terminating pods
+ *   endpoints         service     Service -> core/v1 Endpoints (what older clients read)
+ *   nodelifecycle     node        heartbeats -> Ready condition; NotReady -> pods unready, evicted;
+ *                                 pods bound to a deleted node -> removed (pod GC)
+ *   garbagecollector  dependent   objects whose controller owner is gone -> deleted
+ *   namespace         namespace   a terminating namespace -> everything in it deleted, then it
+ *
+ * Errors of a write: 404 (the object is gone: its deletion event enqueues the key again) and
+ * 400/422 (the write itself is wrong: retrying cannot help; logged) are absorbed; anything
+ * else (409 conflict with a newer version, the store briefly away) retries the key with backoff.
+ * Time comes from the injected Clock, randomness from a seeded generator.
  */
+import type { Deployment, ReplicaSet } from "kubernetes-types/apps/v1.js";
+import type { EndpointAddress, EndpointPort, EndpointSubset, Namespace, Node, Pod, PodCondition, Service } from "kubernetes-types/core/v1.js";
+import type { Endpoint, EndpointSlice } from "kubernetes-types/discovery/v1.js";
+import type { Clock } from "../../api/clock.ts";
+import { cacheKey, Informer, type InformerEventType } from "../../api/informer.ts";
 import type { Logger } from "../../api/log.ts";
-import { ApiError } from "../api/status.ts";
-import type { Registry } from "../api/registry.ts";
+import { deepEqual, rfc3339 } from "../../api/meta.ts";
 import { RESOURCES, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
 import type { KubeObject } from "../../api/store.ts";
-import { Informer, SyncLoop } from "./informer.ts";
+import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../api/workqueue.ts";
+import type { Registry } from "../api/registry.ts";
+import { ApiError } from "../api/status.ts";
 import { reconcileDeployment } from "./logic/deployment.ts";
 import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";
 import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
 import { schedule } from "./logic/scheduler.ts";
-import { deepEqual, rfc3339 } from "../../api/meta.ts";
 
 const R = {
   pod: resourceByKind("Pod"),
@@ -32,208 +48,440 @@ const R = {
   replicaset: resourceByKind("ReplicaSet"),
   namespace: resourceByKind("Namespace"),
   endpoints: resourceByKind("Endpoints"),
-};
+} as const;
+
+/** A stored object of one kind: the kubernetes-types shape with the store's required metadata. */
+type Stored<T> = T & KubeObject;
+
+/** Marks the Endpoints this controller writes, so it deletes only its own (pkg/controller/endpoint). */
+const SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror";
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+/** controller_utils.go ExpectationsTimeout: give up waiting for the informer to see our writes. */
+const EXPECTATIONS_TIMEOUT_MS = 5 * 60_000;
 
 export interface ControllerOptions {
   nodeGraceMs: number;
   podEvictionMs: number;
+  /** How often every key of every controller is enqueued again (the informers' resync period). */
   resyncMs?: number;
+  /** Seed of the random generator (pod name suffixes, which pod to delete among equals). */
+  seed: number;
 }
 
-type AnyObj = any;
+/** One controller: its queue, how informer events map to its keys, and its reconcile. */
+interface ControllerSpec {
+  readonly name: string;
+  readonly reconcile: (key: string) => Promise<ReconcileResult>;
+  /** For each watched kind: the keys an event on `obj` concerns. */
+  readonly watches: ReadonlyArray<readonly [ResourceInfo, (obj: KubeObject, type: InformerEventType) => Iterable<string>]>;
+  /** Every key there is, for the resync. */
+  readonly keys: () => Iterable<string>;
+}
 
+interface RunningController {
+  readonly spec: ControllerSpec;
+  readonly queue: WorkQueue;
+  readonly worker: Promise<void>;
+}
 
+/** A key's pending writes, not yet seen by the informer (controller_utils.go ControlleeExpectations). */
+interface Expectation {
+  readonly adds: Set<string>;
+  readonly deletes: Set<string>;
+  readonly sinceMs: number;
+}
 
-/** 404 and 409 on a write mean someone else already changed the object: the next sync sees it. */
-function benign(err: unknown): boolean {
-  return err instanceof ApiError && (err.status.code === 404 || err.status.code === 409);
+/**
+ * The writes of one reconcile. Absorbed failures are logged; a transient one makes the
+ * reconcile's result a retry.
+ */
+class Writes {
+  private failed: unknown;
+
+  constructor(private readonly log: Logger) {}
+
+  async run<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = err instanceof ApiError ? err.status.code : undefined;
+      // 404: gone, its deletion event requeues the key. 400/422: this write is wrong and stays wrong.
+      if (code === 404) return undefined;
+      if (code === 400 || code === 422) {
+        this.log.warn({ err: (err as Error).message, what }, "controller write rejected; not retrying");
+        return undefined;
+      }
+      this.failed ??= err;
+      this.log.warn({ err: (err as Error).message, what }, "controller write failed; will retry");
+      return undefined;
+    }
+  }
+
+  result(ok: ReconcileResult = Reconciled.done): ReconcileResult {
+    return this.failed === undefined ? ok : Reconciled.retry(this.failed);
+  }
+}
+
+function keyOf(namespace: string | undefined, name: string): string {
+  return namespace ? `${namespace}/${name}` : name;
 }
 
 export class Controllers {
   private readonly informers = new Map<string, Informer>();
-  private readonly loops: SyncLoop[] = [];
-  private readonly startedAt = performance.now();
-  /** When each node was first seen NotReady (ms, performance.now). */
+  private readonly running: RunningController[] = [];
+  private readonly startedAtMs: number;
+  /** When each node was first seen NotReady (monotonic ms). */
   private readonly notReadySince = new Map<string, number>();
-  /** Pods already reported unschedulable, with the message, so events are not repeated. */
+  /** Pods already reported unschedulable (key/uid -> message), so events are not repeated. */
   private readonly unschedulable = new Map<string, string>();
-  private seed = 0x2545f491;
+  /** The scheduler's assume cache: pods bound by us that the informer has not shown bound yet. */
+  private readonly assumed = new Map<string, string>();
+  private readonly expectations = new Map<string, Expectation>();
+  private seed: number;
+  private cancelResync: (() => void) | undefined;
+  private nodeQueue: WorkQueue | undefined;
 
   constructor(
     private readonly registry: Registry,
+    /** Last heartbeat per node, in the clock's monotonic ms. */
     private readonly heartbeats: ReadonlyMap<string, number>,
     private readonly opts: ControllerOptions,
+    private readonly clock: Clock,
     private readonly log: Logger,
-  ) {}
-
-  private inf(r: ResourceInfo): Informer {
-    return this.informers.get(r.kind)!;
+  ) {
+    this.startedAtMs = clock.monotonicMs();
+    this.seed = opts.seed >>> 0 || 1;
   }
 
   private rand = (): number => {
-    // xorshift32: controllers take randomness as a parameter; this is the runtime's source.
+    // xorshift32: the logic takes randomness as a parameter; this is the runtime's seeded source.
     this.seed ^= this.seed << 13;
     this.seed ^= this.seed >>> 17;
     this.seed ^= this.seed << 5;
     return (this.seed >>> 0) / 0x1_0000_0000;
   };
 
-  async start(): Promise<void> {
-    this.seed = (Date.now() ^ (Math.floor(performance.now() * 1000) << 7)) >>> 0 || 1;
-    for (const r of Object.values(R)) this.informers.set(r.kind, new Informer(r, this.registry, this.log));
-    await Promise.all([...this.informers.values()].map((i) => i.start()));
-    const resync = this.opts.resyncMs ?? 2000;
-    const loop = (name: string, sync: () => Promise<void>, kinds: string[]) => {
-      const l = new SyncLoop(name, sync, this.log, resync);
-      for (const k of kinds) this.informers.get(k)!.onChange(() => l.kick());
-      this.loops.push(l);
-      l.kick();
-      return l;
-    };
-    loop("scheduler", () => this.scheduler(), ["Pod", "Node"]);
-    loop("replicaset", () => this.replicasets(), ["ReplicaSet", "Pod"]);
-    loop("deployment", () => this.deployments(), ["Deployment", "ReplicaSet", "Pod"]);
-    loop("endpointslice", () => this.endpointSlices(), ["Service", "Pod", "Node", "EndpointSlice"]);
-    loop("endpoints", () => this.endpoints(), ["Service", "Pod", "Node", "Endpoints"]);
-    this.nodeLoop = loop("nodelifecycle", () => this.nodeLifecycle(), ["Node"]);
-    loop("garbagecollector", () => this.garbageCollect(), ["Deployment", "ReplicaSet", "Service", "Pod", "EndpointSlice"]);
-    loop("namespace", () => this.namespaces(), ["Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints"]);
+  private inf(r: ResourceInfo): Informer {
+    return this.informers.get(r.kind)!;
   }
 
-  private nodeLoop: SyncLoop | undefined;
+  /** The cached objects of a kind, typed. The store holds only objects that passed validation. */
+  private list<T>(r: ResourceInfo): Array<Stored<T>> {
+    return this.inf(r).list() as Array<Stored<T>>;
+  }
 
-  nodeHeartbeatStarted(_node: string): void {
-    this.nodeLoop?.kick();
+  private get<T>(r: ResourceInfo, key: string): Stored<T> | undefined {
+    return this.inf(r).cache.get(key) as Stored<T> | undefined;
+  }
+
+  private inNamespace<T>(r: ResourceInfo, namespace: string | undefined): Array<Stored<T>> {
+    return this.list<T>(r).filter((o) => o.metadata.namespace === namespace);
+  }
+
+  private keysIn(r: ResourceInfo, namespace: string | undefined): string[] {
+    return this.inf(r)
+      .list()
+      .filter((o) => o.metadata.namespace === namespace)
+      .map(cacheKey);
+  }
+
+  private allKeys(r: ResourceInfo): string[] {
+    return [...this.inf(r).cache.keys()];
+  }
+
+  async start(): Promise<void> {
+    for (const r of Object.values(R)) this.informers.set(r.kind, new Informer(r, this.registry, this.clock, this.log));
+    await Promise.all([...this.informers.values()].map((i) => i.start()));
+    for (const spec of this.specs()) {
+      const queue = new WorkQueue(this.clock);
+      for (const [r, keys] of spec.watches) this.inf(r).onChange((obj, type) => {
+        for (const k of keys(obj, type)) queue.add(k);
+      });
+      for (const k of spec.keys()) queue.add(k);
+      const worker = runWorker(queue, spec.reconcile, (key, err) =>
+        this.log.warn({ controller: spec.name, key, err: (err as Error)?.message ?? String(err) }, "reconcile failed; requeued with backoff"),
+      );
+      if (spec.name === "nodelifecycle") this.nodeQueue = queue;
+      this.running.push({ spec, queue, worker });
+    }
+    this.scheduleResync();
+  }
+
+  /** Every resyncMs, every key again: level-triggered controllers converge even on a lost event. */
+  private scheduleResync(): void {
+    this.cancelResync = this.clock.after(this.opts.resyncMs ?? 2000, () => {
+      for (const { spec, queue } of this.running) for (const k of spec.keys()) queue.add(k);
+      this.scheduleResync();
+    });
+  }
+
+  nodeHeartbeatStarted(node: string): void {
+    this.nodeQueue?.add(node);
   }
 
   async stop(): Promise<void> {
-    for (const l of this.loops) l.stop();
+    this.cancelResync?.();
+    for (const { queue } of this.running) queue.shutDown();
     for (const i of this.informers.values()) i.stop();
+    await Promise.all(this.running.map((c) => c.worker));
   }
 
-  private async write(what: string, fn: () => Promise<unknown>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      if (benign(err)) return;
-      this.log.warn({ err: (err as Error).message, what }, "controller write failed");
-    }
+  private specs(): ControllerSpec[] {
+    const all = (r: ResourceInfo) => () => this.allKeys(r);
+    const self = (o: KubeObject) => [cacheKey(o)];
+    const servicesOfNamespace = (o: KubeObject) => this.keysIn(R.service, o.metadata.namespace);
+    return [
+      {
+        name: "scheduler",
+        reconcile: (k) => this.scheduleOne(k),
+        watches: [
+          [R.pod, (o, type) => {
+            const pod = o as Stored<Pod>;
+            if (type === "DELETED" || pod.spec?.nodeName) this.assumed.delete(cacheKey(o));
+            if (type === "DELETED") for (const k of this.unschedulable.keys()) if (k.startsWith(`${cacheKey(o)}/`)) this.unschedulable.delete(k);
+            return pod.spec?.nodeName ? [] : [cacheKey(o)];
+          }],
+          [R.node, () => this.pendingPodKeys()],
+        ],
+        keys: () => this.pendingPodKeys(),
+      },
+      {
+        name: "replicaset",
+        reconcile: (k) => this.syncReplicaSet(k),
+        watches: [
+          [R.replicaset, self],
+          [R.pod, (o) => this.keysIn(R.replicaset, o.metadata.namespace)],
+        ],
+        keys: all(R.replicaset),
+      },
+      {
+        name: "deployment",
+        reconcile: (k) => this.syncDeployment(k),
+        watches: [
+          [R.deployment, self],
+          [R.replicaset, (o) => this.keysIn(R.deployment, o.metadata.namespace)],
+          [R.pod, (o) => this.keysIn(R.deployment, o.metadata.namespace)],
+        ],
+        keys: all(R.deployment),
+      },
+      {
+        name: "endpointslice",
+        reconcile: (k) => this.syncEndpointSlices(k),
+        watches: [
+          [R.service, self],
+          [R.pod, servicesOfNamespace],
+          [R.node, all(R.service)],
+          [R.slice, (o) => {
+            const svc = o.metadata.labels?.[SERVICE_NAME_LABEL];
+            return svc ? [keyOf(o.metadata.namespace, svc)] : [];
+          }],
+        ],
+        keys: all(R.service),
+      },
+      {
+        name: "endpoints",
+        reconcile: (k) => this.syncEndpoints(k),
+        watches: [
+          [R.service, self],
+          [R.pod, servicesOfNamespace],
+          [R.node, all(R.service)],
+          [R.endpoints, self],
+        ],
+        keys: () => new Set([...this.allKeys(R.service), ...this.allKeys(R.endpoints)]),
+      },
+      {
+        name: "nodelifecycle",
+        reconcile: (k) => this.syncNode(k),
+        watches: [
+          [R.node, (o) => [o.metadata.name!]],
+          [R.pod, (o) => {
+            const nodeName = (o as Stored<Pod>).spec?.nodeName;
+            return nodeName ? [nodeName] : [];
+          }],
+        ],
+        keys: () => new Set([...this.allKeys(R.node), ...this.list<Pod>(R.pod).flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : []))]),
+      },
+      {
+        name: "garbagecollector",
+        reconcile: (k) => this.collectGarbage(k),
+        watches: [
+          ...DEPENDENTS.map((r) => [r, (o: KubeObject) => [dependentKey(r, o)]] as const),
+          ...OWNERS.map((r) => [r, (o: KubeObject, type: InformerEventType) => (type === "DELETED" ? this.dependentsOf(o) : [])] as const),
+        ],
+        keys: () => DEPENDENTS.flatMap((r) => this.inf(r).list().map((o) => dependentKey(r, o))),
+      },
+      {
+        name: "namespace",
+        reconcile: (k) => this.syncNamespace(k),
+        watches: [
+          [R.namespace, (o) => [o.metadata.name!]],
+          ...[R.pod, R.deployment, R.replicaset, R.service, R.slice, R.endpoints].map(
+            (r) => [r, (o: KubeObject) => (o.metadata.namespace && this.get<Namespace>(R.namespace, o.metadata.namespace)?.metadata.deletionTimestamp ? [o.metadata.namespace] : [])] as const,
+          ),
+        ],
+        keys: all(R.namespace),
+      },
+    ];
   }
 
   // ------------------------------------------------------------------ scheduler
 
-  private async scheduler(): Promise<void> {
-    const nodes = this.inf(R.node).list() as AnyObj[];
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    const working = pods.map((p) => ({ ...p, spec: { ...p.spec } }));
-    for (const pod of working) {
-      if (pod.spec.nodeName || pod.metadata.deletionTimestamp) continue;
-      const decision = schedule(pod, nodes, working);
-      const key = `${pod.metadata.namespace}/${pod.metadata.name}/${pod.metadata.uid}`;
-      if (decision.kind === "bind") {
-        pod.spec.nodeName = decision.nodeName;
-        this.unschedulable.delete(key);
-        await this.write(`bind ${key}`, async () => {
-          const bound = await this.registry.bind(pod as KubeObject, decision.nodeName);
-          await this.registry.recordEvent(bound, "Normal", "Scheduled", `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${decision.nodeName}`, "default-scheduler");
-        });
-      } else if (this.unschedulable.get(key) !== decision.message) {
-        this.unschedulable.set(key, decision.message);
-        await this.write(`unschedulable ${key}`, async () => {
-          const status = { ...(pod.status ?? {}), phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: decision.message, lastProbeTime: null, lastTransitionTime: rfc3339(new Date()) }] };
-          await this.registry.update(R.pod, pod.metadata.namespace, pod.metadata.name, { ...pod, status } as KubeObject, { subresource: "status" });
-          await this.registry.recordEvent(pod as KubeObject, "Warning", "FailedScheduling", decision.message, "default-scheduler");
-        });
+  private pendingPodKeys(): string[] {
+    return this.list<Pod>(R.pod)
+      .filter((p) => !p.spec?.nodeName && !p.metadata.deletionTimestamp)
+      .map(cacheKey);
+  }
+
+  private async scheduleOne(key: string): Promise<ReconcileResult> {
+    const pod = this.get<Pod>(R.pod, key);
+    if (!pod || pod.spec?.nodeName || pod.metadata.deletionTimestamp || this.assumed.has(key)) return Reconciled.done;
+    const nodes = this.list<Node>(R.node);
+    // Pods we bound but the informer has not shown bound yet count on their node (the assume cache).
+    const pods = this.list<Pod>(R.pod).map((p) => {
+      const assumed = this.assumed.get(cacheKey(p));
+      return assumed && !p.spec?.nodeName ? { ...p, spec: { ...p.spec!, nodeName: assumed } } : p;
+    });
+    const decision = schedule(pod, nodes, pods);
+    const w = new Writes(this.log);
+    const seenKey = `${key}/${pod.metadata.uid}`;
+    const { namespace, name } = pod.metadata;
+    if (decision.kind === "bind") {
+      this.unschedulable.delete(seenKey);
+      this.assumed.set(key, decision.nodeName);
+      const bound = await w.run(`bind ${key}`, () => this.registry.bind(pod, decision.nodeName));
+      if (!bound) {
+        this.assumed.delete(key);
+        return w.result();
       }
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(bound, "Normal", "Scheduled", `Successfully assigned ${namespace}/${name} to ${decision.nodeName}`, "default-scheduler"));
+      return w.result();
     }
+    if (this.unschedulable.get(seenKey) === decision.message) return Reconciled.done;
+    this.unschedulable.set(seenKey, decision.message);
+    const condition: PodCondition = { type: "PodScheduled", status: "False", reason: "Unschedulable", message: decision.message, lastTransitionTime: rfc3339(this.clock.now()) };
+    // metav1.Time marshals a zero lastProbeTime as null; kubectl shows it so.
+    const status = { ...(pod.status ?? {}), phase: "Pending", conditions: [{ ...condition, lastProbeTime: null }] };
+    await w.run(`unschedulable ${key}`, async () => {
+      await this.registry.update(R.pod, namespace, name!, { ...pod, status }, { subresource: "status" });
+      await this.registry.recordEvent(pod, "Warning", "FailedScheduling", decision.message, "default-scheduler");
+    });
+    if (w.result().kind === "retry") this.unschedulable.delete(seenKey);
+    return w.result();
   }
 
   // ------------------------------------------------------------------ replicasets
 
-  private async replicasets(): Promise<void> {
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    for (const rs of this.inf(R.replicaset).list() as AnyObj[]) {
-      if (rs.metadata.deletionTimestamp) continue;
-      const inNs = pods.filter((p) => p.metadata.namespace === rs.metadata.namespace);
-      const actions = reconcileReplicaSet(rs, inNs, this.rand);
-      for (const pod of actions.create) {
-        await this.write(`create pod for ${rs.metadata.name}`, async () => {
-          const created = await this.registry.create(R.pod, rs.metadata.namespace, pod as KubeObject);
-          await this.registry.recordEvent(rs as KubeObject, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata.name}`, "replicaset-controller");
-        });
-      }
-      for (const pod of actions.delete) {
-        await this.write(`delete pod ${pod.metadata?.name}`, async () => {
-          await this.registry.delete(R.pod, pod.metadata!.namespace, pod.metadata!.name!, {});
-          await this.registry.recordEvent(rs as KubeObject, "Normal", "SuccessfulDelete", `Deleted pod: ${pod.metadata!.name}`, "replicaset-controller");
-        });
-      }
-      for (const pod of (actions as { adopt?: AnyObj[] }).adopt ?? []) {
-        await this.write(`adopt pod ${pod.metadata.name}`, () =>
-          this.registry.patch(R.pod, pod.metadata.namespace, pod.metadata.name, "application/merge-patch+json", {
-            metadata: { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: rs.metadata.name, uid: rs.metadata.uid, controller: true, blockOwnerDeletion: true }] },
-          }),
-        );
-      }
-      for (const pod of actions.release) {
-        await this.write(`release pod ${pod.metadata?.name}`, () =>
-          this.registry.patch(R.pod, pod.metadata!.namespace, pod.metadata!.name!, "application/merge-patch+json", { metadata: { ownerReferences: pod.metadata!.ownerReferences ?? null } }),
-        );
-      }
-      if (!deepEqual(actions.status, rs.status)) {
-        await this.write(`status of ${rs.metadata.name}`, () => this.registry.update(R.replicaset, rs.metadata.namespace, rs.metadata.name, { ...rs, status: actions.status } as KubeObject, { subresource: "status" }));
-      }
+  /** Whether the informer has seen every write of the last reconcile of `key` (or waited long enough). */
+  private expectationsMet(key: string, present: (k: string) => boolean): boolean {
+    const e = this.expectations.get(key);
+    if (!e) return true;
+    const met = [...e.adds].every(present) && [...e.deletes].every((k) => !present(k));
+    if (met || this.clock.monotonicMs() - e.sinceMs > EXPECTATIONS_TIMEOUT_MS) {
+      this.expectations.delete(key);
+      return true;
     }
+    return false;
+  }
+
+  private async syncReplicaSet(key: string): Promise<ReconcileResult> {
+    const rs = this.get<ReplicaSet>(R.replicaset, key);
+    if (!rs || rs.metadata.deletionTimestamp) {
+      this.expectations.delete(key);
+      return Reconciled.done;
+    }
+    // A pod being deleted gracefully stays in the cache with a deletionTimestamp: that counts as gone.
+    const podPresent = (k: string) => {
+      const p = this.get<Pod>(R.pod, k);
+      return !!p && !p.metadata.deletionTimestamp;
+    };
+    // Not before the informer shows our last creations and deletions: a sync on an older pod
+    // list would create (or delete) the same pods again. Their events enqueue this key.
+    if (!this.expectationsMet(key, podPresent)) return Reconciled.done;
+    const ns = rs.metadata.namespace;
+    const name = rs.metadata.name!;
+    const actions = reconcileReplicaSet(rs, this.inNamespace<Pod>(R.pod, ns), this.rand, this.clock.now());
+    const w = new Writes(this.log);
+    const expected: Expectation = { adds: new Set(), deletes: new Set(), sinceMs: this.clock.monotonicMs() };
+    for (const pod of actions.create) {
+      const created = await w.run(`create pod for ${key}`, () => this.registry.create(R.pod, ns, pod as Stored<Pod>));
+      if (!created) continue;
+      expected.adds.add(cacheKey(created));
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(rs, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata.name}`, "replicaset-controller"));
+    }
+    for (const pod of actions.delete) {
+      const podName = pod.metadata!.name!;
+      const deleted = await w.run(`delete pod ${podName}`, () => this.registry.delete(R.pod, ns, podName, {}));
+      if (!deleted) continue;
+      expected.deletes.add(keyOf(ns, podName));
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(rs, "Normal", "SuccessfulDelete", `Deleted pod: ${podName}`, "replicaset-controller"));
+    }
+    if (expected.adds.size + expected.deletes.size > 0) this.expectations.set(key, expected);
+    for (const pod of actions.adopt) {
+      await w.run(`adopt pod ${pod.metadata!.name}`, () =>
+        this.registry.patch(R.pod, ns, pod.metadata!.name!, "application/merge-patch+json", {
+          metadata: { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name, uid: rs.metadata.uid, controller: true, blockOwnerDeletion: true }] },
+        }),
+      );
+    }
+    for (const pod of actions.release) {
+      await w.run(`release pod ${pod.metadata!.name}`, () =>
+        this.registry.patch(R.pod, ns, pod.metadata!.name!, "application/merge-patch+json", { metadata: { ownerReferences: pod.metadata!.ownerReferences ?? null } }),
+      );
+    }
+    if (!deepEqual(actions.status, rs.status)) {
+      await w.run(`status of ${key}`, () => this.registry.update(R.replicaset, ns, name, { ...rs, status: actions.status }, { subresource: "status" }));
+    }
+    return w.result();
   }
 
   // ------------------------------------------------------------------ deployments
 
-  private async deployments(): Promise<void> {
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    const sets = this.inf(R.replicaset).list() as AnyObj[];
-    for (const d of this.inf(R.deployment).list() as AnyObj[]) {
-      if (d.metadata.deletionTimestamp) continue;
-      const ns = d.metadata.namespace;
-      const actions = reconcileDeployment(d, sets.filter((s) => s.metadata.namespace === ns), pods.filter((p) => p.metadata.namespace === ns), new Date());
-      for (const rs of actions.create) {
-        await this.write(`create rs for ${d.metadata.name}`, async () => {
-          const created = await this.registry.create(R.replicaset, ns, rs as KubeObject);
-          await this.registry.recordEvent(d as KubeObject, "Normal", "ScalingReplicaSet", `Scaled up replica set ${created.metadata.name} to ${(rs as AnyObj).spec?.replicas ?? 0}`, "deployment-controller");
-        });
-      }
-      for (const rs of actions.update) {
-        const current = this.inf(R.replicaset).cache.get(`${ns}/${(rs as AnyObj).metadata.name}`) as AnyObj | undefined;
-        await this.write(`update rs ${(rs as AnyObj).metadata.name}`, async () => {
-          await this.registry.update(R.replicaset, ns, (rs as AnyObj).metadata.name, rs as KubeObject);
-          const from = current?.spec?.replicas;
-          const to = (rs as AnyObj).spec?.replicas;
-          if (from !== to) await this.registry.recordEvent(d as KubeObject, "Normal", "ScalingReplicaSet", `Scaled ${to > from ? "up" : "down"} replica set ${(rs as AnyObj).metadata.name} to ${to} from ${from}`, "deployment-controller");
-        });
-      }
-      for (const rs of actions.delete) {
-        await this.write(`delete rs ${(rs as AnyObj).metadata.name}`, () => this.registry.delete(R.replicaset, ns, (rs as AnyObj).metadata.name, {}));
-      }
-      if (!deepEqual(actions.status, d.status)) {
-        await this.write(`status of ${d.metadata.name}`, () => this.registry.update(R.deployment, ns, d.metadata.name, { ...d, status: actions.status } as KubeObject, { subresource: "status" }));
+  private async syncDeployment(key: string): Promise<ReconcileResult> {
+    const d = this.get<Deployment>(R.deployment, key);
+    if (!d || d.metadata.deletionTimestamp) return Reconciled.done;
+    const ns = d.metadata.namespace;
+    const name = d.metadata.name!;
+    const actions = reconcileDeployment(d, this.inNamespace<ReplicaSet>(R.replicaset, ns), this.inNamespace<Pod>(R.pod, ns), this.clock.now());
+    const w = new Writes(this.log);
+    for (const rs of actions.create) {
+      const created = await w.run(`create rs for ${key}`, () => this.registry.create(R.replicaset, ns, rs as Stored<ReplicaSet>));
+      if (created) {
+        await w.run(`event for ${key}`, () => this.registry.recordEvent(d, "Normal", "ScalingReplicaSet", `Scaled up replica set ${created.metadata.name} to ${rs.spec?.replicas ?? 0}`, "deployment-controller"));
       }
     }
+    for (const rs of actions.update) {
+      const rsName = rs.metadata!.name!;
+      const from = this.get<ReplicaSet>(R.replicaset, keyOf(ns, rsName))?.spec?.replicas;
+      const to = rs.spec?.replicas;
+      const updated = await w.run(`update rs ${rsName}`, () => this.registry.update(R.replicaset, ns, rsName, rs as Stored<ReplicaSet>));
+      if (updated && from !== to) {
+        const direction = (to ?? 0) > (from ?? 0) ? "up" : "down";
+        await w.run(`event for ${key}`, () => this.registry.recordEvent(d, "Normal", "ScalingReplicaSet", `Scaled ${direction} replica set ${rsName} to ${to} from ${from}`, "deployment-controller"));
+      }
+    }
+    for (const rs of actions.delete) {
+      await w.run(`delete rs ${rs.metadata!.name}`, () => this.registry.delete(R.replicaset, ns, rs.metadata!.name!, {}));
+    }
+    if (!deepEqual(actions.status, d.status)) {
+      await w.run(`status of ${key}`, () => this.registry.update(R.deployment, ns, name, { ...d, status: actions.status }, { subresource: "status" }));
+    }
+    return w.result();
   }
 
   // ------------------------------------------------------------------ endpointslices
 
-  private async endpointSlices(): Promise<void> {
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    const nodes = this.inf(R.node).list() as AnyObj[];
-    const slices = this.inf(R.slice).list() as AnyObj[];
-    const services = this.inf(R.service).list() as AnyObj[];
-    for (const svc of services) {
-      const ns = svc.metadata.namespace;
-      const mine = slices.filter((s) => s.metadata.namespace === ns && s.metadata.labels?.["kubernetes.io/service-name"] === svc.metadata.name);
-      const actions = reconcileEndpointSlices(svc, pods.filter((p) => p.metadata.namespace === ns), nodes, mine);
-      for (const s of actions.create) await this.write(`create slice for ${svc.metadata.name}`, () => this.registry.create(R.slice, ns, s as unknown as KubeObject));
-      for (const s of actions.update) await this.write(`update slice ${(s as AnyObj).metadata.name}`, () => this.registry.update(R.slice, ns, (s as AnyObj).metadata.name, s as unknown as KubeObject));
-      for (const s of actions.delete) await this.write(`delete slice ${(s as AnyObj).metadata.name}`, () => this.registry.delete(R.slice, ns, (s as AnyObj).metadata.name, {}));
-    }
+  private async syncEndpointSlices(key: string): Promise<ReconcileResult> {
+    const svc = this.get<Service>(R.service, key);
+    // A deleted Service's slices go with it: the garbage collector follows their owner reference.
+    if (!svc) return Reconciled.done;
+    const ns = svc.metadata.namespace;
+    const mine = this.inNamespace<EndpointSlice>(R.slice, ns).filter((s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === svc.metadata.name);
+    const actions = reconcileEndpointSlices(svc, this.inNamespace<Pod>(R.pod, ns), this.list<Node>(R.node), mine);
+    const w = new Writes(this.log);
+    for (const s of actions.create) await w.run(`create slice for ${key}`, () => this.registry.create(R.slice, ns, s as Stored<EndpointSlice>));
+    for (const s of actions.update) await w.run(`update slice ${s.metadata!.name}`, () => this.registry.update(R.slice, ns, s.metadata!.name!, s as Stored<EndpointSlice>));
+    for (const s of actions.delete) await w.run(`delete slice ${s.metadata!.name}`, () => this.registry.delete(R.slice, ns, s.metadata!.name!, {}));
+    return w.result();
   }
 
   /**
@@ -241,151 +489,170 @@ export class Controllers {
    * subset per slice the EndpointSlice logic computes; ready addresses and not-ready ones,
    * terminating pods left out (pkg/controller/endpoint).
    */
-  private async endpoints(): Promise<void> {
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    const nodes = this.inf(R.node).list() as AnyObj[];
-    const services = this.inf(R.service).list() as AnyObj[];
-    const existing = this.inf(R.endpoints).cache;
-    const wanted = new Set<string>();
-    for (const svc of services) {
-      if (!svc.spec?.selector || svc.spec.type === "ExternalName") continue;
-      const ns = svc.metadata.namespace;
-      wanted.add(`${ns}/${svc.metadata.name}`);
-      const slices = desiredEndpointSlices(svc, pods.filter((p) => p.metadata.namespace === ns), nodes) as AnyObj[];
-      const subsets = slices
-        .map((sl) => {
-          const eps = (sl.endpoints ?? []) as AnyObj[];
-          const toAddr = (e: AnyObj) => ({ ip: e.addresses[0], ...(e.nodeName ? { nodeName: e.nodeName } : {}), ...(e.targetRef ? { targetRef: e.targetRef } : {}) });
-          const ready = eps.filter((e) => e.conditions?.ready).map(toAddr);
-          const notReady = eps.filter((e) => !e.conditions?.ready && !e.conditions?.terminating).map(toAddr);
-          return {
-            ...(ready.length ? { addresses: ready } : {}),
-            ...(notReady.length ? { notReadyAddresses: notReady } : {}),
-            ports: ((sl.ports ?? []) as AnyObj[]).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: p.protocol ?? "TCP" })),
-          };
-        })
-        .filter((sub) => sub.addresses || sub.notReadyAddresses);
-      const current = existing.get(`${ns}/${svc.metadata.name}`) as AnyObj | undefined;
-      const desired = {
-        apiVersion: "v1",
-        kind: "Endpoints",
-        metadata: { name: svc.metadata.name, namespace: ns, labels: { ...(svc.metadata.labels ?? {}), "endpointslice.kubernetes.io/skip-mirror": "true" } },
-        ...(subsets.length ? { subsets } : {}),
-      };
-      if (!current) {
-        await this.write(`create endpoints ${svc.metadata.name}`, () => this.registry.create(R.endpoints, ns, desired as KubeObject));
-      } else if (!deepEqual(current.subsets, desired.subsets) || !deepEqual(current.metadata.labels, desired.metadata.labels)) {
-        await this.write(`update endpoints ${svc.metadata.name}`, () => this.registry.update(R.endpoints, ns, svc.metadata.name, { ...desired, metadata: { ...current.metadata, labels: desired.metadata.labels } } as KubeObject));
+  private async syncEndpoints(key: string): Promise<ReconcileResult> {
+    const svc = this.get<Service>(R.service, key);
+    const current = this.get<{ subsets?: EndpointSubset[] }>(R.endpoints, key);
+    const w = new Writes(this.log);
+    if (!svc || !svc.spec?.selector || svc.spec.type === "ExternalName") {
+      // Only the Endpoints this controller wrote; others (a selector-less Service's) are the user's.
+      if (current && current.metadata.labels?.[SKIP_MIRROR] === "true") {
+        await w.run(`delete endpoints ${key}`, () => this.registry.delete(R.endpoints, current.metadata.namespace, current.metadata.name!, {}));
       }
+      return w.result();
     }
-    for (const [key, ep] of existing) {
-      if (wanted.has(key) || ep.metadata.labels?.["endpointslice.kubernetes.io/skip-mirror"] !== "true") continue;
-      await this.write(`delete endpoints ${key}`, () => this.registry.delete(R.endpoints, ep.metadata.namespace, ep.metadata.name!, {}));
+    const ns = svc.metadata.namespace;
+    const name = svc.metadata.name!;
+    const slices = desiredEndpointSlices(svc, this.inNamespace<Pod>(R.pod, ns), this.list<Node>(R.node));
+    const toAddress = (e: Endpoint): EndpointAddress => ({ ip: e.addresses[0]!, ...(e.nodeName ? { nodeName: e.nodeName } : {}), ...(e.targetRef ? { targetRef: e.targetRef } : {}) });
+    const subsets: EndpointSubset[] = slices
+      .map((sl) => {
+        const eps = sl.endpoints ?? [];
+        const ready = eps.filter((e) => e.conditions?.ready).map(toAddress);
+        const notReady = eps.filter((e) => !e.conditions?.ready && !e.conditions?.terminating).map(toAddress);
+        const ports: EndpointPort[] = (sl.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port!, protocol: p.protocol ?? "TCP" }));
+        return { ...(ready.length ? { addresses: ready } : {}), ...(notReady.length ? { notReadyAddresses: notReady } : {}), ports };
+      })
+      .filter((sub) => sub.addresses || sub.notReadyAddresses);
+    const labels = { ...(svc.metadata.labels ?? {}), [SKIP_MIRROR]: "true" };
+    const desired: KubeObject = { apiVersion: "v1", kind: "Endpoints", metadata: { name, namespace: ns, labels }, ...(subsets.length ? { subsets } : {}) };
+    if (!current) {
+      await w.run(`create endpoints ${key}`, () => this.registry.create(R.endpoints, ns, desired));
+    } else if (!deepEqual(current.subsets, desired.subsets) || !deepEqual(current.metadata.labels, labels)) {
+      await w.run(`update endpoints ${key}`, () => this.registry.update(R.endpoints, ns, name, { ...desired, metadata: { ...current.metadata, labels } }));
     }
+    return w.result();
   }
 
   // ------------------------------------------------------------------ node lifecycle
 
-  private async nodeLifecycle(): Promise<void> {
-    const nowMs = performance.now();
-    const now = new Date();
-    const pods = this.inf(R.pod).list() as AnyObj[];
-    // Pod GC: pods bound to a node that no longer exists go too (pkg/controller/podgc).
-    if (this.inf(R.node).synced && this.inf(R.pod).synced) {
-      const nodes = new Set(this.inf(R.node).list().map((n) => n.metadata.name));
-      for (const pod of pods) {
-        const nodeName = pod.spec?.nodeName;
-        if (!nodeName || nodes.has(nodeName)) continue;
-        await this.write(`gc orphan pod ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name, { gracePeriodSeconds: 0 }));
+  private async syncNode(name: string): Promise<ReconcileResult> {
+    const node = this.get<Node>(R.node, name);
+    const w = new Writes(this.log);
+    const onNode = this.list<Pod>(R.pod).filter((p) => p.spec?.nodeName === name);
+    if (!node) {
+      this.notReadySince.delete(name);
+      // Pod GC: pods bound to a node that no longer exists go too (pkg/controller/podgc).
+      if (!this.inf(R.node).synced || !this.inf(R.pod).synced) return Reconciled.done;
+      for (const pod of onNode) {
+        await w.run(`gc orphan pod ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 }));
       }
+      return w.result();
     }
-    for (const node of this.inf(R.node).list() as AnyObj[]) {
-      const name = node.metadata.name;
-      // A node not heard from since this control plane started gets the grace period from its start.
-      const last = this.heartbeats.get(name) ?? this.startedAt;
-      const readiness = nodeReadiness(last, nowMs, this.opts.nodeGraceMs);
-      const condition = nodeReadyCondition(node, readiness, now);
-      const conditions = [...((node.status?.conditions ?? []) as AnyObj[]).filter((c) => c.type !== "Ready"), condition];
-      const old = (node.status?.conditions ?? []).find((c: AnyObj) => c.type === "Ready");
-      if (!old || old.status !== condition.status) {
-        await this.write(`node ${name} ${readiness}`, async () => {
-          await this.registry.update(R.node, undefined, name, { ...node, status: { ...node.status, conditions } } as KubeObject, { subresource: "status" });
-          await this.registry.recordEvent(node as KubeObject, readiness === "Ready" ? "Normal" : "Warning", readiness === "Ready" ? "NodeReady" : "NodeNotReady", `Node ${name} status is now: ${readiness === "Ready" ? "NodeReady" : "NodeNotReady"}`, "node-controller");
-          this.log.info({ node: name, readiness }, "node readiness changed");
-        });
-      }
-      const onNode = pods.filter((p) => p.spec?.nodeName === name);
-      if (readiness === "Ready") {
-        this.notReadySince.delete(name);
-        for (const pod of onNode) if (markedUnready(pod)) await this.write(`ready ${pod.metadata.name}`, () => this.setPodReady(pod, true));
-        continue;
-      }
-      if (!this.notReadySince.has(name)) this.notReadySince.set(name, nowMs);
-      // NotReady: the pods' endpoints leave the Services now; the pods are evicted after the timeout.
-      for (const pod of onNode) if (!pod.metadata.deletionTimestamp && !markedUnready(pod)) await this.write(`unready ${pod.metadata.name}`, () => this.setPodReady(pod, false));
-      for (const pod of onNode.filter((p) => p.metadata.deletionTimestamp)) {
-        await this.write(`force delete ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name, { gracePeriodSeconds: 0 }));
-      }
-      for (const pod of podsToEvict(node, onNode, this.notReadySince.get(name)!, nowMs, this.opts.podEvictionMs)) {
-        await this.write(`evict ${pod.metadata?.name}`, async () => {
-          await this.registry.recordEvent(pod as KubeObject, "Warning", "NodeNotReady", `Evicting pod from NotReady node ${name}`, "node-controller");
-          await this.registry.delete(R.pod, pod.metadata!.namespace, pod.metadata!.name!, { gracePeriodSeconds: 0 });
-        });
-      }
+    const nowMs = this.clock.monotonicMs();
+    // A node not heard from since this control plane started gets the grace period from its start.
+    const last = this.heartbeats.get(name) ?? this.startedAtMs;
+    const readiness = nodeReadiness(last, nowMs, this.opts.nodeGraceMs);
+    const condition = nodeReadyCondition(node, readiness, this.clock.now());
+    const old = node.status?.conditions?.find((c) => c.type === "Ready");
+    if (!old || old.status !== condition.status) {
+      const conditions = [...(node.status?.conditions ?? []).filter((c) => c.type !== "Ready"), condition];
+      const ready = readiness === "Ready";
+      await w.run(`node ${name} ${readiness}`, async () => {
+        await this.registry.update(R.node, undefined, name, { ...node, status: { ...node.status, conditions } }, { subresource: "status" });
+        await this.registry.recordEvent(node, ready ? "Normal" : "Warning", ready ? "NodeReady" : "NodeNotReady", `Node ${name} status is now: ${ready ? "NodeReady" : "NodeNotReady"}`, "node-controller");
+        this.log.info({ node: name, readiness }, "node readiness changed");
+      });
     }
+    if (readiness === "Ready") {
+      this.notReadySince.delete(name);
+      for (const pod of onNode) if (markedUnready(pod)) await w.run(`ready ${pod.metadata.name}`, () => this.setPodReady(pod, true));
+      // Look again when the heartbeat would expire.
+      return w.result(Reconciled.after(Math.max(1, last + this.opts.nodeGraceMs - nowMs + 1)));
+    }
+    if (!this.notReadySince.has(name)) this.notReadySince.set(name, nowMs);
+    const since = this.notReadySince.get(name)!;
+    // NotReady: the pods' endpoints leave the Services now; the pods are evicted after the timeout.
+    for (const pod of onNode) if (!pod.metadata.deletionTimestamp && !markedUnready(pod)) await w.run(`unready ${pod.metadata.name}`, () => this.setPodReady(pod, false));
+    for (const pod of onNode.filter((p) => p.metadata.deletionTimestamp)) {
+      await w.run(`force delete ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 }));
+    }
+    for (const pod of podsToEvict(node, onNode, since, nowMs, this.opts.podEvictionMs)) {
+      await w.run(`evict ${pod.metadata?.name}`, async () => {
+        await this.registry.recordEvent(pod as Stored<Pod>, "Warning", "NodeNotReady", `Evicting pod from NotReady node ${name}`, "node-controller");
+        await this.registry.delete(R.pod, pod.metadata!.namespace, pod.metadata!.name!, { gracePeriodSeconds: 0 });
+      });
+    }
+    // Look again when the eviction timeout falls due (tolerations may make it later: the resync covers those).
+    return w.result(Reconciled.after(Math.max(1, since + this.opts.podEvictionMs - nowMs + 1)));
   }
 
-  private async setPodReady(pod: AnyObj, ready: boolean): Promise<void> {
-    const now = rfc3339(new Date());
-    const flip = (c: AnyObj) =>
-      c.type === "Ready" || c.type === "ContainersReady"
-        ? { ...c, status: ready ? "True" : "False", reason: ready ? undefined : "NodeNotReady", lastTransitionTime: now }
-        : c;
-    const conditions = ((pod.status?.conditions ?? []) as AnyObj[]).map(flip).map((c) => JSON.parse(JSON.stringify(c)));
-    const containerStatuses = ((pod.status?.containerStatuses ?? []) as AnyObj[]).map((c) => ({ ...c, ready }));
-    await this.registry.update(R.pod, pod.metadata.namespace, pod.metadata.name, { ...pod, status: { ...pod.status, conditions, containerStatuses } } as KubeObject, { subresource: "status" });
+  private async setPodReady(pod: Stored<Pod>, ready: boolean): Promise<void> {
+    const now = rfc3339(this.clock.now());
+    const flip = (c: PodCondition): PodCondition => {
+      if (c.type !== "Ready" && c.type !== "ContainersReady") return c;
+      const { reason: _reason, ...rest } = c;
+      return { ...rest, status: ready ? "True" : "False", ...(ready ? {} : { reason: "NodeNotReady" }), lastTransitionTime: now };
+    };
+    const conditions = (pod.status?.conditions ?? []).map(flip);
+    const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => ({ ...c, ready }));
+    await this.registry.update(R.pod, pod.metadata.namespace, pod.metadata.name!, { ...pod, status: { ...pod.status, conditions, containerStatuses } }, { subresource: "status" });
   }
 
   // ------------------------------------------------------------------ namespaces
 
   /** A terminating namespace: delete everything in it, then the namespace itself. */
-  private async namespaces(): Promise<void> {
-    for (const ns of this.inf(R.namespace).list()) {
-      if (!ns.metadata.deletionTimestamp) continue;
-      const name = ns.metadata.name!;
-      let remaining = 0;
-      for (const r of RESOURCES.filter((x) => x.namespaced)) {
-        const { items } = await this.registry.list(r, name);
-        remaining += items.length;
-        for (const o of items) {
-          if (o.metadata.deletionTimestamp && r.kind !== "Pod") continue;
-          await this.write(`namespace ${name}: delete ${r.plural}/${o.metadata.name}`, () => this.registry.delete(r, name, o.metadata.name!, {}));
-        }
-      }
-      if (remaining === 0) {
-        await this.write(`finalize namespace ${name}`, () => this.registry.finalizeNamespace(name));
-        this.log.info({ namespace: name }, "namespace deleted");
+  private async syncNamespace(name: string): Promise<ReconcileResult> {
+    const ns = this.get<Namespace>(R.namespace, name);
+    if (!ns?.metadata.deletionTimestamp) return Reconciled.done;
+    const w = new Writes(this.log);
+    let remaining = 0;
+    for (const r of RESOURCES.filter((x) => x.namespaced)) {
+      // From the registry, not the caches: every namespaced kind, not only the watched ones.
+      const { items } = await this.registry.list(r, name);
+      remaining += items.length;
+      for (const o of items) {
+        if (o.metadata.deletionTimestamp && r.kind !== "Pod") continue;
+        await w.run(`namespace ${name}: delete ${r.plural}/${o.metadata.name}`, () => this.registry.delete(r, name, o.metadata.name!, {}));
       }
     }
+    if (remaining === 0) {
+      await w.run(`finalize namespace ${name}`, () => this.registry.finalizeNamespace(name));
+      this.log.info({ namespace: name }, "namespace deleted");
+    }
+    return w.result();
   }
 
   // ------------------------------------------------------------------ garbage collector
 
-  private async garbageCollect(): Promise<void> {
-    if (![...this.informers.values()].every((i) => i.synced)) return;
-    const owners = new Set<string>();
-    for (const r of [R.deployment, R.replicaset, R.service]) for (const o of this.inf(r).list()) owners.add(o.metadata.uid!);
-    for (const r of [R.replicaset, R.pod, R.slice]) {
-      for (const o of this.inf(r).list()) {
-        const ref = o.metadata.ownerReferences?.find((x) => x.controller);
-        if (!ref || owners.has(ref.uid) || o.metadata.deletionTimestamp) continue;
-        if (!["Deployment", "ReplicaSet", "Service"].includes(ref.kind)) continue;
-        await this.write(`gc ${r.plural}/${o.metadata.name}`, () => this.registry.delete(r, o.metadata.namespace, o.metadata.name!, {}));
-      }
-    }
+  private dependentsOf(owner: KubeObject): string[] {
+    const uid = owner.metadata.uid;
+    return DEPENDENTS.flatMap((r) =>
+      this.inf(r)
+        .list()
+        .filter((o) => o.metadata.namespace === owner.metadata.namespace && o.metadata.ownerReferences?.some((ref) => ref.uid === uid))
+        .map((o) => dependentKey(r, o)),
+    );
+  }
+
+  private async collectGarbage(key: string): Promise<ReconcileResult> {
+    if (![...this.informers.values()].every((i) => i.synced)) return Reconciled.after(this.opts.resyncMs ?? 2000);
+    const [kind, objKey] = splitDependentKey(key);
+    const r = DEPENDENTS.find((d) => d.kind === kind);
+    const o = r && this.inf(r).cache.get(objKey);
+    if (!r || !o || o.metadata.deletionTimestamp) return Reconciled.done;
+    const ref = o.metadata.ownerReferences?.find((x) => x.controller);
+    const ownerResource = OWNERS.find((x) => x.kind === ref?.kind);
+    if (!ref || !ownerResource) return Reconciled.done;
+    if (this.inf(ownerResource).list().some((owner) => owner.metadata.uid === ref.uid)) return Reconciled.done;
+    const w = new Writes(this.log);
+    await w.run(`gc ${r.plural}/${o.metadata.name}`, () => this.registry.delete(r, o.metadata.namespace, o.metadata.name!, {}));
+    return w.result();
   }
 }
 
-function markedUnready(pod: AnyObj): boolean {
-  return ((pod.status?.conditions ?? []) as AnyObj[]).some((c) => c.type === "Ready" && c.status === "False" && c.reason === "NodeNotReady");
+/** Kinds whose controller owner the garbage collector checks, and the kinds that own them. */
+const DEPENDENTS: readonly ResourceInfo[] = [R.replicaset, R.pod, R.slice];
+const OWNERS: readonly ResourceInfo[] = [R.deployment, R.replicaset, R.service];
+
+function dependentKey(r: ResourceInfo, o: KubeObject): string {
+  return `${r.kind}:${cacheKey(o)}`;
+}
+
+function splitDependentKey(key: string): [string, string] {
+  const i = key.indexOf(":");
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+function markedUnready(pod: Pod): boolean {
+  return (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "False" && c.reason === "NodeNotReady");
 }

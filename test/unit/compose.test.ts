@@ -15,12 +15,12 @@ import { parse } from "yaml";
 import { broadcastOf, cidrContains, parseCidr, type Cidr } from "../../api/addressing.ts";
 import {
   CONFIG_ENV_VARS,
-  isDns1123Label,
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ClusterConfig,
 } from "../../api/config.ts";
+import { isDns1123Label } from "../../api/syntax.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import {
   CONFIG_ENV_VARS,
   ConfigError,
-  isDns1123Label,
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ConfigEnvVar,
 } from "../../api/config.ts";
+import { isDns1123Label } from "../../api/syntax.ts";
 
 /** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
 function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {

@@ -18,7 +18,8 @@ import type { Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet } fr
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import type { OwnerReference } from "kubernetes-types/meta/v1.js";
 import { controllerRefOf, controllerRefTo, isEmptySelector, SAFE_ALPHANUMS, selectorMatcher } from "./replicaset.ts";
-import { rfc3339 } from "../../../api/meta.ts";
+import { fnv1a32, fnv1a32String } from "../../../api/hash.ts";
+import { canonicalJson, rfc3339, semanticEqual } from "../../../api/meta.ts";
 
 export const POD_TEMPLATE_HASH_LABEL = "pod-template-hash";
 
@@ -67,12 +68,6 @@ export interface DeploymentActions {
 // ---------------------------------------------------------------------------------------------
 // Hashing (controller_utils.go ComputeHash, apimachinery util/rand SafeEncodeString).
 
-export function fnv32a(bytes: Uint8Array, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return h;
-}
-
 /** Each character's code point mod 27 indexes "bcdfghjklmnpqrstvwxz2456789". */
 export function safeEncodeString(s: string): string {
   let out = "";
@@ -80,50 +75,18 @@ export function safeEncodeString(s: string): string {
   return out;
 }
 
-/** JSON with object keys sorted at every depth (undefined members dropped, as JSON does). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortDeep(value));
-}
-
-function sortDeep(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortDeep);
-  if (value && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortDeep(v);
-    }
-    return out;
-  }
-  return value;
-}
-
 /**
  * ComputeHash: fnv32a of the template, then of the collision count as 8 bytes (uint32 little
  * endian, zero padded) when there is one; the decimal of the sum, safe-encoded.
  */
 export function computeHash(template: PodTemplateSpec | undefined, collisionCount?: number): string {
-  let h = fnv32a(new TextEncoder().encode(canonicalJson(template ?? {})));
+  let h = fnv1a32String(canonicalJson(template ?? {}));
   if (collisionCount !== undefined && collisionCount !== null) {
     const bytes = new Uint8Array(8);
     new DataView(bytes.buffer).setUint32(0, collisionCount >>> 0, true);
-    h = fnv32a(bytes, h);
+    h = fnv1a32(bytes, h);
   }
   return safeEncodeString(String(h));
-}
-
-/** Drops what Semantic.DeepEqual treats as absent: undefined, null, empty arrays and maps. */
-function normalizeForEquality(value: unknown): unknown {
-  if (Array.isArray(value)) return value.length === 0 ? undefined : value.map(normalizeForEquality);
-  if (value && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = normalizeForEquality((value as Record<string, unknown>)[k]);
-      if (v !== undefined) out[k] = v;
-    }
-    return out;
-  }
-  return value ?? undefined;
 }
 
 /** deployment_util.go EqualIgnoreHash: templates equal once pod-template-hash is removed. */
@@ -132,9 +95,9 @@ export function equalIgnoreHash(a: PodTemplateSpec | undefined, b: PodTemplateSp
     const labels = { ...(t?.metadata?.labels ?? {}) };
     delete labels[POD_TEMPLATE_HASH_LABEL];
     const metadata = { ...(t?.metadata ?? {}), labels: Object.keys(labels).length > 0 ? labels : undefined };
-    return JSON.stringify(normalizeForEquality({ ...(t ?? {}), metadata }));
+    return { ...(t ?? {}), metadata };
   };
-  return strip(a) === strip(b);
+  return semanticEqual(strip(a), strip(b));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import type { Node, Pod, Service, ServicePort } from "kubernetes-types/core/v1.j
 import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { OwnerReference } from "kubernetes-types/meta/v1.js";
 import { parseIpv4Addr } from "../../../overlay/wire/common.ts";
+import { canonicalJson, deepEqual } from "../../../api/meta.ts";
 import { isNodeReady } from "./nodelifecycle.ts";
 import { isPodReady } from "./replicaset.ts";
 
@@ -43,20 +44,6 @@ export interface EndpointSliceActions {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Key-sorted JSON, for comparing objects whatever their member order. */
-function canonical(value: unknown): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v && typeof v === "object") {
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(v).sort()) if ((v as Record<string, unknown>)[k] !== undefined) out[k] = sort((v as Record<string, unknown>)[k]);
-      return out;
-    }
-    return v;
-  };
-  return JSON.stringify(sort(value));
 }
 
 /** A Service the controller manages: it has a (non-empty) selector and is not ExternalName. */
@@ -181,7 +168,7 @@ export function desiredEndpointSlices(service: Service, pods: Pod[], nodes: Node
     const ep = podToEndpoint(service, pod, byName);
     if (!ep) continue;
     const ports = endpointPorts(service, pod);
-    const key = canonical([...ports].map(canonical).sort());
+    const key = canonicalJson([...ports].map(canonicalJson).sort());
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { ports, endpoints: [] }));
     group.endpoints.push(ep);
@@ -197,11 +184,11 @@ export function desiredEndpointSlices(service: Service, pods: Pod[], nodes: Node
 }
 
 function endpointsKey(s: EndpointSlice): string {
-  return JSON.stringify((s.endpoints ?? []).map(canonical).sort());
+  return JSON.stringify((s.endpoints ?? []).map(canonicalJson).sort());
 }
 
 function portsKey(s: EndpointSlice): string {
-  return JSON.stringify((s.ports ?? []).map(canonical).sort());
+  return JSON.stringify((s.ports ?? []).map(canonicalJson).sort());
 }
 
 function isOwnedBy(s: EndpointSlice, service: Service): boolean {
@@ -214,7 +201,7 @@ function sameContent(existing: EndpointSlice, desired: EndpointSlice, service: S
     existing.addressType === desired.addressType &&
     endpointsKey(existing) === endpointsKey(desired) &&
     portsKey(existing) === portsKey(desired) &&
-    canonical(existing.metadata?.labels ?? {}) === canonical(desired.metadata?.labels ?? {}) &&
+    deepEqual(existing.metadata?.labels ?? {}, desired.metadata?.labels ?? {}) &&
     isOwnedBy(existing, service)
   );
 }

@@ -10,20 +10,19 @@
 import type { LabelSelector, OwnerReference } from "kubernetes-types/meta/v1.js";
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import type { ReplicaSet, ReplicaSetStatus } from "kubernetes-types/apps/v1.js";
-import { labelSelectorFromObject, matchesLabels } from "../../api/selectors.ts";
+import { labelSelectorAsSelector, objectSelectorMatches } from "../../../api/selectors.ts";
 
 // ---------------------------------------------------------------------------------------------
-// Label selectors of objects (metav1.LabelSelectorAsSelector), over control-plane/api/selectors.ts.
+// Label selectors of objects: metav1.LabelSelectorAsSelector, api/selectors.ts.
 
 export type LabelMatcher = (labels: Readonly<Record<string, string>>) => boolean;
 export type MatcherResult = { kind: "ok"; value: LabelMatcher } | { kind: "error"; message: string };
 
 /** A nil selector selects nothing, {} everything; matchLabels and matchExpressions are ANDed. */
 export function selectorMatcher(sel: LabelSelector | undefined | null): MatcherResult {
-  if (!sel) return { kind: "ok", value: () => false };
-  const parsed = labelSelectorFromObject(sel);
+  const parsed = labelSelectorAsSelector(sel);
   if (parsed.kind === "error") return parsed;
-  return { kind: "ok", value: (labels) => matchesLabels(parsed.value, labels) };
+  return { kind: "ok", value: (labels) => objectSelectorMatches(parsed, labels) };
 }
 
 export function isEmptySelector(sel: LabelSelector | undefined | null): boolean {

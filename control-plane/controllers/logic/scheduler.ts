@@ -9,7 +9,8 @@
  *   4. NodeAffinity (plugins/nodeaffinity): spec.nodeSelector and the required node affinity.
  * Score: spreading, the node with the fewest non-terminated pods, ties by name.
  */
-import type { Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint } from "kubernetes-types/core/v1.js";
+import type { Node, NodeSelectorTerm, Pod, Taint } from "kubernetes-types/core/v1.js";
+import { labelSelectorFromSet, matchesLabels, nodeSelectorRequirementsAsSelector, objectSelectorMatches } from "../../../api/selectors.ts";
 import { NodeTaintKey, nodeReadyStatus, toleratesTaint } from "./nodelifecycle.ts";
 
 export { toleratesTaint } from "./nodelifecycle.ts";
@@ -61,52 +62,27 @@ export function filterNode(pod: Pod, node: Node): string | undefined {
   return undefined;
 }
 
-/** nodeSelector (every label equal) and requiredDuringSchedulingIgnoredDuringExecution (terms ORed). */
+/**
+ * nodeSelector (every label equal) and requiredDuringSchedulingIgnoredDuringExecution (terms
+ * ORed), matched by api/selectors.ts as component-helpers/scheduling/corev1/nodeaffinity does.
+ */
 export function matchesNodeAffinity(pod: Pod, node: Node): boolean {
   const labels = node.metadata?.labels ?? {};
-  for (const [k, v] of Object.entries(pod.spec?.nodeSelector ?? {})) {
-    if (labels[k] !== v) return false;
-  }
+  if (!matchesLabels(labelSelectorFromSet(pod.spec?.nodeSelector ?? {}), labels)) return false;
   const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
   if (!required) return true;
   return required.nodeSelectorTerms.some((term) => matchesTerm(term, node));
 }
 
-// component-helpers/scheduling/corev1/nodeaffinity: an empty term matches nothing.
+// nodeaffinity.go newNodeSelectorTerm: an empty term matches nothing; a term that does not parse
+// (a bad operator, a non-integer Gt value) matches nothing either.
 function matchesTerm(term: NodeSelectorTerm, node: Node): boolean {
   const exprs = term.matchExpressions ?? [];
   const fields = term.matchFields ?? [];
   if (exprs.length === 0 && fields.length === 0) return false;
-  const labels = node.metadata?.labels ?? {};
-  if (!exprs.every((r) => matchesRequirement(r, labels))) return false;
-  const nodeFields: Record<string, string> = { "metadata.name": node.metadata?.name ?? "" };
-  return fields.every((r) => r.key === "metadata.name" && matchesRequirement(r, nodeFields));
-}
-
-function matchesRequirement(r: NodeSelectorRequirement, labels: Record<string, string>): boolean {
-  const has = Object.hasOwn(labels, r.key);
-  const value = labels[r.key];
-  const values = r.values ?? [];
-  switch (r.operator) {
-    case "In":
-      return has && values.includes(value!);
-    case "NotIn":
-      return !has || !values.includes(value!);
-    case "Exists":
-      return has;
-    case "DoesNotExist":
-      return !has;
-    case "Gt":
-    case "Lt": {
-      if (!has || values.length !== 1) return false;
-      const a = Number.parseInt(value!, 10);
-      const b = Number.parseInt(values[0]!, 10);
-      if (!Number.isInteger(a) || !Number.isInteger(b)) return false;
-      return r.operator === "Gt" ? a > b : a < b;
-    }
-    default:
-      return false;
-  }
+  if (exprs.length > 0 && !objectSelectorMatches(nodeSelectorRequirementsAsSelector(exprs), node.metadata?.labels)) return false;
+  if (fields.some((r) => r.key !== "metadata.name")) return false;
+  return fields.length === 0 || objectSelectorMatches(nodeSelectorRequirementsAsSelector(fields), { "metadata.name": node.metadata?.name ?? "" });
 }
 
 /** Pods that occupy a node: bound to it, not being deleted, not finished. */

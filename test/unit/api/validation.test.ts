@@ -2,29 +2,31 @@ import { describe, expect, it } from "vitest";
 import { defaultObject } from "../../../control-plane/api/defaults.ts";
 import {
   cidrErrors,
-  dns1035LabelErrors,
-  dns1123LabelErrors,
-  dns1123SubdomainErrors,
   formatFieldError,
   ipv4Errors,
-  isDns1035Label,
-  isDns1123Label,
-  isDns1123Subdomain,
-  isQualifiedName,
   isValidCidr,
   isValidIPv4,
-  isValidLabelValue,
-  isValidPortName,
-  isValidPortNum,
-  labelValueErrors,
   NameRule,
-  portNameErrors,
-  qualifiedNameErrors,
   statusForInvalid,
   validateObject,
   validateObjectMeta,
   type FieldError,
 } from "../../../control-plane/api/validation.ts";
+import {
+  dns1035LabelErrors,
+  dns1123LabelErrors,
+  dns1123SubdomainErrors,
+  isDns1035Label,
+  isDns1123Label,
+  isDns1123Subdomain,
+  isQualifiedName,
+  isValidLabelValue,
+  isValidPortName,
+  isValidPortNum,
+  labelValueErrors,
+  portNameErrors,
+  qualifiedNameErrors,
+} from "../../../api/syntax.ts";
 
 // Kubernetes' regex messages, verbatim (note RegexError's double space before "or").
 const LABEL_MSG =

@@ -3,13 +3,13 @@ import type { Deployment, DeploymentStatus, ReplicaSet } from "kubernetes-types/
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import {
   computeHash,
-  fnv32a,
   maxSurge,
   maxUnavailable,
   reconcileDeployment,
   resolveFenceposts,
   safeEncodeString,
 } from "../../../control-plane/controllers/logic/deployment.ts";
+import { fnv1a32 as fnv32a } from "../../../api/hash.ts";
 
 const D_UID = "deploy-uid";
 const NOW = new Date("2024-06-01T12:00:00Z");

@@ -1,7 +1,9 @@
 /**
  * Label and field selectors as the API accepts them in `?labelSelector=` and `?fieldSelector=`,
  * and label selectors as objects carry them (metav1.LabelSelector: a Deployment's
- * spec.selector, a NetworkPolicy's podSelector).
+ * spec.selector, a NetworkPolicy's podSelector). The one label matcher of the cluster code:
+ * the registry, API validation, the controllers and the scheduler use it, and node-agents
+ * (kube-proxy, a NetworkPolicy engine) can, since it lives in api/.
  *
  * Label selectors follow k8s.io/apimachinery/pkg/labels/selector.go (lexer, parser,
  * NewRequirement, Requirement.Matches/String); field selectors follow
@@ -10,7 +12,9 @@
  * pkg/apis/<group>/v1/conversion.go. Messages are Kubernetes' own, without the
  * "unable to parse requirement: " / "invalid field selector: " prefixes a caller adds.
  */
+import type { NodeSelectorRequirement } from "kubernetes-types/core/v1.js";
 import type { LabelSelector as LabelSelectorObject } from "kubernetes-types/meta/v1.js";
+import { labelValueErrors, qualifiedNameErrors } from "./syntax.ts";
 
 export type SelectorResult<T> = { kind: "ok"; value: T } | { kind: "error"; message: string };
 
@@ -31,57 +35,12 @@ function aggregate(messages: readonly string[]): string {
   return messages.length === 1 ? messages[0]! : `[${messages.join(", ")}]`;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Label key and value syntax (k8s.io/apimachinery/pkg/util/validation/validation.go)
+// Label key and value syntax: one rule, api/syntax.ts (IsQualifiedName, IsValidLabelValue), shared
+// with API validation. Lengths there are UTF-8 bytes, as Go's len() counts them.
 
-const QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_RE = new RegExp(`^${QUALIFIED_NAME_FMT}$`);
-const QUALIFIED_NAME_MSG = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_FMT = `${DNS1123_LABEL_FMT}(\\.${DNS1123_LABEL_FMT})*`;
-const DNS1123_SUBDOMAIN_RE = new RegExp(`^${DNS1123_SUBDOMAIN_FMT}$`);
-const DNS1123_SUBDOMAIN_MSG = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT = `(${QUALIFIED_NAME_FMT})?`;
-const LABEL_VALUE_RE = new RegExp(`^${LABEL_VALUE_FMT}$`);
-const LABEL_VALUE_MSG = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-
-function regexError(msg: string, fmt: string, ...examples: string[]): string {
-  return `${msg} (e.g. ${examples.map((e) => `'${e}', `).join(" or ")}regex used for validation is '${fmt}')`;
-}
-
-/** IsQualifiedName: a label key, `[prefix/]name` with a DNS-subdomain prefix and a name of at most 63 characters. */
-export function labelKeyErrors(key: string): string[] {
-  const errs: string[] = [];
-  const parts = key.split("/");
-  let name: string;
-  if (parts.length === 1) {
-    name = parts[0]!;
-  } else if (parts.length === 2) {
-    const prefix = parts[0]!;
-    name = parts[1]!;
-    if (prefix.length === 0) errs.push("prefix part must be non-empty");
-    else {
-      if (prefix.length > 253) errs.push("prefix part must be no more than 253 characters");
-      if (!DNS1123_SUBDOMAIN_RE.test(prefix)) errs.push(`prefix part ${regexError(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, "example.com")}`);
-    }
-  } else {
-    return [
-      `a qualified name ${regexError(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`,
-    ];
-  }
-  if (name.length === 0) errs.push("name part must be non-empty");
-  else if (name.length > 63) errs.push("name part must be no more than 63 characters");
-  if (!QUALIFIED_NAME_RE.test(name)) errs.push(`name part ${regexError(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")}`);
-  return errs;
-}
-
-/** IsValidLabelValue: empty, or at most 63 alphanumerics, '-', '_', '.' starting and ending alphanumeric. */
-export function labelValueErrors(value: string): string[] {
-  const errs: string[] = [];
-  if (value.length > 63) errs.push("must be no more than 63 characters");
-  if (!LABEL_VALUE_RE.test(value)) errs.push(regexError(LABEL_VALUE_MSG, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"));
-  return errs;
-}
+/** IsQualifiedName: a label key, `[prefix/]name` with a DNS-subdomain prefix and a name of at most 63 bytes. */
+export const labelKeyErrors = qualifiedNameErrors;
+export { labelValueErrors };
 
 /** field.Invalid(path, value, detail).Error(). */
 function invalid(path: string, value: string, detail: string): string {
@@ -399,6 +358,10 @@ export function parseLabelSelector(text: string): SelectorResult<LabelSelector> 
  * A metav1.LabelSelector (LabelSelectorAsSelector, with the checks of
  * ValidateLabelSelector in apimachinery/pkg/apis/meta/v1/validation). `path` prefixes the field
  * names in messages, e.g. "spec.selector". The object `{}` matches everything.
+ *
+ * In/NotIn values are kept as written, duplicates included: LabelSelectorAsSelector hands
+ * NewRequirement a copy of expr.Values, and only the string parser makes a set of them
+ * (selector.go parseValues). So `in [b, a, a]` prints "in (a,a,b)" as kubectl shows it.
  */
 export function labelSelectorFromObject(sel: LabelSelectorObject, path = ""): SelectorResult<LabelSelector> {
   const at = (child: string) => (path ? `${path}.${child}` : child);
@@ -433,7 +396,7 @@ export function labelSelectorFromObject(sel: LabelSelectorObject, path = ""): Se
     values.forEach((v, j) => {
       for (const msg of labelValueErrors(v)) errs.push(invalid(`${here}.values[${j}]`, v, msg));
     });
-    if (operator !== undefined) reqs.push({ key: expr.key, operator, values: operator === LabelOperator.In || operator === LabelOperator.NotIn ? sortedSet(values) : [] });
+    if (operator !== undefined) reqs.push({ key: expr.key, operator, values: operator === LabelOperator.In || operator === LabelOperator.NotIn ? [...values] : [] });
   });
   if (errs.length > 0) return err(aggregate(errs));
   return ok({ requirements: sortedByKey(reqs) });
@@ -442,6 +405,51 @@ export function labelSelectorFromObject(sel: LabelSelectorObject, path = ""): Se
 /** labels.SelectorFromSet: the map form of a selector (a Service's spec.selector); an empty map matches everything. */
 export function labelSelectorFromSet(set: Readonly<Record<string, string>>): LabelSelector {
   return { requirements: sortedByKey(Object.keys(set).map((key) => ({ key, operator: LabelOperator.Equals, values: [set[key]!] }))) };
+}
+
+/** What metav1.LabelSelectorAsSelector makes of an object's selector: nil selects nothing. */
+export type ObjectSelector = SelectorResult<LabelSelector> | { kind: "nothing" };
+
+/**
+ * metav1.LabelSelectorAsSelector over an optional field: absent or null selects nothing
+ * (labels.Nothing()), `{}` everything, an invalid one is an error. Controllers and validation
+ * use this one function, so a ReplicaSet matches the pods validation said it would.
+ */
+export function labelSelectorAsSelector(sel: LabelSelectorObject | null | undefined, path = ""): ObjectSelector {
+  return sel ? labelSelectorFromObject(sel, path) : { kind: "nothing" };
+}
+
+/** Whether an object's selector (labelSelectorAsSelector) selects these labels; nothing and errors select none. */
+export function objectSelectorMatches(sel: ObjectSelector, labels: Readonly<Record<string, string>> | undefined): boolean {
+  return sel.kind === "ok" && matchesLabels(sel.value, labels);
+}
+
+const NODE_SELECTOR_OPERATORS: Readonly<Record<string, LabelOperator>> = {
+  In: LabelOperator.In,
+  NotIn: LabelOperator.NotIn,
+  Exists: LabelOperator.Exists,
+  DoesNotExist: LabelOperator.DoesNotExist,
+  Gt: LabelOperator.GreaterThan,
+  Lt: LabelOperator.LessThan,
+};
+
+/**
+ * nodeSelectorRequirementsAsSelector (k8s.io/component-helpers/scheduling/corev1/nodeaffinity):
+ * a node affinity term's matchExpressions as a label selector, each through NewRequirement, so
+ * Gt/Lt need one int64 value and compare the node's label as an int64 (strconv.ParseInt: "12abc"
+ * is not 12). An empty list selects nothing (labels.Nothing()).
+ */
+export function nodeSelectorRequirementsAsSelector(reqs: readonly NodeSelectorRequirement[]): ObjectSelector {
+  if (reqs.length === 0) return { kind: "nothing" };
+  const out: LabelRequirement[] = [];
+  for (const r of reqs) {
+    const op = NODE_SELECTOR_OPERATORS[r.operator];
+    if (op === undefined) return err(`${quote(r.operator)} is not a valid node selector operator`);
+    const req = newRequirement(r.key, op, r.values ?? []);
+    if (req.kind === "error") return req;
+    out.push(req.value);
+  }
+  return ok({ requirements: sortedByKey(out) });
 }
 
 /** Requirement.Matches, ANDed. An absent label fails In/=/exists/gt/lt and passes NotIn/!=/!. */
@@ -674,20 +682,26 @@ function str(v: unknown): string {
   return typeof v === "string" ? v : "";
 }
 
+/** Stored objects are read, not trusted: a missing or non-object member reads as {}. */
+function rec(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
 /**
  * The selectable fields of an object (the kind's ToSelectableFields in pkg/registry/<group>/<kind>/strategy.go).
  * Absent values are "", as the Go zero values are.
  */
-export function fieldsFor(kind: string, obj: any): Record<string, string> {
-  const meta = obj?.metadata ?? {};
-  const spec = obj?.spec ?? {};
-  const status = obj?.status ?? {};
+export function fieldsFor(kind: string, obj: unknown): Record<string, string> {
+  const o = rec(obj);
+  const meta = rec(o.metadata);
+  const spec = rec(o.spec);
+  const status = rec(o.status);
   const namespaced: Record<string, string> = { "metadata.name": str(meta.name), "metadata.namespace": str(meta.namespace) };
   switch (kind) {
     case "Pod": {
       // status.podIP is the first of status.podIPs (pkg/registry/core/pod/strategy.go, #74345).
       const podIPs: unknown = status.podIPs;
-      const first = Array.isArray(podIPs) && podIPs.length > 0 ? str(podIPs[0]?.ip) : str(status.podIP);
+      const first = Array.isArray(podIPs) && podIPs.length > 0 ? str(rec(podIPs[0]).ip) : str(status.podIP);
       return {
         ...namespaced,
         "spec.nodeName": str(spec.nodeName),
@@ -701,9 +715,9 @@ export function fieldsFor(kind: string, obj: any): Record<string, string> {
       };
     }
     case "Event": {
-      const involved = obj?.involvedObject ?? {};
+      const involved = rec(o.involvedObject);
       // "source" falls back to reportingController when source.component is empty (pkg/registry/core/event/strategy.go).
-      const source = str(obj?.source?.component) || str(obj?.reportingComponent);
+      const source = str(rec(o.source).component) || str(o.reportingComponent);
       return {
         ...namespaced,
         "involvedObject.kind": str(involved.kind),
@@ -713,10 +727,10 @@ export function fieldsFor(kind: string, obj: any): Record<string, string> {
         "involvedObject.apiVersion": str(involved.apiVersion),
         "involvedObject.resourceVersion": str(involved.resourceVersion),
         "involvedObject.fieldPath": str(involved.fieldPath),
-        reason: str(obj?.reason),
-        reportingComponent: str(obj?.reportingComponent),
+        reason: str(o.reason),
+        reportingComponent: str(o.reportingComponent),
         source,
-        type: str(obj?.type),
+        type: str(o.type),
       };
     }
     case "Node":
