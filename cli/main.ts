@@ -9,7 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
 import { parseCidr } from "../api/addressing.ts";
-import { isDns1123Label } from "../api/config.ts";
+import { isDns1123Label } from "../api/syntax.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../api/kube-client.ts";
 import { nodeIsReady, nodeRecordFrom } from "../api/kube-objects.ts";
 import { generateServingCert } from "../api/tls.ts";
@@ -19,6 +19,8 @@ import {
   type CapturedFrame,
   type ContainerPort,
   type ExecResult,
+  type FaultRequest,
+  type FaultSpecRecord,
   type NodeRecord,
   type NodeStatus,
   type TraceHop,
@@ -47,7 +49,10 @@ const USAGE = `usage: kubewire <command> [flags]
                                      create a pod (on NODE, or where the scheduler puts it)
   delete pod POD | delete node NODE  remove a pod or a node
   kubeconfig [--path]                print the kubeconfig of the running cluster (or its path)
-  exec POD -- CMD [ARGS...]          run an emulated tool in a pod (ping, traceroute, iperf, ip, hostname)
+  exec POD -- CMD [ARGS...]          run an emulated tool in a pod (ping, traceroute, curl, wget, nc, iperf, ip, hostname)
+  exec --node NODE -- CMD [ARGS...]  run a tool in a node's root netns (also conntrack -L)
+  fault --node NODE [--pod POD] [--loss P] [--duplicate P] [--reorder P] [--corrupt P] [--delay MS] [--jitter MS] [--ingress]
+                                     impair the node's overlay link (or a pod's veth); no impairment flags clears it
   trace POD IP                       send one probe and print every hop it met
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
                                      capture a device of a node to a pcap file
@@ -308,17 +313,62 @@ async function kubeconfig(args: string[]): Promise<void> {
 }
 
 async function exec(args: string[]): Promise<number> {
+  const usage = "exec: usage: kubewire exec POD -- CMD [ARGS...] | kubewire exec --node NODE -- CMD [ARGS...]";
   const dashdash = args.indexOf("--");
-  if (dashdash < 0) throw new CliError("exec: usage: kubewire exec POD -- CMD [ARGS...]", 2);
-  const { values, positionals } = parse(args.slice(0, dashdash), {}, 1);
+  if (dashdash < 0) throw new CliError(usage, 2);
+  const { values, positionals } = parse(args.slice(0, dashdash), { node: { type: "string" } }, 1);
   const argv = args.slice(dashdash + 1);
-  if (!positionals[0] || argv.length === 0) throw new CliError("exec: usage: kubewire exec POD -- CMD [ARGS...]", 2);
+  if (argv.length === 0 || (!positionals[0] && !values.node) || (positionals[0] && values.node)) throw new CliError(usage, 2);
   return withCluster(values["state-dir"], async (nc, kube) => {
+    if (values.node) {
+      // The node's root netns: what `ssh NODE` then the command would show on a real node.
+      const res = await request<ExecResult>(nc, Subjects.node(values.node, "exec"), { namespace: "", argv }, 3_600_000);
+      process.stdout.write(res.stdout);
+      process.stderr.write(res.stderr);
+      return res.exitCode;
+    }
     const pod = await findPod(kube, values.namespace ?? "default", positionals[0]!);
     const res = await request<ExecResult>(nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, 3_600_000);
     process.stdout.write(res.stdout);
     process.stderr.write(res.stderr);
     return res.exitCode;
+  });
+}
+
+async function fault(args: string[]): Promise<void> {
+  const opts = {
+    node: { type: "string" },
+    pod: { type: "string" },
+    loss: { type: "string" },
+    duplicate: { type: "string" },
+    reorder: { type: "string" },
+    corrupt: { type: "string" },
+    delay: { type: "string" },
+    jitter: { type: "string" },
+    ingress: { type: "boolean", default: false },
+  } as const;
+  const { values } = parse(args, opts, 0);
+  if (!values.node) throw new CliError("fault: usage: kubewire fault --node NODE [--pod POD] [--loss P] ...", 2);
+  const num = (name: string, v: string | undefined, max: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > max) throw new CliError(`fault: --${name} must be a number in [0, ${max}], got "${v}"`, 2);
+    return n;
+  };
+  const spec: FaultSpecRecord = {};
+  const set = (k: keyof FaultSpecRecord, v: number | undefined) => v !== undefined && (spec[k] = v);
+  set("loss", num("loss", values.loss, 1));
+  set("duplicate", num("duplicate", values.duplicate, 1));
+  set("reorder", num("reorder", values.reorder, 1));
+  set("corrupt", num("corrupt", values.corrupt, 1));
+  set("delayMs", num("delay", values.delay, 60_000));
+  set("jitterMs", num("jitter", values.jitter, 60_000));
+  const impair = Object.keys(spec).length > 0 ? spec : undefined;
+  await withCluster(values["state-dir"], async (nc) => {
+    const req: FaultRequest = { pod: values.pod, namespace: values.namespace ?? "default", ...(values.ingress ? { ingress: impair } : { egress: impair }) };
+    await request(nc, Subjects.node(values.node!, "fault"), req);
+    console.log(impair ? `fault set on ${values.node}${values.pod ? ` pod ${values.pod}` : " overlay"} (${values.ingress ? "ingress" : "egress"}): ${JSON.stringify(impair)}` : `faults cleared on ${values.node}${values.pod ? ` pod ${values.pod}` : " overlay"}`);
+    return 0;
   });
 }
 
@@ -413,6 +463,9 @@ export async function main(argv: string[]): Promise<number> {
       return exec(rest);
     case "trace":
       return trace(rest);
+    case "fault":
+      await fault(rest);
+      return 0;
     case "capture":
       await capture(rest);
       return 0;

@@ -80,10 +80,48 @@ export class Datapath {
     readonly rng: () => number = Math.random,
   ) {}
 
+  private deferDepth = 0;
+  private drainScheduled = false;
+  private readonly drainLater = (): void => {
+    this.drainScheduled = false;
+    if (!this.draining) this.drain();
+  };
+
   /** Hands `pkt` to `to` after everything already queued. */
   send(to: Receiver, pkt: Packet): void {
     this.queue.push(to, pkt);
-    if (!this.draining) this.drain();
+    if (this.draining) return;
+    if (this.deferDepth > 0) {
+      if (!this.drainScheduled) {
+        this.drainScheduled = true;
+        queueMicrotask(this.drainLater);
+      }
+      return;
+    }
+    this.drain();
+  }
+
+  /**
+   * Runs `fn` (a socket call from an app: connect, write, close) with what it transmits queued
+   * rather than processed on the spot, as Linux hands a socket's packets to softirq: the reply
+   * of a peer on the same node must not re-enter the socket before the call has returned.
+   */
+  deferred<T>(fn: () => T): T {
+    this.deferDepth++;
+    try {
+      return fn();
+    } finally {
+      this.deferDepth--;
+    }
+  }
+
+  /** Processes whatever is queued now (the simulation's step; the agent relies on the microtask). */
+  flush(): void {
+    if (!this.draining && this.head < this.queue.length) this.drain();
+  }
+
+  get pending(): number {
+    return this.queue.length - this.head;
   }
 
   private drain(): void {
@@ -169,6 +207,16 @@ export class Datapath {
 
   /** Runs every timer due at `now` and every poller; packets they send are processed before it returns. */
   poll(now: number): void {
+    this.deferDepth++;
+    try {
+      this.runDue(now);
+    } finally {
+      this.deferDepth--;
+    }
+    this.flush();
+  }
+
+  private runDue(now: number): void {
     while (this.timers.length > 0 && this.timers[0]!.at <= now) {
       const t = heapPop(this.timers)!;
       if (t.cancelled) continue;

@@ -194,8 +194,9 @@ export class Netns {
     return r.route.src ?? this.ifaces.get(r.route.dev)?.addr?.ip;
   }
 
+  /** The path MTU for TCP's MSS; lo's 65536 is capped at the largest IPv4 datagram. */
   private mtuFor(dst: Ipv4Addr): number {
-    if (this.isLocalAddress(dst)) return this.ifaces.get("lo")?.mtu ?? 65536;
+    if (this.isLocalAddress(dst)) return Math.min(this.ifaces.get("lo")?.mtu ?? 65536, 65_535);
     const r = this.routes.lookup(dst);
     return r.kind === "found" ? (this.ifaces.get(r.route.dev)?.mtu ?? 1500) : 1500;
   }
@@ -624,6 +625,10 @@ export class Netns {
   }
 
   private sendTcpSegment(seg: SegmentOut): boolean {
+    return this.dp.deferred(() => this.sendTcpNow(seg));
+  }
+
+  private sendTcpNow(seg: SegmentOut): boolean {
     const optLen = (seg.options.length + 3) & ~3;
     const r = this.send(seg.dst, IpProtocol.TCP, 20 + optLen + seg.payload.length, (buf, off) =>
       emitTcp({ srcPort: seg.srcPort, dstPort: seg.dstPort, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, urgentPointer: 0, options: seg.options }, seg.payload, buf, off, { src: seg.src, dst: seg.dst }),

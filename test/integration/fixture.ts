@@ -4,7 +4,7 @@
  * Docker), the real control-plane process and real node-agent processes. Every process started
  * here is stopped by PID in `stop()`.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -220,6 +220,15 @@ export class TestCluster {
 
   exec(pod: TestPod, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     return request<ExecResult>(this.nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv }, timeoutMs);
+  }
+
+  /** Runs the real kubectl against this cluster. */
+  kubectl(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile("kubectl", args, { env: { ...process.env, KUBECONFIG: this.kubeconfig }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0, stdout, stderr });
+      });
+    });
   }
 
   /** Runs the real CLI (`bin/kubewire.js`) against this cluster. */

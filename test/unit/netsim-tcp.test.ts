@@ -71,6 +71,18 @@ describe("netsim: TCP between pods on two nodes", () => {
     }
   }, 120_000);
 
+  it("connects to a pod on the same node (bridge only) and to itself over lo, where the reply comes back within the connect call", async () => {
+    const c = new SimCluster(1);
+    const a = c.addPod("node-1", "pod-a", "10.244.0.2");
+    const b = c.addPod("node-1", "pod-b", "10.244.0.3");
+    for (const [ns, dst] of [[b.ns, b.ip], [a.ns, ip("127.0.0.1")]] as const) {
+      const data = randomBytes(mulberry32(9), 200_000);
+      const { received, done } = await transfer(c, a.ns, ns, dst, data, 10_000);
+      expect(done, `to ${dst} got ${received.length} at ${c.now} ${JSON.stringify(c.node("node-1").dp.drops())} ${JSON.stringify(a.ns.tcp.connections())}`).toBe(true);
+      expect(Buffer.compare(received, data)).toBe(0);
+    }
+  });
+
   it("a closed port answers RST at once: connect is refused", async () => {
     const c = new SimCluster(2);
     const a = c.addPod("node-1", "pod-a", "10.244.0.2");

@@ -86,7 +86,14 @@ export class SimCluster {
 
   /** Delivers overlay messages (and whatever they cause) until the network is quiet. */
   run(): void {
-    this.hub.run();
+    for (let i = 0; i < 100_000; i++) {
+      for (const node of this.nodes.values()) node.dp.flush();
+      this.hub.run();
+      let busy = false;
+      for (const node of this.nodes.values()) busy ||= node.dp.pending > 0;
+      if (!busy) return;
+    }
+    throw new Error("network not quiet");
   }
 
   /** Moves the clock forward, runs every node's periodic work, and lets the network settle. */
