@@ -37,6 +37,7 @@ import { allocateAddress } from "../api/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { startPodApps, type ContainerSpec } from "./apps/index.ts";
+import { PodFs } from "./tools/fs.ts";
 import { realClock } from "./tools/common.ts";
 import { runTool } from "./tools/index.ts";
 
@@ -56,6 +57,8 @@ export class NodeAgent {
   private readonly reported = new Map<string, string>();
   private readonly finalizing = new Set<string>();
   private readonly podApps = new Map<string, () => void>();
+  /** Each pod's emulated filesystem (dd, curl -o, sha256sum, nginx's docroot). */
+  private readonly podFs = new Map<string, PodFs>();
   private readonly podLogs = new Map<string, string[]>();
   private store!: ObjectStore;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -181,6 +184,7 @@ export class NodeAgent {
       if (want && this.podUids.get(key) === want.metadata.uid) continue;
       this.podApps.get(key)?.();
       this.podApps.delete(key);
+      this.podFs.delete(key);
       this.net.removePod(key);
       this.podUids.delete(key);
       this.appendLog(key, "pod network removed");
@@ -246,7 +250,9 @@ export class NodeAgent {
   /** The pod's containers as emulated apps (HTTP on TCP ports, UDP echo, agnhost netexec, nginx). */
   private startApps(pod: PodNetwork, key: string): () => void {
     const containers: ContainerSpec[] = pod.record.containers ?? [{ name: "app", image: "", ports: pod.record.ports }];
-    const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date() }, containers);
+    const fs = new PodFs();
+    this.podFs.set(key, fs);
+    const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date(), fs }, containers);
     return () => apps.stop();
   }
 
@@ -294,7 +300,7 @@ export class NodeAgent {
       const pod = this.findPod(req.namespace, req.pod);
       this.log.info({ node, pod: req.pod, container: req.container, argv }, "exec");
       this.appendLog(`${req.namespace ?? "default"}.${req.pod}`, `exec: ${argv.join(" ")}`);
-      return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack }, argv);
+      return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs: this.podFs.get(pod.key) }, argv);
     });
 
     on("fault", async (req: FaultRequest): Promise<{ applied: true }> => {

@@ -20,6 +20,7 @@ import type { Ipv4Addr } from "../../overlay/wire/common.ts";
 import type { SendOptions, SendResult, UdpMeta } from "../netns.ts";
 import type { TcpApi } from "../tcp/api.ts";
 import type { Schedule } from "../tcp/memory.ts";
+import type { PodFs } from "../tools/fs.ts";
 import { reply, serveHttp } from "./http.ts";
 import { goLogTime, startNetexecHttp, startNetexecUdp } from "./netexec.ts";
 import { startWebServer, type WebFlavor } from "./webserver.ts";
@@ -49,6 +50,8 @@ export interface AppEnv {
   now(): Date;
   /** Timers for HTTP keep-alive idle timeouts; default real ones. Tests pass a virtual clock's. */
   schedule?: Schedule;
+  /** The pod's files: nginx/httpd serve their docroot from it. */
+  fs?: PodFs;
 }
 
 export type PlannedApp =

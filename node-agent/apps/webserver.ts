@@ -2,7 +2,15 @@
  * The stock nginx and httpd images: a static welcome page on port 80 and 404 for anything
  * else (none of netexec's endpoints). nginx also writes its access log line per request to
  * stdout ("combined" format), which is what `kubectl logs` on a real nginx pod shows.
+ *
+ * With the pod's filesystem (`env.fs`), files under the image's docroot are served too (GET
+ * and HEAD, Content-Length, a type from the extension), streamed in 64 KiB writes that wait
+ * for 'drain', so a 256 MiB file never sits twice in the send path. index.html stays the
+ * welcome page until a file replaces it.
  */
+import type { ServerResponse } from "node:http";
+import type { PodFs } from "../tools/fs.ts";
+import { normalizePath } from "../tools/fs.ts";
 import type { ServeResult } from "./http.ts";
 import { reply, serveHttp } from "./http.ts";
 import type { AppEnv } from "./index.ts";
@@ -40,13 +48,94 @@ export const HTTPD_WELCOME = "<html><body><h1>It works!</h1></body></html>\n";
 
 export type WebFlavor = "nginx" | "httpd";
 
+export const DOCROOT: Record<WebFlavor, string> = { nginx: "/usr/share/nginx/html", httpd: "/usr/local/apache2/htdocs" };
+
+const STREAM_CHUNK = 64 * 1024;
+
+/** A few of nginx's mime.types; anything else is its default_type. */
+const MIME: Record<string, string> = {
+  html: "text/html",
+  htm: "text/html",
+  txt: "text/plain",
+  css: "text/css",
+  js: "application/javascript",
+  json: "application/json",
+  png: "image/png",
+  jpg: "image/jpeg",
+};
+
+/** The file a request path names under the docroot, or undefined when it escapes it or is malformed. */
+export function docPath(docroot: string, urlPath: string): string | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return undefined;
+  }
+  if (!decoded.startsWith("/") || decoded.includes("\0")) return undefined;
+  const full = normalizePath(`${docroot}${decoded.endsWith("/") ? `${decoded}index.html` : decoded}`);
+  return full.startsWith(`${docroot}/`) ? full : undefined;
+}
+
+/** Writes `data` in chunks, waiting for 'drain' when the socket is backed up; stops if the client goes. */
+export async function streamBody(res: ServerResponse, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length; off += STREAM_CHUNK) {
+    if (res.destroyed) return;
+    if (!res.write(data.subarray(off, off + STREAM_CHUNK))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    }
+  }
+  if (!res.destroyed) res.end();
+}
+
+function fileFrom(fs: PodFs | undefined, docroot: string, urlPath: string): { data: Uint8Array; mtime: Date; path: string } | undefined {
+  if (!fs) return undefined;
+  const path = docPath(docroot, urlPath);
+  if (path === undefined) return undefined;
+  const st = fs.stat(path);
+  if (st?.kind !== "file") return undefined;
+  return { data: fs.read(path), mtime: st.mtime, path };
+}
+
 export function startWebServer(env: AppEnv, flavor: WebFlavor, port: number, log: (line: string) => void): ServeResult {
   const server = flavor === "nginx" ? `nginx/${NGINX_VERSION}` : "Apache/2.4.62 (Unix)";
   const page = flavor === "nginx" ? NGINX_WELCOME : HTTPD_WELCOME;
+  const docroot = DOCROOT[flavor];
+  env.fs?.mkdir(docroot);
   const served = serveHttp(env.tcp, port, (req, res, socket) => {
     const path = new URL(req.url ?? "/", "http://web").pathname;
-    const isPage = path === "/" || path === "/index.html";
     const method = req.method ?? "GET";
+    const file = fileFrom(env.fs, docroot, path);
+    if (file && (method === "GET" || method === "HEAD")) {
+      const ext = /\.([A-Za-z0-9]+)$/.exec(file.path)?.[1]?.toLowerCase();
+      res.writeHead(200, {
+        Server: server,
+        "Content-Type": (ext && MIME[ext]) ?? "application/octet-stream",
+        "Content-Length": String(file.data.length),
+        "Last-Modified": file.mtime.toUTCString(),
+        ETag: `"${Math.floor(file.mtime.getTime() / 1000).toString(16)}-${file.data.length.toString(16)}"`,
+        "Accept-Ranges": "bytes",
+      });
+      req.resume();
+      req.on("end", () => {
+        if (method === "HEAD") res.end();
+        else void streamBody(res, file.data).catch(() => res.destroy());
+      });
+      const sent = method === "HEAD" ? 0 : file.data.length;
+      const line = `${socket.remoteAddress} - - [${nginxTime(env.now())}] "${method} ${req.url} HTTP/${req.httpVersion}" 200 ${sent}`;
+      log(flavor === "nginx" ? `${line} "-" "${req.headers["user-agent"] ?? "-"}" "-"` : line);
+      return;
+    }
+    // A file of the docroot with another method: 405, as for the welcome page.
+    const isPage = path === "/" || path === "/index.html" || file !== undefined;
     let status = 200;
     let body: string = page;
     const headers: Record<string, string> = { Server: server, "Content-Type": "text/html" };

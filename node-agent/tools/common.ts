@@ -4,6 +4,7 @@ import { IpProtocol, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/
 import type { Netns } from "../netns.ts";
 import type { Conntrack } from "../conntrack.ts";
 import type { TcpApi } from "../tcp/api.ts";
+import type { PodFs } from "./fs.ts";
 
 export interface Clock {
   /** Milliseconds, monotonic, sub-millisecond resolution. */
@@ -29,6 +30,8 @@ export interface ToolContext {
   resolve?(name: string): Promise<number | undefined>;
   /** The netns's connection tracking table (`conntrack -L`); a pod's own, or the node's root. */
   conntrack?: Conntrack;
+  /** The pod's files (dd, sha256sum, cat, ls, rm, curl -o, wget -O); shared with its apps. */
+  fs?: PodFs;
 }
 
 export class Output {

@@ -18,6 +18,7 @@ import type { ExecResult } from "../../api/types.ts";
 import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/common.ts";
 import type { TcpSocket } from "../tcp/api.ts";
 import type { Clock, ToolContext } from "./common.ts";
+import { FsError, resolvePath } from "./fs.ts";
 
 /** The most one tool invocation may take, whatever its flags say (kubectl exec must return). */
 export const TOOL_CAP_MS = 60_000;
@@ -299,8 +300,18 @@ class MalformedBody extends Error {
   override readonly name = "MalformedBody";
 }
 
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  return parts.reduce((a, b) => concat(a, b), new Uint8Array(0));
+/** One allocation for the whole body (bodies may be hundreds of MiB: no pairwise concat). */
+export function concatAll(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ options
@@ -313,7 +324,8 @@ interface CurlOptions {
   maxTimeMs: number | undefined;
   connectTimeoutMs: number | undefined;
   headers: string[];
-  output: "stdout" | "null";
+  /** stdout, /dev/null, or a file in the pod's filesystem (-o FILE). */
+  output: "stdout" | "null" | { file: string };
   writeOut: string | undefined;
   data: string[];
   method: string | undefined;
@@ -392,7 +404,7 @@ function parseCurlArgs(argv: readonly string[]): CurlArgs {
       case "o":
         if (value === "/dev/null") opts.output = "null";
         else if (value === "-") opts.output = "stdout";
-        else return `option ${shown}: the emulated curl writes only to stdout or /dev/null`;
+        else opts.output = { file: value! };
         break;
       case "w": opts.writeOut = value!; break;
       case "d":
@@ -593,6 +605,19 @@ export async function curl(ctx: ToolContext, argv: readonly string[]): Promise<E
         if (opts.output === "stdout") {
           if (opts.head || opts.include) stdout.push(head.lines.map((l) => `${l}\r\n`).join("") + "\r\n");
           if (!opts.head) stdout.push(Buffer.from(outcome.body).toString("utf8"));
+        } else if (opts.output !== "null") {
+          // -o FILE: the bytes as received, never decoded; the head too with -i/-I, as curl does.
+          const parts: Uint8Array[] = [];
+          if (opts.head || opts.include) parts.push(Buffer.from(head.lines.map((l) => `${l}\r\n`).join("") + "\r\n", "latin1"));
+          if (!opts.head) parts.push(outcome.body);
+          if (!writeFile(ctx, opts.output.file, concatAll(parts))) {
+            if (outcome.reusable) info(`Connection #${conn.id} to host ${host} left intact`);
+            else {
+              closeConnection(conn, info);
+              cached = undefined;
+            }
+            return fail(23, "Failure writing output to destination");
+          }
         }
         if (outcome.reusable) info(`Connection #${conn.id} to host ${host} left intact`);
         else {
@@ -616,6 +641,18 @@ export async function curl(ctx: ToolContext, argv: readonly string[]): Promise<E
     cached.conn.socket.end();
   }
   return { exitCode, stdout: stdout.join(""), stderr: stderr.join("") };
+}
+
+/** -o FILE into the pod's filesystem; false when there is none or it is full (curl's exit 23). */
+function writeFile(ctx: ToolContext, file: string, bytes: Uint8Array): boolean {
+  if (!ctx.fs) return false;
+  try {
+    ctx.fs.write(resolvePath(file), bytes);
+    return true;
+  } catch (err) {
+    if (err instanceof FsError) return false;
+    throw err;
+  }
 }
 
 type Opened = { kind: "connected"; conn: HttpConnection } | { kind: "failed"; code: number; error: string };

@@ -4,6 +4,7 @@ import { formatIpv4, formatMac } from "../../overlay/wire/index.ts";
 import { formatRoute } from "../routes.ts";
 import { UsageError, type ToolContext } from "./common.ts";
 import { curl } from "./curl.ts";
+import { cat, dd, ls, rm, sha256sum } from "./files.ts";
 import { iperf } from "./iperf.ts";
 import { conntrackTool } from "./conntrack.ts";
 import { nc } from "./nc.ts";
@@ -20,6 +21,11 @@ const tools: Record<string, Tool> = {
   curl,
   wget,
   nc,
+  dd,
+  sha256sum,
+  cat,
+  ls,
+  rm,
   hostname: async (ctx) => ({ exitCode: 0, stdout: `${ctx.podName}\n`, stderr: "" }),
   ip: async (ctx, argv) => ipTool(ctx, argv),
   conntrack: async (ctx, argv) =>

@@ -9,6 +9,7 @@ import type { ExecResult } from "../../api/types.ts";
 import { formatIpv4 } from "../../overlay/wire/common.ts";
 import type { ToolContext } from "./common.ts";
 import { HttpConnection, TOOL_CAP_MS, header, parseHttpUrl, readResponse, resolveHost } from "./curl.ts";
+import { FsError, resolvePath } from "./fs.ts";
 
 const BUSYBOX_TIMEOUT_MS = 180_000;
 
@@ -46,7 +47,9 @@ export async function wget(ctx: ToolContext, argv: readonly string[]): Promise<E
   }
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) return usage("invalid number");
   if (urls.length === 0) return { exitCode: 1, stdout: "", stderr: "BusyBox v1.36.1 (2023-05-18 22:34:17 UTC) multi-call binary.\n\nUsage: wget [-cqS] [-O FILE] [-T SEC] URL...\n" };
-  if (output !== "-") return usage(`can't open '${output ?? "index.html"}': Read-only file system (the emulated wget writes to stdout: use -O-)`);
+  // Without -O, busybox saves to the URL's last path segment (index.html for a directory).
+  const fileFor = (target: string) => output ?? (target.split("?")[0]!.split("/").at(-1) || "index.html");
+  if (output !== "-" && !ctx.fs) return usage(`can't open '${output ?? "index.html"}': Read-only file system (this pod has no emulated filesystem: use -O-)`);
 
   const { clock } = ctx;
   const stdout: string[] = [];
@@ -109,6 +112,22 @@ export async function wget(ctx: ToolContext, argv: readonly string[]): Promise<E
     if (head.status !== 200 && head.status !== 204 && head.status !== 206) {
       stderr.push(`wget: server returned error: ${head.lines[0]}\n`);
       return result(1);
+    }
+    if (output !== "-") {
+      const file = fileFor(target);
+      try {
+        ctx.fs!.write(resolvePath(file), body);
+      } catch (err) {
+        if (!(err instanceof FsError)) throw err;
+        stderr.push(`wget: can't open '${file}': ${err.message}\n`);
+        return result(1);
+      }
+      if (!quiet) {
+        stderr.push(`saving to '${file}'\n`);
+        stderr.push(`${file.padEnd(20).slice(0, 20)} 100% |********************************| ${String(body.length).padStart(5)}  0:00:00 ETA\n`);
+        stderr.push(`'${file}' saved\n`);
+      }
+      continue;
     }
     if (!quiet) stderr.push("writing to stdout\n");
     stdout.push(Buffer.from(body).toString("utf8"));
