@@ -119,6 +119,8 @@ export class Netfilter {
   private readonly byOwner = new Map<string, readonly RuleSet[]>();
   /** Per hook, sorted by priority; rebuilt on every replace (rare), read per packet. */
   private chains: RuleSet[][] = [[], [], [], [], []];
+  /** Called after every replace (the netns turns conntrack on when rules appear). */
+  onChange: (() => void) | undefined;
 
   /** Replaces every rule set of `owner` at once. */
   replace(owner: string, sets: readonly RuleSet[]): void {
@@ -128,6 +130,7 @@ export class Netfilter {
     for (const owned of this.byOwner.values()) for (const s of owned) chains[s.hook]!.push(s);
     for (const c of chains) c.sort((a, b) => a.priority - b.priority);
     this.chains = chains;
+    this.onChange?.();
   }
 
   /** Whether any rule set is installed at `hook` (the fast path skips empty hooks). */

@@ -50,6 +50,7 @@ import {
   readU32,
   writeMac,
   writeU16,
+  writeU32,
   type ArpRepr,
   type IcmpRepr,
   type Ipv4Addr,
@@ -85,7 +86,7 @@ export interface UdpMeta {
   dstPort: number;
   ttl: number;
 }
-/** The payload is a view valid only during the call: copy it to keep it. */
+/** The payload and meta are valid only during the call: copy what you keep. */
 export type UdpHandler = (payload: Uint8Array, meta: UdpMeta, tr: Packet["tr"]) => void;
 /** Sees every ICMP message delivered locally (ping and traceroute listen here). */
 export type IcmpListener = (icmp: IcmpRepr, ip: Ipv4Packet) => void;
@@ -105,6 +106,8 @@ export type SendResult =
   | { kind: "filtered" };
 
 const DEFAULT_TTL = 64;
+const SENT: SendResult = { kind: "sent" };
+const NO_OPTIONS: SendOptions = {};
 const LOOPBACK_NET = 127;
 /** net.ipv4.neigh.default.gc_thresh3. */
 export const NEIGHBOR_MAX = 1024;
@@ -113,6 +116,12 @@ const ICMP_RATE_PER_MS = 1000 / 1000;
 const ICMP_BURST = 50;
 
 export interface NetnsOptions {
+  /**
+   * "always" in the root netns (flannel's and kube-proxy's rules need it); "on-demand" in pods:
+   * Linux registers conntrack's hooks in a netns only once a rule there needs them
+   * (nf_ct_netns_get), so a pod without rules pays nothing for it.
+   */
+  conntrack?: "always" | "on-demand";
   conntrackMax?: number;
   reassemblyMaxBytes?: number;
   neighborMax?: number;
@@ -132,8 +141,12 @@ export class Netns {
   private nextEphemeralPort = 32768;
   private icmpTokens = ICMP_BURST;
   private icmpRefilledAt = 0;
+  /** Handed to UDP handlers; valid only during the call, like the payload view. */
+  private readonly udpMeta: UdpMeta = { src: 0, srcPort: 0, dst: 0, dstPort: 0, ttl: 0 };
   private readonly hookCtx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.Untracked, mark: 0, now: 0 };
   private readonly removePoller: () => void;
+  private tracking: boolean;
+  private readonly conntrackMode: "always" | "on-demand";
 
   constructor(
     /** "root" for the node, the pod name for a pod. */
@@ -145,6 +158,11 @@ export class Netns {
     this.neighbors = new NeighborTable<Packet>(opts.neighborMax ?? NEIGHBOR_MAX);
     this.reassembler = new Reassembler(opts.reassemblyMaxBytes);
     this.conntrack = new Conntrack({ max: opts.conntrackMax });
+    this.conntrackMode = opts.conntrack ?? "always";
+    this.tracking = this.conntrackMode === "always";
+    this.netfilter.onChange = () => {
+      this.tracking = this.conntrackMode === "always" || this.netfilter.ruleSets().length > 0;
+    };
     this.tcp = new TcpStack({
       now: () => dp.now(),
       random: () => Math.floor(dp.rng() * 0x1_0000_0000) >>> 0,
@@ -252,6 +270,10 @@ export class Netns {
     if (pkt.l3 !== l3 && !parseIpHeaders(pkt, l3)) return this.drop(pkt, DropReason.Malformed, iface.name, "bad IPv4 header");
     pkt.head = l3;
     pkt.ingress = iface.name;
+    // Entering a netns scrubs what belonged to the last one (skb_scrub_packet: conntrack, mark).
+    pkt.ct = undefined;
+    pkt.ctState = CtState.Untracked;
+    pkt.mark = 0;
     this.ipRcv(iface, pkt);
   }
 
@@ -398,7 +420,13 @@ export class Netns {
           return this.drop(pkt, DropReason.PortUnreachable, iface.name, `UDP port ${pkt.dport} closed`);
         }
         pkt.tr?.hop(this.where(iface.name), `UDP to port ${pkt.dport} delivered`, "delivered");
-        socket(b.subarray(l4 + UDP_HEADER_LEN, l4 + udpLen), { src: pkt.src, srcPort: pkt.sport, dst: pkt.dst, dstPort: pkt.dport, ttl: b[pkt.l3 + 8]! }, pkt.tr);
+        const meta = this.udpMeta;
+        meta.src = pkt.src;
+        meta.srcPort = pkt.sport;
+        meta.dst = pkt.dst;
+        meta.dstPort = pkt.dport;
+        meta.ttl = b[pkt.l3 + 8]!;
+        socket(b.subarray(l4 + UDP_HEADER_LEN, l4 + udpLen), meta, pkt.tr);
         pkt.release();
         return;
       }
@@ -442,8 +470,9 @@ export class Netns {
    */
   private hook(hook: Hook, pkt: Packet, iif: string, oif: string): boolean {
     const now = this.dp.now();
+    if (!this.tracking && !this.netfilter.has(hook)) return true;
     const ct = this.conntrack;
-    if (hook === Hook.Prerouting || hook === Hook.Output) {
+    if (this.tracking && (hook === Hook.Prerouting || hook === Hook.Output)) {
       const r = ct.in(pkt, now);
       if (r.kind === "invalid") this.dp.counters.inc("conntrack_invalid_total");
     }
@@ -552,49 +581,58 @@ export class Netns {
     emitPayload: (buf: Uint8Array, off: number, src: Ipv4Addr) => void,
     opts: SendOptions = {},
   ): SendResult {
-    const local = this.isLocalAddress(dst);
-    let out: Iface | undefined;
-    let nextHop = dst;
-    let routeText = "";
-    if (local) {
-      out = this.ifaces.get("lo");
-    } else {
-      const lookup = this.routes.lookup(dst);
-      if (lookup.kind === "noRoute") {
-        opts.tr?.hop(this.where("route"), `no route to ${formatIpv4(dst)}`, "dropped");
-        this.dp.dropRaw(DropReason.NoRoute);
-        return { kind: "noRoute" };
-      }
-      out = this.ifaces.get(lookup.route.dev);
-      nextHop = lookup.nextHop;
-      routeText = formatRoute(lookup.route);
-      if (out && opts.src === undefined) opts = { ...opts, src: lookup.route.src ?? out.addr?.ip };
-    }
-    if (!out) return { kind: "noRoute" };
-    const src = opts.src ?? (local ? dst : 0);
+    const route = this.routeOut(dst, opts);
+    if (route.kind !== "ok") return route;
+    const { out, src } = route;
     const total = IPV4_HEADER_LEN + payloadLength;
     if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
     if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
     const pkt = this.dp.pool.alloc(total);
-    const b = pkt.buf;
     const l3 = pkt.head;
-    emitIpv4({
-      src,
-      dst,
-      protocol,
-      ttl: opts.ttl ?? DEFAULT_TTL,
-      tos: 0,
-      identification: this.nextIpId++ & 0xffff,
-      dontFragment: opts.dontFragment !== false,
-      moreFragments: false,
-      fragmentOffset: 0,
-      payloadLength,
-    }, b, l3);
-    emitPayload(b, l3 + IPV4_HEADER_LEN, src);
-    fillFields(pkt, l3, total, protocol, src, dst);
+    writeIpv4Header(pkt.buf, l3, total, this.nextIpId++ & 0xffff, opts.dontFragment !== false, opts.ttl ?? DEFAULT_TTL, protocol, src, dst);
+    emitPayload(pkt.buf, l3 + IPV4_HEADER_LEN, src);
+    return this.sendBuilt(pkt, route, opts);
+  }
+
+  /** The route decision for a locally originated packet (reused by the per-protocol fast paths). */
+  private readonly routed = { kind: "ok" as const, out: undefined as unknown as Iface, nextHop: 0, src: 0, local: false, routeText: "" };
+  private routeOut(dst: Ipv4Addr, opts: SendOptions): typeof this.routed | { kind: "noRoute" } {
+    const r = this.routed;
+    if (this.isLocalAddress(dst)) {
+      const lo = this.ifaces.get("lo");
+      if (!lo) return { kind: "noRoute" };
+      r.out = lo;
+      r.nextHop = dst;
+      r.src = opts.src ?? dst;
+      r.local = true;
+      r.routeText = "";
+      return r;
+    }
+    const lookup = this.routes.lookup(dst);
+    const out = lookup.kind === "found" ? this.ifaces.get(lookup.route.dev) : undefined;
+    if (lookup.kind === "noRoute" || !out) {
+      opts.tr?.hop(this.where("route"), `no route to ${formatIpv4(dst)}`, "dropped");
+      this.dp.dropRaw(DropReason.NoRoute);
+      return { kind: "noRoute" };
+    }
+    r.out = out;
+    r.nextHop = lookup.nextHop;
+    r.src = opts.src ?? lookup.route.src ?? out.addr?.ip ?? 0;
+    r.local = false;
+    r.routeText = opts.tr ? formatRoute(lookup.route) : "";
+    return r;
+  }
+
+  /** OUTPUT and POSTROUTING for a packet built at pkt.head (IPv4 header written), then out. */
+  private sendBuilt(pkt: Packet, route: typeof this.routed, opts: SendOptions): SendResult {
+    let out = route.out;
+    let nextHop = route.nextHop;
+    const dst = readU32(pkt.buf, pkt.head + 16);
+    const src = route.src;
+    fillFields(pkt, pkt.head, pkt.end - pkt.head, pkt.buf[pkt.head + 9]!, src, dst);
     pkt.csumOk = true;
     pkt.tr = opts.tr;
-    if (!local) opts.tr?.hop(this.where(out.name), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${routeText}`);
+    if (!route.local && opts.tr) opts.tr.hop(this.where(out.name), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${route.routeText}`);
     if (!this.hook(Hook.Output, pkt, "", out.name)) return { kind: "filtered" };
     if (pkt.dst !== dst) {
       // DNAT at OUTPUT changed the destination: route again (ip_route_me_harder).
@@ -612,12 +650,31 @@ export class Netns {
     }
     if (!this.hook(Hook.Postrouting, pkt, "", out.name)) return { kind: "filtered" };
     this.output(out, nextHop, pkt);
-    return { kind: "sent" };
+    return SENT;
   }
 
-  sendUdp(dst: Ipv4Addr, dstPort: number, srcPort: number, payload: Uint8Array, opts: SendOptions = {}): SendResult {
-    return this.send(dst, IpProtocol.UDP, UDP_HEADER_LEN + payload.length, (buf, off, src) =>
-      emitUdp({ srcPort, dstPort }, payload, buf, off, { src, dst }), opts);
+  sendUdp(dst: Ipv4Addr, dstPort: number, srcPort: number, payload: Uint8Array, opts: SendOptions = NO_OPTIONS): SendResult {
+    // The hot path of every UDP sender: no closures or option objects per datagram.
+    const route = this.routeOut(dst, opts);
+    if (route.kind !== "ok") return route;
+    const udpLen = UDP_HEADER_LEN + payload.length;
+    const total = IPV4_HEADER_LEN + udpLen;
+    const out = route.out;
+    if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
+    if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
+    const pkt = this.dp.pool.alloc(total);
+    const b = pkt.buf;
+    const l3 = pkt.head;
+    writeIpv4Header(b, l3, total, this.nextIpId++ & 0xffff, opts.dontFragment !== false, opts.ttl ?? DEFAULT_TTL, IpProtocol.UDP, route.src, dst);
+    const l4 = l3 + IPV4_HEADER_LEN;
+    b.set(payload, l4 + UDP_HEADER_LEN);
+    writeU16(b, l4, srcPort);
+    writeU16(b, l4 + 2, dstPort);
+    writeU16(b, l4 + 4, udpLen);
+    writeU16(b, l4 + 6, 0);
+    const sum = ~onesComplementSum(b, l4, udpLen, pseudoHeaderSum(route.src, dst, IpProtocol.UDP, udpLen)) & 0xffff;
+    writeU16(b, l4 + 6, sum === 0 ? 0xffff : sum);
+    return this.sendBuilt(pkt, route, opts);
   }
 
   sendIcmp(dst: Ipv4Addr, icmp: IcmpRepr, opts: SendOptions = {}): SendResult {
@@ -751,6 +808,21 @@ export class Netns {
       }
     }
   }
+}
+
+/** Writes a 20-byte IPv4 header (RFC 791) with its checksum: the positional form of emitIpv4 for the send path. */
+function writeIpv4Header(b: Uint8Array, off: number, total: number, id: number, df: boolean, ttl: number, proto: number, src: Ipv4Addr, dst: Ipv4Addr): void {
+  b[off] = 0x45;
+  b[off + 1] = 0;
+  writeU16(b, off + 2, total);
+  writeU16(b, off + 4, id);
+  writeU16(b, off + 6, df ? 0x4000 : 0);
+  b[off + 8] = ttl;
+  b[off + 9] = proto;
+  writeU16(b, off + 10, 0);
+  writeU32(b, off + 12, src);
+  writeU32(b, off + 16, dst);
+  writeU16(b, off + 10, ~onesComplementSum(b, off, IPV4_HEADER_LEN) & 0xffff);
 }
 
 /** Fills the descriptor's fields for a packet this netns just built (trusted bytes: no checks). */

@@ -166,7 +166,7 @@ export class NodeNetwork {
     const existing = this.pods.get(key);
     if (existing) return existing;
     const ip = parseIpv4Addr(record.podIp)!;
-    const ns = new Netns(record.name, this.dp, false);
+    const ns = new Netns(record.name, this.dp, false, { conntrack: "on-demand" });
     const hostName = vethName(key);
     const [podEnd, hostEnd] = VethEnd.pair(this.dp, { name: "eth0", mac: podMac(ip) }, { name: hostName, mac: hostVethMac(key) }, OVERLAY_MTU);
     const podLabel = `${record.name}/eth0`;

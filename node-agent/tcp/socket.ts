@@ -51,8 +51,10 @@ export interface ListenerOwner {
 }
 
 export class TcpListenerImpl implements TcpListener {
-  /** Connections in SYN-RECEIVED (Linux's SYN queue); with the accept queue bounded by `backlog`. */
+  /** Connections in SYN-RECEIVED (Linux's SYN queue), bounded by `backlog` like the accept queue. */
   readonly embryonic = new Set<Tcb>();
+  /** When the SYN queue last overflowed into SYN cookies (ms), or -Infinity: ACKs are checked as cookies only for a while after. */
+  cookieAt = -Infinity;
   private queue: Tcb[] = [];
   private head = 0;
   private waiters: Array<(s: TcpSocket | null) => void> = [];
@@ -69,9 +71,14 @@ export class TcpListenerImpl implements TcpListener {
     return this.queue.length - this.head;
   }
 
-  /** Whether a new SYN must be dropped (Linux drops it silently, the client retries). */
-  get full(): boolean {
-    return this.embryonic.size + this.queued >= this.backlog;
+  /** SYN queue full: a new SYN gets a SYN cookie, or is dropped without cookies. */
+  get synQueueFull(): boolean {
+    return this.embryonic.size >= this.backlog;
+  }
+
+  /** Accept queue full: a new SYN, or a cookie's ACK, is dropped (Linux sk_acceptq_is_full; the client retries). */
+  get acceptQueueFull(): boolean {
+    return this.queued >= this.backlog;
   }
 
   /** A handshake completed: hand it to a waiting accept() or queue it. */

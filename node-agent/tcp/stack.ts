@@ -18,8 +18,11 @@
  *   large chunks; the out-of-order queue is a small sorted array.
  * - Readers are woken in a microtask, so a batch of segments delivered in one go reaches the app
  *   as one chunk and app code never runs inside input().
- * - Loss recovery is RFC 6298 RTO with go-back-N from SND.UNA, plus NewReno fast retransmit and
- *   recovery (RFC 6582); no SACK, no timestamps (no options beyond MSS and window scale).
+ * - Loss recovery is RFC 6298 RTO, SACK (RFC 2018) with RFC 6675 recovery when both ends offer
+ *   it, NewReno (RFC 6582) when the peer does not; no timestamps.
+ * - SYN flood defence as Linux's tcp_syncookies=1: the SYN queue and the accept queue are each
+ *   bounded by the backlog; when the SYN queue is full a SYN is answered with a SYN cookie
+ *   (RFC 4987 §3.6) and no state, and a later ACK carrying a valid cookie opens the connection.
  * - `closed` resolves when the app's connection is complete: on entering TIME-WAIT for the side
  *   that closed first (the 60 s wait is the stack's business, as in Linux), on the last ACK for
  *   the other.
@@ -29,7 +32,7 @@ import type { Ipv4Addr } from "../../overlay/wire/common.ts";
 import type { ConnectOptions, ConnectResult, Endpoint, ListenResult, SegmentIn, TcpApi, TcpHost } from "./api.ts";
 import { seqAdd, seqGt } from "./seq.ts";
 import { TcpListenerImpl, type ListenerOwner } from "./socket.ts";
-import { Tcb, TcpDefaults, TcpState, TcpTimers, TCP_STATE_NAMES, type TcbConfig, type TcbOwner, type TcpCounters, type TcpStateName } from "./tcb.ts";
+import { parseTcpOptions, synOptions, Tcb, TcpDefaults, TcpState, TcpTimers, TCP_STATE_NAMES, type TcbConfig, type TcbOwner, type TcpCounters, type TcpStateName } from "./tcb.ts";
 
 export { parseTcpOptions, TcpState, TcpTimers, TcpDefaults, TCP_STATE_NAMES } from "./tcb.ts";
 export type { TcpCounters, TcpStateName, TcpOptions } from "./tcb.ts";
@@ -48,6 +51,10 @@ export interface TcpStackOptions {
   noDelay?: boolean;
   /** TIME-WAIT length. Default 60 s (Linux TCP_TIMEWAIT_LEN). */
   timeWaitMs?: number;
+  /** SYN cookies when a listener's SYN queue is full (net.ipv4.tcp_syncookies=1). Default true. */
+  syncookies?: boolean;
+  /** Offer and accept SACK (net.ipv4.tcp_sack). Default true. */
+  sack?: boolean;
 }
 
 export const TcpStackDefaults = {
@@ -85,6 +92,23 @@ interface TimerEntry {
 const EMPTY = new Uint8Array(0);
 const { FIN, SYN, RST, ACK } = TcpFlag;
 
+/** MSS values a cookie can carry (Linux msstab): the largest not above the peer's is used. */
+const COOKIE_MSS = [536, 1300, 1440, 1460] as const;
+/** The cookie time counter's period (Linux: 60 s; a power of two is as good). */
+const COOKIE_PERIOD_MS = 64_000;
+/** A cookie is valid in the period it was made and the next (Linux MAX_SYNCOOKIE_AGE). */
+const COOKIE_MAX_AGE = 2;
+
+/** One murmur3 round: a cheap, well-spread, non-cryptographic mix of `v` into `h`. */
+function mix(h: number, v: number): number {
+  let k = Math.imul(v, 0xcc9e_2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b87_3593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe654_6b64) | 0;
+}
+
 function newCounters(): TcpCounters {
   return {
     activeOpens: 0,
@@ -96,6 +120,10 @@ function newCounters(): TcpCounters {
     retransSegs: 0,
     outRsts: 0,
     listenOverflows: 0,
+    listenDrops: 0,
+    syncookiesSent: 0,
+    syncookiesRecv: 0,
+    syncookiesFailed: 0,
     tableFullDrops: 0,
     challengeAcks: 0,
     outOfOrderSegs: 0,
@@ -103,6 +131,8 @@ function newCounters(): TcpCounters {
     timeouts: 0,
     persistProbes: 0,
     delayedAcks: 0,
+    sackRecoveries: 0,
+    sackRetransSegs: 0,
   };
 }
 
@@ -116,6 +146,10 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
   private readonly config: TcbConfig;
   private readonly maxConnections: number;
   private readonly defaultBacklog: number;
+  private readonly syncookies: boolean;
+  /** Keys of the SYN cookie MAC (two per-stack random words, RFC 4987 §3.6 "secret"). */
+  private readonly cookieKey0: number;
+  private readonly cookieKey1: number;
 
   constructor(
     readonly host: TcpHost,
@@ -126,7 +160,11 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
       sendBufferSize: opts.sendBufferSize ?? TcpDefaults.sendBufferSize,
       noDelay: opts.noDelay ?? true,
       timeWaitMs: opts.timeWaitMs ?? TcpTimers.timeWaitMs,
+      sack: opts.sack ?? true,
     };
+    this.syncookies = opts.syncookies ?? true;
+    this.cookieKey0 = host.random() >>> 0;
+    this.cookieKey1 = host.random() >>> 0;
     this.maxConnections = opts.maxConnections ?? TcpStackDefaults.maxConnections;
     this.defaultBacklog = opts.defaultBacklog ?? TcpStackDefaults.defaultBacklog;
   }
@@ -183,16 +221,25 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
     const f = seg.flags;
     if (f & RST) return;
     if (f & ACK) {
+      if (!(f & SYN) && this.cookieAck(listener, seg)) return;
       this.sendReset(seg);
       return;
     }
     if (!(f & SYN) || !this.host.isLocal(seg.dst)) return;
-    if (this.count >= this.maxConnections) {
-      this.counters.tableFullDrops++;
+    // Linux tcp_conn_request: a full accept queue drops the SYN (cookies would not help: the
+    // connection could not be queued either); a full SYN queue answers with a cookie.
+    if (listener.acceptQueueFull) {
+      this.counters.listenOverflows++;
+      this.counters.listenDrops++;
       return;
     }
-    if (listener.full) {
-      this.counters.listenOverflows++;
+    if (listener.synQueueFull) {
+      if (this.syncookies) this.sendCookie(listener, seg);
+      else this.counters.listenDrops++;
+      return;
+    }
+    if (this.count >= this.maxConnections) {
+      this.counters.tableFullDrops++;
       return;
     }
     tcb = new Tcb(this, seg.dst, seg.dstPort, seg.src, seg.srcPort, this.config);
@@ -200,6 +247,103 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
     listener.embryonic.add(tcb);
     this.insert(tcb);
     tcb.acceptSyn(seg, this.host.now());
+  }
+
+  // ---- SYN cookies (RFC 4987 §3.6; Linux net/ipv4/syncookies.c, secure_tcp_syn_cookie) ----
+  //
+  // ISN = H0(4-tuple) + client ISN + (count << 24) + ((H1(4-tuple, count) + mssIndex) mod 2^24)
+  // with count = now / 64 s. The ACK's ack-1 is checked by undoing the first two terms, reading
+  // the count from the top byte (current or previous period), and recovering the MSS index from
+  // the 24-bit MAC. H is a keyed murmur3-style integer mix: NOT cryptographic (an attacker who
+  // sees many cookies could learn about the keys); it only needs to make blind guesses fail.
+
+  /** Sends a stateless SYN-ACK whose ISN is a cookie. Only the MSS survives (from a small table). */
+  private sendCookie(listener: TcpListenerImpl, seg: SegmentIn): void {
+    const now = this.host.now();
+    listener.cookieAt = now;
+    const peerMss = parseTcpOptions(seg.options).mss ?? TcpDefaults.defaultMss;
+    let idx = COOKIE_MSS.length - 1;
+    while (idx > 0 && COOKIE_MSS[idx]! > peerMss) idx--;
+    const count = Math.floor(now / COOKIE_PERIOD_MS);
+    const h0 = this.cookieHash(this.cookieKey0, seg, 0);
+    const h1 = this.cookieHash(this.cookieKey1, seg, count);
+    const isn = (h0 + seg.seq + ((count & 0xff) << 24) + ((h1 + idx) & 0xffffff)) >>> 0;
+    this.counters.syncookiesSent++;
+    this.counters.outSegs++;
+    // No window scale and no SACK-permitted: nothing would remember that they were agreed.
+    this.host.output({
+      src: seg.dst,
+      dst: seg.src,
+      srcPort: seg.dstPort,
+      dstPort: seg.srcPort,
+      seq: isn,
+      ack: seqAdd(seg.seq, 1),
+      flags: SYN | ACK,
+      window: Math.min(this.config.recvBufferSize, 0xffff),
+      options: synOptions(this.host.mtuFor(seg.src) - 40, undefined, false),
+      payload: EMPTY,
+    });
+  }
+
+  /**
+   * An ACK for a listener with no connection: when the listener sent cookies lately, a valid
+   * cookie opens the connection straight into ESTABLISHED. Returns true when the segment is
+   * consumed (opened, or dropped because the accept queue or the table is full), false when it
+   * gets the usual RST.
+   */
+  private cookieAck(listener: TcpListenerImpl, seg: SegmentIn): boolean {
+    const now = this.host.now();
+    // Linux tcp_synq_no_recent_overflow: cookies are only looked at for 2 periods after one was sent.
+    if (now - listener.cookieAt > COOKIE_MAX_AGE * COOKIE_PERIOD_MS) return false;
+    const idx = this.checkCookie(seg, now);
+    if (idx < 0) {
+      this.counters.syncookiesFailed++;
+      return false;
+    }
+    this.counters.syncookiesRecv++;
+    if (!this.host.isLocal(seg.dst)) return true;
+    if (listener.acceptQueueFull) {
+      // Linux drops the ACK (tcp_abort_on_overflow=0): the client's retransmission retries.
+      this.counters.listenOverflows++;
+      this.counters.listenDrops++;
+      return true;
+    }
+    if (this.count >= this.maxConnections) {
+      this.counters.tableFullDrops++;
+      return true;
+    }
+    const tcb = new Tcb(this, seg.dst, seg.dstPort, seg.src, seg.srcPort, this.config);
+    tcb.listener = listener;
+    this.insert(tcb);
+    tcb.acceptCookie(seg, COOKIE_MSS[idx]!, now);
+    this.schedule(tcb);
+    return true;
+  }
+
+  /** The MSS index a valid cookie in `seg.ack - 1` carries, or -1. */
+  private checkCookie(seg: SegmentIn, now: number): number {
+    const cookie = seqAdd(seg.ack, -1);
+    const clientIsn = seqAdd(seg.seq, -1);
+    const count = Math.floor(now / COOKIE_PERIOD_MS);
+    const c = (cookie - this.cookieHash(this.cookieKey0, seg, 0) - clientIsn) >>> 0;
+    const age = (count - (c >>> 24)) & 0xff;
+    if (age >= COOKIE_MAX_AGE) return -1;
+    const idx = (c - this.cookieHash(this.cookieKey1, seg, count - age)) & 0xffffff;
+    return idx < COOKIE_MSS.length ? idx : -1;
+  }
+
+  /** Keyed hash of the 4-tuple as the server sees it (the SYN's and the ACK's agree) and `count`. */
+  private cookieHash(key: number, seg: SegmentIn, count: number): number {
+    let h = mix(key, seg.src);
+    h = mix(h, seg.dst);
+    h = mix(h, (seg.srcPort << 16) | seg.dstPort);
+    h = mix(h, count);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85eb_ca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2_ae35);
+    h ^= h >>> 16;
+    return h >>> 0;
   }
 
   /**

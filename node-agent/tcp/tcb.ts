@@ -81,8 +81,16 @@ export interface TcpCounters {
   outSegs: number;
   retransSegs: number;
   outRsts: number;
-  /** SYNs dropped because the listener's backlog was full (Linux ListenOverflows). */
+  /** SYNs or cookie ACKs dropped because the accept queue was full (Linux ListenOverflows). */
   listenOverflows: number;
+  /** SYNs or cookie ACKs a listener dropped, for any reason (Linux ListenDrops). */
+  listenDrops: number;
+  /** SYN-ACKs sent with a SYN cookie (Linux SyncookiesSent). */
+  syncookiesSent: number;
+  /** ACKs with a valid cookie (Linux SyncookiesRecv). */
+  syncookiesRecv: number;
+  /** ACKs checked as cookies and found invalid (Linux SyncookiesFailed). */
+  syncookiesFailed: number;
   /** SYNs dropped because the connection table was full. */
   tableFullDrops: number;
   challengeAcks: number;
@@ -91,6 +99,10 @@ export interface TcpCounters {
   timeouts: number;
   persistProbes: number;
   delayedAcks: number;
+  /** SACK loss recoveries entered (Linux TCPSackRecovery). */
+  sackRecoveries: number;
+  /** Retransmissions chosen from the SACK scoreboard (part of retransSegs). */
+  sackRetransSegs: number;
 }
 
 /** What a Tcb needs from the stack that owns it. */
@@ -112,17 +124,27 @@ export interface TcbConfig {
   sendBufferSize: number;
   noDelay: boolean;
   timeWaitMs: number;
+  /** Offer SACK-permitted and use SACK when the peer offers it too. */
+  sack: boolean;
 }
 
 export interface TcpOptions {
   mss?: number;
   wscale?: number;
+  /** SACK-permitted (RFC 2018 §2). */
+  sackOk?: boolean;
 }
 
 const OPT_EOL = 0;
 const OPT_NOP = 1;
 const OPT_MSS = 2;
 const OPT_WSCALE = 3;
+const OPT_SACK_PERM = 4;
+const OPT_SACK = 5;
+/** SACK blocks per ACK: 4 fit in the 40 option bytes without timestamps (RFC 2018 §3). */
+const MAX_SACK_BLOCKS = 4;
+/** RFC 6675 DupThresh. */
+const DUP_THRESH = 3;
 /** RFC 7323 §2.3. */
 const MAX_WSCALE = 14;
 /** Linux TCP_MIN_MSS: a peer's MSS option below this is raised to it. */
@@ -148,23 +170,51 @@ export function parseTcpOptions(options: Uint8Array): TcpOptions {
     if (len < 2 || i + len > n) break;
     if (kind === OPT_MSS && len === 4) out.mss = (options[i + 2]! << 8) | options[i + 3]!;
     else if (kind === OPT_WSCALE && len === 3) out.wscale = options[i + 2]!;
+    else if (kind === OPT_SACK_PERM && len === 2) out.sackOk = true;
     i += len;
   }
   return out;
 }
 
-/** MSS (kind 2) and, when `wscale` is given, NOP + window scale (kind 3): RFC 9293 §3.2, RFC 7323 §2.2. */
-export function synOptions(mss: number, wscale: number | undefined): Uint8Array {
-  const b = new Uint8Array(wscale === undefined ? 4 : 8);
+/**
+ * MSS (kind 2); NOP NOP SACK-permitted (kind 4) when `sackOk`; NOP + window scale (kind 3) when
+ * `wscale` is given. RFC 9293 §3.2, RFC 2018 §2, RFC 7323 §2.2; the layout Linux uses without
+ * timestamps.
+ */
+export function synOptions(mss: number, wscale: number | undefined, sackOk = false): Uint8Array {
+  const b = new Uint8Array(4 + (sackOk ? 4 : 0) + (wscale === undefined ? 0 : 4));
   b[0] = OPT_MSS;
   b[1] = 4;
   b[2] = (mss >>> 8) & 0xff;
   b[3] = mss & 0xff;
+  let i = 4;
+  if (sackOk) {
+    b[i++] = OPT_NOP;
+    b[i++] = OPT_NOP;
+    b[i++] = OPT_SACK_PERM;
+    b[i++] = 2;
+  }
   if (wscale !== undefined) {
-    b[4] = OPT_NOP;
-    b[5] = OPT_WSCALE;
-    b[6] = 3;
-    b[7] = wscale;
+    b[i++] = OPT_NOP;
+    b[i++] = OPT_WSCALE;
+    b[i++] = 3;
+    b[i++] = wscale;
+  }
+  return b;
+}
+
+/** A SACK option (RFC 2018 §3) with NOP NOP padding: blocks as [left, right) pairs. */
+export function sackOption(blocks: readonly number[]): Uint8Array {
+  const n = blocks.length >> 1;
+  const b = new Uint8Array(4 + 8 * n);
+  b[0] = OPT_NOP;
+  b[1] = OPT_NOP;
+  b[2] = OPT_SACK;
+  b[3] = 2 + 8 * n;
+  const v = new DataView(b.buffer);
+  for (let k = 0; k < n; k++) {
+    v.setUint32(4 + 8 * k, blocks[2 * k]! >>> 0);
+    v.setUint32(8 + 8 * k, blocks[2 * k + 1]! >>> 0);
   }
   return b;
 }
@@ -291,9 +341,14 @@ interface OooSegment {
   data: Uint8Array;
 }
 
+/**
+ * Memory: a half-open connection (SYN-RECEIVED) holds only this object's fields. The socket
+ * façade, the `closed` promise, receive blocks, send chunks and SACK arrays are made on first
+ * use, so a SYN flood that fills the SYN queue costs a few hundred bytes per entry.
+ */
 export class Tcb {
   state: TcpState = TcpState.CLOSED;
-  readonly socket: TcpSocketImpl;
+  private socketObj: TcpSocketImpl | undefined;
   /** The listener of a passive open, until the app accepts it. */
   listener: TcpListenerImpl | undefined;
   inAcceptQueue = false;
@@ -341,11 +396,21 @@ export class Tcb {
   private rxBlock: Uint8Array | undefined;
   private rxPos = 0;
   private rxBlockSize = RX_BLOCK_MIN;
-  private ooo: OooSegment[] = [];
+  private ooo: OooBlock[] = [];
+  /** Left edges of the out-of-order segments received last, most recent first (SACK block order, RFC 2018 §4). */
+  private oooRecent: number[] = [];
   /** Sequence number of a FIN that arrived out of order, or -1. */
   private oooFin = -1;
   /** FIN received (or the connection is gone): reads return null once the queue is empty. */
   eof = false;
+
+  // SACK (RFC 2018) and its scoreboard (RFC 6675): SACKed ranges above SND.UNA as sorted,
+  // disjoint [left, right) sequence pairs, flattened (made on first SACK).
+  sackOk = false;
+  private readonly sackWanted: boolean;
+  private sacked: number[] | undefined;
+  /** RFC 6675 HighRxt: retransmissions in this recovery went up to here (exclusive). */
+  private highRxt = 0;
 
   // Congestion control (RFC 5681, RFC 6582).
   cwnd = 0;
@@ -386,10 +451,11 @@ export class Tcb {
   private readWaiters: Array<(c: Uint8Array | null) => void> = [];
   private writeWaiters: Array<(ok: boolean) => void> = [];
   private wakeScheduled = false;
-  private readonly wakeFn = (): void => this.wakeReaders();
+  private wakeFn: (() => void) | undefined;
   private connectResolve: ((r: ConnectResult) => void) | undefined;
   private closedResolve: ((r: CloseReason) => void) | undefined;
-  readonly closed: Promise<CloseReason>;
+  private closedP: Promise<CloseReason> | undefined;
+  private closeReason: CloseReason | undefined;
 
   constructor(
     private readonly owner: TcbOwner,
@@ -404,8 +470,20 @@ export class Tcb {
     this.noDelay = config.noDelay;
     this.timeWaitMs = config.timeWaitMs;
     this.ourShift = wscaleFor(this.rcvBufSize);
-    this.closed = new Promise<CloseReason>((resolve) => (this.closedResolve = resolve));
-    this.socket = new TcpSocketImpl(this);
+    this.sackWanted = config.sack;
+  }
+
+  get socket(): TcpSocketImpl {
+    return (this.socketObj ??= new TcpSocketImpl(this));
+  }
+
+  /** Resolves once the connection is over for the app (see stack.ts); made on first use. */
+  get closed(): Promise<CloseReason> {
+    if (this.closedP === undefined) {
+      const r = this.closeReason;
+      this.closedP = r !== undefined ? Promise.resolve(r) : new Promise<CloseReason>((resolve) => (this.closedResolve = resolve));
+    }
+    return this.closedP;
   }
 
   /** The earliest armed timer, or Infinity. */
@@ -457,12 +535,42 @@ export class Tcb {
     this.owner.schedule(this);
   }
 
+  /**
+   * Passive open from the ACK of a valid SYN cookie (stack.ts): straight to ESTABLISHED, then
+   * the ACK (and any data on it) is processed as usual. The cookie kept only an MSS: no window
+   * scaling and no SACK for this connection (Linux keeps them only with timestamps, which we do
+   * not do).
+   */
+  acceptCookie(seg: SegmentIn, mss: number, now: number): void {
+    const host = this.owner.host;
+    this.iss = seqAdd(seg.ack, -1);
+    this.irs = seqAdd(seg.seq, -1);
+    this.sndUna = this.sndNxt = this.sndMax = seg.ack;
+    this.recover = this.iss;
+    this.rcvNxt = seg.seq;
+    this.advMss = host.mtuFor(this.remoteIp) - 40;
+    this.sndMss = Math.max(Math.min(mss, this.advMss), MIN_MSS);
+    this.rcvMss = Math.min(this.advMss, mss);
+    this.sndShift = this.rcvShift = 0;
+    // What the cookie SYN-ACK offered (unscaled).
+    this.rcvAdvRight = seqAdd(this.rcvNxt, Math.min(this.rcvBufSize, 0xffff));
+    this.sndWnd = this.maxSndWnd = seg.window;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    this.synRetransmitted = true; // no RTT sample: the SYN-ACK's send time is not known
+    this.owner.counters.passiveOpens++;
+    this.established();
+    if (this.state === TcpState.ESTABLISHED) this.input(seg, now);
+  }
+
   private applySynOptions(seg: SegmentIn): void {
     const o = parseTcpOptions(seg.options);
     const pathMss = this.owner.host.mtuFor(this.remoteIp) - 40;
     const peerMss = Math.max(o.mss ?? TcpDefaults.defaultMss, MIN_MSS);
     this.sndMss = Math.max(Math.min(peerMss, pathMss), MIN_MSS);
     this.rcvMss = Math.min(this.advMss, peerMss);
+    // RFC 2018 §2: SACK only when both SYNs carry SACK-permitted.
+    this.sackOk = this.sackWanted && o.sackOk === true;
     // RFC 7323 §2.2: scaling is on only when both SYNs carry the option.
     this.wsNegotiated = o.wscale !== undefined;
     if (o.wscale !== undefined) {
@@ -477,9 +585,10 @@ export class Tcb {
   private sendSyn(withAck: boolean, now: number): void {
     // The SYN-ACK carries window scale only if the SYN did (RFC 7323 §2.2); our SYN always offers it.
     const ws = withAck && !this.wsNegotiated ? undefined : this.ourShift;
+    const sackOk = withAck ? this.sackOk : this.sackWanted;
     if (this.synSentAt >= 0) this.synRetransmitted = true;
     this.synSentAt = now;
-    this.emit(this.iss, withAck ? SYN | ACK : SYN, EMPTY, synOptions(this.advMss, ws));
+    this.emit(this.iss, withAck ? SYN | ACK : SYN, EMPTY, synOptions(this.advMss, ws, sackOk));
   }
 
   private established(): void {
@@ -1208,7 +1317,7 @@ export class Tcb {
     if (this.wakeScheduled || this.readWaiters.length === 0) return;
     this.wakeScheduled = true;
     // Waking in a microtask lets one batch of segments reach the reader as one chunk.
-    queueMicrotask(this.wakeFn);
+    queueMicrotask((this.wakeFn ??= (): void => this.wakeReaders()));
   }
 
   private wakeReaders(): void {
@@ -1273,6 +1382,8 @@ export class Tcb {
   }
 
   private resolveClosed(reason: CloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
     const resolve = this.closedResolve;
     if (resolve === undefined) return;
     this.closedResolve = undefined;

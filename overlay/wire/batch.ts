@@ -70,7 +70,7 @@ export function decodeBatch(b: Uint8Array): WireResult<Uint8Array[]> {
  */
 export class BatchBuilder {
   readonly maxBytes: number;
-  private readonly buf: Uint8Array;
+  private buf: Uint8Array;
   private len = 1;
   private n = 0;
 
@@ -79,7 +79,7 @@ export class BatchBuilder {
       throw new RangeError("batch: maxBytes too small for one record");
     }
     this.maxBytes = maxBytes;
-    this.buf = new Uint8Array(maxBytes);
+    this.buf = freshBuffer(maxBytes);
     this.buf[0] = BATCH_VERSION;
   }
 
@@ -104,11 +104,25 @@ export class BatchBuilder {
     return this.len;
   }
 
-  /** Returns the encoded batch (a copy, so the buffer can be reused) and resets the builder. */
+  /**
+   * Returns the encoded batch and resets the builder. The batch is a view of the builder's
+   * buffer, which is handed over: the next batch gets a fresh one (uninitialised memory, every
+   * byte of it written before it is sent), so a frame is copied once on its way to NATS.
+   */
   finish(): Uint8Array {
-    const out = this.buf.slice(0, this.len);
+    const out = this.buf.subarray(0, this.len);
+    this.buf = freshBuffer(this.maxBytes);
+    this.buf[0] = BATCH_VERSION;
     this.len = 1;
     this.n = 0;
     return out;
   }
+}
+
+function freshBuffer(n: number): Uint8Array {
+  // Buffer.allocUnsafe is a Uint8Array that skips zero-filling; globalThis keeps the wire layer free of Node imports.
+  const B = (globalThis as { Buffer?: { allocUnsafe(n: number): Uint8Array } }).Buffer;
+  if (!B) return new Uint8Array(n);
+  const raw = B.allocUnsafe(n);
+  return new Uint8Array(raw.buffer, raw.byteOffset, n);
 }

@@ -134,11 +134,25 @@ export function onesComplementSum(b: Uint8Array, off: number, len: number, initi
   const words = (end - i) >>> 2;
   if (words >= 8) {
     const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
-    let le = 0;
-    for (let k = 0; k < words; k++) {
-      const x = w[k]!;
-      le += (x & 0xffff) + (x >>> 16);
+    // Whole 32-bit words summed in doubles (exact below 2^53, far above any IPv4 packet) with
+    // the carries deferred (RFC 1071 §2(C)): one add per 4 bytes, four chains in parallel.
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let k = 0;
+    for (; k + 4 <= words; k += 4) {
+      a0 += w[k]!;
+      a1 += w[k + 1]!;
+      a2 += w[k + 2]!;
+      a3 += w[k + 3]!;
     }
+    for (; k < words; k++) a0 += w[k]!;
+    const acc = a0 + a1 + a2 + a3;
+    const lo = acc % 0x1_0000_0000;
+    let le = lo + (acc - lo) / 0x1_0000_0000;
+    // Fold to 16 bits; `& 0xffff` reads the low bits correctly even above 2^32.
+    le = (le & 0xffff) + Math.floor(le / 0x10000);
     while (le > 0xffff) le = (le & 0xffff) + (le >>> 16);
     // Little-endian words summed: swap to network order; if an odd number of head bytes came
     // first, this part sits at odd byte positions and must be swapped once more (no swap).
