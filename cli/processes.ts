@@ -75,11 +75,19 @@ export async function startNats(opts: SpawnOptions & { dataDir: string; port?: n
   return { ...proc, url: `nats://127.0.0.1:${port}`, port };
 }
 
-function tsProcess(name: string, entry: string, opts: SpawnOptions): ManagedProcess {
+function tsProcess(name: string, entry: string, opts: SpawnOptions, nodeFlags: string[] = []): ManagedProcess {
   // KUBEWIRE_PROFILE_DIR: write a V8 CPU profile of each process there on exit (where the time goes).
   const profile = process.env.KUBEWIRE_PROFILE_DIR ? ["--cpu-prof", "--cpu-prof-dir", join(process.env.KUBEWIRE_PROFILE_DIR, name)] : [];
-  return launch(name, process.execPath, [...profile, "--import", TSX_LOADER, join(REPO_ROOT, entry)], opts);
+  return launch(name, process.execPath, [...nodeFlags, ...profile, "--import", TSX_LOADER, join(REPO_ROOT, entry)], opts);
 }
+
+/**
+ * V8 flags of every node-agent. A small young generation (2 x 4 MiB instead of up to 2 x 16)
+ * keeps what a flood allocates from inflating the committed heap: with the memory valve
+ * (node-agent/memory.ts) a node under a flood of fragments or SYNs grows by tens of MiB, not
+ * hundreds. Also in deploy/Dockerfile and docker-compose.yml.
+ */
+export const NODE_AGENT_NODE_FLAGS = ["--max-semi-space-size=4"];
 
 export function startControlPlane(natsUrl: string, opts: SpawnOptions): ManagedProcess {
   return tsProcess("control-plane", "control-plane/main.ts", { ...opts, env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl } });
@@ -87,10 +95,12 @@ export function startControlPlane(natsUrl: string, opts: SpawnOptions): ManagedP
 
 /** Node N binds its real sockets to 127.0.1.N, as DESIGN.md lays out. */
 export function startNodeAgent(natsUrl: string, nodeName: string, index: number, opts: SpawnOptions): ManagedProcess {
-  return tsProcess(nodeName, "node-agent/main.ts", {
-    ...opts,
-    env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl, KUBEWIRE_NODE_NAME: nodeName, KUBEWIRE_HOST_ADDRESS: `127.0.1.${index}` },
-  });
+  return tsProcess(
+    nodeName,
+    "node-agent/main.ts",
+    { ...opts, env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl, KUBEWIRE_NODE_NAME: nodeName, KUBEWIRE_HOST_ADDRESS: `127.0.1.${index}` } },
+    NODE_AGENT_NODE_FLAGS,
+  );
 }
 
 async function waitForPort(port: number, proc: ManagedProcess, timeoutMs = 10_000): Promise<void> {

@@ -38,6 +38,7 @@ import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { startPodApps, type ContainerSpec } from "./apps/index.ts";
 import { PodFs } from "./tools/fs.ts";
+import { MEMORY_CHECK_MS, MemoryValve } from "./memory.ts";
 import { realClock } from "./tools/common.ts";
 import { runTool } from "./tools/index.ts";
 
@@ -87,6 +88,8 @@ export class NodeAgent {
     agent.transport = transport;
     await agent.watch();
     agent.serveVerbs();
+    agent.valve = new MemoryValve();
+    agent.valveTimer = setInterval(() => agent.valve!.check(), MEMORY_CHECK_MS);
     agent.timer = setInterval(() => net.tick(), TICK_MS);
     // Heartbeats tell the node lifecycle controller this node is alive; the periodic pod sync
     // retries whatever failed (a status update while the control plane restarted).
@@ -100,6 +103,8 @@ export class NodeAgent {
     return agent;
   }
 
+  private valve: MemoryValve | undefined;
+  private valveTimer: NodeJS.Timeout | undefined;
   private wake: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
   private armScheduled = false;
@@ -247,6 +252,27 @@ export class NodeAgent {
     }
   }
 
+  /** TCP counters summed over the node's netns (Linux's /proc/net/netstat TcpExt, node-wide). */
+  private tcpCounters(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    const add = (c: object) => {
+      for (const [k, v] of Object.entries(c)) {
+        if (typeof v !== "number") continue;
+        const name = `tcp_${k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)}_total`;
+        sum[name] = (sum[name] ?? 0) + v;
+      }
+    };
+    add(this.net.root.tcp.counters);
+    let podConntrack = 0;
+    for (const key of this.net.podKeys()) {
+      const pod = this.net.pod(key)!;
+      add(pod.ns.tcp.counters);
+      podConntrack += pod.ns.conntrack.size;
+    }
+    sum.pod_conntrack_entries = podConntrack;
+    return sum;
+  }
+
   /** The pod's containers as emulated apps (HTTP on TCP ports, UDP echo, agnhost netexec, nginx). */
   private startApps(pod: PodNetwork, key: string): () => void {
     const containers: ContainerSpec[] = pod.record.containers ?? [{ name: "app", image: "", ports: pod.record.ports }];
@@ -287,6 +313,11 @@ export class NodeAgent {
         reassembly_bytes: this.net.root.reassemblyMemory,
         fdb_entries: this.net.bridge.fdb.size,
         rss_bytes: process.memoryUsage().rss,
+        heap_used_bytes: process.memoryUsage().heapUsed,
+        heap_total_bytes: process.memoryUsage().heapTotal,
+        array_buffer_bytes: process.memoryUsage().arrayBuffers,
+        memory_valve_collections_total: this.valve?.collections ?? 0,
+        ...this.tcpCounters(),
       },
     }));
 
@@ -353,6 +384,7 @@ export class NodeAgent {
 
   async stop(): Promise<void> {
     clearTimeout(this.wake);
+    clearInterval(this.valveTimer);
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     for (const w of this.watchers) w.stop();

@@ -58,7 +58,7 @@ import {
   type MacAddr,
 } from "../overlay/wire/index.ts";
 import { Conntrack } from "./conntrack.ts";
-import type { Datapath } from "./datapath.ts";
+import { dropCounter, type Datapath } from "./datapath.ts";
 import { Reassembler, fragmentIpv4 } from "./fragment.ts";
 import type { Link } from "./link.ts";
 import { NeighborTable } from "./neighbor.ts";
@@ -323,7 +323,11 @@ export class Netns {
       this.drop(pkt, DropReason.Malformed, iface.name, "bad fragment");
       return undefined;
     }
+    const evictedBefore = this.reassembler.evicted;
     const r = this.reassembler.add(parsed.value, bytes, this.dp.now());
+    // Datagrams evicted to stay under the memory bound are lost: counted (Linux's ReasmFails).
+    const evicted = this.reassembler.evicted - evictedBefore;
+    if (evicted > 0) this.dp.counters.inc(dropCounter(DropReason.Reassembly), evicted);
     const tr = pkt.tr;
     if (r.kind === "invalid") {
       this.drop(pkt, DropReason.Reassembly, iface.name, `bad fragment: ${r.reason}`);

@@ -105,14 +105,21 @@ export class BatchBuilder {
   }
 
   /**
-   * Returns the encoded batch and resets the builder. The batch is a view of the builder's
+   * Returns the encoded batch and resets the builder. A large batch is a view of the builder's
    * buffer, which is handed over: the next batch gets a fresh one (uninitialised memory, every
    * byte of it written before it is sent), so a frame is copied once on its way to NATS.
    */
   finish(): Uint8Array {
-    const out = this.buf.subarray(0, this.len);
-    this.buf = freshBuffer(this.maxBytes);
-    this.buf[0] = BATCH_VERSION;
+    let out: Uint8Array;
+    if (this.len >= this.maxBytes / 4) {
+      out = this.buf.subarray(0, this.len);
+      this.buf = freshBuffer(this.maxBytes);
+      this.buf[0] = BATCH_VERSION;
+    } else {
+      // A small batch (a lone ping, a burst of ACKs) is cheaper to copy than a fresh 64 KiB
+      // buffer, and keeps the builder's buffer for the next one.
+      out = this.buf.slice(0, this.len);
+    }
     this.len = 1;
     this.n = 0;
     return out;

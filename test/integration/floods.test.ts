@@ -87,7 +87,7 @@ beforeAll(async () => {
       } catch {
         statusFailures++;
       }
-      await sleep(250);
+      await sleep(250); // the sampling interval of the memory curve
     }
   })();
 });
@@ -120,14 +120,10 @@ describe(`floods on ${TARGET}'s overlay subject`, () => {
     logCounters("after SYN flood", before, after);
     // Every SYN was received off the wire as an overlay frame.
     expect(delta(before, after, "overlay_rx_frames_total")).toBeGreaterThanOrEqual(SYNS);
-    // SYNs beyond the listener's backlog are dropped and counted (Linux: ListenOverflows /
-    // ListenDrops) under some counter NodeStatus exposes.
-    const overflowKeys = Object.keys(after).filter((k) => /listen_?overflow|syn_?drop|listen_?drop/i.test(k));
-    expect(overflowKeys, "NodeStatus exposes no TCP listen-overflow counter (TcpCounters.listenOverflows of the pods' stacks)").not.toEqual([]);
-    expect(overflowKeys.reduce((sum, k) => sum + delta(before, after, k), 0)).toBeGreaterThan(0);
-    // A real client still gets served right after the flood (SYN cookies, or a SYN queue that
-    // does not hold spoofed half-open connections for a minute).
-    await sleep(2000);
+    // SYNs beyond the listener's SYN queue are answered statelessly with SYN cookies, as Linux
+    // does with tcp_syncookies=1 (TCPReqQFullDoCookies): counted, and no half-open state kept.
+    expect(delta(before, after, "tcp_syncookies_sent_total")).toBeGreaterThan(SYNS * 0.9);
+    // A real client is served right after the flood.
     const res = await cluster.exec(client1, ["curl", "-s", "-m", "5", `http://${server.podIp}:8080/hostname`]);
     expect(res.exitCode, `curl right after the SYN flood: exit ${res.exitCode} ${res.stderr}`).toBe(0);
   });
@@ -189,7 +185,7 @@ describe(`floods on ${TARGET}'s overlay subject`, () => {
     const maxOf = (k: string) => Math.max(...samples.map((s) => s.counters[k] ?? 0));
     const rssGrowth = maxOf("rss_bytes") - baseline.counters.rss_bytes!;
     console.log(
-      `${TARGET}: rss baseline ${mb(baseline.counters.rss_bytes!)}, max ${mb(maxOf("rss_bytes"))}, after settle ${mb(last.counters.rss_bytes!)}; ` +
+      `${TARGET}: rss baseline ${mb(baseline.counters.rss_bytes!)} (heap ${mb(baseline.counters.heap_used_bytes ?? 0)}), max ${mb(maxOf("rss_bytes"))}, after settle ${mb(last.counters.rss_bytes!)}; ` +
         `max neighbor_entries ${maxOf("neighbor_entries")}, max reassembly_bytes ${maxOf("reassembly_bytes")}, max conntrack_entries ${maxOf("conntrack_entries")}; ` +
         `${samples.length} status samples, ${statusFailures} unanswered; ${probesRun} client probes, ${probeFailures.length} failed`,
     );
@@ -312,12 +308,15 @@ function logCounters(label: string, before: Record<string, number>, after: Recor
   const moved = Object.keys(after)
     .filter((k) => (k.startsWith("drops_") || k.startsWith("overlay_rx") || k.startsWith("tcp_") || k.startsWith("ip_")) && delta(before, after, k) !== 0)
     .map((k) => `${k}+${delta(before, after, k)}`);
-  console.log(`${label}: ${moved.join(" ")}; neighbor_entries ${after.neighbor_entries}, reassembly_bytes ${after.reassembly_bytes}, conntrack_entries ${after.conntrack_entries}, rss ${mb(after.rss_bytes ?? 0)}`);
+  console.log(`${label}: ${moved.join(" ")}; neighbor_entries ${after.neighbor_entries}, reassembly_bytes ${after.reassembly_bytes}, conntrack_entries ${after.conntrack_entries}, rss ${mb(after.rss_bytes ?? 0)}, heap ${mb(after.heap_used_bytes ?? 0)}/${mb(after.heap_total_bytes ?? 0)}, arraybuffers ${mb(after.array_buffer_bytes ?? 0)}, valve ${after.memory_valve_collections_total}`);
 }
 
-/** Lets the target drain and its timers run; a GC cannot be forced from here, so RSS is judged by its maximum. */
+/**
+ * The target has processed everything published before: its status answer comes after the
+ * frames on the same connection. RSS is judged by its maximum over all samples.
+ */
 async function settle(): Promise<void> {
-  await sleep(1000);
+  await cluster.nc.flush();
   await cluster.status(TARGET);
 }
 
