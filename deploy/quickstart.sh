@@ -39,6 +39,13 @@ if command -v kubectl >/dev/null 2>&1; then
   other_ip=$(kubectl get pods -n demo -o jsonpath='{.items[2].status.podIP}')
   echo "\$ kubectl exec -n demo $first -- ping -c 2 $other_ip" >&2
   kubectl exec -n demo "$first" -- ping -c 2 -i 0.2 "$other_ip"
+  echo; echo "== TCP across nodes: curl from one replica to another (agnhost netexec answers /hostname and /clientip)"
+  echo "\$ kubectl exec -n demo $first -- curl -s http://$other_ip:8080/hostname" >&2
+  kubectl exec -n demo "$first" -- curl -s -m 10 "http://$other_ip:8080/hostname"; echo
+  echo "\$ kubectl exec -n demo $first -- curl -s http://$other_ip:8080/clientip" >&2
+  kubectl exec -n demo "$first" -- curl -s -m 10 "http://$other_ip:8080/clientip"; echo
+  echo "\$ kubewire exec --node node-1 -- conntrack -L" >&2
+  node bin/kubewire.js exec --node node-1 -- conntrack -L
 fi
 echo
 echo "The cluster is still up:  export KUBECONFIG=$KUBECONFIG"

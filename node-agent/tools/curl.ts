@@ -11,8 +11,9 @@
  * (also after a failed one, with http_code 000).
  *
  * Bounded always: curl's own defaults (300 s connect timeout, no overall limit) would let an
- * exec hang for minutes, so every invocation is also capped at TOOL_CAP_MS (60 s) overall; a
- * cap hit is reported as curl reports -m (exit 28).
+ * exec hang, so an invocation without -m is capped at TOOL_CAP_MS (60 s) overall, and one with
+ * -m at what it asked for (at most an hour, the exec RPC's limit); a cap hit is reported as curl
+ * reports -m (exit 28).
  */
 import type { ExecResult } from "../../api/types.ts";
 import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/common.ts";
@@ -485,7 +486,7 @@ export async function curl(ctx: ToolContext, argv: readonly string[]): Promise<E
   const { opts } = parsed;
   const { clock } = ctx;
   const started = clock.now();
-  const capDeadline = started + TOOL_CAP_MS;
+  const capDeadline = started + (opts.maxTimeMs !== undefined ? Math.min(opts.maxTimeMs, 3_600_000) : TOOL_CAP_MS);
   const info = (line: string) => opts.verbose && stderr.push(`* ${line}\n`);
   let cached: Cached | undefined;
   let nextConnId = 0;

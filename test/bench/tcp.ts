@@ -3,13 +3,9 @@
  * each pod's netns, VXLAN over NATS between the nodes), against raw NATS measured in the same
  * run through the same nats-server (the machine is shared and noisy: only the ratios mean much).
  *
- *  - goodput: a client pod on node-1 fetches BENCH_TCP_MIB MiB (default 64) from a netexec pod
- *    on node-2 with the emulated curl over keep-alive connections, `-o /dev/null -w
- *    '%{size_download} %{time_total}'`, goodput = downloaded bytes / summed transfer time.
- *    No app serves N bytes for a GET yet (netexec has no such endpoint, nginx has no files), so
- *    each transfer is a POST /echo with a form `msg` of BENCH_TCP_CHUNK_KIB KiB (default 512;
- *    netexec keeps 1 MiB of a form): the same bytes also travel client -> server first, so this
- *    is a lower bound on one-way goodput (both directions share the pods' stacks and NATS).
+ *  - goodput: a client pod on node-1 downloads a BENCH_TCP_MIB MiB file (default 64, made with
+ *    dd in an nginx pod on node-2) with the emulated curl, `-o /dev/null -w '%{size_download}
+ *    %{time_total}'`: goodput = bytes / curl's transfer time (connect to last byte).
  *    Baseline: a publisher sending the same total bytes in 64 KiB messages to a subscriber in
  *    another process (test/bench/raw-peer.ts), first to last message.
  *  - requests/s: one curl with BENCH_TCP_REQUESTS (default 500) URLs of /hostname reuses one
@@ -26,11 +22,8 @@ import { REPO_ROOT, stopPid } from "../../cli/processes.ts";
 import { TestCluster, type TestPod } from "../integration/fixture.ts";
 
 const MIB = Number(process.env.BENCH_TCP_MIB ?? 64);
-const CHUNK = Number(process.env.BENCH_TCP_CHUNK_KIB ?? 512) * 1024;
 const REQUESTS = Number(process.env.BENCH_TCP_REQUESTS ?? 500);
 const RAW_MSG = 64 * 1024;
-/** Transfers per curl invocation: one exec is capped at 60 s by the tool. */
-const TRANSFERS_PER_EXEC = Math.max(1, Math.floor((8 * 1024 * 1024) / CHUNK));
 const PORT = 8080;
 
 let cluster: TestCluster | undefined;
@@ -49,15 +42,26 @@ async function main(): Promise<void> {
     spec: { nodeName: "node-2", containers: [{ name: "app", image: "registry.k8s.io/e2e-test-images/agnhost:2.47", args: ["netexec", `--http-port=${PORT}`] }] },
   });
   const server = await cluster.waitForPodRunning("default", "bench-server");
+  await cluster.kube.create(paths.pods("default"), {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "bench-files", namespace: "default", labels: { app: "bench-files" } },
+    spec: { nodeName: "node-2", containers: [{ name: "nginx", image: "nginx:1.27", ports: [{ containerPort: 80 }] }] },
+  });
+  const files = await cluster.waitForPodRunning("default", "bench-files");
+  for (const [name, mib] of [["warm", 4], ["blob", MIB]] as const) {
+    const made = await exec(nc, files, ["dd", "if=/dev/zero", `of=/usr/share/nginx/html/${name}`, "bs=1M", `count=${mib}`]);
+    if (made.exitCode !== 0) throw new Error(`dd failed: ${made.stderr}`);
+  }
   const client = await cluster.createPod("bench-client", "node-1");
   await exec(nc, client, ["ping", "-c", "3", "-i", "0", server.podIp]); // ARP warm-up
 
   const totalBytes = MIB * 1024 * 1024;
   // Warm-up: JIT both paths before anything is timed.
   await rawBytes(nc, Math.min(totalBytes, 8 * 1024 * 1024));
-  await tcpGoodput(nc, client, server, Math.min(totalBytes, 4 * 1024 * 1024));
+  await tcpGoodput(nc, client, files, "warm", 4 * 1024 * 1024);
   const raw = await rawBytes(nc, totalBytes);
-  const tcp = await tcpGoodput(nc, client, server, totalBytes);
+  const tcp = await tcpGoodput(nc, client, files, "blob", totalBytes);
 
   await rawRoundTrips(nc, 100);
   await httpRequests(nc, client, server, 50);
@@ -68,10 +72,10 @@ async function main(): Promise<void> {
   const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
   const mbs = (x: number) => `${(x / 1024 / 1024).toFixed(2)} MiB/s`;
   const row = (label: string, value: string) => console.log(`${label.padEnd(52)}${value.padStart(20)}`);
-  console.log(`\nkubewire TCP benchmark: ${MIB} MiB pod-to-pod (POST /echo, ${CHUNK / 1024} KiB per request), ${REQUESTS} keep-alive requests; 2 node-agents and nats-server on this machine`);
+  console.log(`\nkubewire TCP benchmark: a ${MIB} MiB download pod-to-pod across nodes, ${REQUESTS} keep-alive requests; 2 node-agents and nats-server on this machine`);
   row("raw NATS pub/sub (64 KiB msgs) bytes/s", mbs(raw));
   row("pod-to-pod TCP goodput (node-1 <- node-2)", mbs(tcp.rate));
-  row(`  bytes downloaded / transfers`, `${fmt(tcp.bytes)} / ${tcp.transfers}`);
+  row(`  bytes downloaded in`, `${fmt(tcp.bytes)} in ${tcp.seconds.toFixed(2)} s`);
   row("  ratio goodput / raw (aim 0.5x)", `${(tcp.rate / raw).toFixed(2)}x`);
   row("raw NATS request/reply round trips/s", fmt(rr));
   row("pod-to-pod HTTP keep-alive requests/s", fmt(http.rate));
@@ -102,28 +106,13 @@ async function rawBytes(nc: NatsConnection, bytes: number): Promise<number> {
   return (((got - 1) * RAW_MSG) / ms) * 1000;
 }
 
-/** Downloads `bytes` with POST /echo transfers over keep-alive connections; bytes/s over summed transfer time. */
-async function tcpGoodput(nc: NatsConnection, client: TestPod, server: TestPod, bytes: number): Promise<{ rate: number; bytes: number; transfers: number }> {
-  const msg = "x".repeat(CHUNK);
-  const url = `http://${server.podIp}:${PORT}/echo`;
-  let transfers = Math.ceil(bytes / CHUNK);
-  let got = 0;
-  let seconds = 0;
-  let done = 0;
-  while (transfers > 0) {
-    const n = Math.min(TRANSFERS_PER_EXEC, transfers);
-    transfers -= n;
-    const res = await exec(nc, client, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total}\\n", "-d", `msg=${msg}`, ...Array<string>(n).fill(url)]);
-    const lines = [...res.stdout.matchAll(/^(\d+) ([\d.]+)$/gm)];
-    if (res.exitCode !== 0 || lines.length !== n) throw new Error(`curl failed (exit ${res.exitCode}): ${res.stdout.slice(0, 500)}${res.stderr.slice(0, 500)}`);
-    for (const m of lines) {
-      if (Number(m[1]) !== CHUNK) throw new Error(`short transfer: ${m[1]} of ${CHUNK} bytes`);
-      got += Number(m[1]);
-      seconds += Number(m[2]);
-      done++;
-    }
-  }
-  return { rate: got / seconds, bytes: got, transfers: done };
+/** GET of one file from nginx: bytes/s over curl's own transfer time. */
+async function tcpGoodput(nc: NatsConnection, client: TestPod, server: TestPod, file: string, bytes: number): Promise<{ rate: number; bytes: number; seconds: number }> {
+  const res = await exec(nc, client, ["curl", "-s", "-S", "-m", "600", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", `http://${server.podIp}/${file}`]);
+  const m = /^(\d+) ([\d.]+)$/.exec(res.stdout.trim());
+  if (res.exitCode !== 0 || !m) throw new Error(`curl failed (exit ${res.exitCode}): ${res.stdout.slice(0, 500)}${res.stderr.slice(0, 500)}`);
+  if (Number(m[1]) !== bytes) throw new Error(`short transfer: ${m[1]} of ${bytes} bytes`);
+  return { rate: Number(m[1]) / Number(m[2]), bytes: Number(m[1]), seconds: Number(m[2]) };
 }
 
 async function rawRoundTrips(nc: NatsConnection, count: number): Promise<number> {
