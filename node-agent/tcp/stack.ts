@@ -15,11 +15,11 @@
  *   numbers make the old one stale). So per-segment cost is O(1) and nextDeadline() is exact.
  * - Buffers: the send queue is a chunk list addressed by stream offset; segments are views into
  *   it (never overwritten). Received bytes are copied once into growing blocks so the app reads
- *   large chunks; the out-of-order queue is a small sorted array.
+ *   large chunks; the out-of-order queue is a sorted array of disjoint runs (the SACK blocks).
  * - Readers are woken in a microtask, so a batch of segments delivered in one go reaches the app
  *   as one chunk and app code never runs inside input().
- * - Loss recovery is RFC 6298 RTO, SACK (RFC 2018) with RFC 6675 recovery when both ends offer
- *   it, NewReno (RFC 6582) when the peer does not; no timestamps.
+ * - Loss recovery is RFC 6298 RTO, SACK (RFC 2018) with RFC 6675 recovery and tail loss probes
+ *   when both ends offer it, NewReno (RFC 6582) when the peer does not; no timestamps.
  * - SYN flood defence as Linux's tcp_syncookies=1: the SYN queue and the accept queue are each
  *   bounded by the backlog; when the SYN queue is full a SYN is answered with a SYN cookie
  *   (RFC 4987 §3.6) and no state, and a later ACK carrying a valid cookie opens the connection.
@@ -131,6 +131,8 @@ function newCounters(): TcpCounters {
     timeouts: 0,
     persistProbes: 0,
     delayedAcks: 0,
+    lossProbes: 0,
+    rtoExpirations: 0,
     sackRecoveries: 0,
     sackRetransSegs: 0,
   };

@@ -4,6 +4,14 @@
  * NewReno fast recovery, RFC 6582), delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681 §4.2), window
  * management (RFC 9293 §3.8.6, RFC 7323 §2) and the byte-stream state the app sees through
  * socket.ts. Owned and demultiplexed by TcpStack (stack.ts), which also runs its timers.
+ *
+ * SACK (RFC 2018) when both SYNs carry SACK-permitted: the receiver reports its out-of-order
+ * runs (up to 4 blocks, the latest arrival's first); the sender keeps a scoreboard of SACKed
+ * ranges and recovers per RFC 6675 (IsLost, SetPipe, NextSeg rules 1-3), plus two additions
+ * from Linux / RFC 8985 without RACK's per-segment send times: a retransmission still missing
+ * once data sent after it is SACKed is sent again, and a tail loss probe (2 SRTT) draws the
+ * SACKs that start recovery instead of waiting for the RTO. After an RTO the scoreboard is kept
+ * and going back N skips SACKed ranges (RFC 6675 §5.1). Without SACK: NewReno, as before.
  */
 import { TcpFlag } from "../../overlay/wire/tcp.ts";
 import type { Ipv4Addr } from "../../overlay/wire/common.ts";
@@ -99,6 +107,10 @@ export interface TcpCounters {
   timeouts: number;
   persistProbes: number;
   delayedAcks: number;
+  /** Tail loss probes sent (Linux TCPLossProbes). */
+  lossProbes: number;
+  /** Retransmission timeouts of data (Linux TCPTimeouts; `timeouts` counts connections given up). */
+  rtoExpirations: number;
   /** SACK loss recoveries entered (Linux TCPSackRecovery). */
   sackRecoveries: number;
   /** Retransmissions chosen from the SACK scoreboard (part of retransSegs). */
@@ -227,6 +239,8 @@ export function wscaleFor(buffer: number): number {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Shared empty list standing for "none yet" (never pushed to: replaced on first use). */
+const NONE: number[] = [];
 const { FIN, SYN, RST, PSH, ACK } = TcpFlag;
 const TRUE_P: Promise<boolean> = Promise.resolve(true);
 const FALSE_P: Promise<boolean> = Promise.resolve(false);
@@ -236,6 +250,13 @@ const CWND_MAX = 0x4000_0000;
 const MIN_SEND_CHUNK = 16 * 1024;
 const RX_BLOCK_MIN = 16 * 1024;
 const RX_BLOCK_MAX = 256 * 1024;
+/** take() merges queued chunks smaller than this into one read. */
+const RX_COALESCE = 64 * 1024;
+
+function hasBlock(blocks: readonly number[], left: number): boolean {
+  for (let k = 0; k < blocks.length; k += 2) if (blocks[k] === left) return true;
+  return false;
+}
 
 const CLOSED_OK: CloseReason = { kind: "closed" };
 const CLOSED_RESET: CloseReason = { kind: "reset" };
@@ -336,9 +357,15 @@ export class SendBuffer {
   }
 }
 
-interface OooSegment {
+/**
+ * A contiguous run of out-of-order bytes [seq, end): copies of the segments' payloads in order,
+ * without overlap. Runs never touch (an arrival that bridges two merges them), so they are
+ * exactly the SACK blocks to report (RFC 2018 §4).
+ */
+interface OooBlock {
   seq: number;
-  data: Uint8Array;
+  end: number;
+  parts: Uint8Array[];
 }
 
 /**
@@ -369,7 +396,7 @@ export class Tcb {
   maxSndWnd = 0;
   sndShift = 0;
   sndMss: number = TcpDefaults.defaultMss;
-  readonly sndBuf = new SendBuffer();
+  private sndBufObj: SendBuffer | undefined;
   finQueued = false;
   finSeq = 0;
 
@@ -398,7 +425,7 @@ export class Tcb {
   private rxBlockSize = RX_BLOCK_MIN;
   private ooo: OooBlock[] = [];
   /** Left edges of the out-of-order segments received last, most recent first (SACK block order, RFC 2018 §4). */
-  private oooRecent: number[] = [];
+  private oooRecent: number[] = NONE;
   /** Sequence number of a FIN that arrived out of order, or -1. */
   private oooFin = -1;
   /** FIN received (or the connection is gone): reads return null once the queue is empty. */
@@ -411,6 +438,14 @@ export class Tcb {
   private sacked: number[] | undefined;
   /** RFC 6675 HighRxt: retransmissions in this recovery went up to here (exclusive). */
   private highRxt = 0;
+  /** Retransmissions of this recovery as [seq, end, SND.MAX when sent] triples (lost-retransmission detection). */
+  private rtxLog: number[] = NONE;
+  /** Retransmissions found lost, as [seq, end] pairs, to go again before anything else. */
+  private relost: number[] = NONE;
+  /** Sequence number of the outstanding tail loss probe, or -1 (one probe until SND.UNA passes it). */
+  private tlpSeq = -1;
+  /** In a recovery a probe revealed: everything unSACKed below this is lost (RFC 8985 §7.4), or -1. */
+  private forcedLost = -1;
 
   // Congestion control (RFC 5681, RFC 6582).
   cwnd = 0;
@@ -433,6 +468,8 @@ export class Tcb {
 
   // Timers: absolute ms, Infinity when not armed.
   rtxAt = Infinity;
+  /** Tail loss probe (RFC 8985 §7). */
+  tlpAt = Infinity;
   persistAt = Infinity;
   private persistBackoff = 0;
   delackAt = Infinity;
@@ -473,6 +510,15 @@ export class Tcb {
     this.sackWanted = config.sack;
   }
 
+  /** The send queue, made on first use. */
+  get sndBuf(): SendBuffer {
+    return (this.sndBufObj ??= new SendBuffer());
+  }
+
+  get sendQueue(): number {
+    return this.sndBufObj === undefined ? 0 : this.sndBufObj.queued;
+  }
+
   get socket(): TcpSocketImpl {
     return (this.socketObj ??= new TcpSocketImpl(this));
   }
@@ -488,12 +534,9 @@ export class Tcb {
 
   /** The earliest armed timer, or Infinity. */
   deadline(): number {
-    return Math.min(this.rtxAt, this.persistAt, this.delackAt, this.twAt, this.connectAt);
+    return Math.min(this.rtxAt, this.tlpAt, this.persistAt, this.delackAt, this.twAt, this.connectAt);
   }
 
-  get sendQueue(): number {
-    return this.sndBuf.queued;
-  }
 
   // ---- opening ----
 
@@ -775,17 +818,22 @@ export class Tcb {
       return false;
     }
     const wnd = seg.window << this.sndShift;
+    const sackFresh = this.sackOk && seg.options.length > 0 && this.sackUpdate(seg.options, seqGt(ack, this.sndUna) ? ack : this.sndUna);
     if (seqGt(ack, this.sndUna)) {
       this.newAck(ack, now);
-    } else if (
-      ack === this.sndUna &&
-      len === 0 &&
-      !(seg.flags & (SYN | FIN)) &&
-      wnd === this.sndWnd &&
-      wnd !== 0 &&
-      this.sndUna !== this.sndMax
-    ) {
-      this.dupAck(now); // RFC 5681 §2 definition of a duplicate ACK
+      if (sackFresh && this.inRecovery) this.detectLostRetransmits();
+      // RFC 6675 §5 (2): a cumulative ACK whose SACKs make SND.UNA lost starts recovery too.
+      if (sackFresh && !this.inRecovery && this.sndUna !== this.sndMax && seqGe(this.sndUna, this.recover) && (seqGt(this.lostEnd(), this.sndUna) || this.probeRevealsLoss())) {
+        this.enterSackRecovery(now);
+      }
+    } else if (ack === this.sndUna && len === 0 && !(seg.flags & (SYN | FIN)) && this.sndUna !== this.sndMax) {
+      if (sackFresh && this.inRecovery) this.detectLostRetransmits();
+      // A duplicate ACK: RFC 5681 §2; with SACK, one that SACKs new data (RFC 6675 §2).
+      if (this.sackOk) {
+        if (sackFresh) this.sackDupAck(now);
+      } else if (wnd === this.sndWnd && wnd !== 0) {
+        this.dupAck(now);
+      }
     }
     // Window update, guarded by SND.WL1/SND.WL2 against old segments.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -823,6 +871,8 @@ export class Tcb {
     if (this.finQueued && seqLe(this.sndUna, this.finSeq) && seqGt(ack, this.finSeq)) dataAcked--;
     if (dataAcked > 0) this.sndBuf.consume(dataAcked);
     this.sndUna = ack;
+    this.sackPrune(ack);
+    if (this.tlpSeq !== -1 && seqGt(ack, this.tlpSeq)) this.tlpSeq = -1;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retries = 0;
     if (this.rttTiming && seqGe(ack, this.rttSeq)) {
@@ -834,9 +884,10 @@ export class Tcb {
       if (seqGe(ack, this.recover)) {
         // Full ACK (RFC 6582 §3.2 step 3): deflate.
         this.inRecovery = false;
+        this.forcedLost = -1;
         this.dupAcks = 0;
         this.cwnd = Math.min(this.ssthresh, Math.max(seqDiff(this.sndMax, this.sndUna), mss) + mss);
-      } else {
+      } else if (!this.sackOk) {
         // Partial ACK: the next hole is lost too; retransmit it, deflate by what was acked.
         this.retransmitHead(now);
         this.cwnd = Math.max(this.cwnd - acked + (acked >= mss ? mss : 0), mss);
@@ -858,6 +909,14 @@ export class Tcb {
     // RFC 6298 §5.2/5.3.
     this.rtxAt = this.sndUna === this.sndMax ? Infinity : now + this.rto;
     if (this.writeWaiters.length > 0 && this.sndBuf.queued <= this.sndBufSize) this.resolveWriters(true);
+  }
+
+  /** A duplicate ACK with SACK (RFC 6675 §5): recovery on DupThresh of them or when SND.UNA IsLost. */
+  private sackDupAck(now: number): void {
+    this.dupAcks++;
+    // RFC 6675 §5.1: not before HighACK reaches the RecoveryPoint of the last recovery or RTO.
+    if (this.inRecovery || seqLt(this.sndUna, this.recover)) return;
+    if (this.dupAcks >= DUP_THRESH || seqGt(this.lostEnd(), this.sndUna) || this.probeRevealsLoss()) this.enterSackRecovery(now);
   }
 
   private dupAck(now: number): void {
@@ -981,21 +1040,50 @@ export class Tcb {
     this.scheduleWake();
   }
 
-  /** Inserts an out-of-order segment (copied), keeping the queue sorted; whole duplicates dropped. */
+  /** Stores an out-of-order segment: copies only the bytes not already held, merging runs. */
   private insertOoo(seq: number, data: Uint8Array): void {
     const q = this.ooo;
     const base = this.rcvNxt;
     const start = seqDiff(seq, base);
     const end = start + data.length;
+    if (this.oooRecent === NONE) this.oooRecent = [];
+    const recent = this.oooRecent;
+    recent.unshift(seq);
+    if (recent.length > 2 * MAX_SACK_BLOCKS) recent.length = 2 * MAX_SACK_BLOCKS;
+    // Runs [i, j) touch or overlap [start, end]; new segments mostly land at the tail.
     let i = q.length;
-    // New segments mostly land at the tail: scan from the end.
-    while (i > 0 && seqDiff(q[i - 1]!.seq, base) > start) i--;
-    const prev = i > 0 ? q[i - 1]! : undefined;
-    if (prev !== undefined && seqDiff(prev.seq, base) + prev.data.length >= end) return;
-    // Drop entries the new one covers entirely.
+    while (i > 0 && seqDiff(q[i - 1]!.end, base) >= start) i--;
     let j = i;
-    while (j < q.length && seqDiff(q[j]!.seq, base) + q[j]!.data.length <= end) j++;
-    q.splice(i, j - i, { seq, data: data.slice() });
+    while (j < q.length && seqDiff(q[j]!.seq, base) <= end) j++;
+    if (i === j) {
+      q.splice(i, 0, { seq, end: seqAdd(seq, data.length), parts: [data.slice()] });
+      return;
+    }
+    const first = q[i]!;
+    const firstStart = seqDiff(first.seq, base);
+    let parts: Uint8Array[];
+    if (start < firstStart) {
+      parts = [data.slice(0, firstStart - start)];
+      for (const p of first.parts) parts.push(p);
+      first.seq = seq;
+    } else {
+      parts = first.parts; // the common case: appending to a run, O(1)
+    }
+    let covered = seqDiff(first.end, base);
+    for (let k = i + 1; k < j; k++) {
+      const b = q[k]!;
+      const bs = seqDiff(b.seq, base);
+      if (bs > covered) parts.push(data.slice(covered - start, bs - start));
+      for (const p of b.parts) parts.push(p);
+      covered = seqDiff(b.end, base);
+    }
+    if (end > covered) {
+      parts.push(data.slice(covered - start));
+      covered = end;
+    }
+    first.parts = parts;
+    first.end = seqAdd(base, covered);
+    if (j - i > 1) q.splice(i + 1, j - i - 1);
   }
 
   /** Moves the queue's now in-order prefix to the app. */
@@ -1003,17 +1091,45 @@ export class Tcb {
     const q = this.ooo;
     let i = 0;
     while (i < q.length) {
-      const s = q[i]!;
-      const off = seqDiff(this.rcvNxt, s.seq);
-      if (off < 0) break;
-      if (off < s.data.length) {
-        const part = off === 0 ? s.data : s.data.subarray(off);
-        this.deliver(part, false);
-        this.rcvNxt = seqAdd(this.rcvNxt, part.length);
+      const b = q[i]!;
+      if (seqGt(b.seq, this.rcvNxt)) break;
+      let pseq = b.seq;
+      for (const p of b.parts) {
+        const off = seqDiff(this.rcvNxt, pseq);
+        if (off < p.length) {
+          const part = off <= 0 ? p : p.subarray(off);
+          this.deliver(part, false);
+          this.rcvNxt = seqAdd(this.rcvNxt, part.length);
+        }
+        pseq = seqAdd(pseq, p.length);
       }
       i++;
     }
     if (i > 0) q.splice(0, i);
+  }
+
+  /**
+   * The SACK option for an ACK (RFC 2018 §4): the run holding the latest arrival first, then the
+   * runs of the other recent arrivals, then the highest others; at most 4 blocks.
+   */
+  private sackBlocks(): Uint8Array {
+    const q = this.ooo;
+    const out: number[] = [];
+    const max = 2 * MAX_SACK_BLOCKS;
+    for (const seq of this.oooRecent) {
+      if (out.length >= max) break;
+      for (let k = q.length - 1; k >= 0; k--) {
+        const b = q[k]!;
+        if (seqLt(seq, b.seq)) continue;
+        if (seqLt(seq, b.end) && !hasBlock(out, b.seq)) out.push(b.seq, b.end);
+        break;
+      }
+    }
+    for (let k = q.length - 1; k >= 0 && out.length < max; k--) {
+      const b = q[k]!;
+      if (!hasBlock(out, b.seq)) out.push(b.seq, b.end);
+    }
+    return sackOption(out);
   }
 
   /** The 16-bit window field: free buffer, never shrinking, SWS-avoiding (RFC 9293 §3.8.6.2.2). */
@@ -1036,6 +1152,7 @@ export class Tcb {
   private flush(now: number): void {
     if (this.state === TcpState.CLOSED) return;
     this.trySend(now, false);
+    if (this.sackOk) this.armProbe(now);
     if (this.ackNow) this.sendAck();
     this.owner.schedule(this);
   }
@@ -1053,24 +1170,53 @@ export class Tcb {
     }
     const buf = this.sndBuf;
     const mss = this.sndMss;
+    const sackRecovery = this.inRecovery && this.sackOk;
     for (;;) {
+      let flight = 0;
+      let limit = Infinity;
+      if (sackRecovery) {
+        // RFC 6675 §5 (C): send while cwnd - pipe >= 1 SMSS, what NextSeg (§4.3) picks.
+        flight = this.setPipe();
+        if (this.cwnd - flight < mss) break;
+        if (this.relost.length > 0 && this.resendRelost(now)) continue;
+        // Rule 1: the first unSACKed sequence above HighRxt that IsLost().
+        const s = this.nextHole(this.highRxt);
+        if (s !== -1 && seqLt(s, this.lostEnd()) && this.resendHole(s, now)) continue;
+        // Rule 2: new data (below).
+      } else if (this.sacked !== undefined && this.sacked.length > 0 && seqLt(this.sndNxt, this.sndMax)) {
+        // Going back N after an RTO: skip what the scoreboard says arrived (RFC 6675 §5.1).
+        const s = this.nextHole(this.sndNxt);
+        if (s === -1) {
+          this.sndNxt = this.sndMax;
+        } else {
+          this.sndNxt = s;
+          if (seqLt(this.holeEnd, this.sndMax)) limit = seqDiff(this.holeEnd, s);
+        }
+      }
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      if (!sackRecovery) flight = this.sacked !== undefined && this.sacked.length > 0 ? inFlight - this.sackedBelow(this.sndNxt) : inFlight;
       const nxtOff = buf.start + inFlight;
       const avail = buf.end - nxtOff;
       if (avail <= 0) {
+        if (sackRecovery) {
+          // Rule 3: nothing new to send; resend the next unSACKed (not yet lost) segment.
+          const s = this.nextHole(this.highRxt);
+          if (s !== -1 && this.resendHole(s, now)) continue;
+        }
         if (this.finQueued && avail === 0 && this.sndNxt === this.finSeq) this.sendData(nxtOff, 0, true, now);
         break;
       }
       let len = avail < mss ? avail : mss;
+      if (len > limit) len = limit;
       const wndRoom = this.sndWnd - inFlight;
-      const cwndRoom = this.cwnd - inFlight;
+      const cwndRoom = this.cwnd - flight;
       if (cwndRoom < len) break; // wait for ACKs: some are due, since cwnd >= SMSS
       if (wndRoom < len) {
         // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a partial segment only when it is at least
         // half the largest window the peer offered, or when the persist timer forces it.
         if (wndRoom <= 0 || (!force && wndRoom < this.maxSndWnd / 2)) break;
         len = wndRoom;
-      } else if (len < mss && !this.noDelay && !force && !this.finQueued && inFlight > 0) {
+      } else if (len < mss && !this.noDelay && !force && !this.finQueued && inFlight > 0 && len === avail) {
         break; // Nagle (RFC 9293 §3.7.4)
       }
       force = false;
@@ -1132,6 +1278,277 @@ export class Tcb {
     this.rtxAt = now + this.rto;
   }
 
+  // ---- SACK scoreboard (RFC 6675 §4) ----
+
+  /** Merges the SACK blocks of an ACK into the scoreboard; true when they SACK something new. */
+  private sackUpdate(options: Uint8Array, una: number): boolean {
+    const n = options.length;
+    let fresh = false;
+    let i = 0;
+    while (i < n) {
+      const kind = options[i]!;
+      if (kind === OPT_EOL) break;
+      if (kind === OPT_NOP) {
+        i++;
+        continue;
+      }
+      if (i + 1 >= n) break;
+      const len = options[i + 1]!;
+      if (len < 2 || i + len > n) break;
+      if (kind === OPT_SACK) {
+        for (let k = i + 2; k + 8 <= i + len; k += 8) {
+          let l = ((options[k]! << 24) | (options[k + 1]! << 16) | (options[k + 2]! << 8) | options[k + 3]!) >>> 0;
+          const r = ((options[k + 4]! << 24) | (options[k + 5]! << 16) | (options[k + 6]! << 8) | options[k + 7]!) >>> 0;
+          // Blocks at or below the cumulative ACK (D-SACK, old news) or past what was sent: ignored.
+          if (seqLe(r, una) || seqGt(r, this.sndMax) || seqGe(l, r)) continue;
+          if (seqLt(l, una)) l = una;
+          if (this.sackAdd(l, r)) fresh = true;
+        }
+      }
+      i += len;
+    }
+    return fresh;
+  }
+
+  private sackAdd(l: number, r: number): boolean {
+    const a = (this.sacked ??= []);
+    let i = 0;
+    while (i < a.length && seqLt(a[i + 1]!, l)) i += 2;
+    let j = i;
+    while (j < a.length && seqLe(a[j]!, r)) j += 2;
+    if (i === j) {
+      a.splice(i, 0, l, r);
+      return true;
+    }
+    const nl = seqLt(a[i]!, l) ? a[i]! : l;
+    const nr = seqGt(a[j - 1]!, r) ? a[j - 1]! : r;
+    if (j === i + 2 && a[i] === nl && a[i + 1] === nr) return false;
+    a.splice(i, j - i, nl, nr);
+    return true;
+  }
+
+  /** Drops what the cumulative ACK covers. */
+  private sackPrune(una: number): void {
+    const a = this.sacked;
+    if (a === undefined) return;
+    let k = 0;
+    while (k < a.length && seqLe(a[k + 1]!, una)) k += 2;
+    if (k > 0) a.splice(0, k);
+    if (a.length > 0 && seqLt(a[0]!, una)) a[0] = una;
+  }
+
+  /** SACKed bytes below `x`. */
+  private sackedBelow(x: number): number {
+    const a = this.sacked;
+    if (a === undefined) return 0;
+    let n = 0;
+    for (let k = 0; k < a.length && seqLt(a[k]!, x); k += 2) n += seqDiff(seqLt(a[k + 1]!, x) ? a[k + 1]! : x, a[k]!);
+    return n;
+  }
+
+  /** Bytes in [SND.UNA, x) not SACKed. */
+  private unsackedBelow(x: number): number {
+    const d = seqDiff(x, this.sndUna);
+    return d <= 0 ? 0 : d - this.sackedBelow(x);
+  }
+
+  /**
+   * IsLost (RFC 6675 §4) as a boundary: an unSACKed sequence below it has DupThresh SACKed runs,
+   * or more than (DupThresh - 1) * SMSS SACKed bytes, above it. SND.UNA when nothing is lost.
+   */
+  private lostEnd(): number {
+    const a = this.sacked;
+    let end = this.sndUna;
+    if (a !== undefined) {
+      let bytes = 0;
+      let runs = 0;
+      for (let k = a.length - 2; k >= 0; k -= 2) {
+        bytes += seqDiff(a[k + 1]!, a[k]!);
+        if (++runs >= DUP_THRESH || bytes > (DUP_THRESH - 1) * this.sndMss) {
+          end = a[k]!;
+          break;
+        }
+      }
+    }
+    return this.forcedLost !== -1 && seqGt(this.forcedLost, end) ? this.forcedLost : end;
+  }
+
+  // ---- tail loss probe (RFC 8985 §7, without RACK's per-segment times) ----
+
+  /** (Re)starts the probe timer while data is outstanding: PTO = 2 SRTT, at least 10 ms (Linux). */
+  private armProbe(now: number): void {
+    const st = this.state;
+    if (this.sndUna === this.sndMax || this.tlpSeq !== -1 || !this.hasRtt || (st !== TcpState.ESTABLISHED && st !== TcpState.CLOSE_WAIT && st !== TcpState.FIN_WAIT_1 && st !== TcpState.CLOSING && st !== TcpState.LAST_ACK)) {
+      this.tlpAt = Infinity;
+      return;
+    }
+    let pto = Math.max(2 * this.srtt, 10);
+    // One segment out: the peer may be holding its ACK (RFC 8985 §7.2 WCDelAckT).
+    if (seqDiff(this.sndMax, this.sndUna) <= this.sndMss) pto += 200;
+    const at = now + pto;
+    this.tlpAt = at < this.rtxAt ? at : Infinity;
+  }
+
+  /**
+   * The probe (RFC 8985 §7.3): one new segment if the peer's window allows, else the last
+   * segment again, to draw an ACK with SACK information before the RTO. In a recovery (where
+   * RFC 8985 has RACK) the first hole goes again instead: its retransmission was likely lost.
+   */
+  private onProbe(now: number): void {
+    this.tlpAt = Infinity;
+    if (this.sndUna === this.sndMax || this.tlpSeq !== -1 || seqLt(this.sndNxt, this.sndMax)) return;
+    this.owner.counters.lossProbes++;
+    if (this.inRecovery) {
+      const s = this.nextHole(this.sndUna);
+      if (s === -1) return;
+      this.tlpSeq = s;
+      this.resendHole(s, now);
+    } else {
+      const buf = this.sndBuf;
+      const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      const nxtOff = buf.start + inFlight;
+      const avail = buf.end - nxtOff;
+      const len = Math.min(avail, this.sndMss);
+      if (avail > 0 && this.sndWnd - inFlight >= len) {
+        this.tlpSeq = this.sndNxt;
+        this.sendData(nxtOff, len, this.finQueued && nxtOff + len === buf.end, now);
+      } else {
+        const s = seqAdd(this.sndMax, -Math.min(inFlight, this.sndMss));
+        this.tlpSeq = s;
+        this.holeEnd = this.sndMax;
+        this.resendHole(s, now);
+      }
+    }
+    this.rtxAt = now + this.rto;
+  }
+
+  /** An ACK SACKed the probe while data sent before it is still missing: that data is lost. */
+  private probeRevealsLoss(): boolean {
+    const a = this.sacked;
+    if (this.tlpSeq === -1 || a === undefined || a.length === 0 || seqLe(a[a.length - 1]!, this.tlpSeq)) return false;
+    const s = this.nextHole(this.sndUna);
+    return s !== -1 && seqLt(s, this.tlpSeq);
+  }
+
+  /** SetPipe (RFC 6675 §4): unSACKed octets not lost, plus those retransmitted. */
+  private setPipe(): number {
+    return this.unsackedBelow(this.sndMax) - this.unsackedBelow(this.lostEnd()) + this.unsackedBelow(this.highRxt);
+  }
+
+  /** End of the hole nextHole() found. */
+  private holeEnd = 0;
+
+  /** The first unSACKed sequence at or above `from` (and SND.UNA) below SND.MAX, or -1; sets holeEnd. */
+  private nextHole(from: number): number {
+    let s = seqLt(from, this.sndUna) ? this.sndUna : from;
+    let end = this.sndMax;
+    const a = this.sacked;
+    if (a !== undefined) {
+      for (let k = 0; k < a.length; k += 2) {
+        if (seqLe(a[k + 1]!, s)) continue;
+        if (seqLe(a[k]!, s)) {
+          s = a[k + 1]!;
+          continue;
+        }
+        end = a[k]!;
+        break;
+      }
+    }
+    if (seqGe(s, this.sndMax)) return -1;
+    this.holeEnd = end;
+    return s;
+  }
+
+  /** Resends up to one segment of the hole at `seq` (up to holeEnd); advances HighRxt. False if nothing could go. */
+  private resendHole(seq: number, now: number): boolean {
+    const buf = this.sndBuf;
+    const off = buf.start + seqDiff(seq, this.sndUna);
+    const room = seqDiff(this.holeEnd, seq);
+    let len = Math.min(room, this.sndMss, buf.end - off);
+    if (len < 0) len = 0;
+    const fin = this.finQueued && off + len === buf.end && room > len;
+    if (len === 0 && !fin) return false;
+    let flags = ACK;
+    if (len > 0 && off + len === buf.end) flags |= PSH;
+    if (fin) flags |= FIN;
+    this.emit(seq, flags, len > 0 ? buf.slice(off, len) : EMPTY, EMPTY);
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    if (seqGt(end, this.highRxt)) this.highRxt = end;
+    if (this.inRecovery) {
+      if (this.rtxLog === NONE) this.rtxLog = [];
+      this.rtxLog.push(seq, end, this.sndMax);
+    }
+    const counters = this.owner.counters;
+    counters.retransSegs++;
+    counters.sackRetransSegs++;
+    this.rttTiming = false; // Karn's rule (RFC 6298 §3)
+    if (seq === this.sndUna) this.rtxAt = now + this.rto;
+    return true;
+  }
+
+  /**
+   * Lost retransmissions (RFC 6675 has none; Linux's tcp_mark_lost_retrans before RACK): a
+   * retransmission still unSACKed when data sent after it, beyond DupThresh segments of
+   * reordering, has been SACKed is lost again, and goes again (instead of waiting for the RTO).
+   */
+  private detectLostRetransmits(): void {
+    const log = this.rtxLog;
+    const a = this.sacked;
+    if (log.length === 0 || a === undefined || a.length === 0) return;
+    const highSacked = a[a.length - 1]!;
+    const slack = DUP_THRESH * this.sndMss;
+    let w = 0;
+    for (let k = 0; k < log.length; k += 3) {
+      const seq = log[k]!;
+      const end = log[k + 1]!;
+      const mark = log[k + 2]!;
+      if (seqLe(end, this.sndUna)) continue; // delivered
+      const s = this.nextHole(seq);
+      if (s === -1 || seqGe(s, end)) continue; // SACKed
+      if (seqGt(highSacked, seqAdd(mark, slack))) {
+        if (this.relost === NONE) this.relost = [];
+        this.relost.push(s, end);
+        continue;
+      }
+      log[w++] = seq;
+      log[w++] = end;
+      log[w++] = mark;
+    }
+    log.length = w;
+  }
+
+  /** Resends the first retransmission found lost that still has unSACKed bytes; false if none. */
+  private resendRelost(now: number): boolean {
+    const q = this.relost;
+    while (q.length > 0) {
+      const seq = q[0]!;
+      const end = q[1]!;
+      q.splice(0, 2);
+      const s = this.nextHole(seq);
+      if (s === -1 || seqGe(s, end)) continue;
+      if (seqGt(this.holeEnd, end)) this.holeEnd = end;
+      if (this.resendHole(s, now)) return true;
+    }
+    return false;
+  }
+
+  /** Enters loss recovery (RFC 6675 §5 step 4): the segment at SND.UNA goes at once. */
+  private enterSackRecovery(now: number): void {
+    this.forcedLost = this.probeRevealsLoss() ? this.tlpSeq : -1;
+    const counters = this.owner.counters;
+    counters.fastRetransmits++;
+    counters.sackRecoveries++;
+    this.ssthresh = this.cwnd = Math.max(seqDiff(this.sndMax, this.sndUna) >> 1, 2 * this.sndMss);
+    this.recover = this.sndMax;
+    this.inRecovery = true;
+    this.sndNxt = this.sndMax;
+    this.highRxt = this.sndUna;
+    if (this.rtxLog !== NONE) this.rtxLog.length = 0;
+    if (this.relost !== NONE) this.relost.length = 0;
+    const s = this.nextHole(this.sndUna);
+    if (s !== -1) this.resendHole(s, now);
+  }
+
   private sendAck(): void {
     this.emit(this.sndNxt, ACK, EMPTY, EMPTY);
   }
@@ -1151,6 +1568,11 @@ export class Tcb {
       this.ackNow = false;
       this.unackedBytes = 0;
       this.delackAt = Infinity;
+      // SACK blocks while out-of-order data is held (RFC 2018 §4), when they fit beside the payload.
+      if (this.sackOk && this.ooo.length > 0 && !(flags & (SYN | RST))) {
+        const sack = this.sackBlocks();
+        if (payload.length + sack.length <= this.sndMss) options = sack;
+      }
     }
     this.owner.counters.outSegs++;
     // A false return (no route) is a lost segment: the timers retry, as for a drop on the wire.
@@ -1184,8 +1606,11 @@ export class Tcb {
       }
     }
     if (this.rtxAt <= now) {
+      this.tlpAt = Infinity;
       this.onRetransmitTimeout(now);
       if (this.state === TcpState.CLOSED) return;
+    } else if (this.tlpAt <= now) {
+      this.onProbe(now);
     }
     if (this.persistAt <= now) this.onPersist(now);
     if (this.delackAt <= now) {
@@ -1233,6 +1658,7 @@ export class Tcb {
       this.finish(CLOSED_TIMEOUT);
       return;
     }
+    counters.rtoExpirations++;
     // RFC 5681 §3.1 eq. 4 (only on the first timeout of this data), then RFC 6298 §5.4-5.6.
     if (this.retries === 0) this.ssthresh = Math.max(seqDiff(this.sndMax, this.sndUna) >> 1, 2 * this.sndMss);
     this.retries++;
@@ -1242,6 +1668,11 @@ export class Tcb {
     this.inRecovery = false;
     this.dupAcks = 0;
     this.recover = this.sndMax;
+    // RFC 6675 §5.1: the scoreboard stays, so going back N resends only the holes. A second
+    // timeout of the same data forgets it, in case the receiver reneged (RFC 2018 §8).
+    if (this.retries > 1) this.sacked = undefined;
+    this.tlpSeq = -1;
+    this.forcedLost = -1;
     // Go back N: everything after the first segment goes again as ACKs return.
     this.sndNxt = this.sndUna;
     this.retransmitHead(now);
@@ -1287,8 +1718,26 @@ export class Tcb {
 
   private take(): Uint8Array {
     const q = this.recvQ;
-    const c = q[this.recvHead]!;
+    let c = q[this.recvHead]!;
     q[this.recvHead++] = EMPTY;
+    // Small chunks (runs drained from the out-of-order queue are one per segment) go out as one:
+    // a copy is cheaper than a read() promise per segment.
+    if (c.length < RX_COALESCE && this.recvHead < q.length && q[this.recvHead]!.length < RX_COALESCE) {
+      let n = c.length;
+      let k = this.recvHead;
+      while (k < q.length && n + q[k]!.length <= RX_COALESCE) n += q[k++]!.length;
+      if (k > this.recvHead) {
+        const out = new Uint8Array(n);
+        out.set(c, 0);
+        let o = c.length;
+        for (; this.recvHead < k; this.recvHead++) {
+          out.set(q[this.recvHead]!, o);
+          o += q[this.recvHead]!.length;
+          q[this.recvHead] = EMPTY;
+        }
+        c = out;
+      }
+    }
     if (this.recvHead === q.length) {
       q.length = 0;
       this.recvHead = 0;
@@ -1359,7 +1808,7 @@ export class Tcb {
     if (this.state === TcpState.CLOSED) return;
     const wasSynSent = this.state === TcpState.SYN_SENT || (this.state === TcpState.SYN_RECEIVED && this.listener === undefined);
     this.state = TcpState.CLOSED;
-    this.rtxAt = this.persistAt = this.delackAt = this.twAt = this.connectAt = Infinity;
+    this.rtxAt = this.tlpAt = this.persistAt = this.delackAt = this.twAt = this.connectAt = Infinity;
     if (this.connectResolve !== undefined) {
       const resolve = this.connectResolve;
       this.connectResolve = undefined;
@@ -1371,9 +1820,10 @@ export class Tcb {
       this.recvQ.length = 0;
       this.recvHead = 0;
       this.recvBytes = 0;
-      this.sndBuf.clear();
+      this.sndBufObj?.clear();
     }
     this.ooo.length = 0;
+    this.sacked = undefined;
     this.eof = true;
     this.resolveClosed(reason);
     this.resolveWriters(false);

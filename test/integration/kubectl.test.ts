@@ -183,7 +183,8 @@ describe("kubectl against kubewire", () => {
     const pod = wideRows(await ok(["get", "pods", "-n", "shop", "-o", "wide"]))[0]!;
     const logs = await ok(["logs", "-n", "shop", pod.name]);
     expect(logs).toContain(`pod network ready: ${pod.ip}/24 on eth0`);
-    expect(logs).toContain("udp echo listening on :8081");
+    // agnhost netexec's own log lines (test/images/agnhost/netexec/netexec.go).
+    expect(logs).toContain("Started UDP server on port  8081");
   });
 
   it("rejects an invalid manifest with kubectl's usual error naming the field, and writes nothing", async () => {
