@@ -3,12 +3,12 @@
  * through an in-memory queue drained in batches (as the IP layer delivers one NATS message's
  * frames), real clock, no loss. Not a vitest file.
  *
- *   node --import tsx test/unit/tcp/microbench.ts [MiB=256] [--delay=MS]   (one-way delay per batch)
- *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof test/unit/tcp/microbench.ts
+ *   node --import tsx test/bench/tcp-stack.ts [MiB=256] [--delay=MS]   (one-way delay per batch)
+ *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof test/bench/tcp-stack.ts
  */
-import type { SegmentOut, TcpHost, TcpSocket } from "../../../node-agent/tcp/api.ts";
-import { TcpStack } from "../../../node-agent/tcp/stack.ts";
-import type { Ipv4Addr } from "../../../overlay/wire/common.ts";
+import type { SegmentOut, TcpHost, TcpSocket } from "../../node-agent/tcp/api.ts";
+import { TcpStack } from "../../node-agent/tcp/stack.ts";
+import type { Ipv4Addr } from "../../overlay/wire/common.ts";
 
 const A_IP: Ipv4Addr = 0x0a00_0101;
 const B_IP: Ipv4Addr = 0x0a00_0201;
