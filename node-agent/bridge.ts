@@ -64,7 +64,7 @@ export class Bridge {
   input(ingress: Link, pkt: Packet): void {
     if (pkt.len < 14) return this.dp.drop(pkt, DropReason.Malformed, this.name, "runt frame");
     if (this.dp.tapped(this.name)) this.dp.tap(this.name, pkt.data(), "rx");
-    const now = this.dp.now();
+    const now = this.dp.clock();
     const b = pkt.buf;
     const h = pkt.head;
     // Multicast: the I/G bit, lowest bit of the first octet.

@@ -124,10 +124,23 @@ export class Datapath {
     return this.queue.length - this.head;
   }
 
+  /**
+   * The clock as the datapath reads it per packet: sampled when a drain starts and every 64
+   * steps of it, since reading the monotonic clock costs more than a table lookup and nothing
+   * in a node needs finer than that (timeouts are in ms and seconds).
+   */
+  clock(): number {
+    return this.draining ? this.drainNow : this.now();
+  }
+  private drainNow = 0;
+
   private drain(): void {
     this.draining = true;
+    this.drainNow = this.now();
+    let steps = 0;
     try {
       while (this.head < this.queue.length) {
+        if ((++steps & 63) === 0) this.drainNow = this.now();
         const to = this.queue[this.head] as Receiver;
         const pkt = this.queue[this.head + 1] as Packet;
         this.head += 2;

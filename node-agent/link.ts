@@ -257,7 +257,7 @@ export class FaultLink extends LinkWrapper {
       this.stats.reordered++;
       if (prev) out(prev);
       const wait = Math.max(1, s.delayMs ?? 1);
-      this.dp.schedule(this.dp.now() + wait, () => {
+      this.dp.schedule(this.dp.clock() + wait, () => {
         if (this.held[dir] === pkt) {
           this.held[dir] = undefined;
           out(pkt);
@@ -268,7 +268,7 @@ export class FaultLink extends LinkWrapper {
     const delay = (s.delayMs ?? 0) + (s.jitterMs ? (rng() * 2 - 1) * s.jitterMs : 0);
     if (delay > 0) {
       this.stats.delayed++;
-      this.dp.schedule(this.dp.now() + delay, () => out(pkt));
+      this.dp.schedule(this.dp.clock() + delay, () => out(pkt));
     } else {
       out(pkt);
     }

@@ -190,6 +190,7 @@ export class Netns {
 
   addIface(iface: Iface): void {
     this.ifaces.set(iface.name, iface);
+    this.localAddrs = [...this.ifaces.values()].flatMap((i) => (i.addr ? [i.addr.ip] : []));
     iface.link.setReceiver((pkt) => this.input(iface, pkt));
     if (iface.addr) {
       const { ip, prefix } = iface.addr;
@@ -200,9 +201,13 @@ export class Netns {
 
   isLocalAddress(ip: Ipv4Addr): boolean {
     if (ip >>> 24 === LOOPBACK_NET) return true;
-    for (const iface of this.ifaces.values()) if (iface.addr?.ip === ip) return true;
+    const a = this.localAddrs;
+    for (let i = 0; i < a.length; i++) if (a[i] === ip) return true;
     return false;
   }
+
+  /** The interfaces' addresses, kept beside the map: asked several times per packet. */
+  private localAddrs: Ipv4Addr[] = [];
 
   private sourceFor(dst: Ipv4Addr): Ipv4Addr | undefined {
     if (dst >>> 24 === LOOPBACK_NET) return dst;
@@ -283,7 +288,7 @@ export class Netns {
     pkt.release();
     if (!parsed.ok) return this.dp.dropRaw(DropReason.Malformed);
     const arp = parsed.value;
-    const now = this.dp.now();
+    const now = this.dp.clock();
     if (iface.addr?.ip !== arp.targetIp) {
       // RFC 826 merge step: refresh an existing entry, learn nothing new from others' traffic.
       this.flush(iface, this.neighbors.refresh(iface.name, arp.senderIp, arp.senderMac, now), arp.senderMac);
@@ -324,7 +329,7 @@ export class Netns {
       return undefined;
     }
     const evictedBefore = this.reassembler.evicted;
-    const r = this.reassembler.add(parsed.value, bytes, this.dp.now());
+    const r = this.reassembler.add(parsed.value, bytes, this.dp.clock());
     // Datagrams evicted to stay under the memory bound are lost: counted (Linux's ReasmFails).
     const evicted = this.reassembler.evicted - evictedBefore;
     if (evicted > 0) this.dp.counters.inc(dropCounter(DropReason.Reassembly), evicted);
@@ -473,7 +478,7 @@ export class Netns {
    * POSTROUTING/INPUT. False when the packet was consumed (dropped or rejected).
    */
   private hook(hook: Hook, pkt: Packet, iif: string, oif: string): boolean {
-    const now = this.dp.now();
+    const now = this.dp.clock();
     if (!this.tracking && !this.netfilter.has(hook)) return true;
     const ct = this.conntrack;
     if (this.tracking && (hook === Hook.Prerouting || hook === Hook.Output)) {
@@ -718,7 +723,7 @@ export class Netns {
 
   private resolveAndSend(out: Iface, nextHop: Ipv4Addr, pkt: Packet): void {
     if (out.mac === 0) return this.emitFrame(out, 0, pkt);
-    const now = this.dp.now();
+    const now = this.dp.clock();
     const neighbor = this.neighbors.lookup(out.name, nextHop, now);
     if (neighbor.kind === "found") return this.emitFrame(out, neighbor.mac, pkt);
     if (out.noArp) {
@@ -780,7 +785,7 @@ export class Netns {
     const b = pkt.buf;
     if ((readU16(b, pkt.l3 + 6) & 0x1fff) !== 0 || pkt.dst === 0xffff_ffff || pkt.src === 0) return;
     if (pkt.proto === IpProtocol.ICMP && pkt.icmpType !== IcmpType.EchoRequest && pkt.icmpType !== IcmpType.EchoReply) return;
-    const now = this.dp.now();
+    const now = this.dp.clock();
     this.icmpTokens = Math.min(ICMP_BURST, this.icmpTokens + (now - this.icmpRefilledAt) * ICMP_RATE_PER_MS);
     this.icmpRefilledAt = now;
     if (this.icmpTokens < 1) {
@@ -794,7 +799,7 @@ export class Netns {
 
   /** Periodic work: ARP retransmits and give-ups (ICMP host unreachable for what waited), table ageing. */
   tick(): void {
-    const now = this.dp.now();
+    const now = this.dp.clock();
     const expired = this.reassembler.expire(now);
     if (expired > 0) this.dp.counters.inc("ip_reassembly_timeout_total", expired);
     this.conntrack.expire(now);

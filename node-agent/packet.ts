@@ -11,7 +11,7 @@
  * - Descriptors and their buffers are pooled. A packet whose payload escapes to a consumer that
  *   keeps it (TCP's receive queue) is simply not released; the pool makes a new one.
  */
-import { ETHERNET_HEADER_LEN, EtherType, IpProtocol, readU16, readU32 } from "../overlay/wire/index.ts";
+import { ETHERNET_HEADER_LEN, EtherType, IpProtocol, onesComplementSum, readU16, readU32 } from "../overlay/wire/index.ts";
 import type { Tracer } from "./datapath.ts";
 import type { ConnEntry } from "./conntrack.ts";
 
@@ -256,7 +256,7 @@ export function parseIpHeaders(p: Packet, l3: number): boolean {
   if (ihl < 20 || ihl > avail) return false;
   const total = readU16(b, l3 + 2);
   if (total < ihl || total > avail) return false;
-  if (ipHeaderSum(b, l3, ihl) !== 0xffff) return false;
+  if (onesComplementSum(b, l3, ihl) !== 0xffff) return false;
   p.l3 = l3;
   p.ipLen = total;
   // Trailing bytes past the IP total length (Ethernet padding) are not part of the packet.
@@ -297,12 +297,6 @@ export function parseIpHeaders(p: Packet, l3: number): boolean {
   }
 }
 
-function ipHeaderSum(b: Uint8Array, off: number, len: number): number {
-  let sum = 0;
-  for (let i = off; i < off + len; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
 
 /** Whether the packet is a non-first or more-to-come fragment. */
 export function isFragmentAt(b: Uint8Array, l3: number): boolean {
