@@ -1,10 +1,12 @@
 /**
  * A memory valve for the node-agent process. Under a flood (fragments, SYNs, garbage on the
- * overlay) the datapath's tables stay bounded, but V8 collects what they drop, and the socket
- * buffers NATS reads into, only when its own heuristics say so: the heap and the off-heap
- * buffers can grow by hundreds of MiB of garbage first. Like Go's GOMEMLIMIT, the valve runs a
- * full collection whenever the JS heap plus ArrayBuffer memory has grown by `slackBytes` over
- * what was live after the last collection, so a flood costs CPU, not the machine's memory.
+ * overlay) the datapath's tables stay bounded, but V8 collects what they drop only when its own
+ * heuristics say so: the old generation can grow by hundreds of MiB of garbage first, and the
+ * pages it commits stay in the process. Like Go's GOMEMLIMIT, the valve runs a full collection
+ * whenever the JS heap has grown by `slackBytes` over what was live after the last one, so a
+ * flood costs CPU, not the machine's memory. Off-heap buffers (what NATS reads into) are left
+ * to V8's own external-memory trigger: counting them here made a full collection every few
+ * thousand frames of ordinary traffic.
  */
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -39,8 +41,7 @@ export class MemoryValve {
   }
 
   private used(): number {
-    const u = this.usage();
-    return u.heapUsed + u.arrayBuffers;
+    return this.usage().heapUsed;
   }
 
   /** Called periodically; collects when the slack is used up. */

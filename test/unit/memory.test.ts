@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryValve } from "../../node-agent/memory.ts";
 
 describe("MemoryValve", () => {
-  it("collects only once the heap and buffers have grown by the slack over the last floor", () => {
+  it("collects only once the heap has grown by the slack over the last floor", () => {
     let used = 100;
     const valve = new MemoryValve(() => ({ heapUsed: used, arrayBuffers: 0 }), 50);
     used = 149;
