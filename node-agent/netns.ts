@@ -459,8 +459,9 @@ export class Netns {
           options: b.subarray(l4 + 20, l4 + hl),
           payload: b.subarray(l4 + hl, l4 + l4len),
         };
-        // The payload view may be kept by the receive queue: the packet is not released.
+        // TCP copies what it keeps (receive and out-of-order queues), so the packet goes back.
         this.tcp.input(seg);
+        pkt.release();
         return;
       }
       default:

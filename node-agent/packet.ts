@@ -58,6 +58,8 @@ export interface PacketView {
   icmpCode: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 export class Packet implements PacketView {
   buf: Uint8Array;
   head = HEADROOM;
@@ -87,12 +89,21 @@ export class Packet implements PacketView {
   /** @internal the pool it returns to; undefined for one-off buffers. */
   pool: PacketPool | undefined;
 
-  /** The buffer this descriptor owns; `buf` points elsewhere while it wraps received bytes. */
-  private readonly own: Uint8Array;
+  /**
+   * The buffer this descriptor owns, made on first need: a descriptor that only ever wraps
+   * received bytes (`buf` pointing into a NATS message) never allocates one.
+   */
+  private own: Uint8Array | undefined;
 
   constructor(capacity: number, pool: PacketPool | undefined) {
-    this.buf = this.own = new Uint8Array(capacity);
+    this.own = capacity > 0 ? new Uint8Array(capacity) : undefined;
+    this.buf = this.own ?? EMPTY;
     this.pool = pool;
+  }
+
+  /** Points `buf` at the descriptor's own buffer (of POOLED_BUFFER bytes when made here). */
+  useOwn(): void {
+    this.buf = this.own ??= new Uint8Array(POOLED_BUFFER);
   }
 
   get len(): number {
@@ -123,7 +134,7 @@ export class Packet implements PacketView {
 
   /** Resets every field but the buffer, as a fresh descriptor. */
   reset(): void {
-    this.buf = this.own;
+    this.buf = this.own ?? EMPTY;
     this.head = this.end = HEADROOM;
     this.l2 = this.l3 = this.l4 = -1;
     this.ipLen = this.proto = this.src = this.dst = this.sport = this.dport = this.tcpFlags = 0;
@@ -184,6 +195,7 @@ export class PacketPool {
       if (f) {
         this.reused++;
         p = f;
+        p.useOwn();
       } else {
         this.allocated++;
         p = new Packet(POOLED_BUFFER, this);
@@ -203,7 +215,7 @@ export class PacketPool {
    */
   wrap(buf: Uint8Array, off: number, len: number): Packet {
     const f = this.free.pop();
-    const p = f ?? new Packet(POOLED_BUFFER, this);
+    const p = f ?? new Packet(0, this);
     if (f) this.reused++;
     else this.allocated++;
     p.buf = buf;

@@ -216,7 +216,7 @@ export class HttpConnection {
 }
 
 export type ResponseOutcome =
-  | { kind: "ok"; head: ResponseHead; body: Uint8Array; reusable: boolean }
+  | { kind: "ok"; head: ResponseHead; body: Uint8Array; size: number; reusable: boolean }
   | { kind: "empty" }
   | { kind: "reset"; received: number }
   | { kind: "timeout"; received: number; expected: number | undefined }
@@ -224,7 +224,14 @@ export type ResponseOutcome =
   | { kind: "weird" };
 
 /** Reads one response: head (skipping 1xx), then the body as its framing says. */
-export async function readResponse(conn: HttpConnection, method: string, deadline: Promise<"timeout">, onHead?: (head: ResponseHead) => void): Promise<ResponseOutcome> {
+export async function readResponse(
+  conn: HttpConnection,
+  method: string,
+  deadline: Promise<"timeout">,
+  onHead?: (head: ResponseHead) => void,
+  /** false for -o /dev/null: the body is counted, not kept (downloads of hundreds of MiB). */
+  keepBody = true,
+): Promise<ResponseOutcome> {
   let buf = conn.leftover;
   conn.leftover = new Uint8Array(0);
   let total = buf.length;
@@ -259,7 +266,7 @@ export async function readResponse(conn: HttpConnection, method: string, deadlin
   const take = (bytes: Uint8Array): boolean => {
     if (framing.kind === "length") {
       const n = Math.min(bytes.length, framing.bytes - received);
-      body.push(bytes.subarray(0, n));
+      if (keepBody) body.push(bytes.subarray(0, n));
       received += n;
       conn.leftover = concat(conn.leftover, bytes.subarray(n));
       return received === framing.bytes;
@@ -268,12 +275,12 @@ export async function readResponse(conn: HttpConnection, method: string, deadlin
       const out = decoder.feed(bytes);
       if (!out) throw new MalformedBody();
       for (const b of out) {
-        body.push(b);
+        if (keepBody) body.push(b);
         received += b.length;
       }
       return decoder.done;
     }
-    body.push(bytes);
+    if (keepBody) body.push(bytes);
     received += bytes.length;
     return false;
   };
@@ -285,7 +292,7 @@ export async function readResponse(conn: HttpConnection, method: string, deadlin
       const ev = await conn.read(deadline);
       if (ev.kind === "data") done = take(ev.bytes);
       else if (ev.kind === "eof") {
-        if (framing.kind === "close") return { kind: "ok", head, body: concatAll(body), reusable: false };
+        if (framing.kind === "close") return { kind: "ok", head, body: concatAll(body), size: received, reusable: false };
         return { kind: "partial", remaining: framing.kind === "length" ? framing.bytes - received : undefined };
       } else if (ev.kind === "reset") return { kind: "reset", received };
       else return { kind: "timeout", received, expected: framing.kind === "length" ? framing.bytes : undefined };
@@ -294,7 +301,7 @@ export async function readResponse(conn: HttpConnection, method: string, deadlin
     if (err instanceof MalformedBody) return { kind: "weird" };
     throw err;
   }
-  return { kind: "ok", head, body: concatAll(body), reusable: keepAlive && framing.kind !== "close" };
+  return { kind: "ok", head, body: concatAll(body), size: received, reusable: keepAlive && framing.kind !== "close" };
 }
 
 class MalformedBody extends Error {
@@ -304,6 +311,7 @@ class MalformedBody extends Error {
 /** One allocation for the whole body (bodies may be hundreds of MiB: no pairwise concat). */
 export function concatAll(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
+  if (parts.length === 0) return new Uint8Array(0);
   let total = 0;
   for (const p of parts) total += p.length;
   const out = new Uint8Array(total);
@@ -551,12 +559,18 @@ export async function curl(ctx: ToolContext, argv: readonly string[]): Promise<E
         conn.requests++;
         const wrote = await conn.socket.write(Buffer.concat([Buffer.from(request.head, "latin1"), body ?? Buffer.alloc(0)]));
         const outcome: ResponseOutcome = wrote
-          ? await readResponse(conn, method, deadline, (head) => {
-              if (opts.verbose) {
-                for (const line of head.lines) stderr.push(`< ${line}\n`);
-                stderr.push("< \n");
-              }
-            })
+          ? await readResponse(
+              conn,
+              method,
+              deadline,
+              (head) => {
+                if (opts.verbose) {
+                  for (const line of head.lines) stderr.push(`< ${line}\n`);
+                  stderr.push("< \n");
+                }
+              },
+              opts.output !== "null",
+            )
           : { kind: "reset", received: 0 };
         // A kept-alive connection the server has closed meanwhile: curl retries once on a fresh one.
         if (wasReused && attempt === 0 && (outcome.kind === "empty" || (outcome.kind === "reset" && outcome.received === 0))) {
@@ -590,10 +604,10 @@ export async function curl(ctx: ToolContext, argv: readonly string[]): Promise<E
         }
         const { head } = outcome;
         tr.httpCode = head.status;
-        tr.sizeDownload = outcome.body.length;
+        tr.sizeDownload = outcome.size;
         const length = header(head, "content-length");
         if (length !== undefined && /^\d+$/.test(length)) tr.expected = Number(length);
-        if (opts.verbose && outcome.body.length > 0) stderr.push(`{ [${outcome.body.length} bytes data]\n`);
+        if (opts.verbose && outcome.size > 0) stderr.push(`{ [${outcome.size} bytes data]\n`);
         conn.reusable = outcome.reusable;
         if (opts.fail && head.status >= 400) {
           info(`The requested URL returned error: ${head.status}`);
