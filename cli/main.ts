@@ -8,12 +8,12 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
-import { parseCidr } from "../api/addressing.ts";
-import { isDns1123Label } from "../api/syntax.ts";
-import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../api/kube-client.ts";
-import { nodeIsReady, nodeRecordFrom } from "../api/kube-objects.ts";
-import { generateServingCert } from "../api/tls.ts";
-import { RpcError, connectNats, request } from "../api/rpc.ts";
+import { parseCidr } from "../cluster/addressing.ts";
+import { isDns1123Label } from "../cluster/syntax.ts";
+import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../cluster/kube-client.ts";
+import { nodeIsReady, nodeRecordFrom } from "../cluster/kube-objects.ts";
+import { generateServingCert } from "../cluster/tls.ts";
+import { RpcError, connectNats, request } from "../cluster/rpc.ts";
 import {
   Subjects,
   type CapturedFrame,
@@ -24,7 +24,7 @@ import {
   type NodeRecord,
   type NodeStatus,
   type TraceHop,
-} from "../api/types.ts";
+} from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "./processes.ts";

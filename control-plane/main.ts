@@ -1,7 +1,7 @@
 /** control-plane process: the Kubernetes API, the controllers and the node RPCs, until SIGTERM/SIGINT. */
-import { loadControlPlaneConfig } from "../api/config.ts";
-import { createLogger } from "../api/log.ts";
-import { connectNats } from "../api/rpc.ts";
+import { loadControlPlaneConfig } from "../cluster/config.ts";
+import { createLogger } from "../cluster/log.ts";
+import { connectNats } from "../cluster/rpc.ts";
 import { ControlPlane } from "./server.ts";
 
 const cfg = loadControlPlaneConfig();

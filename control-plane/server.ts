@@ -7,14 +7,14 @@
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription } from "nats";
-import { cidrSize, formatCidr, mustParseCidr, vtepMac } from "../api/addressing.ts";
-import type { ControlPlaneConfig } from "../api/config.ts";
-import { isDns1123Label } from "../api/syntax.ts";
-import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../api/kube-objects.ts";
-import { systemClock } from "../api/clock.ts";
-import type { Logger } from "../api/log.ts";
-import { generateServingCert } from "../api/tls.ts";
-import { RpcError, request, serve } from "../api/rpc.ts";
+import { cidrSize, formatCidr, mustParseCidr, vtepMac } from "../cluster/addressing.ts";
+import type { ControlPlaneConfig } from "../cluster/config.ts";
+import { isDns1123Label } from "../cluster/syntax.ts";
+import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../cluster/kube-objects.ts";
+import { systemClock } from "../cluster/clock.ts";
+import type { Logger } from "../cluster/log.ts";
+import { generateServingCert } from "../cluster/tls.ts";
+import { RpcError, request, serve } from "../cluster/rpc.ts";
 import {
   ErrorCode,
   Subjects,
@@ -23,17 +23,17 @@ import {
   type PodFinalizeRequest,
   type PodStatusRequest,
   type RegisterNodeRequest,
-} from "../api/types.ts";
+} from "../cluster/types.ts";
 import { formatIpv4, formatMac, parseIpv4Addr } from "../overlay/wire/common.ts";
 import { createAdmission } from "./api/admission.ts";
 import { ApiServer, type PodBackend } from "./api/http.ts";
 import { Registry } from "./api/registry.ts";
-import { resourceByKind } from "../api/resources.ts";
+import { resourceByKind } from "../cluster/resources.ts";
 import { ApiError } from "./api/status.ts";
-import { ObjectStore, type KubeObject } from "../api/store.ts";
+import { ObjectStore, type KubeObject } from "../cluster/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
-import { allocateAddress, allocateNodeCidr } from "../api/ipam.ts";
-import { rfc3339 } from "../api/meta.ts";
+import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
+import { rfc3339 } from "../cluster/meta.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");

@@ -6,12 +6,12 @@
  */
 import type { NatsConnection, Subscription } from "nats";
 import { pack } from "msgpackr";
-import { cidrContains, mustParseCidr } from "../api/addressing.ts";
-import type { NodeAgentConfig } from "../api/config.ts";
-import { nodeRecordFrom, podRecordFrom } from "../api/kube-objects.ts";
-import { rfc3339 } from "../api/meta.ts";
-import type { Logger } from "../api/log.ts";
-import { RpcError, request, serve } from "../api/rpc.ts";
+import { cidrContains, mustParseCidr } from "../cluster/addressing.ts";
+import type { NodeAgentConfig } from "../cluster/config.ts";
+import { nodeRecordFrom, podRecordFrom } from "../cluster/kube-objects.ts";
+import { rfc3339 } from "../cluster/meta.ts";
+import type { Logger } from "../cluster/log.ts";
+import { RpcError, request, serve } from "../cluster/rpc.ts";
 import {
   ErrorCode,
   Subjects,
@@ -28,12 +28,12 @@ import {
   type PodStatusRequest,
   type RegisterNodeRequest,
   type TraceRequest,
-} from "../api/types.ts";
+} from "../cluster/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
 import { formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
-import { resourceByKind } from "../api/resources.ts";
-import { ObjectStore, type KubeObject, type WatchHandle } from "../api/store.ts";
-import { allocateAddress } from "../api/ipam.ts";
+import { resourceByKind } from "../cluster/resources.ts";
+import { ObjectStore, type KubeObject, type WatchHandle } from "../cluster/store.ts";
+import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { startPodApps, type ContainerSpec } from "./apps/index.ts";
@@ -127,7 +127,7 @@ export class NodeAgent {
     });
   }
 
-  traceSink(traceId: string): (hop: import("../api/types.ts").TraceHop) => void {
+  traceSink(traceId: string): (hop: import("../cluster/types.ts").TraceHop) => void {
     const subject = Subjects.trace(traceId);
     return (hop) => this.nc.publish(subject, pack(hop));
   }

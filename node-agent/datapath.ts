@@ -6,7 +6,7 @@
  * every device shares: the packet pool, the counters, the drop accounting, capture taps and a
  * timer heap (fault delays, TCP timers) driven by `poll(now)`.
  */
-import type { TraceHop } from "../api/types.ts";
+import type { TraceHop } from "../cluster/types.ts";
 import { DropReason } from "./netfilter.ts";
 import { PacketPool, type Packet } from "./packet.ts";
 

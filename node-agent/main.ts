@@ -1,7 +1,7 @@
 /** node-agent process: one emulated node, until SIGTERM/SIGINT. */
-import { loadNodeAgentConfig } from "../api/config.ts";
-import { createLogger } from "../api/log.ts";
-import { connectNats } from "../api/rpc.ts";
+import { loadNodeAgentConfig } from "../cluster/config.ts";
+import { createLogger } from "../cluster/log.ts";
+import { connectNats } from "../cluster/rpc.ts";
 import { NodeAgent } from "./agent.ts";
 
 const cfg = loadNodeAgentConfig();

@@ -14,8 +14,8 @@
  * This module is the whole wiring of a node, shared by the node-agent process and the
  * deterministic simulation: they differ only in the overlay transport they hand it.
  */
-import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../api/addressing.ts";
-import type { NodeRecord, PodRecord, TraceHop } from "../api/types.ts";
+import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../cluster/addressing.ts";
+import type { NodeRecord, PodRecord, TraceHop } from "../cluster/types.ts";
 import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
 import { parseIpv4Addr, parseMac, readU16, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
 import { Bridge } from "./bridge.ts";

@@ -2,7 +2,7 @@
  * A route table with longest-prefix match, like one `ip route` table of a Linux netns. Pure:
  * no clock, no I/O. Lookups return a discriminated union; there is no "null route".
  */
-import { formatCidr, maskOf, type Cidr } from "../api/addressing.ts";
+import { formatCidr, maskOf, type Cidr } from "../cluster/addressing.ts";
 import { formatIpv4, type Ipv4Addr } from "../overlay/wire/common.ts";
 
 export interface Route {

@@ -1,6 +1,6 @@
 /**
  * The overlay over NATS: node N's VTEP frames go to the subject `subjectFor(N)`, which the
- * caller names (overlay.<vni>.<N>, DESIGN.md: api/types.ts Subjects.overlay): the overlay
+ * caller names (overlay.<vni>.<N>, DESIGN.md: cluster/types.ts Subjects.overlay): the overlay
  * imports nothing from the layers above it.
  * Core NATS, not JetStream: like UDP under VXLAN, delivery is best effort and a frame lost in
  * a partition is lost, which is what the inner protocols expect.

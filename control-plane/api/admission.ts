@@ -6,9 +6,9 @@
  */
 import { allocateClusterIp, allocateNodePort } from "../controllers/logic/allocators.ts";
 import type { Admission, Registry } from "./registry.ts";
-import { resourceByKind, type ResourceInfo } from "../../api/resources.ts";
+import { resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
 import { Errors } from "./status.ts";
-import type { KubeObject } from "../../api/store.ts";
+import type { KubeObject } from "../../cluster/store.ts";
 
 interface ServicePort {
   name?: string;

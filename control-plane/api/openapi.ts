@@ -15,7 +15,7 @@
  * that anything is validated or documented by them.
  */
 import { createHash } from "node:crypto";
-import { RESOURCES, groupVersion, groupVersions, type ResourceInfo } from "../../api/resources.ts";
+import { RESOURCES, groupVersion, groupVersions, type ResourceInfo } from "../../cluster/resources.ts";
 
 export interface OpenApiV3Root {
   paths: Record<string, { serverRelativeURL: string }>;

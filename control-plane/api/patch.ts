@@ -19,7 +19,7 @@ export type PatchResult = { kind: "ok"; value: unknown } | { kind: "error"; code
  * (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, applyJSPatch), and more than
  * 10000 operations with 413.
  */
-import { deepEqual } from "../../api/meta.ts";
+import { deepEqual } from "../../cluster/meta.ts";
 export const PatchErrorCode = {
   /** The body is not a patch of this type: not an operation list, unknown op or directive, bad pointer syntax. */
   BadPatch: "BadPatch",

@@ -8,12 +8,12 @@
 import { randomUUID } from "node:crypto";
 import { defaultObject } from "./defaults.ts";
 import { applyJsonMergePatch, applyJsonPatch, applyStrategicMergePatch, patchSchemaFor } from "./patch.ts";
-import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
-import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "../../api/selectors.ts";
+import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
+import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "../../cluster/selectors.ts";
 import { ApiError, Errors } from "./status.ts";
-import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../api/store.ts";
+import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../cluster/store.ts";
 import { statusForInvalid, validateObject } from "./validation.ts";
-import { deepEqual, rfc3339 } from "../../api/meta.ts";
+import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
 
 export const PatchType = {
   json: "application/json-patch+json",

@@ -11,9 +11,9 @@
  * Stored objects are whatever clients wrote, so every field is read defensively: a missing or
  * ill-typed field prints as Kubernetes prints its zero value, and never throws.
  */
-import type { KubeObject, ObjectMeta } from "../../api/store.ts";
+import type { KubeObject, ObjectMeta } from "../../cluster/store.ts";
 import type { LabelSelector } from "kubernetes-types/meta/v1.js";
-import { formatLabelSelector as formatSelector, labelSelectorFromObject } from "../../api/selectors.ts";
+import { formatLabelSelector as formatSelector, labelSelectorFromObject } from "../../cluster/selectors.ts";
 
 export interface TableColumnDefinition {
   name: string;
@@ -163,7 +163,7 @@ export function formatLabelSelector(selector: unknown): string {
 }
 
 /**
- * metav1.LabelSelectorAsSelector(sel).String() through api/selectors.ts: "" for a missing (nil
+ * metav1.LabelSelectorAsSelector(sel).String() through cluster/selectors.ts: "" for a missing (nil
  * is labels.Nothing()) or empty selector; undefined when the selector is invalid. Stored
  * objects passed validation, so the cast only names the shape validation checked.
  */

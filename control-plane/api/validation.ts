@@ -16,9 +16,9 @@
  * never reported missing: the same object a real apiserver would see after defaulting.
  */
 
-import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../api/addressing.ts";
-import { deepEqual, semanticEqual } from "../../api/meta.ts";
-import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../api/selectors.ts";
+import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../cluster/addressing.ts";
+import { deepEqual, semanticEqual } from "../../cluster/meta.ts";
+import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../cluster/selectors.ts";
 import {
   byteLen,
   dns1035LabelErrors,
@@ -31,7 +31,7 @@ import {
   portNumErrors,
   qualifiedNameErrors,
   wildcardDns1123SubdomainErrors,
-} from "../../api/syntax.ts";
+} from "../../cluster/syntax.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Field errors
@@ -191,7 +191,7 @@ function goIntOrString(v: unknown): GoRepr {
   return new GoRepr(`intstr.IntOrString{Type:0, IntVal:${num(v) ?? 0}, StrVal:""}`);
 }
 
-// --- IP addresses and CIDRs: the one parser of api/addressing.ts (k8s.io/utils/net ParseIPSloppy
+// --- IP addresses and CIDRs: the one parser of cluster/addressing.ts (k8s.io/utils/net ParseIPSloppy
 // / ParseCIDRSloppy), with validation's messages.
 
 const IP_INVALID = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -428,7 +428,7 @@ function validateLabelSelector(selector: unknown, path: string): FieldError[] {
 }
 
 /**
- * metav1.LabelSelectorAsSelector through api/selectors.ts, the matcher the controllers use, over
+ * metav1.LabelSelectorAsSelector through cluster/selectors.ts, the matcher the controllers use, over
  * the selector's well-typed parts (validateLabelSelector reports the rest).
  */
 function labelSelectorAsSelector(selector: unknown): ObjectSelector {

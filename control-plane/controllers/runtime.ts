@@ -1,5 +1,5 @@
 /**
- * The controllers of the control plane. Each is a keyed work queue (api/workqueue.ts, client-go
+ * The controllers of the control plane. Each is a keyed work queue (cluster/workqueue.ts, client-go
  * workqueue semantics) and a level-triggered reconcile(key): informer events and a periodic
  * resync only enqueue keys; reconcile reads the informers' caches, computes the desired state of
  * that one object with the pure logic of ./logic and writes the difference through the registry
@@ -24,13 +24,13 @@
 import type { Deployment, ReplicaSet } from "kubernetes-types/apps/v1.js";
 import type { EndpointAddress, EndpointPort, EndpointSubset, Namespace, Node, Pod, PodCondition, Service } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointSlice } from "kubernetes-types/discovery/v1.js";
-import type { Clock } from "../../api/clock.ts";
-import { cacheKey, Informer, type InformerEventType } from "../../api/informer.ts";
-import type { Logger } from "../../api/log.ts";
-import { deepEqual, rfc3339 } from "../../api/meta.ts";
-import { RESOURCES, resourceByKind, type ResourceInfo } from "../../api/resources.ts";
-import type { KubeObject } from "../../api/store.ts";
-import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../api/workqueue.ts";
+import type { Clock } from "../../cluster/clock.ts";
+import { cacheKey, Informer, type InformerEventType } from "../../cluster/informer.ts";
+import type { Logger } from "../../cluster/log.ts";
+import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
+import { RESOURCES, resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
+import type { KubeObject } from "../../cluster/store.ts";
+import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../cluster/workqueue.ts";
 import type { Registry } from "../api/registry.ts";
 import { ApiError } from "../api/status.ts";
 import { reconcileDeployment } from "./logic/deployment.ts";

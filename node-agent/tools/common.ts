@@ -1,5 +1,5 @@
 /** What an emulated tool gets: the pod's netns, a clock, and a place to write its output. */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { IpProtocol, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
 import type { Netns } from "../netns.ts";
 import type { Conntrack } from "../conntrack.ts";

@@ -2,7 +2,7 @@
  * `conntrack -L` as conntrack-tools prints it: one line per entry (node-agent/conntrack.ts
  * formatEntry), and the count on stderr. Runs in the netns it is given (root on a node).
  */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { formatEntry, type Conntrack } from "../conntrack.ts";
 
 export function formatConntrack(ct: Conntrack, now: number): ExecResult {

@@ -15,7 +15,7 @@
  * -m at what it asked for (at most an hour, the exec RPC's limit); a cap hit is reported as curl
  * reports -m (exit 28).
  */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/common.ts";
 import type { TcpSocket } from "../tcp/api.ts";
 import type { Clock, ToolContext } from "./common.ts";

@@ -5,7 +5,7 @@
  * columns); the container's working directory is "/" and files are owned by root.
  */
 import { createHash, randomFillSync } from "node:crypto";
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { UsageError, type ToolContext } from "./common.ts";
 import { FsError, resolvePath, type FsStat, type PodFs } from "./fs.ts";
 

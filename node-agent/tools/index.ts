@@ -1,5 +1,5 @@
 /** `kubectl exec`/`kubewire exec` inside a pod: the emulated tools by name. */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { formatIpv4, formatMac } from "../../overlay/wire/index.ts";
 import { formatRoute } from "../routes.ts";
 import { UsageError, type ToolContext } from "./common.ts";

@@ -4,7 +4,7 @@
  * loop between bursts so NATS can write them out.
  */
 import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/index.ts";
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { Output, numberFlag, parseFlags, type ToolContext } from "./common.ts";
 
 const BURST = 64;

@@ -11,7 +11,7 @@
  *   arrives; gives up after -w seconds (default: the tool cap).
  * Every wait is bounded by -w and by TOOL_CAP_MS.
  */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { IpProtocol, UnreachableCode, formatIpv4 } from "../../overlay/wire/index.ts";
 import type { TcpSocket } from "../tcp/api.ts";
 import { readQuotedHeader, UsageError, type ToolContext } from "./common.ts";

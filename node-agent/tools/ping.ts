@@ -4,7 +4,7 @@
  * as "From X icmp_seq=N ...".
  */
 import { TimeExceededCode, UnreachableCode, formatIpv4, parseIpv4Addr } from "../../overlay/wire/index.ts";
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { Output, numberFlag, parseFlags, readQuotedHeader, type ToolContext } from "./common.ts";
 
 let nextIdent = 0x4b57;

@@ -3,7 +3,7 @@
  * whose TTL runs out answers ICMP time exceeded, the destination answers port unreachable.
  */
 import { IpProtocol, UnreachableCode, formatIpv4, parseIpv4Addr } from "../../overlay/wire/index.ts";
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { Output, numberFlag, parseFlags, readQuotedHeader, type ToolContext } from "./common.ts";
 import { describeError } from "./ping.ts";
 

@@ -5,7 +5,7 @@
  * it has no per-cause codes (GNU wget's 4 "network failure" is a different program).
  * Bounded by -T (default 180 s in busybox) and by TOOL_CAP_MS overall.
  */
-import type { ExecResult } from "../../api/types.ts";
+import type { ExecResult } from "../../cluster/types.ts";
 import { formatIpv4 } from "../../overlay/wire/common.ts";
 import type { ToolContext } from "./common.ts";
 import { HttpConnection, TOOL_CAP_MS, header, parseHttpUrl, readResponse, resolveHost } from "./curl.ts";

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { build as buildHistogram } from "hdr-histogram-js";
-import { paths } from "../../api/kube-client.ts";
+import { paths } from "../../cluster/kube-client.ts";
 import { TestCluster } from "../integration/fixture.ts";
 
 const N = Number(process.env.BENCH_PODS ?? 1000);

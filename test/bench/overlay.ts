@@ -13,8 +13,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { build as buildHistogram } from "hdr-histogram-js";
 import type { NatsConnection } from "nats";
-import { request } from "../../api/rpc.ts";
-import { Subjects, type ExecResult, type NodeStatus } from "../../api/types.ts";
+import { request } from "../../cluster/rpc.ts";
+import { Subjects, type ExecResult, type NodeStatus } from "../../cluster/types.ts";
 import { REPO_ROOT, stopPid } from "../../cli/processes.ts";
 import { TestCluster, type TestPod } from "../integration/fixture.ts";
 

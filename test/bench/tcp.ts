@@ -15,9 +15,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
-import { request } from "../../api/rpc.ts";
-import { paths } from "../../api/kube-client.ts";
-import { Subjects, type ExecResult } from "../../api/types.ts";
+import { request } from "../../cluster/rpc.ts";
+import { paths } from "../../cluster/kube-client.ts";
+import { Subjects, type ExecResult } from "../../cluster/types.ts";
 import { REPO_ROOT, stopPid } from "../../cli/processes.ts";
 import { TestCluster, type TestPod } from "../integration/fixture.ts";
 

@@ -6,7 +6,7 @@
  */
 import { request as httpsRequest } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { paths, type KubeObjectLike } from "../../api/kube-client.ts";
+import { paths, type KubeObjectLike } from "../../cluster/kube-client.ts";
 import { TestCluster } from "./fixture.ts";
 
 const GRACE_SECONDS = 4;

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
-import { connectNats, request, RpcError } from "../../api/rpc.ts";
-import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../api/kube-client.ts";
-import { nodeRecordFrom } from "../../api/kube-objects.ts";
-import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../api/types.ts";
-import { generateServingCert } from "../../api/tls.ts";
+import { connectNats, request, RpcError } from "../../cluster/rpc.ts";
+import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../cluster/kube-client.ts";
+import { nodeRecordFrom } from "../../cluster/kube-objects.ts";
+import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../cluster/types.ts";
+import { generateServingCert } from "../../cluster/tls.ts";
 import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
 
 /** A pod as the tests use it: where it runs and its IP. */

@@ -8,8 +8,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { paths } from "../../api/kube-client.ts";
-import { Subjects, type NodeRecord, type NodeStatus } from "../../api/types.ts";
+import { paths } from "../../cluster/kube-client.ts";
+import { Subjects, type NodeRecord, type NodeStatus } from "../../cluster/types.ts";
 import {
   ArpOperation,
   ARP_LEN,

@@ -9,9 +9,9 @@ import { request as httpsRequest } from "node:https";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cidrContains, mustParseCidr } from "../../api/addressing.ts";
+import { cidrContains, mustParseCidr } from "../../cluster/addressing.ts";
 import { parseIpv4Addr } from "../../overlay/wire/index.ts";
-import { KubeApiError, KubeClient } from "../../api/kube-client.ts";
+import { KubeApiError, KubeClient } from "../../cluster/kube-client.ts";
 import { TestCluster } from "./fixture.ts";
 
 const MANIFEST = join(import.meta.dirname, "manifests/shop.yaml");

@@ -11,7 +11,7 @@ import {
   podMac,
   underlayMac,
   vtepMac,
-} from "../../api/addressing.ts";
+} from "../../cluster/addressing.ts";
 import { formatIpv4, formatMac, parseIpv4Addr, parseMac, type Ipv4Addr } from "../../overlay/wire/common.ts";
 
 const ip = (text: string): Ipv4Addr => parseIpv4Addr(text)!;

@@ -2,7 +2,7 @@
  * Static checks of the docker deployment (docker-compose.yml, deploy/Dockerfile, .dockerignore,
  * package.json and its lock), for a machine with no Docker engine: everything a `docker compose
  * up` would trip over at build or start time that can be seen by reading the files. The config
- * values go through the real loaders of api/config.ts, so a value the processes would reject
+ * values go through the real loaders of cluster/config.ts, so a value the processes would reject
  * fails here. No sockets, no processes.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -12,15 +12,15 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { broadcastOf, cidrContains, parseCidr, type Cidr } from "../../api/addressing.ts";
+import { broadcastOf, cidrContains, parseCidr, type Cidr } from "../../cluster/addressing.ts";
 import {
   CONFIG_ENV_VARS,
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ClusterConfig,
-} from "../../api/config.ts";
-import { isDns1123Label } from "../../api/syntax.ts";
+} from "../../cluster/config.ts";
+import { isDns1123Label } from "../../cluster/syntax.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -488,7 +488,7 @@ describe(COMPOSE_FILE, () => {
     for (const name of kubewireServices) {
       expect(service(name).env_file, `${name}: env_file hides the config from this check`).toBeUndefined();
       for (const key of Object.keys(environmentOf(name))) {
-        expect(Object.keys(CONFIG_ENV_VARS), `${name}: ${key} is not read by api/config.ts`).toContain(key);
+        expect(Object.keys(CONFIG_ENV_VARS), `${name}: ${key} is not read by cluster/config.ts`).toContain(key);
       }
     }
   });

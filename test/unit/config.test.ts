@@ -6,8 +6,8 @@ import {
   loadControlPlaneConfig,
   loadNodeAgentConfig,
   type ConfigEnvVar,
-} from "../../api/config.ts";
-import { isDns1123Label } from "../../api/syntax.ts";
+} from "../../cluster/config.ts";
+import { isDns1123Label } from "../../cluster/syntax.ts";
 
 /** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
 function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { formatCidr, mustParseCidr, type Cidr } from "../../api/addressing.ts";
-import { allocateAddress, allocateNodeCidr, cidrsOverlap, type Allocation } from "../../api/ipam.ts";
+import { formatCidr, mustParseCidr, type Cidr } from "../../cluster/addressing.ts";
+import { allocateAddress, allocateNodeCidr, cidrsOverlap, type Allocation } from "../../cluster/ipam.ts";
 import { formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/common.ts";
 
 const ip = (text: string): Ipv4Addr => parseIpv4Addr(text)!;

@@ -1,10 +1,10 @@
 /**
- * The folders import only downwards (issue item 9): the overlay is the bottom layer, api/ is
+ * The folders import only downwards (issue item 9): the overlay is the bottom layer, cluster/ is
  * the cluster code both the control plane and the node-agents share, and neither reaches up.
  *
  *   overlay/wire/  imports only overlay/wire/ (the codecs stand alone)
- *   overlay/       imports nothing from api/, node-agent/, control-plane/
- *   api/           imports nothing from control-plane/, node-agent/
+ *   overlay/       imports nothing from cluster/, node-agent/, control-plane/
+ *   cluster/       imports nothing from control-plane/, node-agent/
  *
  * Read from the sources with a regex (static imports, re-exports, dynamic import("...")), so a
  * new upward import fails here before review.
@@ -48,13 +48,13 @@ const under = (folder: string) => (target: string) => target.startsWith(`${folde
 
 const RULES: readonly Rule[] = [
   { folder: "overlay/wire", allowed: under("overlay/wire"), says: "overlay/wire/ imports only overlay/wire/" },
-  { folder: "overlay", allowed: under("overlay"), says: "overlay/ imports nothing from api/, node-agent/, control-plane/" },
-  { folder: "api", allowed: (t) => !under("control-plane")(t) && !under("node-agent")(t), says: "api/ imports nothing from control-plane/ or node-agent/" },
+  { folder: "overlay", allowed: under("overlay"), says: "overlay/ imports nothing from cluster/, node-agent/, control-plane/" },
+  { folder: "cluster", allowed: (t) => !under("control-plane")(t) && !under("node-agent")(t), says: "cluster/ imports nothing from control-plane/ or node-agent/" },
 ];
 
 describe("layering", () => {
   it("finds import specifiers of every form", () => {
-    expect(localImports("api/ipam.ts")).toContain("overlay/wire/common.ts");
+    expect(localImports("cluster/ipam.ts")).toContain("overlay/wire/common.ts");
   });
 
   for (const rule of RULES) {

@@ -3,7 +3,7 @@
  * the overlay in memory, time virtual. Every test ends with no internal datapath error.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { podMac } from "../../api/addressing.ts";
+import { podMac } from "../../cluster/addressing.ts";
 import { NeighborTimeouts } from "../../node-agent/neighbor.ts";
 import { vethName } from "../../node-agent/node.ts";
 import { formatRoute } from "../../node-agent/routes.ts";

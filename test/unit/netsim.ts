@@ -7,8 +7,8 @@
  * Nothing moves on its own: frames inside a node are processed synchronously by its datapath,
  * overlay messages wait in the hub until `run()`, and time advances only through `advance()`.
  */
-import { vtepMac } from "../../api/addressing.ts";
-import { Subjects, type NodeRecord, type TraceHop } from "../../api/types.ts";
+import { vtepMac } from "../../cluster/addressing.ts";
+import { Subjects, type NodeRecord, type TraceHop } from "../../cluster/types.ts";
 import { Datapath, Tracer } from "../../node-agent/datapath.ts";
 import type { Netns } from "../../node-agent/netns.ts";
 import { NodeNetwork, type PodNetwork } from "../../node-agent/node.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mustParseCidr } from "../../api/addressing.ts";
+import { mustParseCidr } from "../../cluster/addressing.ts";
 import { RouteTable, formatRoute, type Route, type RouteLookup } from "../../node-agent/routes.ts";
 import { formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/common.ts";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FakeClock } from "../../api/clock.ts";
-import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../api/workqueue.ts";
+import { FakeClock } from "../../cluster/clock.ts";
+import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../cluster/workqueue.ts";
 
 /** Lets queued promise callbacks (the worker's awaits) run. */
 const settle = () => new Promise<void>((r) => setImmediate(r));

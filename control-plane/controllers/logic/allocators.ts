@@ -8,7 +8,7 @@
  * `${field}: ${message}` (also given as `text`). Kubernetes picks free values at random with an
  * offset for static allocations; here the lowest free one is taken, deterministically.
  */
-import { broadcastOf, cidrContains, formatCidr, mustParseCidr, nthAddress } from "../../../api/addressing.ts";
+import { broadcastOf, cidrContains, formatCidr, mustParseCidr, nthAddress } from "../../../cluster/addressing.ts";
 import { formatIpv4, parseIpv4Addr } from "../../../overlay/wire/common.ts";
 
 export type AllocationError = {

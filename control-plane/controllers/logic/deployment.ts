@@ -18,8 +18,8 @@ import type { Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet } fr
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import type { OwnerReference } from "kubernetes-types/meta/v1.js";
 import { controllerRefOf, controllerRefTo, isEmptySelector, SAFE_ALPHANUMS, selectorMatcher } from "./replicaset.ts";
-import { fnv1a32, fnv1a32String } from "../../../api/hash.ts";
-import { canonicalJson, rfc3339, semanticEqual } from "../../../api/meta.ts";
+import { fnv1a32, fnv1a32String } from "../../../cluster/hash.ts";
+import { canonicalJson, rfc3339, semanticEqual } from "../../../cluster/meta.ts";
 
 export const POD_TEMPLATE_HASH_LABEL = "pod-template-hash";
 

@@ -21,7 +21,7 @@ import type { Node, Pod, Service, ServicePort } from "kubernetes-types/core/v1.j
 import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { OwnerReference } from "kubernetes-types/meta/v1.js";
 import { parseIpv4Addr } from "../../../overlay/wire/common.ts";
-import { canonicalJson, deepEqual } from "../../../api/meta.ts";
+import { canonicalJson, deepEqual } from "../../../cluster/meta.ts";
 import { isNodeReady } from "./nodelifecycle.ts";
 import { isPodReady } from "./replicaset.ts";
 

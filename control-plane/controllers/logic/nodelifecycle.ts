@@ -5,7 +5,7 @@
  * pkg/controller/tainteviction/taint_eviction.go). Pure: the caller passes the clock.
  */
 import type { Node, NodeCondition, Pod, Taint, Toleration } from "kubernetes-types/core/v1.js";
-import { rfc3339 } from "../../../api/meta.ts";
+import { rfc3339 } from "../../../cluster/meta.ts";
 
 export const NodeReadiness = {
   Ready: "Ready",

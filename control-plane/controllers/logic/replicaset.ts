@@ -10,10 +10,10 @@
 import type { LabelSelector, OwnerReference } from "kubernetes-types/meta/v1.js";
 import type { Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import type { ReplicaSet, ReplicaSetStatus } from "kubernetes-types/apps/v1.js";
-import { labelSelectorAsSelector, objectSelectorMatches } from "../../../api/selectors.ts";
+import { labelSelectorAsSelector, objectSelectorMatches } from "../../../cluster/selectors.ts";
 
 // ---------------------------------------------------------------------------------------------
-// Label selectors of objects: metav1.LabelSelectorAsSelector, api/selectors.ts.
+// Label selectors of objects: metav1.LabelSelectorAsSelector, cluster/selectors.ts.
 
 export type LabelMatcher = (labels: Readonly<Record<string, string>>) => boolean;
 export type MatcherResult = { kind: "ok"; value: LabelMatcher } | { kind: "error"; message: string };

@@ -10,7 +10,7 @@
  * Score: spreading, the node with the fewest non-terminated pods, ties by name.
  */
 import type { Node, NodeSelectorTerm, Pod, Taint } from "kubernetes-types/core/v1.js";
-import { labelSelectorFromSet, matchesLabels, nodeSelectorRequirementsAsSelector, objectSelectorMatches } from "../../../api/selectors.ts";
+import { labelSelectorFromSet, matchesLabels, nodeSelectorRequirementsAsSelector, objectSelectorMatches } from "../../../cluster/selectors.ts";
 import { NodeTaintKey, nodeReadyStatus, toleratesTaint } from "./nodelifecycle.ts";
 
 export { toleratesTaint } from "./nodelifecycle.ts";
@@ -64,7 +64,7 @@ export function filterNode(pod: Pod, node: Node): string | undefined {
 
 /**
  * nodeSelector (every label equal) and requiredDuringSchedulingIgnoredDuringExecution (terms
- * ORed), matched by api/selectors.ts as component-helpers/scheduling/corev1/nodeaffinity does.
+ * ORed), matched by cluster/selectors.ts as component-helpers/scheduling/corev1/nodeaffinity does.
  */
 export function matchesNodeAffinity(pod: Pod, node: Node): boolean {
   const labels = node.metadata?.labels ?? {};

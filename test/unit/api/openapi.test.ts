@@ -7,7 +7,7 @@ import {
   openApiV3Root,
   schemaName,
 } from "../../../control-plane/api/openapi.ts";
-import { RESOURCES, groupVersions } from "../../../api/resources.ts";
+import { RESOURCES, groupVersions } from "../../../cluster/resources.ts";
 
 type Doc = {
   openapi: string;

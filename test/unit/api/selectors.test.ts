@@ -19,7 +19,7 @@ import {
   type LabelRequirement,
   type LabelSelector,
   type SelectorResult,
-} from "../../../api/selectors.ts";
+} from "../../../cluster/selectors.ts";
 
 function value<T>(r: SelectorResult<T>): T {
   if (r.kind !== "ok") throw new Error(`expected a selector, got: ${r.message}`);

@@ -4,11 +4,11 @@
  */
 import type { PodTemplateSpec } from "kubernetes-types/core/v1.js";
 import { describe, expect, it } from "vitest";
-import { parseCidr, parseIp, parseIpCidr } from "../../../api/addressing.ts";
-import { fnv1a32, fnv1a32String } from "../../../api/hash.ts";
-import { canonicalJson, deepEqual, semanticEqual } from "../../../api/meta.ts";
-import { formatLabelSelector, labelKeyErrors, labelSelectorFromObject, labelValueErrors } from "../../../api/selectors.ts";
-import { qualifiedNameErrors } from "../../../api/syntax.ts";
+import { parseCidr, parseIp, parseIpCidr } from "../../../cluster/addressing.ts";
+import { fnv1a32, fnv1a32String } from "../../../cluster/hash.ts";
+import { canonicalJson, deepEqual, semanticEqual } from "../../../cluster/meta.ts";
+import { formatLabelSelector, labelKeyErrors, labelSelectorFromObject, labelValueErrors } from "../../../cluster/selectors.ts";
+import { qualifiedNameErrors } from "../../../cluster/syntax.ts";
 import { formatLabelSelector as tableSelector } from "../../../control-plane/api/tables.ts";
 import { equalIgnoreHash } from "../../../control-plane/controllers/logic/deployment.ts";
 import { matchesNodeAffinity } from "../../../control-plane/controllers/logic/scheduler.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { KubeObject } from "../../../api/store.ts";
+import type { KubeObject } from "../../../cluster/store.ts";
 import {
   columnDefinitions,
   formatLabelSelector,

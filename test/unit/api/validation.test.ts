@@ -26,7 +26,7 @@ import {
   labelValueErrors,
   portNameErrors,
   qualifiedNameErrors,
-} from "../../../api/syntax.ts";
+} from "../../../cluster/syntax.ts";
 
 // Kubernetes' regex messages, verbatim (note RegexError's double space before "or").
 const LABEL_MSG =

@@ -9,7 +9,7 @@ import {
   resolveFenceposts,
   safeEncodeString,
 } from "../../../control-plane/controllers/logic/deployment.ts";
-import { fnv1a32 as fnv32a } from "../../../api/hash.ts";
+import { fnv1a32 as fnv32a } from "../../../cluster/hash.ts";
 
 const D_UID = "deploy-uid";
 const NOW = new Date("2024-06-01T12:00:00Z");

@@ -3,7 +3,7 @@
  * and label selectors as objects carry them (metav1.LabelSelector: a Deployment's
  * spec.selector, a NetworkPolicy's podSelector). The one label matcher of the cluster code:
  * the registry, API validation, the controllers and the scheduler use it, and node-agents
- * (kube-proxy, a NetworkPolicy engine) can, since it lives in api/.
+ * (kube-proxy, a NetworkPolicy engine) can, since it lives in cluster/.
  *
  * Label selectors follow k8s.io/apimachinery/pkg/labels/selector.go (lexer, parser,
  * NewRequirement, Requirement.Matches/String); field selectors follow
@@ -35,7 +35,7 @@ function aggregate(messages: readonly string[]): string {
   return messages.length === 1 ? messages[0]! : `[${messages.join(", ")}]`;
 }
 
-// Label key and value syntax: one rule, api/syntax.ts (IsQualifiedName, IsValidLabelValue), shared
+// Label key and value syntax: one rule, cluster/syntax.ts (IsQualifiedName, IsValidLabelValue), shared
 // with API validation. Lengths there are UTF-8 bytes, as Go's len() counts them.
 
 /** IsQualifiedName: a label key, `[prefix/]name` with a DNS-subdomain prefix and a name of at most 63 bytes. */

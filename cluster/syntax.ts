@@ -2,7 +2,7 @@
  * The syntax checks of k8s.io/apimachinery/pkg/util/validation/validation.go: DNS names,
  * qualified names (label and annotation keys, finalizers), label values, ports, percents.
  * Each returns Kubernetes' own messages, [] when the value is valid. Shared by API validation
- * (control-plane/api/validation.ts) and label selectors (api/selectors.ts), so a label key is
+ * (control-plane/api/validation.ts) and label selectors (cluster/selectors.ts), so a label key is
  * judged by one rule wherever it appears.
  *
  * Lengths are Go's len(): UTF-8 bytes, not UTF-16 code units.
