@@ -15,6 +15,7 @@
 import { ETHERNET_HEADER_LEN, type MacAddr } from "../overlay/wire/index.ts";
 import type { Datapath, Receiver } from "./datapath.ts";
 import { DropReason } from "./netfilter.ts";
+import { gsoSegment } from "./gso.ts";
 import type { Packet } from "./packet.ts";
 
 export interface Link {
@@ -53,7 +54,8 @@ export class VethEnd implements Link {
   }
 
   transmit(pkt: Packet): void {
-    if (pkt.len > this.mtu + ETHERNET_HEADER_LEN) {
+    // A GSO packet stands for segments that each fit (veth passes GSO through, as on Linux).
+    if (pkt.gsoSize === 0 && pkt.len > this.mtu + ETHERNET_HEADER_LEN) {
       return this.dp.drop(pkt, DropReason.Mtu, this.name, `${pkt.len - ETHERNET_HEADER_LEN} bytes exceed ${this.name} mtu ${this.mtu}`);
     }
     this.dp.send(this.peer.deliver, pkt);
@@ -216,13 +218,23 @@ export class FaultLink extends LinkWrapper {
   override transmit(pkt: Packet): void {
     const s = this.spec.egress;
     if (!s) return this.inner.transmit(pkt);
-    this.impair(s, "egress", pkt, (p) => this.inner.transmit(p));
+    this.impairEach(s, "egress", pkt, (p) => this.inner.transmit(p));
   }
 
   protected override receive(pkt: Packet): void {
     const s = this.spec.ingress;
     if (!s) return this.rx(pkt);
-    this.impair(s, "ingress", pkt, (p) => this.rx(p));
+    this.impairEach(s, "ingress", pkt, (p) => this.rx(p));
+  }
+
+  get impairsIngress(): boolean {
+    return this.spec.ingress !== undefined;
+  }
+
+  /** Impairments act per wire segment: a merged (GSO) packet is cut back into its segments first. */
+  private impairEach(s: FaultSpec, dir: FaultDirection, pkt: Packet, out: (p: Packet) => void): void {
+    if (pkt.gsoSize === 0) return this.impair(s, dir, pkt, out);
+    for (const seg of gsoSegment(pkt, this.dp.pool)) this.impair(s, dir, seg, out);
   }
 
   private impair(s: FaultSpec, dir: FaultDirection, pkt: Packet, out: (p: Packet) => void): void {

@@ -96,6 +96,8 @@ export interface SendOptions {
   dontFragment?: boolean;
   tr?: Packet["tr"];
   src?: Ipv4Addr;
+  /** A GSO packet of segments this size (TCP's TSO): exempt from the MTU, cut at the link that needs it. */
+  gsoSize?: number;
 }
 
 export type SendResult =
@@ -106,6 +108,8 @@ export type SendResult =
   | { kind: "filtered" };
 
 const DEFAULT_TTL = 64;
+/** The largest TSO segment: an IPv4 datagram's limit less the IPv4 and TCP headers (with options). */
+const TSO_MAX_BYTES = 65_535 - 20 - 60;
 const SENT: SendResult = { kind: "sent" };
 const NO_OPTIONS: SendOptions = {};
 const LOOPBACK_NET = 127;
@@ -163,14 +167,18 @@ export class Netns {
     this.netfilter.onChange = () => {
       this.tracking = this.conntrackMode === "always" || this.netfilter.ruleSets().length > 0;
     };
-    this.tcp = new TcpStack({
-      now: () => dp.now(),
-      random: () => Math.floor(dp.rng() * 0x1_0000_0000) >>> 0,
-      output: (seg) => this.sendTcpSegment(seg),
-      sourceFor: (dst) => this.sourceFor(dst),
-      mtuFor: (dst) => this.mtuFor(dst),
-      isLocal: (ip) => this.isLocalAddress(ip),
-    });
+    this.tcp = new TcpStack(
+      {
+        now: () => dp.now(),
+        random: () => Math.floor(dp.rng() * 0x1_0000_0000) >>> 0,
+        output: (seg) => this.sendTcpSegment(seg),
+        sourceFor: (dst) => this.sourceFor(dst),
+        mtuFor: (dst) => this.mtuFor(dst),
+        isLocal: (ip) => this.isLocalAddress(ip),
+      },
+      // Segmentation offload as Linux's veth and vxlan offer it: up to 64 KiB per GSO packet.
+      { tsoMaxBytes: TSO_MAX_BYTES },
+    );
     this.removePoller = dp.addPoller(this.tcp);
   }
 
@@ -376,7 +384,8 @@ export class Netns {
     if (!out) return this.drop(pkt, DropReason.NoRoute, inIface.name, `route through missing device ${lookup.route.dev}`);
     if (!this.hook(Hook.Forward, pkt, inIface.name, out.name)) return;
     const df = (b[l3 + 6]! & 0x40) !== 0;
-    if (pkt.ipLen > out.mtu && df) {
+    // A merged (GSO) packet is judged by its segments' size (ip_exceeds_mtu via skb_gso_validate_network_len).
+    if (pkt.gsoSize === 0 && pkt.ipLen > out.mtu && df) {
       this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.FragmentationNeeded, nextHopMtu: out.mtu, original: this.quote(pkt) });
       return this.drop(pkt, DropReason.Mtu, "route", `${pkt.ipLen} bytes exceed ${out.name} mtu ${out.mtu} and DF is set`);
     }
@@ -595,7 +604,7 @@ export class Netns {
     if (route.kind !== "ok") return route;
     const { out, src } = route;
     const total = IPV4_HEADER_LEN + payloadLength;
-    if (total > out.mtu && opts.dontFragment !== false) return { kind: "messageTooLong", mtu: out.mtu };
+    if (total > out.mtu && opts.dontFragment !== false && !opts.gsoSize) return { kind: "messageTooLong", mtu: out.mtu };
     if (total > 65_535) return { kind: "messageTooLong", mtu: 65_535 };
     const pkt = this.dp.pool.alloc(total);
     const l3 = pkt.head;
@@ -641,6 +650,7 @@ export class Netns {
     const src = route.src;
     fillFields(pkt, pkt.head, pkt.end - pkt.head, pkt.buf[pkt.head + 9]!, src, dst);
     pkt.csumOk = true;
+    pkt.gsoSize = opts.gsoSize ?? 0;
     pkt.tr = opts.tr;
     if (!route.local && opts.tr) opts.tr.hop(this.where(out.name), `${formatIpv4(src)} > ${formatIpv4(dst)} ttl ${opts.ttl ?? DEFAULT_TTL}; route ${route.routeText}`);
     if (!this.hook(Hook.Output, pkt, "", out.name)) return { kind: "filtered" };
@@ -697,15 +707,18 @@ export class Netns {
 
   private sendTcpNow(seg: SegmentOut): boolean {
     const optLen = (seg.options.length + 3) & ~3;
+    const gso = seg.gsoSize ?? 0;
+    // A TSO packet's checksum is left for segmentation to fill in per segment (CHECKSUM_PARTIAL):
+    // summing 64 KiB here would only be thrown away.
     const r = this.send(seg.dst, IpProtocol.TCP, 20 + optLen + seg.payload.length, (buf, off) =>
-      emitTcp({ srcPort: seg.srcPort, dstPort: seg.dstPort, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, urgentPointer: 0, options: seg.options }, seg.payload, buf, off, { src: seg.src, dst: seg.dst }),
-      { src: seg.src });
+      emitTcp({ srcPort: seg.srcPort, dstPort: seg.dstPort, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, urgentPointer: 0, options: seg.options }, seg.payload, buf, off, gso > 0 ? undefined : { src: seg.src, dst: seg.dst }),
+      gso > 0 ? { src: seg.src, gsoSize: gso } : { src: seg.src });
     return r.kind === "sent";
   }
 
   /** Sends the IP packet at pkt.l3 out of `out`, in fragments if it must (DF clear: the caller checked). */
   private output(out: Iface, nextHop: Ipv4Addr, pkt: Packet): void {
-    if (pkt.ipLen <= out.mtu) return this.resolveAndSend(out, nextHop, pkt);
+    if (pkt.ipLen <= out.mtu || pkt.gsoSize > 0) return this.resolveAndSend(out, nextHop, pkt);
     const ip = pkt.buf.subarray(pkt.l3, pkt.l3 + pkt.ipLen);
     const fragments = fragmentIpv4(ip, out.mtu, 0);
     pkt.tr?.hop(this.where(out.name), `${pkt.ipLen} bytes exceed mtu ${out.mtu}: ${fragments.length} fragments, the trace follows the first`);

@@ -17,8 +17,10 @@ import type { ConnEntry } from "./conntrack.ts";
 
 /** Room for the Ethernet header plus the 50 bytes of outer VXLAN headers, rounded up. */
 export const HEADROOM = 128;
-/** Pooled buffers hold any frame up to the underlay MTU plus headers; larger ones are one-off. */
+/** Pooled buffers hold any frame up to the underlay MTU plus headers. */
 export const POOLED_BUFFER = 2048;
+/** A second, smaller pool for merged (GRO) packets and lo's 64 KiB datagrams. */
+export const LARGE_BUFFER = HEADROOM + 65_536 + 64;
 
 /** Which way a packet goes through its conntrack entry. */
 export const CtDir = { Original: 0, Reply: 1 } as const;
@@ -85,6 +87,8 @@ export class Packet implements PacketView {
   mark = 0;
   /** The L4 checksum is known good (built here, or verified once). */
   csumOk = false;
+  /** A merged TCP packet (GRO) standing for segments of this many payload bytes; 0 otherwise. */
+  gsoSize = 0;
   tr: Tracer | undefined = undefined;
   /** @internal the pool it returns to; undefined for one-off buffers. */
   pool: PacketPool | undefined;
@@ -99,6 +103,11 @@ export class Packet implements PacketView {
     this.own = capacity > 0 ? new Uint8Array(capacity) : undefined;
     this.buf = this.own ?? EMPTY;
     this.pool = pool;
+  }
+
+  /** The size of the descriptor's own buffer (0 while it has none). */
+  get capacity(): number {
+    return this.own?.length ?? 0;
   }
 
   /** Points `buf` at the descriptor's own buffer (of POOLED_BUFFER bytes when made here). */
@@ -145,6 +154,7 @@ export class Packet implements PacketView {
     this.ctState = CtState.Untracked;
     this.mark = 0;
     this.csumOk = false;
+    this.gsoSize = 0;
     this.tr = undefined;
   }
 
@@ -174,6 +184,7 @@ export class Packet implements PacketView {
     p.ingress = this.ingress;
     p.mark = this.mark;
     p.csumOk = this.csumOk;
+    p.gsoSize = this.gsoSize;
     p.tr = this.tr;
     return p;
   }
@@ -182,6 +193,7 @@ export class Packet implements PacketView {
 /** A free list of descriptors with POOLED_BUFFER-byte buffers, bounded so a burst cannot pin memory. */
 export class PacketPool {
   private readonly free: Packet[] = [];
+  private readonly freeLarge: Packet[] = [];
   allocated = 0;
   reused = 0;
 
@@ -199,6 +211,16 @@ export class PacketPool {
       } else {
         this.allocated++;
         p = new Packet(POOLED_BUFFER, this);
+      }
+    } else if (HEADROOM + len <= LARGE_BUFFER) {
+      const f = this.freeLarge.pop();
+      if (f) {
+        this.reused++;
+        p = f;
+        p.useOwn();
+      } else {
+        this.allocated++;
+        p = new Packet(LARGE_BUFFER, this);
       }
     } else {
       this.allocated++;
@@ -225,6 +247,12 @@ export class PacketPool {
   }
 
   put(p: Packet): void {
+    if (p.capacity > POOLED_BUFFER) {
+      if (this.freeLarge.length >= 64) return;
+      p.reset();
+      this.freeLarge.push(p);
+      return;
+    }
     if (this.free.length >= this.maxFree) return;
     p.reset();
     this.free.push(p);

@@ -35,6 +35,7 @@ import {
 import type { Datapath, Receiver } from "./datapath.ts";
 import type { Link } from "./link.ts";
 import { DropReason } from "./netfilter.ts";
+import { gsoSegment } from "./gso.ts";
 import { parseFrame, type Packet } from "./packet.ts";
 
 export const OVERLAY_MTU = 1450;
@@ -125,6 +126,11 @@ export class Vtep implements Link {
   }
 
   transmit(pkt: Packet): void {
+    // A merged packet leaves as the segments it stands for (tcp_gso_segment before encap).
+    if (pkt.gsoSize > 0) {
+      for (const seg of gsoSegment(pkt, this.dp.pool)) this.transmit(seg);
+      return;
+    }
     const inner = pkt.head;
     const b = pkt.buf;
     const dstMac = readMac(b, inner);
@@ -174,40 +180,56 @@ export class Vtep implements Link {
     this.underlay.transmit(pkt);
   }
 
+  /**
+   * Checks the outer Ethernet/IPv4/UDP/VXLAN headers of the frame at `o` (`len` bytes) in place:
+   * the inner frame's offset and length, or the name of the first layer that is wrong.
+   */
+  checkOuter(b: Uint8Array, o: number, len: number): { inner: number; innerLen: number } | string {
+    if (len < VXLAN_OVERHEAD + ETHERNET_HEADER_LEN) return len < ETHERNET_HEADER_LEN ? "ethernet" : "inner_runt";
+    if (readU16(b, o + 12) !== EtherType.IPv4) return "ethertype";
+    const ip = o + ETHERNET_HEADER_LEN;
+    const ihl = (b[ip]! & 0x0f) * 4;
+    if (b[ip]! >> 4 !== 4 || ihl < IPV4_HEADER_LEN || readU16(b, ip + 2) > len - ETHERNET_HEADER_LEN || readU16(b, ip + 2) < ihl + UDP_HEADER_LEN) return "ipv4";
+    if (internetChecksum(b, ip, ihl) !== 0) return "ipv4";
+    if (readU32(b, ip + 16) !== this.nodeIp) return "not_our_address";
+    if (b[ip + 9] !== IpProtocol.UDP) return "protocol";
+    const udp = ip + ihl;
+    if (readU16(b, udp + 2) !== VXLAN_UDP_PORT) return "udp_port";
+    const udpLen = readU16(b, udp + 4);
+    if (udpLen < UDP_HEADER_LEN + VXLAN_HEADER_LEN || udp + udpLen > o + len) return "udp";
+    const vx = udp + UDP_HEADER_LEN;
+    if ((b[vx]! & 0x08) === 0) return "vxlan";
+    const vni = (b[vx + 4]! << 16) | (b[vx + 5]! << 8) | b[vx + 6]!;
+    if (vni !== this.vni) return "vni";
+    const inner = vx + VXLAN_HEADER_LEN;
+    const innerLen = udp + udpLen - inner;
+    if (innerLen < ETHERNET_HEADER_LEN) return "inner_runt";
+    return { inner, innerLen };
+  }
+
   /** An outer frame from eth0: check each layer in place, strip it, parse the inner frame once. */
   private decap(pkt: Packet): void {
     const b = pkt.buf;
-    const o = pkt.head;
-    const len = pkt.len;
-    if (len < VXLAN_OVERHEAD + ETHERNET_HEADER_LEN) return this.dropOuter(pkt, len < ETHERNET_HEADER_LEN ? "ethernet" : "inner_runt");
-    if (readU16(b, o + 12) !== EtherType.IPv4) return this.dropOuter(pkt, "ethertype");
-    const ip = o + ETHERNET_HEADER_LEN;
-    const ihl = (b[ip]! & 0x0f) * 4;
-    if (b[ip]! >> 4 !== 4 || ihl < IPV4_HEADER_LEN || readU16(b, ip + 2) > len - ETHERNET_HEADER_LEN || readU16(b, ip + 2) < ihl + UDP_HEADER_LEN) return this.dropOuter(pkt, "ipv4");
-    if (internetChecksum(b, ip, ihl) !== 0) return this.dropOuter(pkt, "ipv4");
-    if (readU32(b, ip + 16) !== this.nodeIp) return this.dropOuter(pkt, "not_our_address");
-    if (b[ip + 9] !== IpProtocol.UDP) return this.dropOuter(pkt, "protocol");
-    const udp = ip + ihl;
-    if (readU16(b, udp + 2) !== VXLAN_UDP_PORT) return this.dropOuter(pkt, "udp_port");
-    const udpLen = readU16(b, udp + 4);
-    if (udpLen < UDP_HEADER_LEN + VXLAN_HEADER_LEN || udp + udpLen > pkt.end) return this.dropOuter(pkt, "udp");
-    const vx = udp + UDP_HEADER_LEN;
-    if ((b[vx]! & 0x08) === 0) return this.dropOuter(pkt, "vxlan");
-    const vni = (b[vx + 4]! << 16) | (b[vx + 5]! << 8) | b[vx + 6]!;
-    if (vni !== this.vni) return this.dropOuter(pkt, "vni");
-    const innerStart = vx + VXLAN_HEADER_LEN;
-    const innerEnd = udp + udpLen;
-    if (innerEnd - innerStart < ETHERNET_HEADER_LEN) return this.dropOuter(pkt, "inner_runt");
+    const checked = this.checkOuter(b, pkt.head, pkt.len);
+    if (typeof checked === "string") return this.dropOuter(pkt, checked);
     if (this.dp.tapped(this.name)) this.dp.tap(this.name, pkt.data(), "rx");
-    pkt.tr?.hop(this.name, `VXLAN decap VNI ${vni} from ${formatIpv4(readU32(b, ip + 12))}`);
+    if (pkt.tr) {
+      const ip = pkt.head + ETHERNET_HEADER_LEN;
+      pkt.tr.hop(this.name, `VXLAN decap VNI ${this.vni} from ${formatIpv4(readU32(b, ip + 12))}`);
+    }
     this.dp.counters.inc("overlay_rx_frames_total");
-    pkt.head = innerStart;
-    pkt.end = innerEnd;
+    pkt.head = checked.inner;
+    pkt.end = checked.inner + checked.innerLen;
     const parsed = parseFrame(pkt);
     if (parsed !== "ok") {
       this.dp.counters.inc("overlay_rx_inner_malformed_total");
       return this.dp.drop(pkt, parsed === "ethertype" ? DropReason.Unsupported : DropReason.Malformed, this.name, `inner frame: ${parsed}`);
     }
+    this.deliverInner(pkt);
+  }
+
+  /** An inner frame, checked and parsed (by decap, or merged by GRO), enters the root netns. */
+  deliverInner(pkt: Packet): void {
     pkt.ingress = this.name;
     this.rx(pkt);
   }

@@ -27,6 +27,11 @@ export interface SegmentOut {
   /** Raw option bytes (MSS, window scale, NOPs); a multiple of 4 or padded by the emitter. */
   options: Uint8Array;
   payload: Uint8Array;
+  /**
+   * Set when the payload is several segments' worth (TSO): the payload of each segment the IP
+   * layer cuts it into, as Linux's gso_size. 0 or absent: an ordinary segment.
+   */
+  gsoSize?: number;
 }
 
 /** A received segment as the IP layer delivers it: addresses, and the checksum already verified. */

@@ -55,6 +55,8 @@ export interface TcpStackOptions {
   syncookies?: boolean;
   /** Offer and accept SACK (net.ipv4.tcp_sack). Default true. */
   sack?: boolean;
+  /** Largest segment handed to the IP layer as one GSO packet (TSO). Default 0: off, one MSS each. */
+  tsoMaxBytes?: number;
 }
 
 export const TcpStackDefaults = {
@@ -163,6 +165,7 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
       noDelay: opts.noDelay ?? true,
       timeWaitMs: opts.timeWaitMs ?? TcpTimers.timeWaitMs,
       sack: opts.sack ?? true,
+      tsoMaxBytes: opts.tsoMaxBytes ?? 0,
     };
     this.syncookies = opts.syncookies ?? true;
     this.cookieKey0 = host.random() >>> 0;

@@ -138,6 +138,11 @@ export interface TcbConfig {
   timeWaitMs: number;
   /** Offer SACK-permitted and use SACK when the peer offers it too. */
   sack: boolean;
+  /**
+   * Segmentation offload: new data may leave as one segment of up to this many bytes that the
+   * IP layer carries as a GSO packet of MSS-sized segments (Linux TSO/GSO); 0 turns it off.
+   */
+  tsoMaxBytes: number;
 }
 
 export interface TcpOptions {
@@ -508,7 +513,10 @@ export class Tcb {
     this.timeWaitMs = config.timeWaitMs;
     this.ourShift = wscaleFor(this.rcvBufSize);
     this.sackWanted = config.sack;
+    this.tsoMaxBytes = config.tsoMaxBytes;
   }
+
+  private readonly tsoMaxBytes: number;
 
   /** The send queue, made on first use. */
   get sndBuf(): SendBuffer {
@@ -1210,6 +1218,12 @@ export class Tcb {
       if (len > limit) len = limit;
       const wndRoom = this.sndWnd - inFlight;
       const cwndRoom = this.cwnd - flight;
+      if (this.tsoMaxBytes > mss && !sackRecovery && limit === Infinity && avail > mss) {
+        // TSO: as many whole segments as the windows allow go down as one (tcp_tso_autosize);
+        // the IP layer cuts them back into MSS-sized segments where the MTU requires it.
+        const room = Math.min(avail, wndRoom, cwndRoom, this.tsoMaxBytes - (this.tsoMaxBytes % mss));
+        if (room > mss) len = room === avail ? avail : room - (room % mss);
+      }
       if (cwndRoom < len) break; // wait for ACKs: some are due, since cwnd >= SMSS
       if (wndRoom < len) {
         // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a partial segment only when it is at least
@@ -1577,6 +1591,7 @@ export class Tcb {
     this.owner.counters.outSegs++;
     // A false return (no route) is a lost segment: the timers retry, as for a drop on the wire.
     this.owner.host.output({
+      gsoSize: payload.length > this.sndMss ? this.sndMss : 0,
       src: this.localIp,
       dst: this.remoteIp,
       srcPort: this.localPort,
