@@ -74,13 +74,13 @@ export class Bridge {
     }
     if ((b[h]! & 1) === 1) return this.flood(ingress, pkt);
     const dst = readMac(b, h);
-    const found = this.fdb.lookup(dst, now);
-    if (found.kind === "unknown") return this.flood(ingress, pkt);
-    if (found.port === ingress) {
+    const port = this.fdb.portOf(dst, now);
+    if (port === undefined) return this.flood(ingress, pkt);
+    if (port === ingress) {
       return this.dp.drop(pkt, DropReason.NoPort, this.name, `fdb ${formatMac(dst)} is on the ingress port ${ingress.name}`);
     }
-    pkt.tr?.hop(this.name, `fdb ${formatMac(dst)} -> ${found.port.name}`);
-    this.out(found.port, pkt);
+    pkt.tr?.hop(this.name, `fdb ${formatMac(dst)} -> ${port.name}`);
+    this.out(port, pkt);
   }
 
   private out(port: Link, pkt: Packet): void {

@@ -33,16 +33,28 @@ export class Tracer {
   }
 }
 
+/** A counter a hot path holds on to: `c.value++` instead of a map update per packet. */
+export interface CounterCell {
+  value: number;
+}
+
 export class Counters {
-  private values = new Map<string, number>();
+  private values = new Map<string, CounterCell>();
+  cell(name: string): CounterCell {
+    let c = this.values.get(name);
+    if (!c) this.values.set(name, (c = { value: 0 }));
+    return c;
+  }
   inc(name: string, by = 1): void {
-    this.values.set(name, (this.values.get(name) ?? 0) + by);
+    this.cell(name).value += by;
   }
   get(name: string): number {
-    return this.values.get(name) ?? 0;
+    return this.values.get(name)?.value ?? 0;
   }
   snapshot(): Record<string, number> {
-    return Object.fromEntries(this.values);
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.values) if (c.value !== 0) out[k] = c.value;
+    return out;
   }
 }
 

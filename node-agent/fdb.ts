@@ -37,9 +37,14 @@ export class Fdb<Port> {
   }
 
   lookup(mac: MacAddr, now: number): FdbLookup<Port> {
+    const port = this.portOf(mac, now);
+    return port === undefined ? { kind: "unknown" } : { kind: "found", port };
+  }
+
+  /** The per-frame form of `lookup`: the port, or undefined when unknown (no result object). */
+  portOf(mac: MacAddr, now: number): Port | undefined {
     const e = this.entries.get(mac);
-    if (!e || now - e.seen > FDB_AGEING_MS) return { kind: "unknown" };
-    return { kind: "found", port: e.port };
+    return e === undefined || now - e.seen > FDB_AGEING_MS ? undefined : e.port;
   }
 
   /** A port that goes away takes its entries with it. */

@@ -73,6 +73,14 @@ export class NeighborTable<P> {
     return t;
   }
 
+  /** The per-packet form of `lookup`: the MAC when found, else -1 (no result object). */
+  macOf(dev: string, ip: Ipv4Addr, now: number): MacAddr | -1 {
+    const e = this.entries.get(dev)?.get(ip);
+    if (e === undefined || e.state === "incomplete") return -1;
+    if (e.state === "reachable" && now - e.updatedAt > NeighborTimeouts.reachableMs) return -1;
+    return e.mac;
+  }
+
   lookup(dev: string, ip: Ipv4Addr, now: number): NeighborLookup {
     const e = this.entries.get(dev)?.get(ip);
     if (!e) return { kind: "none" };

@@ -58,7 +58,7 @@ import {
   type MacAddr,
 } from "../overlay/wire/index.ts";
 import { Conntrack } from "./conntrack.ts";
-import { dropCounter, type Datapath } from "./datapath.ts";
+import { dropCounter, type CounterCell, type Datapath } from "./datapath.ts";
 import { Reassembler, fragmentIpv4 } from "./fragment.ts";
 import type { Link } from "./link.ts";
 import { NeighborTable } from "./neighbor.ts";
@@ -149,6 +149,7 @@ export class Netns {
   private readonly udpMeta: UdpMeta = { src: 0, srcPort: 0, dst: 0, dstPort: 0, ttl: 0 };
   private readonly hookCtx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.Untracked, mark: 0, now: 0 };
   private readonly removePoller: () => void;
+  private readonly forwarded: CounterCell;
   private tracking: boolean;
   private readonly conntrackMode: "always" | "on-demand";
 
@@ -162,6 +163,7 @@ export class Netns {
     this.neighbors = new NeighborTable<Packet>(opts.neighborMax ?? NEIGHBOR_MAX);
     this.reassembler = new Reassembler(opts.reassemblyMaxBytes);
     this.conntrack = new Conntrack({ max: opts.conntrackMax });
+    this.forwarded = dp.counters.cell("ip_forwarded_total");
     this.conntrackMode = opts.conntrack ?? "always";
     this.tracking = this.conntrackMode === "always";
     this.netfilter.onChange = () => {
@@ -391,7 +393,7 @@ export class Netns {
     }
     const newTtl = ipv4DecrementTtl(b, l3);
     pkt.tr?.hop("route", `${formatRoute(lookup.route)}; ttl ${newTtl + 1} -> ${newTtl}`);
-    this.dp.counters.inc("ip_forwarded_total");
+    this.forwarded.value++;
     if (!this.hook(Hook.Postrouting, pkt, inIface.name, out.name)) return;
     this.output(out, lookup.nextHop, pkt);
   }
@@ -488,14 +490,17 @@ export class Netns {
    * POSTROUTING/INPUT. False when the packet was consumed (dropped or rejected).
    */
   private hook(hook: Hook, pkt: Packet, iif: string, oif: string): boolean {
+    const rules = this.netfilter.has(hook);
+    // Nothing to do: no rules here, and conntrack off (a pod without rules) or a hook where it
+    // neither looks up (FORWARD) nor manips/confirms.
+    if (!rules && (!this.tracking || hook === Hook.Forward)) return true;
     const now = this.dp.clock();
-    if (!this.tracking && !this.netfilter.has(hook)) return true;
     const ct = this.conntrack;
     if (this.tracking && (hook === Hook.Prerouting || hook === Hook.Output)) {
       const r = ct.in(pkt, now);
       if (r.kind === "invalid") this.dp.counters.inc("conntrack_invalid_total");
     }
-    if (this.netfilter.has(hook)) {
+    if (rules) {
       const ctx = this.hookCtx;
       ctx.hook = hook;
       ctx.iif = iif;
@@ -738,8 +743,8 @@ export class Netns {
   private resolveAndSend(out: Iface, nextHop: Ipv4Addr, pkt: Packet): void {
     if (out.mac === 0) return this.emitFrame(out, 0, pkt);
     const now = this.dp.clock();
-    const neighbor = this.neighbors.lookup(out.name, nextHop, now);
-    if (neighbor.kind === "found") return this.emitFrame(out, neighbor.mac, pkt);
+    const mac = this.neighbors.macOf(out.name, nextHop, now);
+    if (mac !== -1) return this.emitFrame(out, mac, pkt);
     if (out.noArp) {
       return this.drop(pkt, DropReason.NoNeighbor, out.name, `no neighbour entry for ${formatIpv4(nextHop)} on NOARP device`);
     }

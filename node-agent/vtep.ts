@@ -32,7 +32,7 @@ import {
   type Ipv4Addr,
   type MacAddr,
 } from "../overlay/wire/index.ts";
-import type { Datapath, Receiver } from "./datapath.ts";
+import type { CounterCell, Datapath, Receiver } from "./datapath.ts";
 import type { Link } from "./link.ts";
 import { DropReason } from "./netfilter.ts";
 import { gsoSegment } from "./gso.ts";
@@ -107,6 +107,7 @@ export class Vtep implements Link {
   readonly fdb = new Map<MacAddr, RemoteVtep>();
   private rx: Receiver;
   private ipId = 1;
+  private readonly rxFrames: CounterCell;
 
   constructor(
     readonly name: string,
@@ -118,6 +119,7 @@ export class Vtep implements Link {
     private readonly peerUnderlayMac: (nodeIp: Ipv4Addr) => MacAddr,
   ) {
     this.rx = (p) => dp.drop(p, DropReason.NoPort, name);
+    this.rxFrames = dp.counters.cell("overlay_rx_frames_total");
     underlay.setReceiver((p) => this.decap(p));
   }
 
@@ -217,7 +219,7 @@ export class Vtep implements Link {
       const ip = pkt.head + ETHERNET_HEADER_LEN;
       pkt.tr.hop(this.name, `VXLAN decap VNI ${this.vni} from ${formatIpv4(readU32(b, ip + 12))}`);
     }
-    this.dp.counters.inc("overlay_rx_frames_total");
+    this.rxFrames.value++;
     pkt.head = checked.inner;
     pkt.end = checked.inner + checked.innerLen;
     const parsed = parseFrame(pkt);
