@@ -111,6 +111,7 @@ const DEFAULT_TTL = 64;
 /** The largest TSO segment: an IPv4 datagram's limit less the IPv4 and TCP headers (with options). */
 const TSO_MAX_BYTES = 65_535 - 20 - 60;
 const SENT: SendResult = { kind: "sent" };
+const NO_ROUTE = { kind: "noRoute" } as const;
 const NO_OPTIONS: SendOptions = {};
 const LOOPBACK_NET = 127;
 /** net.ipv4.neigh.default.gc_thresh3. */
@@ -377,13 +378,13 @@ export class Netns {
       this.icmpError(pkt, { kind: "timeExceeded", code: TimeExceededCode.TtlExceeded, original: this.quote(pkt) });
       return this.drop(pkt, DropReason.TtlExceeded, "route", `ttl ${ttl} expired in transit`);
     }
-    const lookup = this.routes.lookup(pkt.dst);
-    if (lookup.kind === "noRoute") {
+    const route = this.routes.find(pkt.dst);
+    if (route === undefined) {
       this.icmpError(pkt, { kind: "destUnreachable", code: UnreachableCode.NetUnreachable, nextHopMtu: 0, original: this.quote(pkt) });
       return this.drop(pkt, DropReason.NoRoute, "route", `no route to ${formatIpv4(pkt.dst)}`);
     }
-    const out = this.ifaces.get(lookup.route.dev);
-    if (!out) return this.drop(pkt, DropReason.NoRoute, inIface.name, `route through missing device ${lookup.route.dev}`);
+    const out = this.ifaces.get(route.dev);
+    if (!out) return this.drop(pkt, DropReason.NoRoute, inIface.name, `route through missing device ${route.dev}`);
     if (!this.hook(Hook.Forward, pkt, inIface.name, out.name)) return;
     const df = (b[l3 + 6]! & 0x40) !== 0;
     // A merged (GSO) packet is judged by its segments' size (ip_exceeds_mtu via skb_gso_validate_network_len).
@@ -392,10 +393,10 @@ export class Netns {
       return this.drop(pkt, DropReason.Mtu, "route", `${pkt.ipLen} bytes exceed ${out.name} mtu ${out.mtu} and DF is set`);
     }
     const newTtl = ipv4DecrementTtl(b, l3);
-    pkt.tr?.hop("route", `${formatRoute(lookup.route)}; ttl ${newTtl + 1} -> ${newTtl}`);
+    pkt.tr?.hop("route", `${formatRoute(route)}; ttl ${newTtl + 1} -> ${newTtl}`);
     this.forwarded.value++;
     if (!this.hook(Hook.Postrouting, pkt, inIface.name, out.name)) return;
-    this.output(out, lookup.nextHop, pkt);
+    this.output(out, route.via ?? pkt.dst, pkt);
   }
 
   private localIn(iface: Iface, pkt: Packet): void {
@@ -632,18 +633,18 @@ export class Netns {
       r.routeText = "";
       return r;
     }
-    const lookup = this.routes.lookup(dst);
-    const out = lookup.kind === "found" ? this.ifaces.get(lookup.route.dev) : undefined;
-    if (lookup.kind === "noRoute" || !out) {
+    const route = this.routes.find(dst);
+    const out = route === undefined ? undefined : this.ifaces.get(route.dev);
+    if (route === undefined || !out) {
       opts.tr?.hop(this.where("route"), `no route to ${formatIpv4(dst)}`, "dropped");
       this.dp.dropRaw(DropReason.NoRoute);
-      return { kind: "noRoute" };
+      return NO_ROUTE;
     }
     r.out = out;
-    r.nextHop = lookup.nextHop;
-    r.src = opts.src ?? lookup.route.src ?? out.addr?.ip ?? 0;
+    r.nextHop = route.via ?? dst;
+    r.src = opts.src ?? route.src ?? out.addr?.ip ?? 0;
     r.local = false;
-    r.routeText = opts.tr ? formatRoute(lookup.route) : "";
+    r.routeText = opts.tr ? formatRoute(route) : "";
     return r;
   }
 

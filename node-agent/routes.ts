@@ -50,12 +50,18 @@ export class RouteTable {
   }
 
   lookup(dst: Ipv4Addr): RouteLookup {
-    for (const route of this.routes) {
-      if (((dst & maskOf(route.dst.prefix)) >>> 0) === route.dst.network) {
-        return { kind: "found", route, nextHop: route.via ?? dst };
-      }
+    const route = this.find(dst);
+    return route === undefined ? { kind: "noRoute" } : { kind: "found", route, nextHop: route.via ?? dst };
+  }
+
+  /** The per-packet form of `lookup`: the longest-prefix route, or undefined (next hop: route.via ?? dst). */
+  find(dst: Ipv4Addr): Route | undefined {
+    const routes = this.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i]!;
+      if (((dst & maskOf(route.dst.prefix)) >>> 0) === route.dst.network) return route;
     }
-    return { kind: "noRoute" };
+    return undefined;
   }
 
   list(): readonly Route[] {
