@@ -321,6 +321,15 @@ export class ApiServer {
       const route = parseRoute(url.pathname);
       if (!route || route.r.kind !== "Pod" || route.subresource !== "exec" || !route.name) return fail(404, "Not Found");
       const pod = await this.registry.get(route.r, route.namespace, route.name);
+      // As the API server's exec validation: a named container must be one of the pod's.
+      const container = url.searchParams.get("container");
+      const names = ((pod.spec as { containers?: Array<{ name?: unknown }> } | undefined)?.containers ?? []).map((c) => c.name);
+      if (container && !names.includes(container)) {
+        const message = `container ${container} is not valid for pod ${route.name}`;
+        const status = JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason: "BadRequest", code: 400 });
+        socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(status)}\r\nConnection: close\r\n\r\n${status}`);
+        return;
+      }
       const argv = url.searchParams.getAll("command");
       this.wss.handleUpgrade(req, socket, head, (ws) => void this.exec(ws, pod, argv));
     } catch (err) {

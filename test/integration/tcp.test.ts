@@ -59,6 +59,12 @@ describe("TCP between pods (kubectl exec curl)", () => {
     expect(res.stdout.endsWith("200")).toBe(true);
   });
 
+  it("kubectl exec -c with a container the pod does not have is refused, naming it", async () => {
+    const res = await kexec("client", ["hostname"], "nope");
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("container nope is not valid for pod client");
+  });
+
   it("a closed port is refused at once (curl exit 7); an address with no pod times out (exit 28)", async () => {
     const t0 = Date.now();
     const refused = await kexec("client", ["curl", "-s", "-S", "-m", "10", `http://${ips.get("web-2")}:81/`]);
