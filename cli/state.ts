@@ -1,5 +1,9 @@
-/** Where a running cluster is recorded: <state dir>/cluster.json, with every PID and the NATS URL. */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+/**
+ * Where a running cluster is recorded: <state dir>/cluster.json, with every PID, the NATS URL
+ * and the API's bearer token, so the file is the user's alone (0600, in a 0700 directory when
+ * we create it), written to a temporary file and renamed so no reader sees half of it.
+ */
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -25,6 +29,11 @@ export function readState(dir: string): ClusterState | undefined {
 }
 
 export function writeState(state: ClusterState): void {
-  mkdirSync(state.stateDir, { recursive: true });
-  writeFileSync(join(state.stateDir, "cluster.json"), `${JSON.stringify(state, null, 2)}\n`);
+  mkdirSync(state.stateDir, { recursive: true, mode: 0o700 });
+  const file = join(state.stateDir, "cluster.json");
+  const tmp = `${file}.${process.pid}.tmp`;
+  // mode applies only when the file is created: chmod too, in case a stale tmp file exists.
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
 }

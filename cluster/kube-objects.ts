@@ -4,6 +4,8 @@
  * way flannel publishes it: annotations flannel.alpha.coreos.com/backend-data ({"VtepMAC"}),
  * backend-type and public-ip.
  */
+import { parseCidr } from "./addressing.ts";
+import { parseIpv4Addr, parseMac } from "../overlay/wire/common.ts";
 import type { ContainerPort, ContainerRecord, NodeRecord, PodRecord } from "./types.ts";
 
 export const Annotations = {
@@ -39,25 +41,40 @@ export function nodeObject(record: NodeRecord, vni: number): Record<string, unkn
   };
 }
 
-/** The network identity of a Node object, or undefined while it lacks one. */
+/**
+ * The network identity of a Node object, or undefined while it lacks one. The stored object is
+ * not trusted: a field of the wrong type or an unparsable CIDR, IP or MAC means no identity,
+ * never a throw (a node-agent plumbs routes from what this returns).
+ */
 export function nodeRecordFrom(node: ObjectLike): NodeRecord | undefined {
-  const spec = node.spec as { podCIDR?: string } | undefined;
-  const status = node.status as { addresses?: Array<{ type: string; address: string }> } | undefined;
-  const annotations = node.metadata?.annotations ?? {};
-  const internalIp = status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? annotations[Annotations.publicIp];
-  let vtepMac: string | undefined;
+  if (!isObject(node)) return undefined;
+  const metadata = isObject(node.metadata) ? node.metadata : {};
+  const spec = (isObject(node.spec) ? node.spec : {}) as { podCIDR?: unknown };
+  const status = (isObject(node.status) ? node.status : {}) as { addresses?: unknown };
+  const annotations: Record<string, unknown> = isObject(metadata.annotations) ? metadata.annotations : {};
+  const addresses = (Array.isArray(status.addresses) ? status.addresses : []).filter(isObject);
+  const fromStatus = addresses.find((a) => a.type === "InternalIP")?.address;
+  const internalIp = typeof fromStatus === "string" ? fromStatus : annotations[Annotations.publicIp];
+  let vtepMac: unknown;
   try {
-    vtepMac = (JSON.parse(annotations[Annotations.backendData] ?? "{}") as { VtepMAC?: string }).VtepMAC;
+    const data = annotations[Annotations.backendData];
+    const parsed: unknown = typeof data === "string" ? JSON.parse(data) : undefined;
+    vtepMac = isObject(parsed) ? parsed.VtepMAC : undefined;
   } catch {
     vtepMac = undefined;
   }
-  if (!node.metadata?.name || !spec?.podCIDR || !internalIp || !vtepMac) return undefined;
-  return { name: node.metadata.name, podCidr: spec.podCIDR, internalIp, vtepMac, hostAddress: annotations[Annotations.hostAddress] ?? "" };
+  const name = metadata.name;
+  const podCidr = spec.podCIDR;
+  if (typeof name !== "string" || !name || typeof podCidr !== "string" || !parseCidr(podCidr)) return undefined;
+  if (typeof internalIp !== "string" || parseIpv4Addr(internalIp) === undefined) return undefined;
+  if (typeof vtepMac !== "string" || parseMac(vtepMac) === undefined) return undefined;
+  const hostAddress = annotations[Annotations.hostAddress];
+  return { name, podCidr, internalIp, vtepMac, hostAddress: typeof hostAddress === "string" ? hostAddress : "" };
 }
 
 export function nodeIsReady(node: ObjectLike): boolean {
-  const conditions = (node.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
-  return conditions.some((c) => c.type === "Ready" && c.status === "True");
+  const conditions = (node.status as { conditions?: unknown } | undefined)?.conditions;
+  return Array.isArray(conditions) && conditions.some((c) => isObject(c) && c.type === "Ready" && c.status === "True");
 }
 
 /**

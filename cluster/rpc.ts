@@ -68,7 +68,12 @@ export function serve<Req, Res>(
         reply = { error: { code: ErrorCode.Internal, message: String((err as Error)?.message ?? err) } } satisfies ErrorReply;
       }
     }
-    if (msg.reply) msg.respond(pack(reply));
+    try {
+      if (msg.reply) msg.respond(pack(reply));
+    } catch (err) {
+      // The connection closed meanwhile (shutdown): nobody to answer, and no unhandled rejection.
+      log.warn({ err: (err as Error)?.message ?? String(err), subject }, "could not send a reply");
+    }
   };
   void (async () => {
     for await (const msg of sub) {

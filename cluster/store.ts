@@ -14,8 +14,14 @@
  * - Each key keeps up to 64 revisions. A watch from revision R is gapless unless a message
  *   after R has been removed by that limit; the stream's deleted-sequence list tells, and the
  *   answer then is 410 Gone, as Kubernetes does after an etcd compaction.
+ * - Stored values are not trusted (anything can be put into the bucket by hand): every read goes
+ *   through decodeStored (./decode.ts). A value that does not decode or lacks the basic shape is
+ *   logged once per key and revision, counted (badObjects), and skipped by list and watch; get
+ *   of such a key throws StoreError Corrupt naming the key.
  */
 import { headers as natsHeaders, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from "nats";
+import { decodeStored, type Decoded } from "./decode.ts";
+import type { Logger } from "./log.ts";
 import { keyFilter, objectKey, type ResourceInfo } from "./resources.ts";
 
 export const OBJECTS_BUCKET = "kubewire_objects";
@@ -53,6 +59,9 @@ interface Envelope {
   object: KubeObject;
 }
 
+/** The most distinct bad key/revision pairs remembered for log-once (then logging goes on, unthrottled). */
+const MAX_LOGGED_BAD = 10_000;
+
 export interface WatchEvent {
   type: WatchEventType;
   object: KubeObject;
@@ -63,6 +72,8 @@ export const StoreErrorCode = {
   AlreadyExists: "AlreadyExists",
   Conflict: "Conflict",
   Gone: "Gone",
+  /** The stored value does not decode or lacks the basic shape of an object. */
+  Corrupt: "Corrupt",
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
@@ -83,7 +94,6 @@ export interface WatchHandle {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function encode(type: WatchEventType, object: KubeObject): Uint8Array {
   // resourceVersion is the KV revision, never stored: strip whatever the caller had.
@@ -91,33 +101,58 @@ function encode(type: WatchEventType, object: KubeObject): Uint8Array {
   return encoder.encode(JSON.stringify({ type, object: { ...object, metadata } } satisfies Envelope));
 }
 
-function decode(entry: KvEntry): Envelope | undefined {
-  if (entry.value.length === 0) return undefined;
-  const env = JSON.parse(decoder.decode(entry.value)) as Envelope;
-  env.object.metadata.resourceVersion = String(entry.revision);
-  return env;
-}
 
 function isWrongLastSequence(err: unknown): boolean {
   return (err as { api_error?: { err_code?: number } })?.api_error?.err_code === WRONG_LAST_SEQUENCE;
 }
 
 export class ObjectStore {
+  /** Bad values read (a value read again by another list or watch counts again). */
+  badObjects = 0;
+  /** The distinct keys whose value was found bad, with the last reason. */
+  readonly badKeys = new Map<string, string>();
+  private readonly loggedBad = new Set<string>();
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
+    private readonly log: Logger | undefined,
   ) {}
 
-  static async open(nc: NatsConnection): Promise<ObjectStore> {
+  static async open(nc: NatsConnection, log?: Logger): Promise<ObjectStore> {
     const kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, { history: 64 });
-    return new ObjectStore(nc, kv, await nc.jetstreamManager());
+    return new ObjectStore(nc, kv, await nc.jetstreamManager(), log);
   }
 
+  /**
+   * The checked decode of a KV entry; undefined for a delete marker without payload. A bad value
+   * is counted and logged (once per key and revision).
+   */
+  private decode(entry: KvEntry, r: ResourceInfo): Decoded | undefined {
+    if (entry.value.length === 0) return undefined;
+    const d = decodeStored(entry.key, entry.value, entry.revision, r);
+    if (d.kind === "bad") {
+      this.badObjects++;
+      if (this.badKeys.size < MAX_LOGGED_BAD || this.badKeys.has(d.key)) this.badKeys.set(d.key, d.reason);
+      const id = `${d.key}@${entry.revision}`;
+      if (!this.loggedBad.has(id)) {
+        if (this.loggedBad.size < MAX_LOGGED_BAD) this.loggedBad.add(id);
+        this.log?.error({ key: d.key, revision: entry.revision, reason: d.reason, badObjects: this.badObjects, badKeys: this.badKeys.size }, "bad object in store; skipped");
+      }
+    }
+    return d;
+  }
+
+  /** The live object at a key; throws StoreError Corrupt when the stored value is bad. */
   async get(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
-    const entry = await this.kv.get(objectKey(r, namespace, name));
+    const key = objectKey(r, namespace, name);
+    const entry = await this.kv.get(key);
     if (!entry || entry.operation !== "PUT") return undefined;
-    return decode(entry)?.object;
+    const d = this.decode(entry, r);
+    if (!d) return undefined;
+    if (d.kind === "bad") throw new StoreError(StoreErrorCode.Corrupt, `the object stored at key ${JSON.stringify(key)} (revision ${entry.revision}) cannot be decoded: ${d.reason}`);
+    return d.object;
   }
 
   /** The current revision of the whole store (the next write gets a higher one). */
@@ -133,20 +168,29 @@ export class ObjectStore {
     let initialized!: () => void;
     const ready = new Promise<void>((resolve) => (initialized = resolve));
     const iter = await this.kv.watch({ key: keyFilter(r, namespace), initializedFn: () => initialized() });
+    let complete = false;
     const consume = (async () => {
       for await (const e of iter) {
         max = Math.max(max, e.revision);
-        if (e.operation === "PUT") {
-          const env = decode(e);
-          if (env) items.set(e.key, env.object);
-        } else {
-          items.delete(e.key);
-        }
+        const d = e.operation === "PUT" ? this.decode(e, r) : undefined;
+        // A key whose current value is bad is not listed (not its older, good value either).
+        if (d?.kind === "ok") items.set(e.key, d.object);
+        else items.delete(e.key);
       }
     })();
-    await ready;
-    iter.stop();
-    await consume;
+    // The iterator may end or fail before the initial values are in: that list is an error, not a hang.
+    await Promise.race([
+      ready.then(() => (complete = true)),
+      consume.then(
+        () => {
+          if (!complete) throw new Error(`list of ${r.plural} ended before it was complete`);
+        },
+        (err: unknown) => {
+          if (!complete) throw err;
+        },
+      ),
+    ]).finally(() => iter.stop());
+    await consume.catch(() => {});
     return { items: [...items.values()].sort(byNamespaceName), resourceVersion: max };
   }
 
@@ -211,17 +255,27 @@ export class ObjectStore {
       key: keyFilter(r, namespace),
       ...(initial ? { initializedFn: () => (replaying = false) } : { resumeFromRevision: fromRevision + 1 }),
     });
+    const deliver = (e: WatchEvent) => {
+      try {
+        onEvent(e);
+      } catch (err) {
+        // A watcher that throws on one object must not end the watch for every other one.
+        this.log?.error({ err, key: objectKey(r, e.object.metadata.namespace, e.object.metadata.name!), type: e.type }, "watch handler failed on an object; skipped");
+      }
+    };
     const done = (async () => {
       for await (const e of iter) {
-        const env = decode(e);
-        if (!env) continue;
+        const d = this.decode(e, r);
+        if (!d || d.kind === "bad") continue;
         if (replaying) {
-          if (env.type !== "DELETED") onEvent({ type: "ADDED", object: env.object });
+          if (d.type !== "DELETED" && e.operation === "PUT") deliver({ type: "ADDED", object: d.object });
           continue;
         }
-        onEvent({ type: env.type, object: env.object });
+        deliver({ type: d.type, object: d.object });
       }
-    })().catch(() => {});
+    })().catch((err: unknown) => {
+      this.log?.warn({ resource: r.plural, err: (err as Error)?.message ?? String(err) }, "store watch ended with an error");
+    });
     return { stop: () => iter.stop(), done };
   }
 

@@ -30,7 +30,7 @@ import { ApiServer, type PodBackend } from "./api/http.ts";
 import { Registry } from "./api/registry.ts";
 import { resourceByKind } from "../cluster/resources.ts";
 import { ApiError } from "./api/status.ts";
-import { ObjectStore, type KubeObject } from "../cluster/store.ts";
+import { ObjectStore, StoreError, StoreErrorCode, type KubeObject } from "../cluster/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
 import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
@@ -39,6 +39,8 @@ const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const NAMESPACES = resourceByKind("Namespace");
 const BOOTSTRAP_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+/** How long /readyz waits for the store to answer before reporting it failed. */
+const READY_TIMEOUT_MS = 2000;
 
 
 export class ControlPlane {
@@ -58,13 +60,17 @@ export class ControlPlane {
   ) {}
 
   static async start(nc: NatsConnection, cfg: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
-    const store = await ObjectStore.open(nc);
+    const store = await ObjectStore.open(nc, log);
     let cp: ControlPlane | undefined;
     const registry = new Registry(store, createAdmission(cfg.serviceCidr), async (pod) => {
       // Graceful only when a live node-agent will tear the pod down and confirm.
       const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName;
       if (!nodeName) return false;
-      const node = await store.get(NODES, undefined, nodeName);
+      // A Node whose stored value is bad (logged by the store) counts as no node: delete at once.
+      const node = await store.get(NODES, undefined, nodeName).catch((err: unknown) => {
+        if (err instanceof StoreError && err.code === StoreErrorCode.Corrupt) return undefined;
+        throw err;
+      });
       return !!node && nodeIsReady(node) && !!cp?.heartbeats.has(nodeName);
     });
     cp = new ControlPlane(nc, cfg, log, store, registry);
@@ -102,7 +108,25 @@ export class ControlPlane {
       ? { cert: readFileSync(cfg.apiTlsCert, "utf8"), key: readFileSync(cfg.apiTlsKey!, "utf8") }
       : await generateServingCert([cfg.apiHost === "0.0.0.0" ? "127.0.0.1" : cfg.apiHost]);
     if (!cfg.apiTlsCert) log.warn({}, "no KUBEWIRE_API_TLS_CERT: serving a fresh self-signed certificate (clients need insecure-skip-tls-verify)");
-    cp.api = new ApiServer(registry, cfg.apiToken, tls, pods, log);
+    // kube-apiserver's readyz "etcd" check, on the store that plays etcd's part here.
+    const storeCheck = {
+      name: "etcd",
+      check: async () => {
+        if (nc.isClosed()) throw new Error("the NATS connection is closed");
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`NATS JetStream KV (${nc.getServer()}) did not answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+        });
+        try {
+          await Promise.race([store.revision(), timeout]);
+        } catch (err) {
+          throw new Error(`the object store is unreachable: ${(err as Error)?.message ?? String(err)}`);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+    cp.api = new ApiServer(registry, cfg.apiToken, tls, pods, log, [storeCheck]);
     cp.apiAddress = await cp.api.listen(cfg.apiHost, cfg.apiPort);
     log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `https://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
     return cp;
@@ -116,7 +140,13 @@ export class ControlPlane {
 
   private async bootstrap(): Promise<void> {
     for (const name of BOOTSTRAP_NAMESPACES) {
-      if (await this.store.get(NAMESPACES, undefined, name)) continue;
+      try {
+        if (await this.store.get(NAMESPACES, undefined, name)) continue;
+      } catch (err) {
+        // A bad value at the key (logged by the store): leave it for an operator, start anyway.
+        if (err instanceof StoreError && err.code === StoreErrorCode.Corrupt) continue;
+        throw err;
+      }
       await this.registry.create(NAMESPACES, undefined, { apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch((err: unknown) => {
         if (!(err instanceof ApiError && err.status.code === 409)) throw err;
       });
@@ -211,7 +241,14 @@ export class ControlPlane {
       })),
       qosClass: "BestEffort",
     };
-    await this.registry.update(PODS, req.namespace, req.name, { ...pod, status } as KubeObject, { subresource: "status" });
+    try {
+      await this.registry.update(PODS, req.namespace, req.name, { ...pod, status } as KubeObject, { subresource: "status" });
+    } catch (err) {
+      // A status the API refuses (a pod stored malformed before validation existed) is the
+      // kubelet's problem to hear about, not a control-plane error with a stack trace.
+      if (err instanceof ApiError && err.status.code >= 400 && err.status.code < 500) throw new RpcError(ErrorCode.Invalid, err.status.message);
+      throw err;
+    }
     await this.registry.recordEvent(pod, "Normal", "Started", `Started container ${containers[0]?.name ?? "app"} (pod IP ${req.podIp})`, "kubelet");
     return { ok: true };
   }

@@ -32,7 +32,9 @@ import {
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
 import { formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
 import { resourceByKind } from "../cluster/resources.ts";
-import { ObjectStore, type KubeObject, type WatchHandle } from "../cluster/store.ts";
+import { ObjectStore, type KubeObject } from "../cluster/store.ts";
+import { Informer, type ListerWatcher } from "../cluster/informer.ts";
+import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
@@ -48,7 +50,7 @@ const PODS = resourceByKind("Pod");
 
 export class NodeAgent {
   private readonly subs: Subscription[] = [];
-  private readonly watchers: WatchHandle[] = [];
+  private readonly informers: Informer[] = [];
   private timer: NodeJS.Timeout | undefined;
   private transport!: NatsOverlayTransport;
   private peers = new Map<string, NodeRecord>();
@@ -132,33 +134,57 @@ export class NodeAgent {
     return (hop) => this.nc.publish(subject, pack(hop));
   }
 
+  /**
+   * Nodes and Pods from the store through informers: list, then watch from the list's revision,
+   * and when a watch ends or fails, relist (objects gone meanwhile come as deletions) and watch
+   * again. The store skips (and counts) values that do not decode; a handler that throws on an
+   * odd object is logged by the informer and the others go on.
+   */
   private async watch(): Promise<void> {
-    const store = await ObjectStore.open(this.nc);
+    const store = await ObjectStore.open(this.nc, this.log);
     this.store = store;
+    const source: ListerWatcher = {
+      list: async (r) => {
+        const { items, resourceVersion } = await store.list(r, undefined);
+        return { items, resourceVersion: String(resourceVersion) };
+      },
+      watch: (r, _namespace, resourceVersion, _opts, onEvent) => store.watch(r, undefined, Number(resourceVersion), onEvent),
+    };
     let nodesReady!: () => void;
     const nodesListed = new Promise<void>((resolve) => (nodesReady = resolve));
     // Node objects carry every peer's pod CIDR, InternalIP and VTEP MAC (flannel's annotations).
-    this.watchers.push(
-      await store.watch(NODES, undefined, undefined, (e) => {
-        const record = e.type === "DELETED" ? undefined : nodeRecordFrom(e.object);
-        const name = e.object.metadata.name!;
-        if (record) this.peers.set(name, record);
-        else this.peers.delete(name);
-        this.net.syncPeers([...this.peers.values()]);
-        if (name === this.cfg.nodeName) nodesReady();
-        this.log.debug({ node: this.cfg.nodeName, peer: name, peers: this.peers.size - 1, event: e.type }, "peers synced");
-      }),
-    );
+    const nodes = new Informer(NODES, source, systemClock, this.log);
+    nodes.onChange((obj, type) => {
+      const record = type === "DELETED" ? undefined : nodeRecordFrom(obj);
+      const name = obj.metadata.name!;
+      if (record) this.peers.set(name, record);
+      else this.peers.delete(name);
+      this.net.syncPeers([...this.peers.values()]);
+      if (name === this.cfg.nodeName && record) nodesReady();
+      this.log.debug({ node: this.cfg.nodeName, peer: name, peers: this.peers.size - 1, event: type }, "peers synced");
+    });
+    this.informers.push(nodes);
+    await nodes.start();
     await nodesListed;
-    this.watchers.push(
-      await store.watch(PODS, undefined, undefined, (e) => {
-        const key = `${e.object.metadata.namespace}.${e.object.metadata.name}`;
-        const mine = (e.object.spec as { nodeName?: string } | undefined)?.nodeName === this.cfg.nodeName;
-        if (e.type === "DELETED" || !mine) this.podObjects.delete(key);
-        else this.podObjects.set(key, e.object);
-        this.scheduleSync();
-      }),
-    );
+    const pods = new Informer(PODS, source, systemClock, this.log);
+    pods.onChange((obj, type) => {
+      const key = `${obj.metadata.namespace}.${obj.metadata.name}`;
+      const mine = (obj.spec as { nodeName?: unknown } | undefined)?.nodeName === this.cfg.nodeName;
+      if (type === "DELETED" || !mine) this.podObjects.delete(key);
+      else this.podObjects.set(key, obj);
+      this.scheduleSync();
+    });
+    this.informers.push(pods);
+    await pods.start();
+  }
+
+  /** Bad values the store skipped, and objects the informers skipped (the status verb's counters). */
+  private badObjectCounters(): Record<string, number> {
+    return {
+      store_bad_objects_total: this.store?.badObjects ?? 0,
+      store_bad_keys: this.store?.badKeys.size ?? 0,
+      informer_skipped_objects_total: this.informers.reduce((n, i) => n + i.skipped, 0),
+    };
   }
 
   private syncScheduled = false;
@@ -167,7 +193,8 @@ export class NodeAgent {
     this.syncScheduled = true;
     setImmediate(() => {
       this.syncScheduled = false;
-      void this.syncPods();
+      // Never an unhandled rejection: a failed sync is logged, and the next event or heartbeat retries.
+      this.syncPods().catch((err: unknown) => this.log.error({ node: this.cfg.nodeName, err }, "pod sync failed"));
     });
   }
 
@@ -203,23 +230,36 @@ export class NodeAgent {
     for (const key of this.net.podKeys()) used.add(this.net.pod(key)!.ip);
     for (const [key, pod] of desired) {
       if (this.net.pod(key)) continue;
-      const record = podRecordFrom(pod);
-      let ip = parseIpv4Addr(record.podIp);
-      if (ip === undefined || !cidrContains(this.net.podCidr, ip)) {
-        const allocated = allocateAddress(this.net.podCidr, 2, used);
-        if (allocated.kind === "exhausted") {
-          this.log.error({ node: this.cfg.nodeName, pod: record.name, reason: allocated.reason }, "no pod IP left");
-          continue;
-        }
-        ip = allocated.value;
+      try {
+        this.plumb(key, pod, used);
+      } catch (err) {
+        // One pod that cannot be plumbed costs that pod, not the node's other pods.
+        this.log.error({ node: this.cfg.nodeName, pod: key, err }, "pod network add failed");
       }
-      used.add(ip);
-      const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
-      this.podUids.set(key, pod.metadata.uid!);
-      this.podApps.set(key, this.startApps(plumbed, key));
-      this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
-      this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
     }
+    this.reportAndFinalize(desired, terminating);
+  }
+
+  private plumb(key: string, pod: KubeObject, used: Set<number>): void {
+    const record = podRecordFrom(pod);
+    let ip = parseIpv4Addr(record.podIp);
+    if (ip === undefined || !cidrContains(this.net.podCidr, ip)) {
+      const allocated = allocateAddress(this.net.podCidr, 2, used);
+      if (allocated.kind === "exhausted") {
+        this.log.error({ node: this.cfg.nodeName, pod: record.name, reason: allocated.reason }, "no pod IP left");
+        return;
+      }
+      ip = allocated.value;
+    }
+    used.add(ip);
+    const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
+    this.podUids.set(key, pod.metadata.uid!);
+    this.podApps.set(key, this.startApps(plumbed, key));
+    this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
+    this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
+  }
+
+  private reportAndFinalize(desired: Map<string, KubeObject>, terminating: KubeObject[]): void {
     for (const [key, pod] of desired) {
       const plumbed = this.net.pod(key);
       if (!plumbed || this.reported.get(key) === pod.metadata.uid) continue;
@@ -318,6 +358,7 @@ export class NodeAgent {
         array_buffer_bytes: process.memoryUsage().arrayBuffers,
         memory_valve_collections_total: this.valve?.collections ?? 0,
         ...this.tcpCounters(),
+        ...this.badObjectCounters(),
       },
     }));
 
@@ -387,7 +428,7 @@ export class NodeAgent {
     clearInterval(this.valveTimer);
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
-    for (const w of this.watchers) w.stop();
+    for (const i of this.informers) i.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.transport.close();
   }

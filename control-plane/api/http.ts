@@ -22,7 +22,16 @@ import type { KubeObject } from "../../cluster/store.ts";
 import { toTable } from "./tables.ts";
 
 export const KUBERNETES_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0-kubewire" } as const;
+/** kube-apiserver's MaxRequestBodyBytes (3 MiB): a larger body is 413. */
 const MAX_BODY = 3 * 1024 * 1024;
+/** Deepest nesting of arrays/objects a request body may have (deeper would overflow recursive readers). */
+export const MAX_BODY_DEPTH = 1000;
+
+/** A readiness check (/readyz): resolves when healthy, rejects with the reason otherwise. */
+export interface HealthCheck {
+  readonly name: string;
+  check(): Promise<void>;
+}
 
 export interface PodBackend {
   exec(pod: KubeObject, argv: string[]): Promise<ExecResult>;
@@ -48,6 +57,8 @@ export class ApiServer {
     tls: { cert: string; key: string },
     private readonly pods: PodBackend,
     private readonly log: Logger,
+    /** What /readyz checks besides "ping" (the object store: kube-apiserver's etcd check). */
+    private readonly readyChecks: readonly HealthCheck[] = [],
   ) {
     this.token = Buffer.from(token);
     this.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => void this.handle(req, res));
@@ -86,16 +97,64 @@ export class ApiServer {
     const url = new URL(req.url ?? "/", "http://localhost");
     const started = performance.now();
     try {
-      if (["/healthz", "/livez", "/readyz"].includes(url.pathname)) return text(res, 200, "ok");
+      const health = /^\/(healthz|livez|readyz)(?:\/([^/]+))?\/?$/.exec(url.pathname);
+      if (health) return await this.health(res, health[1]!, health[2], url.searchParams.has("verbose"));
       if (!this.authorized(req)) throw Errors.unauthorized();
       await this.dispatch(req, res, url);
     } catch (err) {
       const status = err instanceof ApiError ? err.status : Errors.internal((err as Error)?.message ?? String(err)).status;
       if (status.code >= 500) this.log.error({ err, method: req.method, path: url.pathname }, "request failed");
-      if (!res.headersSent) json(res, status.code, status);
+      if (!res.headersSent) {
+        if (status.code === 413) res.setHeader("Connection", "close");
+        json(res, status.code, status);
+      }
       else res.end();
     } finally {
       this.log.debug({ method: req.method, path: url.pathname, query: url.search, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+    }
+  }
+
+  /**
+   * /livez: the process answers. /readyz (and /healthz): ping plus the store, answered as
+   * kube-apiserver does: "ok", or 500 with one [+]/[-] line per check; /readyz/<check> runs one.
+   */
+  private async health(res: ServerResponse, endpoint: string, only: string | undefined, verbose: boolean): Promise<void> {
+    const checks: HealthCheck[] = [{ name: "ping", check: async () => {} }, ...(endpoint === "livez" ? [] : this.readyChecks)];
+    const selected = only === undefined ? checks : checks.filter((c) => c.name === only);
+    if (selected.length === 0) return text(res, 404, `no such check: ${only}\n`);
+    const results = await Promise.all(
+      selected.map(async (c) => {
+        try {
+          await c.check();
+          return { name: c.name, ok: true, reason: "" };
+        } catch (err) {
+          return { name: c.name, ok: false, reason: (err as Error)?.message ?? String(err) };
+        }
+      }),
+    );
+    const failed = results.filter((r) => !r.ok);
+    for (const f of failed) this.log.warn({ check: f.name, reason: f.reason, endpoint }, `${endpoint} check failed`);
+    if (failed.length === 0 && !verbose) return text(res, 200, "ok");
+    const lines = results.map((r) => (r.ok ? `[+]${r.name} ok` : `[-]${r.name} failed: ${r.reason}`));
+    lines.push(failed.length === 0 ? `${endpoint} check passed` : `${endpoint} check failed`);
+    return text(res, failed.length === 0 ? 200 : 500, `${lines.join("\n")}\n`);
+  }
+
+  /** A list's Table; an object whose odd shape breaks its row is left out (and logged), not the whole list. */
+  private listTable(kind: string, items: KubeObject[], opts: Parameters<typeof toTable>[2]): ReturnType<typeof toTable> {
+    try {
+      return toTable(kind, items, opts);
+    } catch {
+      const printable = items.filter((o) => {
+        try {
+          toTable(kind, [o], opts);
+          return true;
+        } catch (err) {
+          this.log.error({ kind, namespace: o.metadata.namespace, name: o.metadata.name, err: (err as Error)?.message ?? String(err) }, "object cannot be printed as a table row; left out of the list");
+          return false;
+        }
+      });
+      return toTable(kind, printable, opts);
     }
   }
 
@@ -166,6 +225,7 @@ export class ApiServer {
     const { r, namespace, name, subresource } = route;
     const q = url.searchParams;
     const dryRun = q.getAll("dryRun").includes("All");
+    const fields = { fieldValidation: q.get("fieldValidation") ?? undefined, onWarning: (w: string) => res.appendHeader("Warning", `299 - ${JSON.stringify(w).replace(/[^\x20-\x7e]/g, "?")}`) };
     const table = wantsTable(req.headers.accept);
     const includeObject = (q.get("includeObject") as "None" | "Metadata" | "Object" | null) ?? "Metadata";
     const listOpts = { labelSelector: q.get("labelSelector") ?? undefined, fieldSelector: q.get("fieldSelector") ?? undefined };
@@ -190,26 +250,26 @@ export class ApiServer {
         }
         if (q.get("watch") === "true" || q.get("watch") === "1") return this.watch(req, res, r, namespace, q, listOpts, table, includeObject);
         const { items, resourceVersion } = await this.registry.list(r, namespace, listOpts);
-        if (table) return json(res, 200, toTable(r.kind, items, { now: new Date(), includeObject, listMeta: { resourceVersion } }));
+        if (table) return json(res, 200, this.listTable(r.kind, items, { now: new Date(), includeObject, listMeta: { resourceVersion } }));
         return json(res, 200, { kind: `${r.kind}List`, apiVersion: groupVersion(r), metadata: { resourceVersion }, items });
       }
       case "POST": {
         if (name) throw Errors.methodNotAllowed(`POST is not supported on a named ${r.singular}`);
         const body = await readBody(req);
-        const created = await this.registry.create(r, namespace, body as KubeObject, { dryRun });
+        const created = await this.registry.create(r, namespace, body as KubeObject, { dryRun, ...fields });
         return json(res, 201, created);
       }
       case "PUT": {
         if (!name) throw Errors.methodNotAllowed(`PUT needs the name of a ${r.singular}`);
         const body = await readBody(req);
-        return json(res, 200, await this.registry.update(r, namespace, name, body as KubeObject, { dryRun, ...status }));
+        return json(res, 200, await this.registry.update(r, namespace, name, body as KubeObject, { dryRun, ...status, ...fields }));
       }
       case "PATCH": {
         if (!name) throw Errors.methodNotAllowed(`PATCH needs the name of a ${r.singular}`);
         const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
         if (type === "application/apply-patch+yaml") throw Errors.unsupportedMediaType("server-side apply is not supported; use client-side kubectl apply");
         const body = await readBody(req);
-        return json(res, 200, await this.registry.patch(r, namespace, name, type, body, { dryRun, ...status }));
+        return json(res, 200, await this.registry.patch(r, namespace, name, type, body, { dryRun, ...status, ...fields }));
       }
       case "DELETE": {
         const raw = (await readBody(req, true)) as { gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } } | undefined;
@@ -368,7 +428,12 @@ function parseRoute(path: string): Route | undefined {
   let group = "";
   let version: string;
   let rest: string[];
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw Errors.badRequest(`malformed percent-encoding in the request path ${JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}...` : path)}`);
+  }
   if (parts[0] === "api" && parts[1] === "v1") {
     version = "v1";
     rest = parts.slice(2);
@@ -408,13 +473,26 @@ function text(res: ServerResponse, code: number, body: string): void {
 }
 
 async function readBody(req: IncomingMessage, optional = false): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw Errors.badRequest(`request body larger than ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const declared = Number(req.headers["content-length"] ?? 0);
+  const tooLarge = () => {
+    // Stop buffering; whatever else comes is discarded, and the answer closes the connection.
+    req.removeAllListeners("data");
+    req.resume();
+    return Errors.requestEntityTooLarge(`the request body is larger than the limit of ${MAX_BODY} bytes`);
+  };
+  if (declared > MAX_BODY) throw tooLarge();
+  // Events, not for-await: leaving a for-await early destroys the socket before the 413 is written.
+  const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) reject(tooLarge());
+      else parts.push(chunk);
+    });
+    req.once("end", () => resolve(parts));
+    req.once("error", reject);
+  });
   const raw = Buffer.concat(chunks).toString("utf8");
   if (raw.trim() === "") {
     if (optional) return undefined;
@@ -422,15 +500,32 @@ async function readBody(req: IncomingMessage, optional = false): Promise<unknown
   }
   const type = (req.headers["content-type"] ?? "application/json").split(";")[0]!.trim();
   try {
-    if (type === "application/yaml" || type === "application/apply-patch+yaml") return parseYaml(raw);
-    if (type !== "application/json" && !Object.values(PatchType).includes(type as PatchType)) {
+    let value: unknown;
+    if (type === "application/yaml" || type === "application/apply-patch+yaml") value = parseYaml(raw);
+    else if (type !== "application/json" && !Object.values(PatchType).includes(type as PatchType)) {
       throw Errors.unsupportedMediaType(`the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
-    }
-    return JSON.parse(raw);
+    } else value = JSON.parse(raw);
+    if (nestingDepth(value) > MAX_BODY_DEPTH) throw Errors.badRequest(`the body of the request could not be decoded: nested more than ${MAX_BODY_DEPTH} levels deep`);
+    return value;
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw Errors.badRequest(`the body of the request could not be decoded: ${(err as Error).message}`);
   }
+}
+
+/** How deeply arrays and objects nest in a parsed body (0 for a scalar), without recursion. */
+export function nestingDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    const d = depth + 1;
+    if (d > max) max = d;
+    if (max > MAX_BODY_DEPTH) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, d]);
+  }
+  return max;
 }
 
 export type { Status };

@@ -12,7 +12,8 @@ import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../.
 import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "../../cluster/selectors.ts";
 import { ApiError, Errors } from "./status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../cluster/store.ts";
-import { statusForInvalid, validateObject } from "./validation.ts";
+import { statusForInvalid, validateObject, type FieldError } from "./validation.ts";
+import { checkSchema, type FieldValidation } from "./schema.ts";
 import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
 
 export const PatchType = {
@@ -30,7 +31,17 @@ export interface ListOptions {
 export interface WriteOptions {
   dryRun?: boolean;
   subresource?: "status";
+  /**
+   * What to do with fields the kind's schema does not define (the fieldValidation query
+   * parameter): Strict rejects the request (400), Warn (the default) drops them and reports each
+   * through onWarning, Ignore drops them silently.
+   */
+  fieldValidation?: string;
+  /** Receives the warnings of a successful write (the HTTP layer's `Warning: 299 - "..."` headers). */
+  onWarning?: (message: string) => void;
 }
+
+const FIELD_VALIDATIONS: readonly string[] = ["Strict", "Warn", "Ignore"] satisfies FieldValidation[];
 
 export interface DeleteOptions {
   gracePeriodSeconds?: number;
@@ -78,13 +89,19 @@ export class Registry {
   // ------------------------------------------------------------------ reads
 
   async get(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject> {
-    const obj = await this.store.get(r, namespace, name);
+    const obj = await this.tryGet(r, namespace, name);
     if (!obj) throw Errors.notFound(r.plural, r.group, name);
     return obj;
   }
 
+  /** A stored value that does not decode is a 500 naming its key (neither absent nor a crash). */
   async tryGet(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
-    return this.store.get(r, namespace, name);
+    try {
+      return await this.store.get(r, namespace, name);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.Corrupt) throw Errors.internal(err.message);
+      throw err;
+    }
   }
 
   parseSelectors(r: ResourceInfo, opts: ListOptions): Selectors {
@@ -142,6 +159,41 @@ export class Registry {
     }
   }
 
+  /**
+   * Structural validation of a request body (or a patched object) against the official schema
+   * of its kind, before any defaulting or semantic check: a wrong JSON type anywhere is a 422
+   * naming the field; unknown fields are a 400 (Strict) or dropped, with warnings (Warn) or
+   * without (Ignore). Returns a copy of `body` without the unknown fields, and the warnings.
+   * On an update, a wrong type the stored object already has (written to the KV store by
+   * something other than this API) is not the request's fault and does not block it.
+   */
+  private checkStructure(r: ResourceInfo, body: KubeObject, opts: WriteOptions, current?: KubeObject): { obj: KubeObject; warnings: string[] } {
+    const mode = opts.fieldValidation === undefined || opts.fieldValidation === "" ? "Warn" : opts.fieldValidation;
+    if (!FIELD_VALIDATIONS.includes(mode)) {
+      throw Errors.badRequest(`fieldValidation parameter unsupported: ${JSON.stringify(mode)}; use one of Strict, Warn, Ignore`);
+    }
+    const obj = clone(body);
+    let { structural, unknown } = checkSchema(r.kind, groupVersion(r), obj, { prune: mode !== "Strict" });
+    if (structural.length > 0 && current) {
+      const before = new Set(checkSchema(r.kind, groupVersion(r), current).structural.map((e) => `${e.field}\0${e.actual}`));
+      structural = structural.filter((e) => !before.has(`${e.field}\0${e.actual}`));
+    }
+    if (structural.length > 0) {
+      const rawName = (body.metadata as { name?: unknown } | undefined)?.name;
+      const name = typeof rawName === "string" ? rawName : "";
+      const st = statusForInvalid(r.kind, name, structural as unknown as FieldError[], r.group) as { message: string; details: { causes: Array<{ reason: string; message: string; field: string }> } };
+      throw Errors.invalid(r.kind, r.group, name, st.details.causes, st.message);
+    }
+    if (unknown.length > 0 && mode === "Strict") {
+      throw Errors.badRequest(`strict decoding error: ${unknown.map((f) => `unknown field ${JSON.stringify(f)}`).join(", ")}`);
+    }
+    return { obj, warnings: mode === "Warn" ? unknown.map((f) => `unknown field ${JSON.stringify(f)}`) : [] };
+  }
+
+  private static warn(opts: WriteOptions, warnings: readonly string[]): void {
+    for (const w of warnings) opts.onWarning?.(w);
+  }
+
   private validate(r: ResourceInfo, obj: KubeObject, old?: KubeObject): void {
     const errors = validateObject(r.kind, obj, old);
     if (errors.length === 0) return;
@@ -155,9 +207,10 @@ export class Registry {
     return run;
   }
 
-  async create(r: ResourceInfo, namespace: string | undefined, body: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw Errors.badRequest("the body of the request was not a JSON object");
-    this.checkTypeMeta(r, body);
+  async create(r: ResourceInfo, namespace: string | undefined, raw: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw Errors.badRequest("the body of the request was not a JSON object");
+    this.checkTypeMeta(r, raw);
+    const { obj: body, warnings } = this.checkStructure(r, raw, opts);
     const meta = { ...(body.metadata ?? {}) };
     if (r.namespaced) {
       if (meta.namespace && namespace && meta.namespace !== namespace) {
@@ -197,25 +250,30 @@ export class Registry {
         throw err;
       }
     };
-    return r.kind === "Service" ? this.withAllocationLock(write) : write();
+    const created = await (r.kind === "Service" ? this.withAllocationLock(write) : write());
+    Registry.warn(opts, warnings);
+    return created;
   }
 
   /**
    * Replaces an object (PUT). On the main resource, status is kept as stored; on the status
    * subresource only status changes. A resourceVersion in the body must match the stored one.
    */
-  async update(r: ResourceInfo, namespace: string | undefined, name: string, body: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw Errors.badRequest("the body of the request was not a JSON object");
-    this.checkTypeMeta(r, body);
+  async update(r: ResourceInfo, namespace: string | undefined, name: string, raw: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw Errors.badRequest("the body of the request was not a JSON object");
+    this.checkTypeMeta(r, raw);
+    const current = await this.get(r, namespace, name);
+    const { obj: body, warnings } = this.checkStructure(r, raw, opts, current);
     if (body.metadata?.name && body.metadata.name !== name) {
       throw Errors.badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`);
     }
-    const current = await this.get(r, namespace, name);
     const rv = body.metadata?.resourceVersion;
     if (rv && rv !== current.metadata.resourceVersion) {
       throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
     }
-    return this.writeUpdate(r, current, clone(body), opts);
+    const updated = await this.writeUpdate(r, current, body, opts);
+    Registry.warn(opts, warnings);
+    return updated;
   }
 
   private async writeUpdate(r: ResourceInfo, current: KubeObject, desired: KubeObject, opts: WriteOptions): Promise<KubeObject> {
@@ -287,9 +345,13 @@ export class Registry {
       if (wantRv && wantRv !== current.metadata.resourceVersion) {
         throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
       }
-      if (patched.metadata?.name !== undefined && patched.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
+      // The patched result is what would be stored: it gets the checks a full body gets.
+      const { obj: checked, warnings } = this.checkStructure(r, patched, opts, current);
+      if (checked.metadata?.name !== undefined && checked.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
       try {
-        return await this.writeUpdate(r, current, patched, opts);
+        const updated = await this.writeUpdate(r, current, checked, opts);
+        Registry.warn(opts, warnings);
+        return updated;
       } catch (err) {
         const retry = err instanceof ApiError && err.status.code === 409 && err.status.reason === "Conflict" && !wantRv && attempt < 5;
         if (!retry) throw err;

@@ -45,6 +45,7 @@ export const Errors = {
   methodNotAllowed: (message: string) => status(405, "MethodNotAllowed", message),
   notAcceptable: (message: string) => status(406, "NotAcceptable", message),
   unsupportedMediaType: (message: string) => status(415, "UnsupportedMediaType", message),
+  requestEntityTooLarge: (message: string) => status(413, "RequestEntityTooLarge", message),
   gone: (message: string) => status(410, "Expired", message),
   invalid: (kind: string, group: string, name: string, causes: StatusCause[], message: string) =>
     status(422, "Invalid", message, { name, group, kind, causes }),

@@ -197,7 +197,7 @@ export class Controllers {
       for (const [r, keys] of spec.watches) this.inf(r).onChange((obj, type) => {
         for (const k of keys(obj, type)) queue.add(k);
       });
-      for (const k of spec.keys()) queue.add(k);
+      this.enqueueAll(spec, queue);
       const worker = runWorker(queue, spec.reconcile, (key, err) =>
         this.log.warn({ controller: spec.name, key, err: (err as Error)?.message ?? String(err) }, "reconcile failed; requeued with backoff"),
       );
@@ -210,9 +210,18 @@ export class Controllers {
   /** Every resyncMs, every key again: level-triggered controllers converge even on a lost event. */
   private scheduleResync(): void {
     this.cancelResync = this.clock.after(this.opts.resyncMs ?? 2000, () => {
-      for (const { spec, queue } of this.running) for (const k of spec.keys()) queue.add(k);
+      for (const { spec, queue } of this.running) this.enqueueAll(spec, queue);
       this.scheduleResync();
     });
+  }
+
+  /** Every key of a controller; an object of an odd shape costs its controller this round, not the process. */
+  private enqueueAll(spec: ControllerSpec, queue: WorkQueue): void {
+    try {
+      for (const k of spec.keys()) queue.add(k);
+    } catch (err) {
+      this.log.error({ controller: spec.name, err: (err as Error)?.message ?? String(err) }, "listing a controller's keys failed");
+    }
   }
 
   nodeHeartbeatStarted(node: string): void {

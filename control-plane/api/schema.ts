@@ -1,0 +1,245 @@
+/**
+ * Structural validation of request bodies against the official OpenAPI schemas of Kubernetes,
+ * as the `kubernetes-models` package ships them (generated from the upstream swagger.json and
+ * compiled ahead of time by ajv into standalone validators, one module per definition).
+ *
+ * Two checks, run in one pass of the kind's validator over the body:
+ *  - wrong JSON types anywhere ("spec.containers[0].ports in body must be of type array:
+ *    \"object\""), answered with 422 before any semantic check;
+ *  - fields the schema does not know ("spec.foo"), which `fieldValidation` turns into a 400
+ *    (Strict), a warning (Warn) or nothing (Ignore); they are dropped in every case.
+ *
+ * Unknown fields come from the validators themselves: the body is wrapped in proxies that
+ * record which properties each generated validator reads (it reads every property its
+ * schema defines, and enumerates the keys of maps), so the keys of an object that were never
+ * read are the ones its schema lacks. Nothing here is hand-copied from the schema.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+/** One wrong JSON type, as field.Error (ErrorTypeTypeInvalid) renders it. */
+export interface StructuralError {
+  type: "FieldValueTypeInvalid";
+  /** e.g. "spec.containers[0].ports" */
+  field: string;
+  /** The part after the field, e.g. `Invalid value: "object": spec.containers[0].ports in body must be of type array: "object"`. */
+  message: string;
+  /** The JSON type the schema wants ("array", "string", "integer-or-string"...). */
+  expected: string;
+  /** The JSON type found ("object", "integer", "number"...). */
+  actual: string;
+}
+
+export type FieldValidation = "Strict" | "Warn" | "Ignore";
+
+export interface SchemaCheck {
+  structural: StructuralError[];
+  /** Paths of fields the schema does not define, e.g. "spec.foo", "spec.containers[0].bogus". */
+  unknown: string[];
+}
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  params: { type?: string; [k: string]: unknown };
+}
+type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
+
+/** apiVersion/kind -> the definition name in kubernetes-models/_schemas. */
+const DEFINITIONS: Readonly<Record<string, string>> = {
+  "v1/Namespace": "IoK8sApiCoreV1Namespace",
+  "v1/Node": "IoK8sApiCoreV1Node",
+  "v1/Pod": "IoK8sApiCoreV1Pod",
+  "v1/Service": "IoK8sApiCoreV1Service",
+  "v1/Endpoints": "IoK8sApiCoreV1Endpoints",
+  "v1/Event": "IoK8sApiCoreV1Event",
+  "discovery.k8s.io/v1/EndpointSlice": "IoK8sApiDiscoveryV1EndpointSlice",
+  "apps/v1/Deployment": "IoK8sApiAppsV1Deployment",
+  "apps/v1/ReplicaSet": "IoK8sApiAppsV1ReplicaSet",
+  "networking.k8s.io/v1/NetworkPolicy": "IoK8sApiNetworkingV1NetworkPolicy",
+  "networking.k8s.io/v1/Ingress": "IoK8sApiNetworkingV1Ingress",
+};
+
+const require = createRequire(import.meta.url);
+let schemaDir: string | undefined;
+const validators = new Map<string, Validator | null>();
+
+/** The kind's validator, loaded on first use and kept; undefined for a kind without a schema. */
+function validatorFor(kind: string, apiVersion: string): Validator | undefined {
+  const key = `${apiVersion}/${kind}`;
+  let v = validators.get(key);
+  if (v === undefined) {
+    const def = DEFINITIONS[key];
+    if (def) {
+      // _schemas is not in the package's exports map: load it by path, beside the package's main.
+      schemaDir ??= join(dirname(require.resolve("kubernetes-models")), "_schemas");
+      v = (require(join(schemaDir, `${def}.js`)) as { validate: Validator }).validate;
+    } else {
+      v = null;
+    }
+    validators.set(key, v);
+  }
+  return v ?? undefined;
+}
+
+/** Whether kubernetes-models has a schema for the kind. */
+export function hasSchema(kind: string, apiVersion: string): boolean {
+  return DEFINITIONS[`${apiVersion}/${kind}`] !== undefined;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** JSON type names as kube-openapi's validator reports them (a whole number is "integer"). */
+function jsonType(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
+}
+
+/** A JSON pointer of ajv's ("/spec/containers/0/ports") as a Kubernetes field path, walking the data. */
+function fieldPath(pointer: string, root: unknown): { field: string; value: unknown } {
+  let field = "";
+  let value: unknown = root;
+  if (pointer === "") return { field, value };
+  for (const raw of pointer.slice(1).split("/")) {
+    const seg = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+    if (Array.isArray(value)) {
+      field += `[${seg}]`;
+      value = value[Number(seg)];
+    } else {
+      field += field ? `.${seg}` : seg;
+      value = isObject(value) ? value[seg] : undefined;
+    }
+  }
+  return { field, value };
+}
+
+function typeError(field: string, expected: string, actual: string): StructuralError {
+  return {
+    type: "FieldValueTypeInvalid",
+    field,
+    expected,
+    actual,
+    message: `Invalid value: "${actual}": ${field} in body must be of type ${expected}: "${actual}"`,
+  };
+}
+
+/** Names a oneOf of JSON types the way Kubernetes does (x-kubernetes-int-or-string). */
+function unionName(types: string[]): string {
+  const set = [...new Set(types)].sort();
+  if (set.length === 2 && set[0] === "integer" && set[1] === "string") return "integer-or-string";
+  return set.join("-or-");
+}
+
+/** ajv's errors reduced to wrong JSON types: enums, formats and required fields are semantic checks. */
+function toStructural(errors: readonly AjvError[], body: unknown): StructuralError[] {
+  const byPath = new Map<string, AjvError[]>();
+  for (const e of errors) {
+    const list = byPath.get(e.instancePath);
+    if (list) list.push(e);
+    else byPath.set(e.instancePath, [e]);
+  }
+  const out: StructuralError[] = [];
+  for (const [pointer, errs] of byPath) {
+    const types = errs.filter((e) => e.keyword === "type").map((e) => String(e.params.type));
+    if (types.length === 0) continue;
+    const { field, value } = fieldPath(pointer, body);
+    const actual = jsonType(value);
+    if (errs.some((e) => e.keyword === "oneOf")) {
+      // int-or-string, quantity: a wrong type only if no branch took the value's type
+      // (a string that fails the quantity format is a semantic error).
+      if (errs.some((e) => e.keyword !== "type" && e.keyword !== "oneOf")) continue;
+      out.push(typeError(field, unionName(types), actual));
+    } else {
+      out.push(typeError(field, types[0]!, actual));
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs the kind's validator over `body`, wrapped so that the properties it reads are recorded:
+ * `read` gets, per plain object of the body, the keys the schema defines, or "map" for an object
+ * whose keys the validator enumerated (labels, selectors, additionalProperties).
+ */
+function runTracked(validate: Validator, body: unknown): { errors: AjvError[]; read: WeakMap<object, Set<string> | "map"> } {
+  const read = new WeakMap<object, Set<string> | "map">();
+  const proxies = new WeakMap<object, object>();
+  const wrap = (v: unknown): unknown => {
+    if (typeof v !== "object" || v === null) return v;
+    let p = proxies.get(v);
+    if (!p) {
+      // An object is known to the schema once the validator reads a property of it: one it
+      // only type-checked (wrong type) or never reached (no properties in its schema, as
+      // fieldsV1) is left out, and its keys are not judged.
+      p = new Proxy(v, {
+        get(t, key) {
+          const value: unknown = Reflect.get(t, key, t);
+          if (typeof key !== "string") return value;
+          if (!Array.isArray(t)) {
+            const seen = read.get(t);
+            if (seen === undefined) read.set(t, new Set([key]));
+            else if (seen !== "map") seen.add(key);
+          }
+          return wrap(value);
+        },
+        ownKeys(t) {
+          if (!Array.isArray(t)) read.set(t, "map");
+          return Reflect.ownKeys(t);
+        },
+      });
+      proxies.set(v, p);
+    }
+    return p;
+  };
+  validate(wrap(body));
+  return { errors: validate.errors ?? [], read };
+}
+
+function collectUnknown(v: unknown, path: string, read: WeakMap<object, Set<string> | "map">, out: string[], prune: boolean): void {
+  if (Array.isArray(v)) {
+    v.forEach((item, i) => collectUnknown(item, `${path}[${i}]`, read, out, prune));
+    return;
+  }
+  if (!isObject(v)) return;
+  const known = read.get(v);
+  // Never looked at (no schema below here, or the parent had the wrong type): nothing to say.
+  if (known === undefined) return;
+  for (const [key, child] of Object.entries(v)) {
+    const p = path ? `${path}.${key}` : key;
+    if (known !== "map" && !known.has(key)) {
+      out.push(p);
+      if (prune) delete v[key];
+    } else {
+      collectUnknown(child, p, read, out, prune);
+    }
+  }
+}
+
+/**
+ * Both checks in one pass of the kind's validator. A kind without a schema passes. With
+ * `prune`, the unknown fields are also deleted from `body` in place (what the API server's
+ * decoder does in Warn and Ignore modes), unless it has structural errors.
+ */
+export function checkSchema(kind: string, apiVersion: string, body: unknown, opts: { prune?: boolean } = {}): SchemaCheck {
+  const validate = validatorFor(kind, apiVersion);
+  if (!validate) return { structural: [], unknown: [] };
+  const { errors, read } = runTracked(validate, body);
+  const structural = toStructural(errors, body);
+  const unknown: string[] = [];
+  collectUnknown(body, "", read, unknown, opts.prune === true && structural.length === 0);
+  return { structural, unknown };
+}
+
+/** The wrong JSON types in `body`, by the official schema of its kind. */
+export function structuralErrors(kind: string, apiVersion: string, body: unknown): StructuralError[] {
+  return checkSchema(kind, apiVersion, body).structural;
+}
+
+/** The fields of `body` the official schema of its kind does not define. */
+export function unknownFields(kind: string, apiVersion: string, body: unknown): string[] {
+  return checkSchema(kind, apiVersion, body).unknown;
+}
