@@ -24,6 +24,9 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_NODE_GRACE_SECONDS: "seconds without heartbeats before a node goes NotReady",
   KUBEWIRE_POD_EVICTION_SECONDS: "seconds a node stays NotReady before its pods are evicted",
   KUBEWIRE_HEARTBEAT_SECONDS: "how often a node-agent sends its heartbeat",
+  KUBEWIRE_EVENT_TTL_SECONDS: "seconds an Event is kept after its lastTimestamp (kube-apiserver --event-ttl)",
+  KUBEWIRE_TOMBSTONE_TTL_SECONDS: "seconds a deleted object's delete marker stays in the store before it is purged",
+  KUBEWIRE_HOUSEKEEPING_SECONDS: "how often the control plane expires Events and purges old delete markers",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
 
@@ -52,6 +55,12 @@ export interface ControlPlaneConfig extends ClusterConfig {
   apiTlsKey?: string;
   nodeGraceSeconds: number;
   podEvictionSeconds: number;
+  /** Events expire this long after their lastTimestamp. */
+  eventTtlSeconds: number;
+  /** Delete markers older than this are purged from the store (a watch from before gets 410). */
+  tombstoneTtlSeconds: number;
+  /** The period of the housekeeping pass (event expiry, delete-marker purge). */
+  housekeepingSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -134,5 +143,8 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
     apiToken,
     nodeGraceSeconds: int(env, "KUBEWIRE_NODE_GRACE_SECONDS", 10, 1, 3600),
     podEvictionSeconds: int(env, "KUBEWIRE_POD_EVICTION_SECONDS", 5, 0, 3600),
+    eventTtlSeconds: int(env, "KUBEWIRE_EVENT_TTL_SECONDS", 3600, 1, 365 * 86400),
+    tombstoneTtlSeconds: int(env, "KUBEWIRE_TOMBSTONE_TTL_SECONDS", 300, 0, 86400),
+    housekeepingSeconds: int(env, "KUBEWIRE_HOUSEKEEPING_SECONDS", 60, 1, 3600),
   };
 }

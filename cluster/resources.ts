@@ -32,6 +32,27 @@ export const RESOURCES: readonly ResourceInfo[] = [
   { group: "apps", version: "v1", plural: "replicasets", singular: "replicaset", kind: "ReplicaSet", namespaced: true, shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"] },
   { group: "networking.k8s.io", version: "v1", plural: "networkpolicies", singular: "networkpolicy", kind: "NetworkPolicy", namespaced: true, shortNames: ["netpol"], subresources: [] },
   { group: "networking.k8s.io", version: "v1", plural: "ingresses", singular: "ingress", kind: "Ingress", namespaced: true, shortNames: ["ing"], subresources: ["status"] },
+  { group: "networking.k8s.io", version: "v1", plural: "ingressclasses", singular: "ingressclass", kind: "IngressClass", namespaced: false, shortNames: [], subresources: [] },
+  // What application manifests carry besides Deployments and Services: stored, validated
+  // (schema and metadata, Secret data), listed and watched; no controller acts on them yet.
+  { group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true, shortNames: ["sa"], subresources: [] },
+  { group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, shortNames: ["cm"], subresources: [] },
+  { group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true, shortNames: [], subresources: [] },
+  { group: "", version: "v1", plural: "limitranges", singular: "limitrange", kind: "LimitRange", namespaced: true, shortNames: ["limits"], subresources: [] },
+  { group: "", version: "v1", plural: "resourcequotas", singular: "resourcequota", kind: "ResourceQuota", namespaced: true, shortNames: ["quota"], subresources: ["status"] },
+  { group: "", version: "v1", plural: "persistentvolumeclaims", singular: "persistentvolumeclaim", kind: "PersistentVolumeClaim", namespaced: true, shortNames: ["pvc"], subresources: ["status"] },
+  { group: "apps", version: "v1", plural: "statefulsets", singular: "statefulset", kind: "StatefulSet", namespaced: true, shortNames: ["sts"], categories: ["all"], subresources: ["status", "scale"] },
+  { group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true, shortNames: ["ds"], categories: ["all"], subresources: ["status"] },
+  { group: "batch", version: "v1", plural: "jobs", singular: "job", kind: "Job", namespaced: true, shortNames: [], categories: ["all"], subresources: ["status"] },
+  { group: "batch", version: "v1", plural: "cronjobs", singular: "cronjob", kind: "CronJob", namespaced: true, shortNames: ["cj"], categories: ["all"], subresources: ["status"] },
+  { group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", kind: "HorizontalPodAutoscaler", namespaced: true, shortNames: ["hpa"], categories: ["all"], subresources: ["status"] },
+  { group: "policy", version: "v1", plural: "poddisruptionbudgets", singular: "poddisruptionbudget", kind: "PodDisruptionBudget", namespaced: true, shortNames: ["pdb"], subresources: ["status"] },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false, shortNames: [], subresources: [] },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", singular: "clusterrole", kind: "ClusterRole", namespaced: false, shortNames: [], subresources: [] },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true, shortNames: [], subresources: [] },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true, shortNames: [], subresources: [] },
+  { group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [], subresources: [] },
+  { group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses", singular: "priorityclass", kind: "PriorityClass", namespaced: false, shortNames: ["pc"], subresources: [] },
 ];
 
 export function groupVersion(r: Pick<ResourceInfo, "group" | "version">): string {
@@ -68,8 +89,25 @@ export function resourceToken(r: ResourceInfo): string {
   return r.group ? `${r.plural}_${r.group.replaceAll(".", "_")}` : r.plural;
 }
 
+/**
+ * A name as KV key text. DNS names ([a-z0-9.-]) are kept as they are. Any other name (RBAC
+ * names are path segments: "system:controller:x", "a..b") has every character NATS does not
+ * allow in a key token, "=" and "." included, written as "=XX" per UTF-8 byte; kept names have
+ * no "=", so distinct names stay distinct keys.
+ */
+export function keyName(name: string): string {
+  // Dots separate key tokens, and an empty token is not allowed ("a..b", ".a").
+  if (/^[-\w]+(\.[-\w]+)*$/.test(name)) return name;
+  let out = "";
+  for (const ch of name) {
+    if (/^[-\w]$/.test(ch)) out += ch;
+    else for (const b of Buffer.from(ch, "utf8")) out += `=${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
 export function objectKey(r: ResourceInfo, namespace: string | undefined, name: string): string {
-  return `${resourceToken(r)}.${r.namespaced ? namespace : "_"}.${name}`;
+  return `${resourceToken(r)}.${r.namespaced ? namespace : "_"}.${keyName(name)}`;
 }
 
 /** The key filter for a list or watch: one namespace, or all of them. */

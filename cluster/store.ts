@@ -279,13 +279,61 @@ export class ObjectStore {
     return { stop: () => iter.stop(), done };
   }
 
+  /**
+   * Removes the delete markers of keys deleted more than `olderThanMs` ago, with every earlier
+   * revision of those keys (a deleted key otherwise keeps up to 64 messages forever). Only
+   * messages up to the marker are purged, so a key created again meanwhile keeps its new value.
+   * A watch from before a purged marker is answered 410 Gone (checkNotCompacted sees the removed
+   * sequences), never a silent miss of its DELETED event. Returns the number of keys purged.
+   */
+  async purgeTombstones(olderThanMs: number, now: number = Date.now()): Promise<number> {
+    const entries: TombstoneCandidate[] = [];
+    let initialized!: () => void;
+    const ready = new Promise<void>((resolve) => (initialized = resolve));
+    const iter = await this.kv.watch({ key: ">", headers_only: true, initializedFn: () => initialized() });
+    const consume = (async () => {
+      for await (const e of iter) entries.push({ key: e.key, revision: e.revision, operation: e.operation, created: e.created.getTime() });
+    })().catch(() => {});
+    await Promise.race([ready, consume]).finally(() => iter.stop());
+    await consume;
+    let purged = 0;
+    for (const t of tombstonesToPurge(entries, now, olderThanMs)) {
+      await this.jsm.streams.purge(STREAM, { filter: `$KV.${OBJECTS_BUCKET}.${t.key}`, seq: t.revision + 1 });
+      purged++;
+    }
+    return purged;
+  }
+
   private async checkNotCompacted(fromRevision: number): Promise<void> {
     const info = await this.jsm.streams.info(STREAM, { deleted_details: true });
     const deleted = info.state.deleted ?? [];
-    if (deleted.some((seq) => seq > fromRevision)) {
+    // Messages removed at the head of the stream move first_seq instead of being listed as deleted.
+    if (info.state.first_seq > fromRevision + 1 || deleted.some((seq) => seq > fromRevision)) {
       throw new StoreError(StoreErrorCode.Gone, `too old resource version: ${fromRevision} (${info.state.last_seq})`);
     }
   }
+}
+
+export interface TombstoneCandidate {
+  key: string;
+  revision: number;
+  operation: "PUT" | "DEL" | "PURGE";
+  /** Milliseconds since the epoch. */
+  created: number;
+}
+
+/**
+ * Of the last entry of each key, the delete (or purge) markers written at least `olderThanMs`
+ * before `now`: the keys whose history can go. A key's last entry decides (a later PUT means
+ * the key lives again and keeps its history).
+ */
+export function tombstonesToPurge(entries: readonly TombstoneCandidate[], now: number, olderThanMs: number): TombstoneCandidate[] {
+  const last = new Map<string, TombstoneCandidate>();
+  for (const e of entries) {
+    const prev = last.get(e.key);
+    if (!prev || e.revision > prev.revision) last.set(e.key, e);
+  }
+  return [...last.values()].filter((e) => e.operation !== "PUT" && now - e.created >= olderThanMs).sort((a, b) => a.revision - b.revision);
 }
 
 function withRevision(object: KubeObject, revision: number): KubeObject {

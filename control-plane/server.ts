@@ -32,8 +32,10 @@ import { resourceByKind } from "../cluster/resources.ts";
 import { ApiError } from "./api/status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject } from "../cluster/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
+import { Housekeeping } from "./housekeeping.ts";
 import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
+import { advertiseAddress, reconcileKubernetesService } from "./master.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
@@ -48,6 +50,7 @@ export class ControlPlane {
   /** Last heartbeat per node, in systemClock.monotonicMs(); a restart starts everyone fresh. */
   readonly heartbeats = new Map<string, number>();
   private controllers!: Controllers;
+  private housekeeping?: Housekeeping;
   private api!: ApiServer;
   apiAddress!: { host: string; port: number };
 
@@ -92,6 +95,8 @@ export class ControlPlane {
     const seed = randomBytes(4).readUInt32LE(0);
     cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed }, systemClock, log);
     await cp.controllers.start();
+    cp.housekeeping = new Housekeeping(registry, { eventTtlMs: cfg.eventTtlSeconds * 1000, tombstoneTtlMs: cfg.tombstoneTtlSeconds * 1000, intervalMs: cfg.housekeepingSeconds * 1000 }, log);
+    cp.housekeeping.start();
     const pods: PodBackend = {
       exec: async (pod, argv) => {
         const nodeName = (pod.spec as { nodeName?: string }).nodeName;
@@ -129,11 +134,18 @@ export class ControlPlane {
     cp.api = new ApiServer(registry, cfg.apiToken, tls, pods, log, [storeCheck]);
     cp.apiAddress = await cp.api.listen(cfg.apiHost, cfg.apiPort);
     log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `https://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
+    // kube-apiserver's master controller: the `kubernetes` Service and its endpoints.
+    const advertised = advertiseAddress(cfg.apiHost);
+    if (!advertised) log.warn({}, "no non-loopback IPv4 address to advertise: the kubernetes Service gets no endpoints");
+    await reconcileKubernetesService(registry, cfg.serviceCidr, cp.apiAddress.port, advertised).catch((err: unknown) => {
+      log.error({ err }, "could not write the kubernetes Service");
+    });
     return cp;
   }
 
   async stop(): Promise<void> {
     for (const sub of this.subs) sub.unsubscribe();
+    await this.housekeeping?.stop();
     await this.controllers?.stop();
     await this.api?.close();
   }

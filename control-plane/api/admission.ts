@@ -36,10 +36,59 @@ export function createAdmission(serviceCidr: string): Admission {
         const labels = { ...obj.metadata.labels, "kubernetes.io/metadata.name": obj.metadata.name! };
         return { ...obj, metadata: { ...obj.metadata, labels }, ...(old ? {} : { status: { phase: "Active" } }) };
       }
+      case "Secret":
+        return admitSecret(obj);
       default:
         return obj;
     }
   };
+}
+
+/**
+ * Go's base64.StdEncoding.DecodeString as the JSON decoder runs it on a []byte field (CR and LF
+ * skipped): undefined when `s` decodes, else the byte offset of the first illegal input, as
+ * base64.CorruptInputError reports it.
+ */
+export function base64Error(s: string): number | undefined {
+  // Positions in `s` of the significant characters (CR and LF are skipped by the decoder).
+  const at: number[] = [];
+  for (let i = 0; i < s.length; i++) if (s[i] !== "\r" && s[i] !== "\n") at.push(i);
+  const chars = at.map((i) => s[i]!);
+  for (let q = 0; q < chars.length; q += 4) {
+    const quantum = chars.slice(q, q + 4);
+    for (let j = 0; j < quantum.length; j++) {
+      const c = quantum[j]!;
+      if (c === "=") {
+        // Padding only in the last quantum, in its last one or two places, and "x=y=" is wrong.
+        const last = q + 4 === chars.length;
+        if (!last || j < 2 || (j === 2 && quantum[3] !== "=")) return at[q + j]!;
+        break;
+      }
+      if (!/[A-Za-z0-9+/]/.test(c)) return at[q + j]!;
+    }
+    // An incomplete last quantum: the padded encoding wants all four.
+    if (quantum.length < 4) return at[q]!;
+  }
+  return undefined;
+}
+
+/**
+ * The Secret strategy (pkg/registry/core/secret/strategy.go) and its decoding: every `data`
+ * value must be base64 (else the decoder's 400), `stringData` is merged into `data` (its keys
+ * win) and dropped, and `type` defaults to Opaque.
+ */
+export function admitSecret(obj: KubeObject): KubeObject {
+  const data: Record<string, unknown> = { ...((obj.data ?? {}) as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(data)) {
+    const at = typeof value === "string" ? base64Error(value) : undefined;
+    if (at !== undefined) throw Errors.badRequest(`Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte ${at}`);
+  }
+  const stringData = obj.stringData as Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(stringData ?? {})) data[key] = Buffer.from(String(value), "utf8").toString("base64");
+  const out: KubeObject = { ...obj, type: (obj.type as string | undefined) || "Opaque" };
+  delete out.stringData;
+  if (Object.keys(data).length > 0 || obj.data !== undefined) out.data = data;
+  return out;
 }
 
 async function admitService(obj: KubeObject, old: KubeObject | undefined, registry: Registry, serviceCidr: string): Promise<KubeObject> {

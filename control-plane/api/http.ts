@@ -318,7 +318,11 @@ export class ApiServer {
     } else if (method === "PATCH") {
       const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
       const patch = await readBody(req);
-      const patched = type === PatchType.json ? applyJsonPatch(view(obj), patch) : { kind: "ok" as const, value: applyJsonMergePatch(view(obj), patch) };
+      // The resourceVersion read here is no precondition: only one the patch itself sets is
+      // (kubectl scale without --resource-version must not fail on a concurrent write).
+      const base = view(obj);
+      delete (base.metadata as { resourceVersion?: string }).resourceVersion;
+      const patched = type === PatchType.json ? applyJsonPatch(base, patch) : { kind: "ok" as const, value: applyJsonMergePatch(base, patch) };
       if (patched.kind === "error") throw Errors.badRequest(`the patch could not be applied: ${patched.message}`);
       desired = patched.value as typeof desired;
     } else {

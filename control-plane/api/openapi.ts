@@ -10,11 +10,14 @@
  *   verb in `x-kubernetes-action`; every component schema of a kind names it in
  *   `x-kubernetes-group-version-kind` (a list), as kube-openapi writes them.
  *
- * The component schemas are deliberately minimal: an object with apiVersion, kind and free-form
- * metadata/spec/status. They do not describe the fields, so they must not be read as a claim
- * that anything is validated or documented by them.
+ * The component schemas are Kubernetes' own definitions, with their descriptions, types, enums
+ * and required fields, generated from the `kubernetes-models` packages into openapi-schemas.json
+ * (tools/gen-openapi-schemas.ts, `npm run gen:openapi`): each document carries its kinds' schemas and everything they
+ * reference, so `kubectl explain pod.spec.containers` prints fields and descriptions. They
+ * carry no x-kubernetes-patch-merge-key/strategy (kubernetes-models does not keep them).
  */
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { RESOURCES, groupVersion, groupVersions, type ResourceInfo } from "../../cluster/resources.ts";
 
 export interface OpenApiV3Root {
@@ -37,11 +40,11 @@ const REF_STATUS = `#/components/schemas/${META}.Status`;
  *
  * - application/strategic-merge-patch+json: when a kind's PATCH lists it, `kubectl apply`
  *   computes its three-way strategic merge patch from the v3 component schema
- *   (apply/patcher.go buildStrategicMergePatchFromOpenAPIV3), and with these field-less schemas
- *   that fails on the first nested object ("warning: error calculating patch from openapi v3
- *   spec: unable to find api field \"template\"", printed on every apply). Unlisted, kubectl
- *   quietly uses its compiled-in Go types, which know every merge key, and still sends a
- *   strategic merge patch.
+ *   (apply/patcher.go buildStrategicMergePatchFromOpenAPIV3); the schemas served here have no
+ *   x-kubernetes-patch-merge-key/strategy (kubernetes-models does not keep them), so lists
+ *   such as containers would be replaced whole (field-less schemas, as these once were, failed
+ *   outright: "unable to find api field \"template\""). Unlisted, kubectl quietly uses its
+ *   compiled-in Go types, which know every merge key, and still sends a strategic merge patch.
  * - application/apply-patch+yaml (server-side apply): not accepted by the registry yet. kubectl
  *   does not read this list before `apply --server-side`, so listing it changes nothing there.
  */
@@ -316,71 +319,57 @@ function resourcePaths(r: ResourceInfo): Record<string, JsonObject> {
 
 const FREE_FORM: JsonObject = { type: "object", "x-kubernetes-preserve-unknown-fields": true };
 
-function kindSchema(r: ResourceInfo): JsonObject {
-  return {
-    description: `${r.kind} (${groupVersion(r)}). Fields are not described here; the server validates them.`,
-    type: "object",
-    properties: {
-      apiVersion: { type: "string", description: "APIVersion defines the versioned schema of this representation of an object." },
-      kind: { type: "string", description: "Kind is a string value representing the REST resource this object represents." },
-      metadata: { ...FREE_FORM, description: "Standard object's metadata." },
-      spec: { ...FREE_FORM },
-      status: { ...FREE_FORM },
-    },
-    "x-kubernetes-group-version-kind": [{ group: r.group, version: r.version, kind: r.kind }],
-  };
+let definitions: Record<string, JsonObject> | undefined;
+
+/** Kubernetes' definitions by name ("io.k8s.api.core.v1.PodSpec"), from openapi-schemas.json. */
+export function openApiDefinitions(): Record<string, JsonObject> {
+  definitions ??= createRequire(import.meta.url)("./openapi-schemas.json") as Record<string, JsonObject>;
+  return definitions;
 }
 
-function listSchema(r: ResourceInfo): JsonObject {
-  return {
-    description: `${r.kind}List is a list of ${r.kind}.`,
-    type: "object",
-    required: ["items"],
-    properties: {
-      apiVersion: { type: "string" },
-      kind: { type: "string" },
-      metadata: { ...FREE_FORM },
-      items: { type: "array", items: { $ref: `#/components/schemas/${schemaName(r, r.kind)}` } },
-    },
-    "x-kubernetes-group-version-kind": [{ group: r.group, version: r.version, kind: `${r.kind}List` }],
+function gvk(group: string, version: string, kind: string): Json {
+  return [{ group, version, kind }];
+}
+
+/** The schema of a kind, or of its list, as Kubernetes defines it (a free-form object if it has none). */
+function kindSchema(r: ResourceInfo, kind: string): JsonObject {
+  const def = openApiDefinitions()[schemaName(r, kind)];
+  const base: JsonObject = def
+    ? structuredClone(def)
+    : { description: `${kind} (${groupVersion(r)}).`, type: "object", properties: { apiVersion: { type: "string" }, kind: { type: "string" }, metadata: { ...FREE_FORM } } };
+  return { ...base, "x-kubernetes-group-version-kind": gvk(r.group, r.version, kind) };
+}
+
+/** The names `schema` refers to, followed through the definitions. */
+function referenced(roots: Iterable<JsonObject>, into: Set<string>): void {
+  const defs = openApiDefinitions();
+  const walk = (v: Json): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === "object") {
+      for (const [k, child] of Object.entries(v)) {
+        if (k === "$ref" && typeof child === "string") {
+          const name = child.slice("#/components/schemas/".length);
+          if (!into.has(name)) {
+            into.add(name);
+            const def = defs[name];
+            if (def) walk(def);
+          }
+        } else walk(child);
+      }
+    }
   };
+  for (const r of roots) walk(r);
 }
 
 function metaSchemas(gv: { group: string; version: string }): Record<string, JsonObject> {
+  const defs = openApiDefinitions();
   return {
-    [`${META}.DeleteOptions`]: {
-      description: "DeleteOptions may be provided when deleting an API object.",
-      type: "object",
-      properties: {
-        apiVersion: { type: "string" },
-        kind: { type: "string" },
-        dryRun: { type: "array", items: { type: "string" } },
-        gracePeriodSeconds: { type: "integer", format: "int64" },
-        orphanDependents: { type: "boolean" },
-        preconditions: { ...FREE_FORM },
-        propagationPolicy: { type: "string" },
-      },
-      "x-kubernetes-group-version-kind": [{ group: gv.group, version: gv.version, kind: "DeleteOptions" }],
-    },
+    [`${META}.DeleteOptions`]: { ...structuredClone(defs[`${META}.DeleteOptions`] ?? { type: "object" }), "x-kubernetes-group-version-kind": gvk(gv.group, gv.version, "DeleteOptions") },
     [`${META}.Patch`]: {
       description: "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.",
       type: "object",
     },
-    [`${META}.Status`]: {
-      description: "Status is a return value for calls that don't return other objects.",
-      type: "object",
-      properties: {
-        apiVersion: { type: "string" },
-        kind: { type: "string" },
-        code: { type: "integer", format: "int32" },
-        details: { ...FREE_FORM },
-        message: { type: "string" },
-        metadata: { ...FREE_FORM },
-        reason: { type: "string" },
-        status: { type: "string" },
-      },
-      "x-kubernetes-group-version-kind": [{ group: "", version: "v1", kind: "Status" }],
-    },
+    [`${META}.Status`]: { ...structuredClone(defs[`${META}.Status`] ?? { type: "object" }), "x-kubernetes-group-version-kind": gvk("", "v1", "Status") },
   };
 }
 
@@ -393,10 +382,15 @@ function buildDocument(gv: { group: string; version: string }): JsonObject {
   const schemas: JsonObject = {};
   for (const r of resources) {
     Object.assign(paths, resourcePaths(r));
-    schemas[schemaName(r, r.kind)] = kindSchema(r);
-    schemas[schemaName(r, `${r.kind}List`)] = listSchema(r);
+    schemas[schemaName(r, r.kind)] = kindSchema(r, r.kind);
+    schemas[schemaName(r, `${r.kind}List`)] = kindSchema(r, `${r.kind}List`);
   }
   Object.assign(schemas, metaSchemas(gv));
+  // Everything the kinds refer to (ObjectMeta, PodSpec, ...), as kube-openapi includes it.
+  const names = new Set<string>();
+  referenced(Object.values(schemas) as JsonObject[], names);
+  const defs = openApiDefinitions();
+  for (const name of names) if (!(name in schemas) && defs[name]) schemas[name] = structuredClone(defs[name]);
   const sortedSchemas: JsonObject = {};
   for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k] ?? null;
   return {

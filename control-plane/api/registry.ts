@@ -23,6 +23,28 @@ export const PatchType = {
 } as const;
 export type PatchType = (typeof PatchType)[keyof typeof PatchType];
 
+/** How many times a patch without a resourceVersion is re-applied after a write conflict. */
+export const PATCH_CONFLICT_RETRIES = 5;
+
+/** Whether `err` is a 409 Conflict (a write lost to a concurrent one), not AlreadyExists. */
+export function isConflict(err: unknown): boolean {
+  return err instanceof ApiError && err.status.code === 409 && err.status.reason === "Conflict";
+}
+
+/**
+ * Runs `attempt`, and again after each 409 Conflict, at most `retries` more times; any other
+ * error, or the last conflict, is thrown.
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>, retries: number = PATCH_CONFLICT_RETRIES): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isConflict(err) || i >= retries) throw err;
+    }
+  }
+}
+
 export interface ListOptions {
   labelSelector?: string;
   fieldSelector?: string;
@@ -320,43 +342,47 @@ export class Registry {
     return r.kind === "Service" ? this.withAllocationLock(write) : write();
   }
 
-  /** PATCH with one of the three patch types; retried on a write conflict, as the API server does. */
+  /**
+   * PATCH with one of the three patch types. A patch that sets no metadata.resourceVersion is
+   * re-applied to the object read again after a write conflict, up to PATCH_CONFLICT_RETRIES
+   * times (GuaranteedUpdate retries on conflict), so concurrent `kubectl patch`/`scale` both
+   * land; one that sets a resourceVersion is a precondition and its conflict is the answer.
+   */
   async patch(r: ResourceInfo, namespace: string | undefined, name: string, type: string, patch: unknown, opts: WriteOptions = {}): Promise<KubeObject> {
-    for (let attempt = 0; ; attempt++) {
-      const current = await this.get(r, namespace, name);
-      let result;
-      switch (type) {
-        case PatchType.merge:
-          result = { kind: "ok" as const, value: applyJsonMergePatch(clone(current), patch) };
-          break;
-        case PatchType.json:
-          result = applyJsonPatch(clone(current), patch);
-          break;
-        case PatchType.strategic:
-          result = applyStrategicMergePatch(clone(current), patch, patchSchemaFor(r.group, r.kind));
-          break;
-        default:
-          throw Errors.unsupportedMediaType(`the server does not support patch type ${type}; use ${Object.values(PatchType).join(", ")}`);
-      }
-      if (result.kind === "error") throw Errors.badRequest(`the patch could not be applied: ${result.message}`);
-      const patched = result.value as KubeObject;
-      if (!patched || typeof patched !== "object") throw Errors.badRequest("the patch did not produce an object");
-      const wantRv = (patch as { metadata?: { resourceVersion?: string } })?.metadata?.resourceVersion;
-      if (wantRv && wantRv !== current.metadata.resourceVersion) {
-        throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
-      }
-      // The patched result is what would be stored: it gets the checks a full body gets.
-      const { obj: checked, warnings } = this.checkStructure(r, patched, opts, current);
-      if (checked.metadata?.name !== undefined && checked.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
-      try {
-        const updated = await this.writeUpdate(r, current, checked, opts);
-        Registry.warn(opts, warnings);
-        return updated;
-      } catch (err) {
-        const retry = err instanceof ApiError && err.status.code === 409 && err.status.reason === "Conflict" && !wantRv && attempt < 5;
-        if (!retry) throw err;
-      }
+    if (!Object.values(PatchType).includes(type as PatchType)) {
+      throw Errors.unsupportedMediaType(`the server does not support patch type ${type}; use ${Object.values(PatchType).join(", ")}`);
     }
+    const rawRv = type === PatchType.json ? undefined : (patch as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+    const wantRv = typeof rawRv === "string" && rawRv !== "" ? rawRv : undefined;
+    return retryOnConflict(() => this.patchOnce(r, namespace, name, type as PatchType, patch, wantRv, opts), wantRv ? 0 : PATCH_CONFLICT_RETRIES);
+  }
+
+  private async patchOnce(r: ResourceInfo, namespace: string | undefined, name: string, type: PatchType, patch: unknown, wantRv: string | undefined, opts: WriteOptions): Promise<KubeObject> {
+    const current = await this.get(r, namespace, name);
+    let result;
+    switch (type) {
+      case PatchType.merge:
+        result = { kind: "ok" as const, value: applyJsonMergePatch(clone(current), patch) };
+        break;
+      case PatchType.json:
+        result = applyJsonPatch(clone(current), patch);
+        break;
+      case PatchType.strategic:
+        result = applyStrategicMergePatch(clone(current), patch, patchSchemaFor(r.group, r.kind));
+        break;
+    }
+    if (result.kind === "error") throw Errors.badRequest(`the patch could not be applied: ${result.message}`);
+    const patched = result.value as KubeObject;
+    if (!patched || typeof patched !== "object") throw Errors.badRequest("the patch did not produce an object");
+    if (wantRv && wantRv !== current.metadata.resourceVersion) {
+      throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+    // The patched result is what would be stored: it gets the checks a full body gets.
+    const { obj: checked, warnings } = this.checkStructure(r, patched, opts, current);
+    if (checked.metadata?.name !== undefined && checked.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
+    const updated = await this.writeUpdate(r, current, checked, opts);
+    Registry.warn(opts, warnings);
+    return updated;
   }
 
   /**

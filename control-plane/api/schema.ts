@@ -46,7 +46,7 @@ interface AjvError {
 type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
 
 /** apiVersion/kind -> the definition name in kubernetes-models/_schemas. */
-const DEFINITIONS: Readonly<Record<string, string>> = {
+export const DEFINITIONS: Readonly<Record<string, string>> = {
   "v1/Namespace": "IoK8sApiCoreV1Namespace",
   "v1/Node": "IoK8sApiCoreV1Node",
   "v1/Pod": "IoK8sApiCoreV1Pod",
@@ -58,6 +58,25 @@ const DEFINITIONS: Readonly<Record<string, string>> = {
   "apps/v1/ReplicaSet": "IoK8sApiAppsV1ReplicaSet",
   "networking.k8s.io/v1/NetworkPolicy": "IoK8sApiNetworkingV1NetworkPolicy",
   "networking.k8s.io/v1/Ingress": "IoK8sApiNetworkingV1Ingress",
+  "networking.k8s.io/v1/IngressClass": "IoK8sApiNetworkingV1IngressClass",
+  "v1/ServiceAccount": "IoK8sApiCoreV1ServiceAccount",
+  "v1/ConfigMap": "IoK8sApiCoreV1ConfigMap",
+  "v1/Secret": "IoK8sApiCoreV1Secret",
+  "v1/LimitRange": "IoK8sApiCoreV1LimitRange",
+  "v1/ResourceQuota": "IoK8sApiCoreV1ResourceQuota",
+  "v1/PersistentVolumeClaim": "IoK8sApiCoreV1PersistentVolumeClaim",
+  "apps/v1/StatefulSet": "IoK8sApiAppsV1StatefulSet",
+  "apps/v1/DaemonSet": "IoK8sApiAppsV1DaemonSet",
+  "batch/v1/Job": "IoK8sApiBatchV1Job",
+  "batch/v1/CronJob": "IoK8sApiBatchV1CronJob",
+  "autoscaling/v2/HorizontalPodAutoscaler": "IoK8sApiAutoscalingV2HorizontalPodAutoscaler",
+  "policy/v1/PodDisruptionBudget": "IoK8sApiPolicyV1PodDisruptionBudget",
+  "rbac.authorization.k8s.io/v1/Role": "IoK8sApiRbacV1Role",
+  "rbac.authorization.k8s.io/v1/RoleBinding": "IoK8sApiRbacV1RoleBinding",
+  "rbac.authorization.k8s.io/v1/ClusterRole": "IoK8sApiRbacV1ClusterRole",
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": "IoK8sApiRbacV1ClusterRoleBinding",
+  "coordination.k8s.io/v1/Lease": "IoK8sApiCoordinationV1Lease",
+  "scheduling.k8s.io/v1/PriorityClass": "IoK8sApiSchedulingV1PriorityClass",
 };
 
 const require = createRequire(import.meta.url);

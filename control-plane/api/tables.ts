@@ -190,6 +190,15 @@ const AGE = (): TableColumnDefinition => col("Age", CREATION_TIMESTAMP_DESCRIPTI
 const CONTAINERS = (): TableColumnDefinition => col("Containers", "Names of each container in the template.", 1);
 const IMAGES = (): TableColumnDefinition => col("Images", "Images referenced by each container in the template.", 1);
 
+const BINDING_COLUMNS = (): TableColumnDefinition[] => [
+  NAME(),
+  col("Role", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+  AGE(),
+  col("Users", "Users in the roleBinding", 1),
+  col("Groups", "Groups in the roleBinding", 1),
+  col("ServiceAccounts", "ServiceAccounts in the roleBinding", 1),
+];
+
 const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
   Pod: () => [
     NAME(),
@@ -280,6 +289,109 @@ const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
     col("Address", "Address is a list containing ingress points for the load-balancer"),
     col("Ports", "Ports of TLS configurations that open"),
     AGE(),
+  ],
+
+  IngressClass: () => [
+    NAME(),
+    col("Controller", "controller refers to the name of the controller that should handle this class."),
+    col("Parameters", "parameters is a link to a custom resource containing additional configuration for the controller."),
+    AGE(),
+  ],
+  ServiceAccount: () => [NAME(), col("Secrets", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), AGE()],
+  ConfigMap: () => [NAME(), col("Data", "Data contains the configuration data."), AGE()],
+  Secret: () => [
+    NAME(),
+    col("Type", "Used to facilitate programmatic handling of secret data."),
+    col("Data", "Data contains the secret data."),
+    AGE(),
+  ],
+  LimitRange: () => [NAME(), col("Created At", CREATION_TIMESTAMP_DESCRIPTION, 0, "date")],
+  ResourceQuota: () => [
+    NAME(),
+    AGE(),
+    col("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    col("Limit", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+  ],
+  PersistentVolumeClaim: () => [
+    NAME(),
+    col("Status", "Phase represents the current phase of PersistentVolumeClaim."),
+    col("Volume", "VolumeName is the binding reference to the PersistentVolume backing this claim."),
+    col("Capacity", "Capacity represents the actual resources of the underlying volume."),
+    col("Access Modes", "AccessModes contains the actual access modes the volume backing the PVC has."),
+    col("StorageClass", "StorageClassName is the name of the StorageClass required by the claim."),
+    col("VolumeAttributesClass", "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim."),
+    AGE(),
+    col("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
+  ].map((c) => (c.name === "VolumeMode" ? { ...c, priority: 1 } : c)),
+  StatefulSet: () => [
+    NAME(),
+    col("Ready", "Number of the pod with ready state"),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+  ],
+  DaemonSet: () => [
+    NAME(),
+    col("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
+    col("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+    col("Ready", "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),
+    col("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+    col("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+    col("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node."),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+    col("Selector", "A label query over pods that are managed by the daemon set.", 1),
+  ],
+  Job: () => [
+    NAME(),
+    col("Status", "Status of the job."),
+    col("Completions", "The desired number of successfully finished pods the job should be run with."),
+    col("Duration", "Time required to complete the job."),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+    col("Selector", "A label query over pods that should match the pod count.", 1),
+  ],
+  CronJob: () => [
+    NAME(),
+    col("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    col("Timezone", "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+    col("Suspend", "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false."),
+    col("Active", "A list of pointers to currently running jobs."),
+    col("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+    AGE(),
+    CONTAINERS(),
+    IMAGES(),
+    col("Selector", "A label query over pods that should match the pod count.", 1),
+  ],
+  HorizontalPodAutoscaler: () => [
+    NAME(),
+    col("Reference", "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource."),
+    col("Targets", "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used)."),
+    col("MinPods", "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
+    col("MaxPods", "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up."),
+    col("Replicas", "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
+    AGE(),
+  ],
+  PodDisruptionBudget: () => [
+    NAME(),
+    col("Min Available", "The minimum number of pods that must be available simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Max Unavailable", "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Allowed Disruptions", "Number of pod disruptions that are currently allowed."),
+    AGE(),
+  ],
+  Role: () => [NAME(), col("Created At", CREATION_TIMESTAMP_DESCRIPTION, 0, "date")],
+  ClusterRole: () => [NAME(), col("Created At", CREATION_TIMESTAMP_DESCRIPTION, 0, "date")],
+  RoleBinding: () => BINDING_COLUMNS(),
+  ClusterRoleBinding: () => BINDING_COLUMNS(),
+  Lease: () => [NAME(), col("Holder", "holderIdentity contains the identity of the holder of a current lease."), AGE()],
+  PriorityClass: () => [
+    NAME(),
+    col("Value", "The value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.", 0, "integer"),
+    col("Global-Default", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class.", 0, "boolean"),
+    AGE(),
+    col("PreemptionPolicy", "PreemptionPolicy is the Policy for preempting pods with lower priority."),
   ],
 };
 
@@ -693,6 +805,235 @@ function printIngress(obj: KubeObject, now: Date): Printed {
   return { cells: [name(obj), className, hostsCell, loadBalancerIngress(obj.status), ports, age(obj, now)] };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The kinds application manifests carry (printers.go print<Kind>).
+
+function printIngressClass(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  let parameters = "<none>";
+  if (has(spec.parameters)) {
+    const p = rec(spec.parameters);
+    parameters = str(p.kind);
+    if (has(p.apiGroup)) parameters = `${parameters}.${str(p.apiGroup)}`;
+    parameters = `${parameters}/${str(p.name)}`;
+  }
+  return { cells: [name(obj), str(spec.controller), parameters, age(obj, now)] };
+}
+
+function printServiceAccount(obj: KubeObject, now: Date): Printed {
+  return { cells: [name(obj), arr(obj.secrets).length, age(obj, now)] };
+}
+
+function printConfigMap(obj: KubeObject, now: Date): Printed {
+  return { cells: [name(obj), Object.keys(rec(obj.data)).length + Object.keys(rec(obj.binaryData)).length, age(obj, now)] };
+}
+
+function printSecret(obj: KubeObject, now: Date): Printed {
+  return { cells: [name(obj), str(obj.type), Object.keys(rec(obj.data)).length, age(obj, now)] };
+}
+
+function printCreatedAt(obj: KubeObject): Printed {
+  return printDefault(obj);
+}
+
+/** resource.Quantity's String() for what clients store: the canonical text is kept as given. */
+function quantity(v: unknown): string {
+  return typeof v === "number" ? String(v) : str(v);
+}
+
+function printResourceQuota(obj: KubeObject, now: Date): Printed {
+  const hard = rec(rec(obj.status).hard);
+  const used = rec(rec(obj.status).used);
+  const requests: string[] = [];
+  const limits: string[] = [];
+  for (const key of Object.keys(hard).sort(byteOrder)) {
+    const usedValue = has(used[key]) ? quantity(used[key]) : "0";
+    const cell = `${key}: ${usedValue}/${quantity(hard[key])}`;
+    if (key.startsWith("limits.")) limits.push(cell);
+    else requests.push(cell);
+  }
+  return { cells: [name(obj), age(obj, now), requests.join(", "), limits.join(", ")] };
+}
+
+const ACCESS_MODES: Readonly<Record<string, string>> = { ReadWriteOnce: "RWO", ReadOnlyMany: "ROX", ReadWriteMany: "RWX", ReadWriteOncePod: "RWOP" };
+
+function printPersistentVolumeClaim(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const meta = rec(obj.metadata);
+  let phase = str(status.phase);
+  if (has(meta.deletionTimestamp)) phase = "Terminating";
+  let storage = "";
+  let accessModes = "";
+  if (str(spec.volumeName) !== "") {
+    const seen = new Set(arr(status.accessModes).map(str));
+    accessModes = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"].filter((m) => seen.has(m)).map((m) => ACCESS_MODES[m]).join(",");
+    storage = quantity(rec(status.capacity).storage);
+  }
+  const annotated = str(rec(meta.annotations)["volume.beta.kubernetes.io/storage-class"]);
+  const storageClass = annotated !== "" ? annotated : str(spec.storageClassName);
+  const vac = str(spec.volumeAttributesClassName) || "<unset>";
+  const volumeMode = has(spec.volumeMode) ? str(spec.volumeMode) : "<unset>";
+  return { cells: [name(obj), phase, str(spec.volumeName), storage, accessModes, storageClass, vac, age(obj, now), volumeMode] };
+}
+
+function printStatefulSet(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const [containers, images] = layoutContainerCells(rec(rec(spec.template).spec).containers);
+  return { cells: [name(obj), `${int(rec(obj.status).readyReplicas)}/${replicas(spec)}`, age(obj, now), containers, images] };
+}
+
+function printDaemonSet(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const podSpec = rec(rec(spec.template).spec);
+  const [containers, images] = layoutContainerCells(podSpec.containers);
+  return {
+    cells: [
+      name(obj),
+      int(status.desiredNumberScheduled),
+      int(status.currentNumberScheduled),
+      int(status.numberReady),
+      int(status.updatedNumberScheduled),
+      int(status.numberAvailable),
+      formatLabels(podSpec.nodeSelector),
+      age(obj, now),
+      containers,
+      images,
+      formatLabelSelector(spec.selector),
+    ],
+  };
+}
+
+function printJob(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const [containers, images] = layoutContainerCells(rec(rec(spec.template).spec).containers);
+  let completions: string;
+  if (has(spec.completions)) {
+    completions = `${int(status.succeeded)}/${int(spec.completions)}`;
+  } else {
+    const parallelism = has(spec.parallelism) ? int(spec.parallelism) : 0;
+    completions = parallelism > 1 ? `${int(status.succeeded)}/1 of ${parallelism}` : `${int(status.succeeded)}/1`;
+  }
+  const start = timeMs(status.startTime);
+  const completion = timeMs(status.completionTime);
+  let duration = "";
+  if (start !== undefined) duration = humanDuration((completion ?? now.getTime()) - start);
+  let jobStatus = "Running";
+  if (conditionTrue(status.conditions, "Complete")) jobStatus = "Complete";
+  else if (conditionTrue(status.conditions, "Failed")) jobStatus = "Failed";
+  else if (has(rec(obj.metadata).deletionTimestamp)) jobStatus = "Terminating";
+  else if (conditionTrue(status.conditions, "SuccessCriteriaMet")) jobStatus = "SuccessCriteriaMet";
+  else if (conditionTrue(status.conditions, "FailureTarget")) jobStatus = "FailureTarget";
+  else if (conditionTrue(status.conditions, "Suspended")) jobStatus = "Suspended";
+  return { cells: [name(obj), jobStatus, completions, duration, age(obj, now), containers, images, formatLabelSelector(spec.selector)] };
+}
+
+function boolPtr(v: unknown): string {
+  return typeof v === "boolean" ? (v ? "True" : "False") : "<unset>";
+}
+
+function printCronJob(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const jobSpec = rec(rec(spec.jobTemplate).spec);
+  const [containers, images] = layoutContainerCells(rec(rec(jobSpec.template).spec).containers);
+  const lastSchedule = has(status.lastScheduleTime) ? translateTimestampSince(str(status.lastScheduleTime), now) : "<none>";
+  const timeZone = has(spec.timeZone) ? str(spec.timeZone) : "<none>";
+  return {
+    cells: [name(obj), str(spec.schedule), timeZone, boolPtr(spec.suspend), arr(status.active).length, lastSchedule, age(obj, now), containers, images, formatLabelSelector(jobSpec.selector)],
+  };
+}
+
+/** printers.go formatHPAMetrics: "cpu: 30%/80%", "<unknown>" until the autoscaler reports. */
+function hpaTargets(specs: unknown[], statuses: unknown[]): string {
+  if (specs.length === 0) return "<none>";
+  const list: string[] = [];
+  const max = 2;
+  for (const [i, raw] of specs.entries()) {
+    const m = rec(raw);
+    const type = str(m.type);
+    const current = rec(statuses[i]);
+    if (type === "Resource" || type === "ContainerResource") {
+      const src = rec(type === "Resource" ? m.resource : m.containerResource);
+      const target = rec(src.target);
+      const cur = rec(rec(type === "Resource" ? current.resource : current.containerResource).current);
+      const prefix = `${str(src.name)}: `;
+      if (has(target.averageValue)) {
+        list.push(`${prefix}${has(cur.averageValue) ? quantity(cur.averageValue) : "<unknown>"}/${quantity(target.averageValue)}`);
+      } else {
+        const util = has(cur.averageUtilization) ? `${int(cur.averageUtilization)}%` : "<unknown>";
+        list.push(`${prefix}${util}/${has(target.averageUtilization) ? int(target.averageUtilization) : 0}%`);
+      }
+    } else {
+      const target = rec(rec(rec(m)[type.charAt(0).toLowerCase() + type.slice(1)]).target);
+      const t = has(target.averageValue) ? quantity(target.averageValue) : has(target.value) ? quantity(target.value) : "";
+      list.push(`<unknown>/${t}${has(target.averageValue) ? " (avg)" : ""}`);
+    }
+  }
+  let ret = list.slice(0, max).join(", ");
+  if (list.length > max) ret += ` + ${list.length - max} more...`;
+  return ret;
+}
+
+function printHorizontalPodAutoscaler(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const ref = rec(spec.scaleTargetRef);
+  return {
+    cells: [
+      name(obj),
+      `${str(ref.kind)}/${str(ref.name)}`,
+      hpaTargets(arr(spec.metrics), arr(status.currentMetrics)),
+      has(spec.minReplicas) ? int(spec.minReplicas) : "<unset>",
+      int(spec.maxReplicas),
+      int(status.currentReplicas),
+      age(obj, now),
+    ],
+  };
+}
+
+function intOrString(v: unknown): string {
+  return typeof v === "number" ? String(Math.trunc(v)) : str(v);
+}
+
+function printPodDisruptionBudget(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  return {
+    cells: [
+      name(obj),
+      has(spec.minAvailable) ? intOrString(spec.minAvailable) : "N/A",
+      has(spec.maxUnavailable) ? intOrString(spec.maxUnavailable) : "N/A",
+      int(rec(obj.status).disruptionsAllowed),
+      age(obj, now),
+    ],
+  };
+}
+
+function printBinding(obj: KubeObject, now: Date): Printed {
+  const roleRef = rec(obj.roleRef);
+  const users: string[] = [];
+  const groups: string[] = [];
+  const serviceAccounts: string[] = [];
+  for (const raw of arr(obj.subjects)) {
+    const s = rec(raw);
+    if (str(s.kind) === "ServiceAccount") serviceAccounts.push(`${str(s.namespace)}:${str(s.name)}`);
+    else if (str(s.kind) === "User") users.push(str(s.name));
+    else if (str(s.kind) === "Group") groups.push(str(s.name));
+  }
+  return { cells: [name(obj), `${str(roleRef.kind)}/${str(roleRef.name)}`, age(obj, now), users.join(", "), groups.join(", "), serviceAccounts.join(", ")] };
+}
+
+function printLease(obj: KubeObject, now: Date): Printed {
+  return { cells: [name(obj), str(rec(obj.spec).holderIdentity), age(obj, now)] };
+}
+
+function printPriorityClass(obj: KubeObject, now: Date): Printed {
+  const policy = has(obj.preemptionPolicy) ? str(obj.preemptionPolicy) : "";
+  return { cells: [name(obj), int(obj.value), obj.globalDefault === true, age(obj, now), policy] };
+}
+
 function printDefault(obj: KubeObject): Printed {
   const ms = timeMs(rec(obj.metadata).creationTimestamp);
   // Go's zero time formats as 0001-01-01T00:00:00Z.
@@ -712,6 +1053,25 @@ const PRINTERS: Record<string, Printer> = {
   Event: printEvent,
   NetworkPolicy: printNetworkPolicy,
   Ingress: printIngress,
+  IngressClass: printIngressClass,
+  ServiceAccount: printServiceAccount,
+  ConfigMap: printConfigMap,
+  Secret: printSecret,
+  LimitRange: printCreatedAt,
+  ResourceQuota: printResourceQuota,
+  PersistentVolumeClaim: printPersistentVolumeClaim,
+  StatefulSet: printStatefulSet,
+  DaemonSet: printDaemonSet,
+  Job: printJob,
+  CronJob: printCronJob,
+  HorizontalPodAutoscaler: printHorizontalPodAutoscaler,
+  PodDisruptionBudget: printPodDisruptionBudget,
+  Role: printCreatedAt,
+  ClusterRole: printCreatedAt,
+  RoleBinding: printBinding,
+  ClusterRoleBinding: printBinding,
+  Lease: printLease,
+  PriorityClass: printPriorityClass,
 };
 
 function rowObject(obj: KubeObject, includeObject: IncludeObject): TableRow["object"] {

@@ -266,7 +266,33 @@ const KINDS: Readonly<Record<string, { nameRule: NameRule; namespaced: boolean }
   NetworkPolicy: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
   Ingress: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
   Event: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  IngressClass: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
+  ServiceAccount: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  ConfigMap: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  Secret: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  LimitRange: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  ResourceQuota: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  PersistentVolumeClaim: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  StatefulSet: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  DaemonSet: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  Job: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  CronJob: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  HorizontalPodAutoscaler: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  PodDisruptionBudget: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  Lease: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
+  PriorityClass: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
 };
+
+/** RBAC names are path segments (rbac/validation ValidateRBACName): "system:controller:x" is fine. */
+const RBAC_KINDS: Readonly<Record<string, boolean>> = { Role: true, RoleBinding: true, ClusterRole: false, ClusterRoleBinding: false };
+
+/** path.IsValidPathSegmentName / ValidatePathSegmentName (prefix: generateName). */
+export function pathSegmentNameErrors(name: string, prefix: boolean): string[] {
+  if (!prefix && (name === "." || name === "..")) return [`may not be '${name}'`];
+  const errs: string[] = [];
+  for (const illegal of ["/", "%"]) if (name.includes(illegal)) errs.push(`may not contain '${illegal}'`);
+  return errs;
+}
 
 export function nameRuleForKind(kind: string): NameRule | undefined {
   return KINDS[kind]?.nameRule;
@@ -1588,6 +1614,108 @@ function validateEventUpdate(ev: Rec, old: Rec): FieldError[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kinds stored for application manifests: metadata, plus ConfigMap/Secret keys and sizes
+// (core/validation ValidateConfigMap, ValidateSecret)
+// ---------------------------------------------------------------------------------------------
+
+const CONFIG_MAP_KEY_FMT = "[-._a-zA-Z0-9]+";
+const CONFIG_MAP_KEY_RE = /^[-._a-zA-Z0-9]+$/;
+/** corev1.MaxSecretSize, also the ConfigMap limit. */
+const MAX_DATA_SIZE = 1024 * 1024;
+
+/** validation.IsConfigMapKey. */
+export function configMapKeyErrors(key: string): string[] {
+  const errs: string[] = [];
+  if (byteLen(key) > 253) errs.push(`must be no more than 253 characters`);
+  if (!CONFIG_MAP_KEY_RE.test(key)) {
+    errs.push(`a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '${CONFIG_MAP_KEY_FMT}')`);
+  }
+  if (key === ".") errs.push(`must not be '.'`);
+  else if (key === "..") errs.push(`must not be '..'`);
+  else if (key.startsWith("..")) errs.push(`must not start with '..'`);
+  return errs;
+}
+
+/** The byte length of a base64 value once decoded (it passed the decoder already). */
+function decodedLen(b64: string): number {
+  const clean = b64.replace(/[\r\n]/g, "");
+  const pad = clean.endsWith("==") ? 2 : clean.endsWith("=") ? 1 : 0;
+  return Math.floor((clean.length * 3) / 4) - pad;
+}
+
+function validateConfigMap(cm: Rec): FieldError[] {
+  const errs = validateObjectMeta(cm.metadata, true, NameRule.DNS1123Subdomain);
+  let total = 0;
+  const data = rec(cm.data);
+  const binary = rec(cm.binaryData);
+  for (const [k, v] of Object.entries(data)) {
+    for (const msg of configMapKeyErrors(k)) errs.push(invalid("data", k, msg));
+    total += byteLen(str(v));
+  }
+  for (const [k, v] of Object.entries(binary)) {
+    for (const msg of configMapKeyErrors(k)) errs.push(invalid("binaryData", k, msg));
+    if (Object.hasOwn(data, k)) errs.push(invalid("data", k, "duplicate of key present in binaryData"));
+    total += decodedLen(str(v));
+  }
+  if (total > MAX_DATA_SIZE) errs.push(tooLong("", MAX_DATA_SIZE));
+  return errs;
+}
+
+const SECRET_REQUIRED_KEYS: Readonly<Record<string, readonly string[]>> = {
+  "kubernetes.io/dockercfg": [".dockercfg"],
+  "kubernetes.io/dockerconfigjson": [".dockerconfigjson"],
+  "kubernetes.io/tls": ["tls.crt", "tls.key"],
+};
+
+function validateSecret(secret: Rec): FieldError[] {
+  const errs = validateObjectMeta(secret.metadata, true, NameRule.DNS1123Subdomain);
+  const data = rec(secret.data);
+  let total = 0;
+  for (const [k, v] of Object.entries({ ...data, ...rec(secret.stringData) })) {
+    for (const msg of configMapKeyErrors(k)) errs.push(invalid(keyOf("data", k), k, msg));
+    total += Object.hasOwn(data, k) ? decodedLen(str(v)) : byteLen(str(v));
+  }
+  if (total > MAX_DATA_SIZE) errs.push(tooLong("data", MAX_DATA_SIZE));
+  const type = str(secret.type);
+  for (const key of SECRET_REQUIRED_KEYS[type] ?? []) {
+    if (!Object.hasOwn(data, key) && !Object.hasOwn(rec(secret.stringData), key)) errs.push(required(keyOf("data", key)));
+  }
+  if (type === "kubernetes.io/service-account-token" && !str(rec(rec(secret.metadata).annotations)["kubernetes.io/service-account.name"])) {
+    errs.push(required("metadata.annotations[kubernetes.io/service-account.name]"));
+  }
+  return errs;
+}
+
+function validateSecretUpdate(secret: Rec, old: Rec): FieldError[] {
+  const errs = [...validateObjectMetaUpdate(secret.metadata, old.metadata), ...validateSecret(secret)];
+  if (str(secret.type) !== str(old.type)) errs.push(invalid("type", str(secret.type), FIELD_IMMUTABLE));
+  if (old.immutable === true) {
+    if (secret.immutable !== true) errs.push(forbidden("immutable", "field is immutable when `immutable` is set"));
+    if (!semanticEqual(secret.data ?? {}, old.data ?? {})) errs.push(forbidden("data", "field is immutable when `immutable` is set"));
+  }
+  return errs;
+}
+
+function validateConfigMapUpdate(cm: Rec, old: Rec): FieldError[] {
+  const errs = [...validateObjectMetaUpdate(cm.metadata, old.metadata), ...validateConfigMap(cm)];
+  if (old.immutable === true) {
+    if (cm.immutable !== true) errs.push(forbidden("immutable", "field is immutable when `immutable` is set"));
+    if (!semanticEqual(cm.data ?? {}, old.data ?? {})) errs.push(forbidden("data", "field is immutable when `immutable` is set"));
+    if (!semanticEqual(cm.binaryData ?? {}, old.binaryData ?? {})) errs.push(forbidden("binaryData", "field is immutable when `immutable` is set"));
+  }
+  return errs;
+}
+
+/** The kinds whose semantic checks are their metadata's (name rule and scope). */
+function validateMetaOnly(kind: string, o: Rec, prev: Rec | undefined): FieldError[] | undefined {
+  let errs: FieldError[];
+  if (kind in RBAC_KINDS) errs = validateObjectMeta(o.metadata, RBAC_KINDS[kind]!, pathSegmentNameErrors);
+  else if (KINDS[kind]) errs = validateObjectMeta(o.metadata, KINDS[kind].namespaced, KINDS[kind].nameRule);
+  else return undefined;
+  return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...errs] : errs;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------
 
@@ -1623,8 +1751,12 @@ export function validateObject(kind: string, obj: any, old?: any): FieldError[] 
       return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateIngress(o)] : validateIngress(o);
     case "Event":
       return prev ? validateEventUpdate(o, prev) : validateEvent(o);
+    case "ConfigMap":
+      return prev ? validateConfigMapUpdate(o, prev) : validateConfigMap(o);
+    case "Secret":
+      return prev ? validateSecretUpdate(o, prev) : validateSecret(o);
     default:
-      return [];
+      return validateMetaOnly(kind, o, prev) ?? [];
   }
 }
 

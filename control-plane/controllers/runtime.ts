@@ -33,7 +33,7 @@ import type { KubeObject } from "../../cluster/store.ts";
 import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../cluster/workqueue.ts";
 import type { Registry } from "../api/registry.ts";
 import { ApiError } from "../api/status.ts";
-import { reconcileDeployment } from "./logic/deployment.ts";
+import { DeploymentAnnotation, reconcileDeployment } from "./logic/deployment.ts";
 import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";
 import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
@@ -473,6 +473,15 @@ export class Controllers {
     }
     if (!deepEqual(actions.status, d.status)) {
       await w.run(`status of ${key}`, () => this.registry.update(R.deployment, ns, name, { ...d, status: actions.status }, { subresource: "status" }));
+    }
+    // sync.go SetDeploymentRevision: the Deployment carries its new ReplicaSet's revision (what
+    // `kubectl rollout undo` replaces along with the template). After the status write, which
+    // is conditional on the revision read; a patch of one annotation, retried on conflict.
+    if (actions.revision !== undefined) {
+      const revision = actions.revision;
+      await w.run(`revision of ${key}`, () =>
+        this.registry.patch(R.deployment, ns, name, "application/merge-patch+json", { metadata: { annotations: { [DeploymentAnnotation.Revision]: revision } } }),
+      );
     }
     return w.result();
   }

@@ -32,6 +32,8 @@ export interface ClusterOptions {
   podEvictionSeconds?: number;
   /** KUBEWIRE_NODE_CIDR_MASK for every process (24 by default). */
   nodeCidrMask?: number;
+  /** More KUBEWIRE_* variables for the control plane (KUBEWIRE_EVENT_TTL_SECONDS, say). */
+  controlPlaneEnv?: Record<string, string>;
 }
 
 export interface NatsHandle {
@@ -128,6 +130,7 @@ export class TestCluster {
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
+    Object.assign(env, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
   }
 

@@ -107,8 +107,10 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_API_TLS_KEY",
       "KUBEWIRE_API_TOKEN",
       "KUBEWIRE_CLUSTER_CIDR",
+      "KUBEWIRE_EVENT_TTL_SECONDS",
       "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
+      "KUBEWIRE_HOUSEKEEPING_SECONDS",
       "KUBEWIRE_LOG_LEVEL",
       "KUBEWIRE_NATS_URL",
       "KUBEWIRE_NODE_CIDR_MASK",
@@ -116,6 +118,7 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_NODE_NAME",
       "KUBEWIRE_POD_EVICTION_SECONDS",
       "KUBEWIRE_SERVICE_CIDR",
+      "KUBEWIRE_TOMBSTONE_TTL_SECONDS",
       "KUBEWIRE_UNDERLAY_CIDR",
       "KUBEWIRE_VNI",
     ]);
@@ -127,6 +130,13 @@ describe("loadControlPlaneConfig", () => {
   it("reads the API address and token, with the grace defaults", () => {
     const cfg = loadControlPlaneConfig({ KUBEWIRE_API_ADDRESS: "127.0.0.1:7443", KUBEWIRE_API_TOKEN: TOKEN });
     expect(cfg).toMatchObject({ apiHost: "127.0.0.1", apiPort: 7443, apiToken: TOKEN, nodeGraceSeconds: 10, podEvictionSeconds: 5 });
+  });
+
+  it("reads the event TTL, delete-marker TTL and housekeeping period, with kube-apiserver's defaults", () => {
+    expect(loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN })).toMatchObject({ eventTtlSeconds: 3600, tombstoneTtlSeconds: 300, housekeepingSeconds: 60 });
+    const cfg = loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_EVENT_TTL_SECONDS: "2", KUBEWIRE_TOMBSTONE_TTL_SECONDS: "0", KUBEWIRE_HOUSEKEEPING_SECONDS: "1" });
+    expect(cfg).toMatchObject({ eventTtlSeconds: 2, tombstoneTtlSeconds: 0, housekeepingSeconds: 1 });
+    expect(() => loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_EVENT_TTL_SECONDS: "0" })).toThrow(/KUBEWIRE_EVENT_TTL_SECONDS/);
   });
 
   it("requires a token of at least 16 characters", () => {

@@ -685,6 +685,6 @@ describe("statusForInvalid", () => {
   });
 
   it("validates nothing for kinds it does not know", () => {
-    expect(validateObject("ConfigMap", { metadata: {} })).toEqual([]);
+    expect(validateObject("CustomThing", { metadata: {} })).toEqual([]);
   });
 });
