@@ -27,6 +27,7 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_EVENT_TTL_SECONDS: "seconds an Event is kept after its lastTimestamp (kube-apiserver --event-ttl)",
   KUBEWIRE_TOMBSTONE_TTL_SECONDS: "seconds a deleted object's delete marker stays in the store before it is purged",
   KUBEWIRE_HOUSEKEEPING_SECONDS: "how often the control plane expires Events and purges old delete markers",
+  KUBEWIRE_CRON_MINUTE_SECONDS: "real seconds a minute of the CronJob controller's clock lasts (60; tests shorten it)",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
 
@@ -61,6 +62,8 @@ export interface ControlPlaneConfig extends ClusterConfig {
   tombstoneTtlSeconds: number;
   /** The period of the housekeeping pass (event expiry, delete-marker purge). */
   housekeepingSeconds: number;
+  /** Real seconds per minute of the CronJob controller's clock. */
+  cronMinuteSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -146,5 +149,6 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
     eventTtlSeconds: int(env, "KUBEWIRE_EVENT_TTL_SECONDS", 3600, 1, 365 * 86400),
     tombstoneTtlSeconds: int(env, "KUBEWIRE_TOMBSTONE_TTL_SECONDS", 300, 0, 86400),
     housekeepingSeconds: int(env, "KUBEWIRE_HOUSEKEEPING_SECONDS", 60, 1, 3600),
+    cronMinuteSeconds: int(env, "KUBEWIRE_CRON_MINUTE_SECONDS", 60, 1, 3600),
   };
 }

@@ -75,6 +75,11 @@ export interface PodStatusRequest {
   hostIp: string;
   /** ISO time the pod network came up (status.startTime). */
   startTime: string;
+  /**
+   * Set when the pod's containers ran to completion (run-to-completion pods: an emulated tool
+   * as the command): the phase becomes Succeeded (exit 0) or Failed, and stays so.
+   */
+  terminated?: { exitCode: number; startedAt: string; finishedAt: string };
 }
 export interface PodFinalizeRequest {
   namespace: string;

@@ -93,7 +93,7 @@ export class ControlPlane {
     ];
     // The process edge: the real clock and a random seed go in here, nowhere deeper.
     const seed = randomBytes(4).readUInt32LE(0);
-    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed }, systemClock, log);
+    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed, cronMinuteMs: cfg.cronMinuteSeconds * 1000 }, systemClock, log);
     await cp.controllers.start();
     cp.housekeeping = new Housekeeping(registry, { eventTtlMs: cfg.eventTtlSeconds * 1000, tombstoneTtlMs: cfg.tombstoneTtlSeconds * 1000, intervalMs: cfg.housekeepingSeconds * 1000 }, log);
     cp.housekeeping.start();
@@ -224,17 +224,46 @@ export class ControlPlane {
     return record;
   }
 
-  /** The kubelet's status update: IPs, Running, Ready, container statuses. */
+  /**
+   * The kubelet's status update: IPs, Running, Ready, container statuses; or, for a pod whose
+   * containers ran to completion, Succeeded/Failed with each container terminated. A finished
+   * pod never goes back to Running (a late Running report is ignored).
+   */
   private async podStatus(req: PodStatusRequest): Promise<{ ok: true }> {
+    // A Running report and the terminal one of a quick Job pod can race: on a conflict, read again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.podStatusOnce(req);
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof ApiError && err.status.code === 409)) throw err;
+      }
+    }
+  }
+
+  private async podStatusOnce(req: PodStatusRequest): Promise<{ ok: true }> {
     const pod = await this.store.get(PODS, req.namespace, req.name);
     if (!pod || pod.metadata.uid !== req.uid) throw new RpcError(ErrorCode.NotFound, `pod ${req.namespace}/${req.name} (${req.uid}) not found`);
+    const oldPhase = (pod.status as { phase?: string } | undefined)?.phase;
+    if (oldPhase === "Succeeded" || oldPhase === "Failed") return { ok: true };
     const now = rfc3339(new Date());
     const containers = ((pod.spec as { containers?: Array<{ name: string; image: string }> }).containers ?? []);
-    const cond = (type: string) => ({ type, status: "True", lastProbeTime: null, lastTransitionTime: now });
+    const term = req.terminated;
+    const cond = (type: string, ok = true) => ({ type, status: ok ? "True" : "False", lastProbeTime: null, lastTransitionTime: now, ...(ok ? {} : { reason: "PodCompleted" }) });
+    const terminatedState = term && {
+      terminated: {
+        exitCode: term.exitCode,
+        reason: term.exitCode === 0 ? "Completed" : "Error",
+        startedAt: term.startedAt,
+        finishedAt: term.finishedAt,
+        containerID: "",
+      },
+    };
     const status = {
       ...(pod.status as object),
-      phase: "Running",
-      conditions: [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+      phase: term ? (term.exitCode === 0 ? "Succeeded" : "Failed") : "Running",
+      conditions: term
+        ? [cond("PodReadyToStartContainers", false), cond("Initialized"), cond("Ready", false), cond("ContainersReady", false), cond("PodScheduled")]
+        : [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
       hostIP: req.hostIp,
       hostIPs: [{ ip: req.hostIp }],
       podIP: req.podIp,
@@ -242,14 +271,14 @@ export class ControlPlane {
       startTime: req.startTime,
       containerStatuses: containers.map((c) => ({
         name: c.name,
-        state: { running: { startedAt: req.startTime } },
+        state: terminatedState ? { terminated: { ...terminatedState.terminated, containerID: `kubewire://${pod.metadata.uid}-${c.name}` } } : { running: { startedAt: req.startTime } },
         lastState: {},
-        ready: true,
+        ready: !term,
         restartCount: 0,
         image: c.image,
         imageID: `kubewire://${c.image}`,
         containerID: `kubewire://${pod.metadata.uid}-${c.name}`,
-        started: true,
+        started: !term,
       })),
       qosClass: "BestEffort",
     };
@@ -258,10 +287,14 @@ export class ControlPlane {
     } catch (err) {
       // A status the API refuses (a pod stored malformed before validation existed) is the
       // kubelet's problem to hear about, not a control-plane error with a stack trace.
-      if (err instanceof ApiError && err.status.code >= 400 && err.status.code < 500) throw new RpcError(ErrorCode.Invalid, err.status.message);
+      if (err instanceof ApiError && err.status.code >= 400 && err.status.code < 500 && err.status.code !== 409) throw new RpcError(ErrorCode.Invalid, err.status.message);
       throw err;
     }
-    await this.registry.recordEvent(pod, "Normal", "Started", `Started container ${containers[0]?.name ?? "app"} (pod IP ${req.podIp})`, "kubelet");
+    if (!term) {
+      await this.registry.recordEvent(pod, "Normal", "Started", `Started container ${containers[0]?.name ?? "app"} (pod IP ${req.podIp})`, "kubelet");
+    } else if (term.exitCode !== 0) {
+      await this.registry.recordEvent(pod, "Warning", "BackOff", `Container ${containers[0]?.name ?? "app"} exited with code ${term.exitCode}`, "kubelet");
+    }
     return { ok: true };
   }
 

@@ -38,11 +38,11 @@ import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
-import { startPodApps, type ContainerSpec } from "./apps/index.ts";
+import { completionPlan, startPodApps, type CompletionStep, type ContainerSpec } from "./apps/index.ts";
 import { PodFs } from "./tools/fs.ts";
 import { MEMORY_CHECK_MS, MemoryValve } from "./memory.ts";
 import { realClock } from "./tools/common.ts";
-import { runTool } from "./tools/index.ts";
+import { runTool, TOOL_NAMES } from "./tools/index.ts";
 
 const TICK_MS = 200;
 const NODES = resourceByKind("Node");
@@ -63,6 +63,8 @@ export class NodeAgent {
   /** Each pod's emulated filesystem (dd, curl -o, sha256sum, nginx's docroot). */
   private readonly podFs = new Map<string, PodFs>();
   private readonly podLogs = new Map<string, string[]>();
+  /** Run-to-completion pods whose containers have finished, by pod key (for the uid it ran as). */
+  private readonly completed = new Map<string, { uid: string } & NonNullable<PodStatusRequest["terminated"]>>();
   private store!: ObjectStore;
   private heartbeat: NodeJS.Timeout | undefined;
 
@@ -217,6 +219,7 @@ export class NodeAgent {
       this.podApps.get(key)?.();
       this.podApps.delete(key);
       this.podFs.delete(key);
+      this.completed.delete(key);
       this.net.removePod(key);
       this.podUids.delete(key);
       this.appendLog(key, "pod network removed");
@@ -254,7 +257,7 @@ export class NodeAgent {
     used.add(ip);
     const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
     this.podUids.set(key, pod.metadata.uid!);
-    this.podApps.set(key, this.startApps(plumbed, key));
+    this.podApps.set(key, this.startApps(plumbed, key, pod));
     this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
     this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
   }
@@ -264,7 +267,10 @@ export class NodeAgent {
       const plumbed = this.net.pod(key);
       if (!plumbed || this.reported.get(key) === pod.metadata.uid) continue;
       const status = pod.status as { podIP?: string; phase?: string } | undefined;
-      if (status?.phase === "Running" && status.podIP === formatIpv4(plumbed.ip)) {
+      const done = this.completed.get(key);
+      const terminated = done && done.uid === pod.metadata.uid ? { exitCode: done.exitCode, startedAt: done.startedAt, finishedAt: done.finishedAt } : undefined;
+      const finished = status?.phase === "Succeeded" || status?.phase === "Failed";
+      if (finished || (!terminated && status?.phase === "Running" && status.podIP === formatIpv4(plumbed.ip))) {
         this.reported.set(key, pod.metadata.uid!);
         continue;
       }
@@ -275,7 +281,8 @@ export class NodeAgent {
         uid: pod.metadata.uid!,
         podIp: formatIpv4(plumbed.ip),
         hostIp: this.net.record.internalIp,
-        startTime: rfc3339(new Date()),
+        startTime: terminated?.startedAt ?? rfc3339(new Date()),
+        ...(terminated ? { terminated } : {}),
       } satisfies PodStatusRequest).catch((err: Error) => {
         // Retried on the next sync (the periodic one if nothing else changes).
         this.reported.delete(key);
@@ -314,18 +321,80 @@ export class NodeAgent {
   }
 
   /** The pod's containers as emulated apps (HTTP on TCP ports, UDP echo, agnhost netexec, nginx). */
-  private startApps(pod: PodNetwork, key: string): () => void {
+  private startApps(pod: PodNetwork, key: string, obj: KubeObject): () => void {
     const containers: ContainerSpec[] = pod.record.containers ?? [{ name: "app", image: "", ports: pod.record.ports }];
     const fs = new PodFs();
     this.podFs.set(key, fs);
+    const spec = obj.spec as { restartPolicy?: unknown } | undefined;
+    const steps = completionPlan(containers, typeof spec?.restartPolicy === "string" ? spec.restartPolicy : undefined, new Set(TOOL_NAMES));
+    if (steps) {
+      const phase = (obj.status as { phase?: unknown } | undefined)?.phase;
+      // Already finished (this agent restarted): containers do not run twice.
+      if (phase === "Succeeded" || phase === "Failed") return () => {};
+      return this.runToCompletion(pod, key, obj.metadata.uid!, steps, fs);
+    }
     const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date(), fs }, containers);
     return () => apps.stop();
   }
 
-  private appendLog(key: string, line: string): void {
+  /**
+   * A Job pod's containers, one after the other: each step's output goes to the pod log as the
+   * program wrote it; the first non-zero exit code is the pod's. Then the status reports it.
+   */
+  private runToCompletion(pod: PodNetwork, key: string, uid: string, steps: CompletionStep[], fs: PodFs): () => void {
+    let stopped = false;
+    const startedAt = rfc3339(new Date());
+    const ctx = { ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs };
+    const run = async (argv: string[]): Promise<ExecResult> => {
+      const [name, ...args] = argv;
+      switch (name) {
+        case "echo":
+          return { exitCode: 0, stdout: `${args.join(" ")}\n`, stderr: "" };
+        case "true":
+          return { exitCode: 0, stdout: "", stderr: "" };
+        case "false":
+          return { exitCode: 1, stdout: "", stderr: "" };
+        case "exit":
+          return { exitCode: Number(args[0] ?? 0) & 0xff, stdout: "", stderr: "" };
+        case "sleep": {
+          const seconds = Number(args[0] ?? "0");
+          if (!Number.isFinite(seconds) || seconds < 0) return { exitCode: 1, stdout: "", stderr: `sleep: invalid number '${args[0]}'\n` };
+          await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+          return { exitCode: 0, stdout: "", stderr: "" };
+        }
+        default:
+          return runTool(ctx, argv);
+      }
+    };
+    void (async () => {
+      let exitCode = 0;
+      for (const step of steps) {
+        if (stopped) return;
+        this.log.info({ node: this.cfg.nodeName, pod: pod.record.name, container: step.container, argv: step.argv }, "container started (runs to completion)");
+        const res = await run(step.argv).catch((err: unknown): ExecResult => ({ exitCode: 1, stdout: "", stderr: `${(err as Error)?.message ?? String(err)}\n` }));
+        const prefix = steps.length > 1 ? `[${step.container}] ` : "";
+        for (const text of [res.stdout, res.stderr]) {
+          const lines = text.split("\n");
+          if (lines[lines.length - 1] === "") lines.pop();
+          for (const line of lines) this.appendLog(key, `${prefix}${line}`, { raw: true });
+        }
+        if (res.exitCode !== 0 && exitCode === 0) exitCode = res.exitCode;
+      }
+      if (stopped) return;
+      this.completed.set(key, { uid, exitCode, startedAt, finishedAt: rfc3339(new Date()) });
+      this.log.info({ node: this.cfg.nodeName, pod: pod.record.name, exitCode }, "pod ran to completion");
+      this.reported.delete(key);
+      this.scheduleSync();
+    })();
+    return () => {
+      stopped = true;
+    };
+  }
+
+  private appendLog(key: string, line: string, opts: { raw?: boolean } = {}): void {
     let lines = this.podLogs.get(key);
     if (!lines) this.podLogs.set(key, (lines = []));
-    lines.push(`${new Date().toISOString()} ${line}`);
+    lines.push(opts.raw ? line : `${new Date().toISOString()} ${line}`);
     if (lines.length > 1000) lines.splice(0, lines.length - 1000);
   }
 

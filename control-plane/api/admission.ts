@@ -38,10 +38,46 @@ export function createAdmission(serviceCidr: string): Admission {
       }
       case "Secret":
         return admitSecret(obj);
+      case "Job":
+        return admitJob(obj, old);
       default:
         return obj;
     }
   };
+}
+
+/**
+ * The Job strategy (pkg/registry/batch/job/strategy.go PrepareForCreate, generateSelector) and
+ * its defaults (pkg/apis/batch/v1/defaults.go): unless spec.manualSelector, the selector is the
+ * Job's uid and the template carries the uid and job-name labels (what `kubectl logs job/NAME`
+ * and the Job controller select pods by). On update the stored selector stays.
+ */
+export function admitJob(obj: KubeObject, old: KubeObject | undefined): KubeObject {
+  const spec = { ...((obj.spec ?? {}) as Record<string, any>) };
+  if (old) {
+    const oldSpec = (old.spec ?? {}) as Record<string, unknown>;
+    if (oldSpec.selector !== undefined) spec.selector = oldSpec.selector;
+    return { ...obj, spec };
+  }
+  if (spec.completions === undefined && spec.parallelism === undefined) {
+    spec.completions = 1;
+    spec.parallelism = 1;
+  }
+  spec.parallelism ??= 1;
+  spec.backoffLimit ??= 6;
+  spec.completionMode ??= "NonIndexed";
+  spec.suspend ??= false;
+  spec.podReplacementPolicy ??= "TerminatingOrFailed";
+  const uid = obj.metadata.uid!;
+  const name = obj.metadata.name!;
+  if (!spec.manualSelector) {
+    const labels = { "batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name, "controller-uid": uid, "job-name": name };
+    const template = { ...(spec.template ?? {}) };
+    template.metadata = { ...(template.metadata ?? {}), labels: { ...(template.metadata?.labels ?? {}), ...labels } };
+    spec.template = template;
+    spec.selector = { matchLabels: { "batch.kubernetes.io/controller-uid": uid } };
+  }
+  return { ...obj, spec };
 }
 
 /**

@@ -225,7 +225,7 @@ export class ApiServer {
     const { r, namespace, name, subresource } = route;
     const q = url.searchParams;
     const dryRun = q.getAll("dryRun").includes("All");
-    const fields = { fieldValidation: q.get("fieldValidation") ?? undefined, onWarning: (w: string) => res.appendHeader("Warning", `299 - ${JSON.stringify(w).replace(/[^\x20-\x7e]/g, "?")}`) };
+    const fields = { fieldValidation: q.get("fieldValidation") ?? undefined, fieldManager: fieldManagerOf(req, q), onWarning: (w: string) => res.appendHeader("Warning", `299 - ${JSON.stringify(w).replace(/[^\x20-\x7e]/g, "?")}`) };
     const table = wantsTable(req.headers.accept);
     const includeObject = (q.get("includeObject") as "None" | "Metadata" | "Object" | null) ?? "Metadata";
     const listOpts = { labelSelector: q.get("labelSelector") ?? undefined, fieldSelector: q.get("fieldSelector") ?? undefined };
@@ -239,7 +239,7 @@ export class ApiServer {
       return text(res, 200, body);
     }
     if (subresource === "exec") throw Errors.badRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io)");
-    if (subresource === "scale") return this.scale(req, res, method, route, dryRun);
+    if (subresource === "scale") return this.scale(req, res, method, route, dryRun, fields.fieldManager);
     const status = subresource === "status" ? { subresource: "status" as const } : {};
 
     switch (method) {
@@ -267,8 +267,12 @@ export class ApiServer {
       case "PATCH": {
         if (!name) throw Errors.methodNotAllowed(`PATCH needs the name of a ${r.singular}`);
         const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
-        if (type === "application/apply-patch+yaml") throw Errors.unsupportedMediaType("server-side apply is not supported; use client-side kubectl apply");
         const body = await readBody(req);
+        if (type === "application/apply-patch+yaml") {
+          const force = q.get("force");
+          if (force !== null && force !== "true" && force !== "false") throw Errors.badRequest(`invalid value for force: ${JSON.stringify(force)}`);
+          return json(res, 200, await this.registry.apply(r, namespace, name, body, { dryRun, ...status, ...fields, fieldManager: q.get("fieldManager") ?? undefined, force: force === "true" }));
+        }
         return json(res, 200, await this.registry.patch(r, namespace, name, type, body, { dryRun, ...status, ...fields }));
       }
       case "DELETE": {
@@ -293,7 +297,7 @@ export class ApiServer {
    * The scale subresource (autoscaling/v1 Scale) of Deployments and ReplicaSets, which
    * `kubectl scale` patches: read and written through spec.replicas of the object.
    */
-  private async scale(req: IncomingMessage, res: ServerResponse, method: string, route: Route, dryRun: boolean): Promise<void> {
+  private async scale(req: IncomingMessage, res: ServerResponse, method: string, route: Route, dryRun: boolean, fieldManager: string | undefined): Promise<void> {
     const { r, namespace, name } = route;
     if (!name) throw Errors.pathNotFound();
     const obj = await this.registry.get(r, namespace, name);
@@ -333,7 +337,7 @@ export class ApiServer {
       throw Errors.invalid("Scale", "autoscaling", name, [{ reason: "FieldValueInvalid", field: "spec.replicas", message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }], `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
     }
     const rv = desired.metadata?.resourceVersion;
-    const updated = await this.registry.patch(r, namespace, name, PatchType.merge, { metadata: rv ? { resourceVersion: rv } : {}, spec: { replicas } }, { dryRun });
+    const updated = await this.registry.patch(r, namespace, name, PatchType.merge, { metadata: rv ? { resourceVersion: rv } : {}, spec: { replicas } }, { dryRun, fieldManager, managerSubresource: "scale" });
     return json(res, 200, view(updated));
   }
 
@@ -515,6 +519,18 @@ async function readBody(req: IncomingMessage, optional = false): Promise<unknown
     if (err instanceof ApiError) throw err;
     throw Errors.badRequest(`the body of the request could not be decoded: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The field manager of a write: the fieldManager query parameter, else the client's user agent
+ * up to its first "/" ("kubectl" for kubectl/v1.32.0 (linux/amd64) ...), as kube-apiserver does.
+ */
+export function fieldManagerOf(req: IncomingMessage, q: URLSearchParams): string | undefined {
+  const given = q.get("fieldManager");
+  if (given !== null && given !== "") return given.slice(0, 128);
+  const ua = req.headers["user-agent"] ?? "";
+  const name = ua.split("/")[0]!.trim();
+  return name === "" ? undefined : name.slice(0, 128);
 }
 
 /** How deeply arrays and objects nest in a parsed body (0 for a scalar), without recursion. */

@@ -15,6 +15,7 @@ import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEve
 import { statusForInvalid, validateObject, type FieldError } from "./validation.ts";
 import { checkSchema, type FieldValidation } from "./schema.ts";
 import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
+import { applyConfiguration, applySchemaFor, conflictError, isFieldManagerConflict, pruneManagedFields, updateManagedFields, type ManagedFieldsEntry } from "./apply.ts";
 
 export const PatchType = {
   json: "application/json-patch+json",
@@ -23,8 +24,13 @@ export const PatchType = {
 } as const;
 export type PatchType = (typeof PatchType)[keyof typeof PatchType];
 
-/** How many times a patch without a resourceVersion is re-applied after a write conflict. */
-export const PATCH_CONFLICT_RETRIES = 5;
+/**
+ * How many times a patch without a resourceVersion is re-applied after a write conflict.
+ * kube-apiserver's GuaranteedUpdate loop retries until the write lands; a bound keeps a hot
+ * object from spinning forever, and is high enough that N concurrent writers all land (each
+ * retry loses at most to the writers still ahead of it).
+ */
+export const PATCH_CONFLICT_RETRIES = 64;
 
 /** Whether `err` is a 409 Conflict (a write lost to a concurrent one), not AlreadyExists. */
 export function isConflict(err: unknown): boolean {
@@ -61,6 +67,24 @@ export interface WriteOptions {
   fieldValidation?: string;
   /** Receives the warnings of a successful write (the HTTP layer's `Warning: 299 - "..."` headers). */
   onWarning?: (message: string) => void;
+  /**
+   * Who writes (the fieldManager query parameter, else the client's user agent): recorded in
+   * metadata.managedFields with operation Update. Undefined for the control plane's own writes.
+   */
+  fieldManager?: string;
+  /** The subresource the write came through ("scale"), recorded with the manager. */
+  managerSubresource?: string;
+}
+
+/** Server-side apply: the field manager is required, force takes conflicting fields over. */
+export interface ApplyOptions extends WriteOptions {
+  force?: boolean;
+}
+
+/** What apply hands to create/writeUpdate: the managed fields it computed, and whose they are. */
+interface AppliedFields {
+  manager: string;
+  entries: ManagedFieldsEntry[];
 }
 
 const FIELD_VALIDATIONS: readonly string[] = ["Strict", "Warn", "Ignore"] satisfies FieldValidation[];
@@ -230,6 +254,10 @@ export class Registry {
   }
 
   async create(r: ResourceInfo, namespace: string | undefined, raw: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    return this.createWith(r, namespace, raw, opts, undefined);
+  }
+
+  private async createWith(r: ResourceInfo, namespace: string | undefined, raw: KubeObject, opts: WriteOptions, applied: AppliedFields | undefined): Promise<KubeObject> {
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw Errors.badRequest("the body of the request was not a JSON object");
     this.checkTypeMeta(r, raw);
     const { obj: body, warnings } = this.checkStructure(r, raw, opts);
@@ -260,6 +288,7 @@ export class Registry {
     delete obj.metadata.deletionTimestamp;
     delete obj.metadata.deletionGracePeriodSeconds;
     if (r.subresources.includes("status")) delete obj.status;
+    this.setManagedFields(r, undefined, obj, opts, applied);
     this.validate(r, obj);
     const write = async () => {
       obj = await this.admission(r, obj, undefined, this);
@@ -298,7 +327,33 @@ export class Registry {
     return updated;
   }
 
-  private async writeUpdate(r: ResourceInfo, current: KubeObject, desired: KubeObject, opts: WriteOptions): Promise<KubeObject> {
+  /** metadata.managedFields of an object about to be written (create or update of the main resource). */
+  private setManagedFields(r: ResourceInfo, current: KubeObject | undefined, next: KubeObject, opts: WriteOptions, applied: AppliedFields | undefined): void {
+    const ignoreStatus = r.subresources.includes("status");
+    let entries: ManagedFieldsEntry[];
+    if (applied) {
+      entries = pruneManagedFields(applied.entries, next, applied.manager, ignoreStatus);
+    } else {
+      // Managed fields a write sets itself (kubectl's client-side to server-side apply migration
+      // does, `[{}]` clears them) replace the stored ones before this write is recorded on top.
+      const given = next.metadata.managedFields;
+      const before = current && Array.isArray(given) && !deepEqual(given, current.metadata.managedFields) ? { ...current, metadata: { ...current.metadata, managedFields: given } } : current;
+      entries = updateManagedFields({
+        before,
+        after: next,
+        manager: opts.fieldManager,
+        ...(opts.managerSubresource ? { subresource: opts.managerSubresource } : {}),
+        apiVersion: groupVersion(r),
+        time: rfc3339(this.now()),
+        schema: applySchemaFor(r.group, r.kind),
+        ignoreStatus,
+      });
+    }
+    if (entries.length > 0) next.metadata.managedFields = entries;
+    else delete next.metadata.managedFields;
+  }
+
+  private async writeUpdate(r: ResourceInfo, current: KubeObject, desired: KubeObject, opts: WriteOptions, applied?: AppliedFields): Promise<KubeObject> {
     let next: KubeObject;
     if (opts.subresource === "status") {
       next = { ...clone(current), status: desired.status };
@@ -326,6 +381,7 @@ export class Registry {
     if (deletionTimestamp !== undefined) next.metadata.deletionTimestamp = deletionTimestamp;
     if (deletionGracePeriodSeconds !== undefined) next.metadata.deletionGracePeriodSeconds = deletionGracePeriodSeconds;
     if (!deepEqual((next as { spec?: unknown }).spec, (current as { spec?: unknown }).spec)) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
+    if (opts.subresource !== "status") this.setManagedFields(r, current, next, opts, applied);
     if (opts.subresource !== "status") this.validate(r, next, current);
     const write = async () => {
       next = await this.admission(r, next, current, this);
@@ -383,6 +439,72 @@ export class Registry {
     const updated = await this.writeUpdate(r, current, checked, opts);
     Registry.warn(opts, warnings);
     return updated;
+  }
+
+  /**
+   * Server-side apply (PATCH application/apply-patch+yaml): `body` is the field manager's intent.
+   * Creates the object when absent; otherwise merges it into the live object, removing what this
+   * manager applied before and omits now, and answers 409 with a FieldManagerConflict cause per
+   * field another manager owns and this apply would change (unless `force`). A write lost to a
+   * concurrent one is retried against the object read again.
+   */
+  async apply(r: ResourceInfo, namespace: string | undefined, name: string, body: unknown, opts: ApplyOptions = {}): Promise<KubeObject> {
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw Errors.badRequest("the body of the request was not a JSON object");
+    const raw = body as KubeObject;
+    if (!opts.fieldManager) throw Errors.badRequest("PATCH requests of type application/apply-patch+yaml must have a fieldManager");
+    if (typeof raw.apiVersion !== "string" || raw.apiVersion === "") throw Errors.badRequest("invalid object: apiVersion must be set in an applied configuration");
+    if (typeof raw.kind !== "string" || raw.kind === "") throw Errors.badRequest("invalid object: kind must be set in an applied configuration");
+    this.checkTypeMeta(r, raw);
+    if (opts.subresource) throw Errors.unsupportedMediaType(`server-side apply is not supported on the ${opts.subresource} subresource`);
+    const rawMeta = (raw.metadata ?? {}) as { name?: unknown; namespace?: unknown; resourceVersion?: unknown };
+    if (rawMeta.name !== undefined && rawMeta.name !== name) throw Errors.badRequest(`the name of the object (${String(rawMeta.name)}) does not match the name on the URL (${name})`);
+    if (r.namespaced && namespace && typeof rawMeta.namespace === "string" && rawMeta.namespace !== "" && rawMeta.namespace !== namespace) {
+      throw Errors.badRequest("the namespace of the provided object does not match the namespace sent on the request");
+    }
+    const wantRv = typeof rawMeta.resourceVersion === "string" && rawMeta.resourceVersion !== "" ? rawMeta.resourceVersion : undefined;
+    const attempt = async (): Promise<KubeObject> => {
+      const current = await this.tryGet(r, namespace, name);
+      if (wantRv && wantRv !== current?.metadata.resourceVersion) {
+        throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      const { obj: checked, warnings } = this.checkStructure(r, raw, opts, current);
+      const result = applyConfiguration({
+        live: current,
+        applied: checked,
+        manager: opts.fieldManager!,
+        force: opts.force === true,
+        apiVersion: groupVersion(r),
+        time: rfc3339(this.now()),
+        schema: applySchemaFor(r.group, r.kind),
+        ignoreStatus: r.subresources.includes("status"),
+      });
+      if (result.kind === "conflicts") throw conflictError(result.conflicts, name, r.plural, r.group);
+      const merged = result.object;
+      const applied: AppliedFields = { manager: opts.fieldManager!, entries: (merged.metadata.managedFields ?? []) as ManagedFieldsEntry[] };
+      let out: KubeObject;
+      if (!current) {
+        merged.metadata = { ...merged.metadata, name };
+        delete merged.metadata.managedFields;
+        try {
+          out = await this.createWith(r, namespace, merged, { ...opts, fieldValidation: "Ignore", onWarning: undefined }, applied);
+        } catch (err) {
+          // Created concurrently: apply again, to what is there now.
+          if (err instanceof ApiError && err.status.reason === "AlreadyExists") throw Errors.conflict(r.plural, r.group, name, err.message);
+          throw err;
+        }
+      } else {
+        out = await this.writeUpdate(r, current, merged, opts, applied);
+      }
+      Registry.warn(opts, warnings);
+      return out;
+    };
+    for (let i = 0; ; i++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (wantRv || !isConflict(err) || isFieldManagerConflict(err) || i >= PATCH_CONFLICT_RETRIES) throw err;
+      }
+    }
   }
 
   /**

@@ -16,6 +16,7 @@
  * never reported missing: the same object a real apiserver would see after defaulting.
  */
 
+import { parseCron } from "../controllers/logic/cron.ts";
 import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../cluster/addressing.ts";
 import { deepEqual, semanticEqual } from "../../cluster/meta.ts";
 import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../cluster/selectors.ts";
@@ -1707,6 +1708,38 @@ function validateConfigMapUpdate(cm: Rec, old: Rec): FieldError[] {
 }
 
 /** The kinds whose semantic checks are their metadata's (name rule and scope). */
+/** batch validation.go validateJobSpec: a Job's pods run to completion, so they may not restart Always. */
+function validateJobPodRestartPolicy(template: unknown, path: string): FieldError[] {
+  const rp = rec(rec(template).spec).restartPolicy;
+  const field = `${path}.spec.restartPolicy`;
+  if (!present(rp)) return [required(field, 'valid values: "OnFailure", "Never"')];
+  if (rp !== "OnFailure" && rp !== "Never") return [notSupported(field, str(rp), ["OnFailure", "Never"])];
+  return [];
+}
+
+function validateJobSpecFields(spec: Rec, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const f of ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"]) errs.push(...validateNonNegative(spec[f], `${path}.${f}`));
+  errs.push(...validateJobPodRestartPolicy(spec.template, `${path}.template`));
+  return errs;
+}
+
+function validateJob(o: Rec, prev: Rec | undefined): FieldError[] {
+  return [...(validateMetaOnly("Job", o, prev) ?? []), ...validateJobSpecFields(rec(o.spec), "spec")];
+}
+
+function validateCronJob(o: Rec, prev: Rec | undefined): FieldError[] {
+  const spec = rec(o.spec);
+  const errs = [...(validateMetaOnly("CronJob", o, prev) ?? [])];
+  if (!present(spec.schedule) || str(spec.schedule) === "") errs.push(required("spec.schedule", ""));
+  else {
+    const parsed = parseCron(str(spec.schedule));
+    if (parsed.kind === "error") errs.push(invalid("spec.schedule", str(spec.schedule), parsed.message));
+  }
+  errs.push(...validateJobSpecFields(rec(rec(spec.jobTemplate).spec), "spec.jobTemplate.spec"));
+  return errs;
+}
+
 function validateMetaOnly(kind: string, o: Rec, prev: Rec | undefined): FieldError[] | undefined {
   let errs: FieldError[];
   if (kind in RBAC_KINDS) errs = validateObjectMeta(o.metadata, RBAC_KINDS[kind]!, pathSegmentNameErrors);
@@ -1755,6 +1788,10 @@ export function validateObject(kind: string, obj: any, old?: any): FieldError[] 
       return prev ? validateConfigMapUpdate(o, prev) : validateConfigMap(o);
     case "Secret":
       return prev ? validateSecretUpdate(o, prev) : validateSecret(o);
+    case "Job":
+      return validateJob(o, prev);
+    case "CronJob":
+      return validateCronJob(o, prev);
     default:
       return validateMetaOnly(kind, o, prev) ?? [];
   }

@@ -15,13 +15,19 @@
  *                                 pods bound to a deleted node -> removed (pod GC)
  *   garbagecollector  dependent   objects whose controller owner is gone -> deleted
  *   namespace         namespace   a terminating namespace -> everything in it deleted, then it
+ *   job               job         Job -> pods run to completion (completions, parallelism, backoffLimit)
+ *   cronjob           cronjob     CronJob schedule -> Jobs (concurrencyPolicy, history limits)
+ *   daemonset         daemonset   DaemonSet -> one pod bound to each eligible node
+ *   statefulset       statefulset StatefulSet -> pods <name>-0..N-1 with stable identity, in order
+ *   serviceaccount    namespace   every active namespace has the `default` ServiceAccount
  *
  * Errors of a write: 404 (the object is gone: its deletion event enqueues the key again) and
  * 400/422 (the write itself is wrong: retrying cannot help; logged) are absorbed; anything
  * else (409 conflict with a newer version, the store briefly away) retries the key with backoff.
  * Time comes from the injected Clock, randomness from a seeded generator.
  */
-import type { Deployment, ReplicaSet } from "kubernetes-types/apps/v1.js";
+import type { DaemonSet, Deployment, ReplicaSet, StatefulSet } from "kubernetes-types/apps/v1.js";
+import type { CronJob, Job } from "kubernetes-types/batch/v1.js";
 import type { EndpointAddress, EndpointPort, EndpointSubset, Namespace, Node, Pod, PodCondition, Service } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { Clock } from "../../cluster/clock.ts";
@@ -37,6 +43,10 @@ import { DeploymentAnnotation, reconcileDeployment } from "./logic/deployment.ts
 import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";
 import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
+import { reconcileCronJob } from "./logic/cronjob.ts";
+import { reconcileDaemonSet } from "./logic/daemonset.ts";
+import { reconcileJob } from "./logic/job.ts";
+import { reconcileStatefulSet } from "./logic/statefulset.ts";
 import { schedule } from "./logic/scheduler.ts";
 
 const R = {
@@ -48,6 +58,11 @@ const R = {
   replicaset: resourceByKind("ReplicaSet"),
   namespace: resourceByKind("Namespace"),
   endpoints: resourceByKind("Endpoints"),
+  job: resourceByKind("Job"),
+  cronjob: resourceByKind("CronJob"),
+  daemonset: resourceByKind("DaemonSet"),
+  statefulset: resourceByKind("StatefulSet"),
+  serviceaccount: resourceByKind("ServiceAccount"),
 } as const;
 
 /** A stored object of one kind: the kubernetes-types shape with the store's required metadata. */
@@ -66,6 +81,11 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** Seed of the random generator (pod name suffixes, which pod to delete among equals). */
   seed: number;
+  /**
+   * How many real milliseconds a minute of the CronJob controller's clock lasts (60000 by
+   * default; tests shorten it so `* * * * *` fires every few seconds).
+   */
+  cronMinuteMs?: number;
 }
 
 /** One controller: its queue, how informer events map to its keys, and its reconcile. */
@@ -151,6 +171,20 @@ export class Controllers {
   ) {
     this.startedAtMs = clock.monotonicMs();
     this.seed = opts.seed >>> 0 || 1;
+    this.cronEpochMs = clock.now().getTime();
+  }
+
+  private readonly cronEpochMs: number;
+
+  /** How much faster than the wall clock the CronJob clock runs. */
+  private get cronSpeed(): number {
+    return 60_000 / (this.opts.cronMinuteMs ?? 60_000);
+  }
+
+  /** The CronJob controller's clock: the wall clock, sped up from the start when configured. */
+  private cronNow(): Date {
+    const real = this.clock.now().getTime();
+    return new Date(this.cronEpochMs + (real - this.cronEpochMs) * this.cronSpeed);
   }
 
   private rand = (): number => {
@@ -327,6 +361,52 @@ export class Controllers {
           ...[R.pod, R.deployment, R.replicaset, R.service, R.slice, R.endpoints].map(
             (r) => [r, (o: KubeObject) => (o.metadata.namespace && this.get<Namespace>(R.namespace, o.metadata.namespace)?.metadata.deletionTimestamp ? [o.metadata.namespace] : [])] as const,
           ),
+        ],
+        keys: all(R.namespace),
+      },
+      {
+        name: "job",
+        reconcile: (k) => this.syncJob(k),
+        watches: [
+          [R.job, self],
+          [R.pod, (o) => ownerKeys(o, "Job")],
+        ],
+        keys: all(R.job),
+      },
+      {
+        name: "cronjob",
+        reconcile: (k) => this.syncCronJob(k),
+        watches: [
+          [R.cronjob, self],
+          [R.job, (o) => ownerKeys(o, "CronJob")],
+        ],
+        keys: all(R.cronjob),
+      },
+      {
+        name: "daemonset",
+        reconcile: (k) => this.syncDaemonSet(k),
+        watches: [
+          [R.daemonset, self],
+          [R.pod, (o) => ownerKeys(o, "DaemonSet")],
+          [R.node, all(R.daemonset)],
+        ],
+        keys: all(R.daemonset),
+      },
+      {
+        name: "statefulset",
+        reconcile: (k) => this.syncStatefulSet(k),
+        watches: [
+          [R.statefulset, self],
+          [R.pod, (o) => ownerKeys(o, "StatefulSet")],
+        ],
+        keys: all(R.statefulset),
+      },
+      {
+        name: "serviceaccount",
+        reconcile: (k) => this.syncServiceAccount(k),
+        watches: [
+          [R.namespace, (o) => [o.metadata.name!]],
+          [R.serviceaccount, (o) => (o.metadata.name === "default" && o.metadata.namespace ? [o.metadata.namespace] : [])],
         ],
         keys: all(R.namespace),
       },
@@ -630,6 +710,136 @@ export class Controllers {
     return w.result();
   }
 
+  // ------------------------------------------------------------------ workloads
+
+  /** Creates and deletes pods for the controller of `key`, recording expectations (as for ReplicaSets). */
+  private async applyPodActions(
+    key: string,
+    owner: KubeObject,
+    component: string,
+    actions: { create: readonly Pod[]; delete: readonly Pod[] },
+    w: Writes,
+  ): Promise<void> {
+    const ns = owner.metadata.namespace;
+    const expected: Expectation = { adds: new Set(), deletes: new Set(), sinceMs: this.clock.monotonicMs() };
+    for (const pod of actions.create) {
+      const created = await w.run(`create pod for ${key}`, () => this.registry.create(R.pod, ns, pod as Stored<Pod>));
+      if (!created) continue;
+      expected.adds.add(cacheKey(created));
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(owner, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata.name}`, component));
+    }
+    for (const pod of actions.delete) {
+      const podName = pod.metadata!.name!;
+      const deleted = await w.run(`delete pod ${podName}`, () => this.registry.delete(R.pod, ns, podName, {}));
+      if (!deleted) continue;
+      expected.deletes.add(keyOf(ns, podName));
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(owner, "Normal", "SuccessfulDelete", `Deleted pod: ${podName}`, component));
+    }
+    if (expected.adds.size + expected.deletes.size > 0) this.expectations.set(key, expected);
+  }
+
+  private podPresent = (k: string): boolean => {
+    const p = this.get<Pod>(R.pod, k);
+    return !!p && !p.metadata.deletionTimestamp;
+  };
+
+  private async writeStatus(r: ResourceInfo, obj: KubeObject, status: unknown, w: Writes): Promise<void> {
+    if (deepEqual(status, obj.status)) return;
+    await w.run(`status of ${r.plural}/${obj.metadata.name}`, () => this.registry.update(r, obj.metadata.namespace, obj.metadata.name!, { ...obj, status } as KubeObject, { subresource: "status" }));
+  }
+
+  private async syncJob(key: string): Promise<ReconcileResult> {
+    const eKey = `job:${key}`;
+    const job = this.get<Job>(R.job, key);
+    if (!job || job.metadata.deletionTimestamp) {
+      this.expectations.delete(eKey);
+      return Reconciled.done;
+    }
+    if (!this.expectationsMet(eKey, this.podPresent)) return Reconciled.done;
+    const before = job.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+    const actions = reconcileJob(job, this.inNamespace<Pod>(R.pod, job.metadata.namespace), this.rand, this.clock.now());
+    const w = new Writes(this.log);
+    await this.applyPodActions(eKey, job, "job-controller", actions, w);
+    await this.writeStatus(R.job, job, actions.status, w);
+    const after = actions.status.conditions?.find((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+    if (!before && after) {
+      const [type, reason, message] = after.type === "Complete" ? ["Normal", "Completed", "Job completed"] : ["Warning", after.reason ?? "BackoffLimitExceeded", after.message ?? "Job has reached the specified backoff limit"];
+      await w.run(`event for ${key}`, () => this.registry.recordEvent(job, type as "Normal" | "Warning", reason!, message!, "job-controller"));
+    }
+    return w.result();
+  }
+
+  private async syncCronJob(key: string): Promise<ReconcileResult> {
+    const cj = this.get<CronJob>(R.cronjob, key);
+    if (!cj || cj.metadata.deletionTimestamp) return Reconciled.done;
+    const ns = cj.metadata.namespace;
+    const actions = reconcileCronJob(cj, this.inNamespace<Job>(R.job, ns), this.cronNow());
+    const w = new Writes(this.log);
+    if (actions.error) {
+      this.log.warn({ cronjob: key, err: actions.error }, "cronjob not scheduled");
+    }
+    for (const job of actions.delete) {
+      const name = job.metadata!.name!;
+      const deleted = await w.run(`delete job ${name}`, () => this.registry.delete(R.job, ns, name, {}));
+      if (deleted) await w.run(`event for ${key}`, () => this.registry.recordEvent(cj, "Normal", "SuccessfulDelete", `Deleted job ${name}`, "cronjob-controller"));
+    }
+    for (const job of actions.create) {
+      const created = await w.run(`create job for ${key}`, () => this.registry.create(R.job, ns, job as Stored<Job>));
+      if (created) await w.run(`event for ${key}`, () => this.registry.recordEvent(cj, "Normal", "SuccessfulCreate", `Created job ${created.metadata.name}`, "cronjob-controller"));
+    }
+    await this.writeStatus(R.cronjob, cj, actions.status, w);
+    const next = actions.requeueAfterMs === undefined ? Reconciled.done : Reconciled.after(Math.max(1, Math.ceil(actions.requeueAfterMs / this.cronSpeed)));
+    return w.result(next);
+  }
+
+  private async syncDaemonSet(key: string): Promise<ReconcileResult> {
+    const eKey = `ds:${key}`;
+    const ds = this.get<DaemonSet>(R.daemonset, key);
+    if (!ds || ds.metadata.deletionTimestamp) {
+      this.expectations.delete(eKey);
+      return Reconciled.done;
+    }
+    if (!this.expectationsMet(eKey, this.podPresent)) return Reconciled.done;
+    const actions = reconcileDaemonSet(ds, this.list<Node>(R.node), this.inNamespace<Pod>(R.pod, ds.metadata.namespace), this.rand);
+    const w = new Writes(this.log);
+    await this.applyPodActions(eKey, ds, "daemonset-controller", actions, w);
+    await this.writeStatus(R.daemonset, ds, actions.status, w);
+    return w.result();
+  }
+
+  private async syncStatefulSet(key: string): Promise<ReconcileResult> {
+    const eKey = `sts:${key}`;
+    const sts = this.get<StatefulSet>(R.statefulset, key);
+    if (!sts || sts.metadata.deletionTimestamp) {
+      this.expectations.delete(eKey);
+      return Reconciled.done;
+    }
+    // A pod of the set's is "present" for expectations when it exists at all (a recreated one
+    // has the same name as the deleted one, so presence by name is what the informer shows).
+    if (!this.expectationsMet(eKey, this.podPresent)) return Reconciled.done;
+    const actions = reconcileStatefulSet(sts, this.inNamespace<Pod>(R.pod, sts.metadata.namespace));
+    const w = new Writes(this.log);
+    await this.applyPodActions(eKey, sts, "statefulset-controller", actions, w);
+    await this.writeStatus(R.statefulset, sts, actions.status, w);
+    return w.result();
+  }
+
+  /** pkg/controller/serviceaccount: the `default` ServiceAccount of every active namespace. */
+  private async syncServiceAccount(name: string): Promise<ReconcileResult> {
+    const ns = this.get<Namespace>(R.namespace, name);
+    if (!ns || ns.metadata.deletionTimestamp || ns.status?.phase === "Terminating") return Reconciled.done;
+    if (this.get(R.serviceaccount, keyOf(name, "default"))) return Reconciled.done;
+    const w = new Writes(this.log);
+    await w.run(`default serviceaccount in ${name}`, async () => {
+      try {
+        await this.registry.create(R.serviceaccount, name, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: name } });
+      } catch (err) {
+        if (!(err instanceof ApiError && (err.status.code === 409 || err.status.code === 403))) throw err;
+      }
+    });
+    return w.result();
+  }
+
   // ------------------------------------------------------------------ garbage collector
 
   private dependentsOf(owner: KubeObject): string[] {
@@ -659,8 +869,14 @@ export class Controllers {
 }
 
 /** Kinds whose controller owner the garbage collector checks, and the kinds that own them. */
-const DEPENDENTS: readonly ResourceInfo[] = [R.replicaset, R.pod, R.slice];
-const OWNERS: readonly ResourceInfo[] = [R.deployment, R.replicaset, R.service];
+const DEPENDENTS: readonly ResourceInfo[] = [R.replicaset, R.pod, R.slice, R.job];
+const OWNERS: readonly ResourceInfo[] = [R.deployment, R.replicaset, R.service, R.job, R.cronjob, R.daemonset, R.statefulset];
+
+/** The key of the controller owner of `o` when it is of `kind`. */
+function ownerKeys(o: KubeObject, kind: string): string[] {
+  const ref = o.metadata.ownerReferences?.find((r) => r.controller);
+  return ref && ref.kind === kind ? [keyOf(o.metadata.namespace, ref.name)] : [];
+}
 
 function dependentKey(r: ResourceInfo, o: KubeObject): string {
   return `${r.kind}:${cacheKey(o)}`;

@@ -236,3 +236,100 @@ function startHostname(env: AppEnv, port: number, log: (line: string) => void) {
   log(`${goLogTime(env.now())} ${served.kind === "inUse" ? `listen tcp :${port}: bind: address already in use` : `Serving on port ${port}.`}`);
   return served;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Run-to-completion containers (Job pods, restartPolicy Never/OnFailure): the command is an
+// emulated tool (curl, wget, nc, ping...) run once in the pod's netns, or one of a few shell
+// builtins; its output is the pod's log and its exit code the container's.
+
+/** Commands that need no tool: what `sh -c` and busybox give every container. */
+export const COMPLETION_BUILTINS = ["echo", "true", "false", "sleep", "exit"] as const;
+
+/** Images whose entrypoint is a tool, so `args` alone is its command line (curlimages/curl). */
+const TOOL_ENTRYPOINTS: Readonly<Record<string, string>> = { curl: "curl", wget: "wget" };
+
+export interface CompletionStep {
+  container: string;
+  argv: string[];
+}
+
+const SHELLS = new Set(["sh", "bash", "ash", "dash"]);
+
+/**
+ * Splits a simple shell command line into words: whitespace separates, '...' is literal, "..."
+ * keeps spaces and honours \\ escapes, a backslash outside quotes escapes the next character.
+ * Undefined for what a single simple command cannot be: an unterminated quote, or operators
+ * (; | & < > ` $( and the like), which the emulation does not run.
+ */
+export function shellSplit(line: string): string[] | undefined {
+  const words: string[] = [];
+  let cur = "";
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (ch === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) return undefined;
+      cur += line.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (ch === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === "\\" && j + 1 < line.length && '"\\$`'.includes(line[j + 1]!)) j++;
+        else if (line[j] === "$" || line[j] === "`") return undefined;
+        cur += line[j];
+      }
+      if (j >= line.length) return undefined;
+      inWord = true;
+      i = j;
+    } else if (ch === "\\") {
+      if (i + 1 < line.length) cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push(cur);
+      cur = "";
+      inWord = false;
+    } else if (";|&<>`$(){}".includes(ch)) {
+      return undefined;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+function commandName(word: string): string {
+  return word.slice(word.lastIndexOf("/") + 1);
+}
+
+/**
+ * What a pod's containers run when the pod runs to completion: one step per container, each an
+ * argv whose first word is a known tool (`tools`) or builtin. Undefined when the pod is not of
+ * that kind: restartPolicy Always (the default), or any container that is not such a command
+ * (a server, `sleep infinity` in a shell pipeline...): such pods keep running as before.
+ */
+export function completionPlan(containers: readonly ContainerSpec[], restartPolicy: string | undefined, tools: ReadonlySet<string>): CompletionStep[] | undefined {
+  if (restartPolicy !== "Never" && restartPolicy !== "OnFailure") return undefined;
+  if (containers.length === 0) return undefined;
+  const steps: CompletionStep[] = [];
+  for (const c of containers) {
+    let argv = [...(c.command ?? []), ...(c.args ?? [])];
+    if (!c.command?.length) {
+      const entry = TOOL_ENTRYPOINTS[imageBasename(c.image)];
+      if (!entry) return undefined;
+      argv = [entry, ...argv];
+    }
+    if (argv.length >= 3 && SHELLS.has(commandName(argv[0]!)) && argv[1] === "-c") {
+      const words = shellSplit(argv[2]!);
+      if (!words || words.length === 0) return undefined;
+      argv = words;
+    }
+    const name = commandName(argv[0] ?? "");
+    if (!tools.has(name) && !(COMPLETION_BUILTINS as readonly string[]).includes(name)) return undefined;
+    steps.push({ container: c.name, argv: [name, ...argv.slice(1)] });
+  }
+  return steps;
+}

@@ -221,7 +221,8 @@ describe("API edges", () => {
         (err: unknown) => (err instanceof KubeApiError && err.code === 409 ? true : undefined),
       ),
     );
-    await cluster.waitForPodRunning("default", "after-nats", 30_000);
+    // After an outage nodes may have gone NotReady; they come back with their next heartbeats.
+    await cluster.waitForPodRunning("default", "after-nats", 60_000);
     expectAllAlive();
   });
 });

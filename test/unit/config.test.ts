@@ -107,6 +107,7 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_API_TLS_KEY",
       "KUBEWIRE_API_TOKEN",
       "KUBEWIRE_CLUSTER_CIDR",
+      "KUBEWIRE_CRON_MINUTE_SECONDS",
       "KUBEWIRE_EVENT_TTL_SECONDS",
       "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
@@ -137,6 +138,12 @@ describe("loadControlPlaneConfig", () => {
     const cfg = loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_EVENT_TTL_SECONDS: "2", KUBEWIRE_TOMBSTONE_TTL_SECONDS: "0", KUBEWIRE_HOUSEKEEPING_SECONDS: "1" });
     expect(cfg).toMatchObject({ eventTtlSeconds: 2, tombstoneTtlSeconds: 0, housekeepingSeconds: 1 });
     expect(() => loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_EVENT_TTL_SECONDS: "0" })).toThrow(/KUBEWIRE_EVENT_TTL_SECONDS/);
+  });
+
+  it("reads the CronJob clock's minute length (60 s unless shortened for tests)", () => {
+    expect(loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN }).cronMinuteSeconds).toBe(60);
+    expect(loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_CRON_MINUTE_SECONDS: "3" }).cronMinuteSeconds).toBe(3);
+    expect(() => loadControlPlaneConfig({ KUBEWIRE_API_TOKEN: TOKEN, KUBEWIRE_CRON_MINUTE_SECONDS: "0" })).toThrow(/KUBEWIRE_CRON_MINUTE_SECONDS/);
   });
 
   it("requires a token of at least 16 characters", () => {
