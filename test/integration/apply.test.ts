@@ -11,6 +11,7 @@ import { parse as parseYaml } from "yaml";
 import { TestCluster } from "./fixture.ts";
 
 let cluster: TestCluster;
+const ok = (args: string[]): Promise<string> => cluster.kubectlOk(args);
 let manifest = "";
 
 function deploymentYaml(replicas: number, extraLabel?: string): string {
@@ -54,11 +55,6 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const res = await cluster.kubectl(args);
-  expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
-  return res.stdout;
-}
 
 interface Entry {
   manager: string;

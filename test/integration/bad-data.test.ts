@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeApiError, paths } from "../../cluster/kube-client.ts";
 import { OBJECTS_BUCKET } from "../../cluster/store.ts";
-import { TestCluster } from "./fixture.ts";
+import { TestCluster, until } from "./fixture.ts";
 
 let cluster: TestCluster;
 
@@ -78,15 +78,6 @@ function watchPods(): { events: Array<{ type: string; object: { metadata: { name
   return { events, ended: () => ended, stop: () => req.destroy() };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function controlPlaneLog(): string {
   return readdirSync(cluster.logDir)

@@ -5,6 +5,7 @@
  * here is stopped by PID in `stop()`.
  */
 import { execFile, spawn } from "node:child_process";
+import { expect } from "vitest";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -234,6 +235,13 @@ export class TestCluster {
     });
   }
 
+  /** Runs kubectl and expects it to succeed; its stdout. */
+  async kubectlOk(args: string[], timeoutMs = 60_000): Promise<string> {
+    const res = await this.kubectl(args, timeoutMs);
+    expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
+    return res.stdout;
+  }
+
   /** Runs the real CLI (`bin/kubewire.js`) against this cluster. */
   kubewire(args: string[], opts: { timeoutMs?: number; onStderr?: (text: string) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -266,5 +274,24 @@ export class TestCluster {
     for (const p of [...this.procs.values()].reverse()) await stopPid(p.pid);
     await this.nats.stop();
     if (!process.env.KUBEWIRE_KEEP_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined (a thrown error counts as not
+ * yet), every 200 ms, for at most `timeoutMs`: for state that no event announces to a test.
+ */
+export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -12,12 +12,8 @@ import { TestCluster } from "./fixture.ts";
 const DEMO = join(import.meta.dirname, "manifests/demo-app.yaml");
 
 let cluster: TestCluster;
+const ok = (args: string[]): Promise<string> => cluster.kubectlOk(args);
 
-async function ok(args: string[]): Promise<string> {
-  const res = await cluster.kubectl(args);
-  expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
-  return res.stdout;
-}
 
 async function until(args: string[], want: (out: string) => boolean, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;

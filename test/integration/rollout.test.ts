@@ -9,12 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { objectKey, resourceByKind } from "../../cluster/resources.ts";
 import { OBJECTS_BUCKET } from "../../cluster/store.ts";
 import { KubeApiError } from "../../cluster/kube-client.ts";
-import { TestCluster } from "./fixture.ts";
+import { TestCluster, until } from "./fixture.ts";
 
 const IMAGE = "registry.k8s.io/e2e-test-images/agnhost";
 const REVISION = "deployment.kubernetes.io/revision";
 
 let cluster: TestCluster;
+const ok = (args: string[]): Promise<string> => cluster.kubectlOk(args);
 
 beforeAll(async () => {
   cluster = await TestCluster.start({
@@ -27,26 +28,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const res = await cluster.kubectl(args);
-  expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
-  return res.stdout;
-}
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 interface Deploy {
   metadata: { annotations?: Record<string, string>; labels?: Record<string, string>; resourceVersion: string };

@@ -7,30 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster } from "./fixture.ts";
+import { TestCluster, until } from "./fixture.ts";
 
 let cluster: TestCluster;
+const ok = (args: string[]): Promise<string> => cluster.kubectlOk(args);
 
-async function ok(args: string[]): Promise<string> {
-  const res = await cluster.kubectl(args);
-  expect(res.code, `kubectl ${args.join(" ")}\n${res.stdout}${res.stderr}`).toBe(0);
-  return res.stdout;
-}
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function apply(name: string, manifest: object): Promise<void> {
   const file = join(cluster.dir, `${name}.json`);

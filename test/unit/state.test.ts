@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 describe("writeState", () => {
-  it.skipIf(process.platform === "win32")("writes cluster.json with mode 0600 and reads it back", () => {
+  it("writes cluster.json with mode 0600 and reads it back", () => {
     const dir = mkdtempSync(join(tmpdir(), "kubewire-state-"));
     dirs.push(dir);
     const stateDir = join(dir, "sub");
