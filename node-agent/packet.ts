@@ -199,29 +199,25 @@ export class PacketPool {
 
   constructor(private readonly maxFree = 4096) {}
 
+  /** A descriptor from `list` with its own buffer, or a new one of `capacity` bytes. */
+  private take(list: Packet[], capacity: number): Packet {
+    const f = list.pop();
+    if (!f) {
+      this.allocated++;
+      return new Packet(capacity, this);
+    }
+    this.reused++;
+    f.useOwn();
+    return f;
+  }
+
   /** A packet with room for `len` bytes of data after HEADROOM; `end` is set to head + len. */
   alloc(len: number): Packet {
     let p: Packet;
     if (HEADROOM + len <= POOLED_BUFFER) {
-      const f = this.free.pop();
-      if (f) {
-        this.reused++;
-        p = f;
-        p.useOwn();
-      } else {
-        this.allocated++;
-        p = new Packet(POOLED_BUFFER, this);
-      }
+      p = this.take(this.free, POOLED_BUFFER);
     } else if (HEADROOM + len <= LARGE_BUFFER) {
-      const f = this.freeLarge.pop();
-      if (f) {
-        this.reused++;
-        p = f;
-        p.useOwn();
-      } else {
-        this.allocated++;
-        p = new Packet(LARGE_BUFFER, this);
-      }
+      p = this.take(this.freeLarge, LARGE_BUFFER);
     } else {
       this.allocated++;
       p = new Packet(HEADROOM + len, undefined);

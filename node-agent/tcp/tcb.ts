@@ -13,7 +13,7 @@
  * SACKs that start recovery instead of waiting for the RTO. After an RTO the scoreboard is kept
  * and going back N skips SACKed ranges (RFC 6675 §5.1). Without SACK: NewReno, as before.
  */
-import { TcpFlag } from "../../overlay/wire/tcp.ts";
+import { TcpFlag, walkTcpOptions } from "../../overlay/wire/tcp.ts";
 import type { Ipv4Addr } from "../../overlay/wire/common.ts";
 import type { CloseReason, ConnectResult, SegmentIn, TcpHost } from "./api.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
@@ -152,7 +152,6 @@ export interface TcpOptions {
   sackOk?: boolean;
 }
 
-const OPT_EOL = 0;
 const OPT_NOP = 1;
 const OPT_MSS = 2;
 const OPT_WSCALE = 3;
@@ -173,23 +172,12 @@ const MIN_MSS = 88;
  */
 export function parseTcpOptions(options: Uint8Array): TcpOptions {
   const out: TcpOptions = {};
-  const n = options.length;
-  let i = 0;
-  while (i < n) {
-    const kind = options[i]!;
-    if (kind === OPT_EOL) break;
-    if (kind === OPT_NOP) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= n) break;
-    const len = options[i + 1]!;
-    if (len < 2 || i + len > n) break;
+  walkTcpOptions(options, (kind, i, len) => {
     if (kind === OPT_MSS && len === 4) out.mss = (options[i + 2]! << 8) | options[i + 3]!;
     else if (kind === OPT_WSCALE && len === 3) out.wscale = options[i + 2]!;
     else if (kind === OPT_SACK_PERM && len === 2) out.sackOk = true;
-    i += len;
-  }
+    return true;
+  });
   return out;
 }
 
@@ -1296,33 +1284,22 @@ export class Tcb {
 
   /** Merges the SACK blocks of an ACK into the scoreboard; true when they SACK something new. */
   private sackUpdate(options: Uint8Array, una: number): boolean {
-    const n = options.length;
     let fresh = false;
-    let i = 0;
-    while (i < n) {
-      const kind = options[i]!;
-      if (kind === OPT_EOL) break;
-      if (kind === OPT_NOP) {
-        i++;
-        continue;
+    walkTcpOptions(options, (kind, i, len) => {
+      if (kind !== OPT_SACK) return true;
+      for (let k = i + 2; k + 8 <= i + len; k += 8) {
+        let l = ((options[k]! << 24) | (options[k + 1]! << 16) | (options[k + 2]! << 8) | options[k + 3]!) >>> 0;
+        const r = ((options[k + 4]! << 24) | (options[k + 5]! << 16) | (options[k + 6]! << 8) | options[k + 7]!) >>> 0;
+        // Blocks at or below the cumulative ACK (D-SACK, old news) or past what was sent: ignored.
+        if (seqLe(r, una) || seqGt(r, this.sndMax) || seqGe(l, r)) continue;
+        if (seqLt(l, una)) l = una;
+        if (this.sackAdd(l, r)) fresh = true;
       }
-      if (i + 1 >= n) break;
-      const len = options[i + 1]!;
-      if (len < 2 || i + len > n) break;
-      if (kind === OPT_SACK) {
-        for (let k = i + 2; k + 8 <= i + len; k += 8) {
-          let l = ((options[k]! << 24) | (options[k + 1]! << 16) | (options[k + 2]! << 8) | options[k + 3]!) >>> 0;
-          const r = ((options[k + 4]! << 24) | (options[k + 5]! << 16) | (options[k + 6]! << 8) | options[k + 7]!) >>> 0;
-          // Blocks at or below the cumulative ACK (D-SACK, old news) or past what was sent: ignored.
-          if (seqLe(r, una) || seqGt(r, this.sndMax) || seqGe(l, r)) continue;
-          if (seqLt(l, una)) l = una;
-          if (this.sackAdd(l, r)) fresh = true;
-        }
-      }
-      i += len;
-    }
+      return true;
+    });
     return fresh;
   }
+
 
   private sackAdd(l: number, r: number): boolean {
     const a = (this.sacked ??= []);

@@ -127,20 +127,35 @@ export function emitTcp(repr: TcpRepr, payload: Uint8Array, buf: Uint8Array, off
  * option before it has a length that is < 2 or runs past the end.
  */
 export function parseTcpMss(options: Uint8Array): number | undefined {
+  let mss: number | undefined;
+  walkTcpOptions(options, (kind, at, len) => {
+    if (kind !== OPT_MSS) return true;
+    if (len === 4) mss = readU16(options, at + 2);
+    return false;
+  });
+  return mss;
+}
+
+/**
+ * Walks an option list (RFC 9293 §3.1: EOL ends it, NOP is one byte, every other option is
+ * kind, length, data), calling `visit(kind, at, len)` for each option with a length until it
+ * returns false. Stops at EOL and at the first length that is < 2 or runs past the end, so a
+ * malformed list yields what came before the damage; never throws.
+ */
+export function walkTcpOptions(options: Uint8Array, visit: (kind: number, at: number, len: number) => boolean): void {
   const n = options.length;
   let i = 0;
   while (i < n) {
     const kind = options[i]!;
-    if (kind === OPT_EOL) return undefined;
+    if (kind === OPT_EOL) return;
     if (kind === OPT_NOP) {
       i++;
       continue;
     }
-    if (i + 1 >= n) return undefined;
+    if (i + 1 >= n) return;
     const len = options[i + 1]!;
-    if (len < 2 || i + len > n) return undefined;
-    if (kind === OPT_MSS) return len === 4 ? readU16(options, i + 2) : undefined;
+    if (len < 2 || i + len > n) return;
+    if (!visit(kind, i, len)) return;
     i += len;
   }
-  return undefined;
 }
