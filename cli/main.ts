@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
-import { parseCidr } from "../cluster/addressing.ts";
+import { loadClusterConfig } from "../cluster/config.ts";
 import { isDns1123Label } from "../cluster/syntax.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../cluster/kube-client.ts";
 import { nodeIsReady, nodeRecordFrom } from "../cluster/kube-objects.ts";
@@ -27,7 +27,7 @@ import {
 } from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
-import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "./processes.ts";
+import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
 
 class CliError extends Error {
@@ -41,8 +41,10 @@ class CliError extends Error {
 
 const USAGE = `usage: kubewire <command> [flags]
 
-  up --nodes N [--detach] [--cluster-cidr CIDR]
-                                     start nats-server, the control plane and N node-agents
+  up --nodes N [--detach] [--cluster-cidr CIDR] [--proxy-mode iptables|ipvs|nftables]
+     [--ipvs-scheduler rr|wrr|lc|wlc|sh|dh|sed|nq] [--lb-cidr CIDR]
+                                     start nats-server, the control plane and N node-agents;
+                                     --lb-cidr is the LoadBalancer address pool (127.0.2.0/24)
   down                               stop every process of the cluster
   get nodes|pods                     list nodes or pods
   run POD [--node NODE] [--port P/udp]
@@ -126,13 +128,26 @@ function table(rows: string[][]): string {
 }
 
 async function up(args: string[]): Promise<void> {
-  const { values } = parse(args, { nodes: { type: "string", default: "3" }, detach: { type: "boolean", default: false }, "cluster-cidr": { type: "string" } }, 0);
+  const { values } = parse(
+    args,
+    {
+      nodes: { type: "string", default: "3" },
+      detach: { type: "boolean", default: false },
+      "cluster-cidr": { type: "string" },
+      "proxy-mode": { type: "string" },
+      "ipvs-scheduler": { type: "string" },
+      "lb-cidr": { type: "string" },
+    },
+    0,
+  );
   const count = Number(values.nodes);
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new CliError(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`, 2);
-  const env: Record<string, string> = {};
-  if (values["cluster-cidr"] !== undefined) {
-    if (!parseCidr(values["cluster-cidr"])) throw new CliError(`--cluster-cidr: "${values["cluster-cidr"]}" is not an aligned IPv4 CIDR (e.g. 10.244.0.0/16)`, 2);
-    env.KUBEWIRE_CLUSTER_CIDR = values["cluster-cidr"];
+  // Every process gets the same cluster-wide settings; the loader they run checks them first.
+  let env: Record<string, string>;
+  try {
+    env = upEnvironment({ "cluster-cidr": values["cluster-cidr"], "proxy-mode": values["proxy-mode"], "ipvs-scheduler": values["ipvs-scheduler"], "lb-cidr": values["lb-cidr"] });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
   }
   const dir = stateDir(values["state-dir"]);
   const existing = readState(dir);
@@ -166,7 +181,8 @@ async function up(args: string[]): Promise<void> {
     const nc = await connectNats(nats.url, "kubewire-cli");
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
-      console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}`);
+      const cluster = loadClusterConfig(env);
+      console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}; proxy mode ${cluster.proxyMode}, LoadBalancer pool ${cluster.lbCidr}`);
       console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
       console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid}); Kubernetes API at ${apiUrl}`);
       console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);

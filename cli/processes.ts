@@ -8,6 +8,7 @@ import { mkdirSync, openSync, closeSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { ConfigError, loadNodeAgentConfig, type ConfigEnvVar } from "../cluster/config.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // tsx's loader as a file URL for `node --import`; resolved from this checkout, whatever the cwd.
@@ -27,6 +28,44 @@ export interface SpawnOptions {
   /** Detached processes outlive the CLI (`kubewire up --detach`). */
   detached?: boolean;
   env?: Record<string, string>;
+}
+
+/**
+ * The `kubewire up` flags that set a cluster-wide KUBEWIRE_* variable of every process started
+ * (the control plane and each node-agent read the same value, as the compose file gives them).
+ */
+export const UP_ENV_FLAGS = {
+  "cluster-cidr": "KUBEWIRE_CLUSTER_CIDR",
+  "proxy-mode": "KUBEWIRE_PROXY_MODE",
+  "ipvs-scheduler": "KUBEWIRE_IPVS_SCHEDULER",
+  "lb-cidr": "KUBEWIRE_LB_CIDR",
+} as const satisfies Record<string, ConfigEnvVar>;
+export type UpEnvFlag = keyof typeof UP_ENV_FLAGS;
+
+/**
+ * The environment of every process for the given `up` flags, checked with the loader the
+ * processes themselves run (so a value `up` accepts is one they start with). Throws an Error
+ * whose message names the flag: `--lb-cidr: 10.0.0.0/8 overlaps KUBEWIRE_CLUSTER_CIDR ...`.
+ */
+export function upEnvironment(flags: Partial<Record<UpEnvFlag, string | undefined>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [flag, variable] of Object.entries(UP_ENV_FLAGS) as Array<[UpEnvFlag, ConfigEnvVar]>) {
+    const value = flags[flag];
+    if (value !== undefined) env[variable] = value;
+  }
+  try {
+    // As node-1 is started (startNodeAgent): the cluster-wide settings, the node-agent's own
+    // (the scheduler), and a pool that must not contain the nodes' addresses 127.0.1.N.
+    loadNodeAgentConfig({ ...env, KUBEWIRE_NODE_NAME: "node-1", KUBEWIRE_HOST_ADDRESS: "127.0.1.1" });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const flag = (Object.keys(UP_ENV_FLAGS) as UpEnvFlag[]).find((f) => UP_ENV_FLAGS[f] === err.variable);
+    const detail = err.message.slice(err.variable.length + 2);
+    // The CIDR flags keep the wording `up` always had for a malformed --cluster-cidr.
+    if (flag && /^not an aligned IPv4 CIDR/.test(detail)) throw new Error(`--${flag}: ${JSON.stringify(flags[flag])} is not an aligned IPv4 CIDR (e.g. ${flag === "lb-cidr" ? "127.0.2.0/24" : "10.244.0.0/16"})`);
+    throw new Error(flag ? `--${flag}: ${detail}` : err.message);
+  }
+  return env;
 }
 
 export function findNatsServer(): string | undefined {
@@ -98,7 +137,7 @@ export function startNodeAgent(natsUrl: string, nodeName: string, index: number,
   return tsProcess(
     nodeName,
     "node-agent/main.ts",
-    { ...opts, env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl, KUBEWIRE_NODE_NAME: nodeName, KUBEWIRE_HOST_ADDRESS: `127.0.1.${index}` } },
+    { ...opts, env: { ...opts.env, KUBEWIRE_NATS_URL: natsUrl, KUBEWIRE_NODE_NAME: nodeName, KUBEWIRE_HOST_ADDRESS: opts.env?.KUBEWIRE_HOST_ADDRESS ?? `127.0.1.${index}` } },
     NODE_AGENT_NODE_FLAGS,
   );
 }

@@ -4,7 +4,9 @@
  * DESIGN.md. `CONFIG_ENV_VARS` lists every variable read, so the compose file can be checked
  * against it statically.
  */
-import { formatCidr, parseCidr } from "./addressing.ts";
+import { cidrContains, formatCidr, mustParseCidr, parseCidr } from "./addressing.ts";
+import { parseIpv4Addr } from "../overlay/wire/common.ts";
+import { cidrsOverlap } from "./ipam.ts";
 import { isDns1123Label } from "./syntax.ts";
 
 export const CONFIG_ENV_VARS = {
@@ -28,8 +30,19 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_TOMBSTONE_TTL_SECONDS: "seconds a deleted object's delete marker stays in the store before it is purged",
   KUBEWIRE_HOUSEKEEPING_SECONDS: "how often the control plane expires Events and purges old delete markers",
   KUBEWIRE_CRON_MINUTE_SECONDS: "real seconds a minute of the CronJob controller's clock lasts (60; tests shorten it)",
+  KUBEWIRE_PROXY_MODE: "kube-proxy mode every node-agent emulates: iptables, ipvs or nftables (kube-proxy --proxy-mode)",
+  KUBEWIRE_IPVS_SCHEDULER: "IPVS scheduler in proxy mode ipvs: rr, wrr, lc, wlc, sh, dh, sed, nq (kube-proxy --ipvs-scheduler; node-agent)",
+  KUBEWIRE_LB_CIDR: "pool of type=LoadBalancer Service addresses (the emulated cloud's; .1 up to the last before broadcast)",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
+
+/** kube-proxy --proxy-mode values (pkg/proxy/apis/config: ProxyModeIPTables, ProxyModeIPVS, ProxyModeNFTables). */
+export const PROXY_MODES = ["iptables", "ipvs", "nftables"] as const;
+export type ProxyMode = (typeof PROXY_MODES)[number];
+
+/** The IPVS schedulers kube-proxy's ipvs mode accepts for --ipvs-scheduler (rr is its default). */
+export const IPVS_SCHEDULERS = ["rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq"] as const;
+export type IpvsScheduler = (typeof IPVS_SCHEDULERS)[number];
 
 export interface ClusterConfig {
   natsUrl: string;
@@ -39,12 +52,22 @@ export interface ClusterConfig {
   underlayCidr: string;
   vni: number;
   logLevel: string;
+  /** How every node-agent programs Services; cluster-wide so the nodes agree. */
+  proxyMode: ProxyMode;
+  /**
+   * The LoadBalancer address pool. Cluster-wide: the control plane hands the addresses out and
+   * serves them (the emulated cloud load balancer), and node-agents route them inside pods,
+   * where they are not loopback.
+   */
+  lbCidr: string;
 }
 
 export interface NodeAgentConfig extends ClusterConfig {
   nodeName: string;
   hostAddress: string;
   heartbeatSeconds: number;
+  /** Scheduler of the IPVS virtual servers (used in proxy mode ipvs only). */
+  ipvsScheduler: IpvsScheduler;
 }
 
 export interface ControlPlaneConfig extends ClusterConfig {
@@ -97,6 +120,27 @@ function int(env: Env, name: ConfigEnvVar, fallback: number, min: number, max: n
   return value;
 }
 
+function oneOf<T extends string>(env: Env, name: ConfigEnvVar, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  if (!(values as readonly string[]).includes(raw)) throw new ConfigError(name, `must be one of ${values.join(", ")}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+/**
+ * The LoadBalancer pool: at least two host addresses (the network and broadcast addresses are
+ * never handed out), and apart from every other range, so an address means one thing only.
+ */
+function lbCidr(env: Env, others: ReadonlyArray<readonly [ConfigEnvVar, string]>): string {
+  const value = cidr(env, "KUBEWIRE_LB_CIDR", "127.0.2.0/24");
+  const pool = mustParseCidr(value);
+  if (pool.prefix > 30) throw new ConfigError("KUBEWIRE_LB_CIDR", `${value} has no room for an address: use a /30 or wider`);
+  for (const [name, other] of others) {
+    if (cidrsOverlap(pool, mustParseCidr(other))) throw new ConfigError("KUBEWIRE_LB_CIDR", `${value} overlaps ${name} ${other}`);
+  }
+  return value;
+}
+
 export function loadClusterConfig(env: Env = process.env): ClusterConfig {
   const clusterCidr = cidr(env, "KUBEWIRE_CLUSTER_CIDR", "10.244.0.0/16");
   const nodeCidrMask = int(env, "KUBEWIRE_NODE_CIDR_MASK", 24, 8, 30);
@@ -104,14 +148,22 @@ export function loadClusterConfig(env: Env = process.env): ClusterConfig {
   if (nodeCidrMask < clusterPrefix) {
     throw new ConfigError("KUBEWIRE_NODE_CIDR_MASK", `/${nodeCidrMask} is larger than the cluster CIDR ${clusterCidr}`);
   }
+  const serviceCidr = cidr(env, "KUBEWIRE_SERVICE_CIDR", "10.96.0.0/12");
+  const underlayCidr = cidr(env, "KUBEWIRE_UNDERLAY_CIDR", "172.31.0.0/24");
   return {
     natsUrl: env.KUBEWIRE_NATS_URL ?? "nats://127.0.0.1:4222",
     clusterCidr,
     nodeCidrMask,
-    serviceCidr: cidr(env, "KUBEWIRE_SERVICE_CIDR", "10.96.0.0/12"),
-    underlayCidr: cidr(env, "KUBEWIRE_UNDERLAY_CIDR", "172.31.0.0/24"),
+    serviceCidr,
+    underlayCidr,
     vni: int(env, "KUBEWIRE_VNI", 1, 0, 0xffffff),
     logLevel: env.KUBEWIRE_LOG_LEVEL ?? "info",
+    proxyMode: oneOf(env, "KUBEWIRE_PROXY_MODE", PROXY_MODES, "iptables"),
+    lbCidr: lbCidr(env, [
+      ["KUBEWIRE_CLUSTER_CIDR", clusterCidr],
+      ["KUBEWIRE_SERVICE_CIDR", serviceCidr],
+      ["KUBEWIRE_UNDERLAY_CIDR", underlayCidr],
+    ]),
   };
 }
 
@@ -119,11 +171,19 @@ export function loadNodeAgentConfig(env: Env = process.env): NodeAgentConfig {
   const nodeName = env.KUBEWIRE_NODE_NAME;
   if (!nodeName) throw new ConfigError("KUBEWIRE_NODE_NAME", "required");
   if (!isDns1123Label(nodeName)) throw new ConfigError("KUBEWIRE_NODE_NAME", `not a DNS-1123 label: ${JSON.stringify(nodeName)}`);
+  const cluster = loadClusterConfig(env);
+  const hostAddress = env.KUBEWIRE_HOST_ADDRESS ?? "127.0.0.1";
+  const hostIp = parseIpv4Addr(hostAddress);
+  // The node's NodePorts and the load balancers in front of them must not share an address.
+  if (hostIp !== undefined && cidrContains(mustParseCidr(cluster.lbCidr), hostIp)) {
+    throw new ConfigError("KUBEWIRE_LB_CIDR", `${cluster.lbCidr} contains this node's KUBEWIRE_HOST_ADDRESS ${hostAddress}`);
+  }
   return {
-    ...loadClusterConfig(env),
+    ...cluster,
     nodeName,
-    hostAddress: env.KUBEWIRE_HOST_ADDRESS ?? "127.0.0.1",
+    hostAddress,
     heartbeatSeconds: int(env, "KUBEWIRE_HEARTBEAT_SECONDS", 1, 1, 60),
+    ipvsScheduler: oneOf(env, "KUBEWIRE_IPVS_SCHEDULER", IPVS_SCHEDULERS, "rr"),
   };
 }
 

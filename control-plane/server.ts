@@ -1,8 +1,9 @@
 /**
  * The control-plane process's parts: the object store and registry, the Kubernetes API over
- * HTTP, the RPCs node-agents use (registration, pod status, pod finalization, heartbeats) and
- * the controllers. It keeps no state of its own beyond caches: everything is in JetStream KV,
- * so a restarted control plane hands out nothing twice.
+ * HTTP, the RPCs node-agents use (registration, pod status, pod finalization, heartbeats), the
+ * controllers and the emulated cloud provider (LoadBalancer addresses and the load balancers in
+ * front of the NodePorts). It keeps no state of its own beyond caches: everything is in
+ * JetStream KV, so a restarted control plane hands out nothing twice.
  */
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -32,6 +33,7 @@ import { resourceByKind } from "../cluster/resources.ts";
 import { ApiError } from "./api/status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject } from "../cluster/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
+import { CloudProvider } from "./cloud/controller.ts";
 import { Housekeeping } from "./housekeeping.ts";
 import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
@@ -50,6 +52,7 @@ export class ControlPlane {
   /** Last heartbeat per node, in systemClock.monotonicMs(); a restart starts everyone fresh. */
   readonly heartbeats = new Map<string, number>();
   private controllers!: Controllers;
+  private cloud?: CloudProvider;
   private housekeeping?: Housekeeping;
   private api!: ApiServer;
   apiAddress!: { host: string; port: number };
@@ -95,6 +98,9 @@ export class ControlPlane {
     const seed = randomBytes(4).readUInt32LE(0);
     cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed, cronMinuteMs: cfg.cronMinuteSeconds * 1000 }, systemClock, log);
     await cp.controllers.start();
+    // What a cloud-controller-manager and the cloud's load balancers would do for type=LoadBalancer.
+    cp.cloud = new CloudProvider(registry, { lbCidr: cfg.lbCidr }, systemClock, log.child({ subsystem: "cloud-provider" }));
+    await cp.cloud.start();
     cp.housekeeping = new Housekeeping(registry, { eventTtlMs: cfg.eventTtlSeconds * 1000, tombstoneTtlMs: cfg.tombstoneTtlSeconds * 1000, intervalMs: cfg.housekeepingSeconds * 1000 }, log);
     cp.housekeeping.start();
     const pods: PodBackend = {
@@ -133,7 +139,7 @@ export class ControlPlane {
     };
     cp.api = new ApiServer(registry, cfg.apiToken, tls, pods, log, [storeCheck]);
     cp.apiAddress = await cp.api.listen(cfg.apiHost, cfg.apiPort);
-    log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, api: `https://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
+    log.info({ clusterCidr: cfg.clusterCidr, serviceCidr: cfg.serviceCidr, lbCidr: cfg.lbCidr, proxyMode: cfg.proxyMode, api: `https://${cp.apiAddress.host}:${cp.apiAddress.port}` }, "control plane serving");
     // kube-apiserver's master controller: the `kubernetes` Service and its endpoints.
     const advertised = advertiseAddress(cfg.apiHost);
     if (!advertised) log.warn({}, "no non-loopback IPv4 address to advertise: the kubernetes Service gets no endpoints");
@@ -146,6 +152,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     for (const sub of this.subs) sub.unsubscribe();
     await this.housekeeping?.stop();
+    await this.cloud?.stop();
     await this.controllers?.stop();
     await this.api?.close();
   }

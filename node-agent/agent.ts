@@ -43,10 +43,17 @@ import { PodFs } from "./tools/fs.ts";
 import { MEMORY_CHECK_MS, MemoryValve } from "./memory.ts";
 import { realClock } from "./tools/common.ts";
 import { runTool, TOOL_NAMES } from "./tools/index.ts";
+import type { ProxyBackend } from "./proxy/backend.ts";
+import { createBackend } from "./proxy/index.ts";
+import { ChangeTracker, serviceKeyOf } from "./proxy/model.ts";
+import { Proxier } from "./proxy/proxier.ts";
+import { ProxySockets } from "./proxy/sockets.ts";
 
 const TICK_MS = 200;
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
+const SERVICES = resourceByKind("Service");
+const SLICES = resourceByKind("EndpointSlice");
 
 export class NodeAgent {
   private readonly subs: Subscription[] = [];
@@ -66,6 +73,9 @@ export class NodeAgent {
   /** Run-to-completion pods whose containers have finished, by pod key (for the uid it ran as). */
   private readonly completed = new Map<string, { uid: string } & NonNullable<PodStatusRequest["terminated"]>>();
   private store!: ObjectStore;
+  private backend: ProxyBackend | undefined;
+  private proxier: Proxier | undefined;
+  private proxySockets: ProxySockets | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -81,7 +91,7 @@ export class NodeAgent {
     const dp = new Datapath(cfg.nodeName, () => performance.now());
     let transport: NatsOverlayTransport | undefined;
     const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node);
-    const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr));
+    const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr), mustParseCidr(cfg.lbCidr));
     const agent = new NodeAgent(nc, cfg, log, dp, net);
     transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
       net.receiveMessage(message, trace, (id) => agent.traceSink(id));
@@ -178,6 +188,67 @@ export class NodeAgent {
     });
     this.informers.push(pods);
     await pods.start();
+    await this.startProxy(source);
+  }
+
+  /**
+   * kube-proxy: Services and EndpointSlices through informers into the change tracker; the
+   * proxier compiles them into the root netns's rules, and after each sync the real NodePort
+   * and health-check sockets follow the state.
+   */
+  private async startProxy(source: ListerWatcher): Promise<void> {
+    const cfg = this.cfg;
+    const net = this.net;
+    const tracker = new ChangeTracker(cfg.nodeName);
+    this.backend = createBackend(cfg.proxyMode, {
+      node: { name: cfg.nodeName, nodeIp: net.nodeIp, clusterCidr: mustParseCidr(cfg.clusterCidr), isLocal: (ip) => net.root.isLocalAddress(ip) },
+      rng: this.dp.rng,
+      ipvsScheduler: cfg.ipvsScheduler,
+    });
+    const backend = this.backend;
+    net.root.conntrack.onDestroy = backend.connectionClosed ? (e) => backend.connectionClosed!(e) : undefined;
+    this.proxySockets = new ProxySockets({
+      nodeName: cfg.nodeName,
+      hostAddress: cfg.hostAddress,
+      nodeIp: net.nodeIp,
+      outside: net.outside,
+      claim: (ip) => net.claimOutsideAddress(ip),
+      release: (ip) => net.releaseOutsideAddress(ip),
+      emulated: [cfg.clusterCidr, cfg.serviceCidr, cfg.underlayCidr, cfg.lbCidr].map(mustParseCidr),
+      log: this.log,
+    });
+    const sockets = this.proxySockets;
+    this.proxier = new Proxier({
+      backend,
+      tracker,
+      netfilter: net.root.netfilter,
+      conntrack: net.root.conntrack,
+      clock: { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); } },
+      wallNow: () => Date.now(),
+      onSynced: (state) => {
+        sockets.sync(state);
+        this.log.debug({ node: cfg.nodeName, servicePorts: state.servicePorts.length, syncMs: this.proxier?.stats.lastSyncMs }, "proxy rules synced");
+      },
+      onError: (err) => this.log.error({ node: cfg.nodeName, err: (err as Error)?.message ?? String(err) }, "proxy sync failed; the next sync is a full one"),
+    });
+    const proxier = this.proxier;
+    const services = new Informer(SERVICES, source, systemClock, this.log);
+    services.onChange((obj, type) => {
+      const key = serviceKeyOf(obj, false);
+      if (key === undefined) return;
+      tracker.service(key, type === "DELETED" ? undefined : obj);
+      proxier.requestSync();
+    });
+    const slices = new Informer(SLICES, source, systemClock, this.log);
+    slices.onChange((obj, type) => {
+      const key = serviceKeyOf(obj, true);
+      if (key === undefined) return;
+      tracker.slice(key, obj.metadata.name!, type === "DELETED" ? undefined : obj);
+      proxier.requestSync();
+    });
+    this.informers.push(services, slices);
+    await Promise.all([services.start(), slices.start()]);
+    this.log.info({ node: cfg.nodeName, mode: backend.mode }, "kube-proxy started");
   }
 
   /** Bad values the store skipped, and objects the informers skipped (the status verb's counters). */
@@ -297,6 +368,21 @@ export class NodeAgent {
         .catch((err: Error) => this.log.warn({ node: this.cfg.nodeName, pod: pod.metadata.name, err: err.message }, "pod finalize failed"))
         .finally(() => this.finalizing.delete(pod.metadata.uid!));
     }
+  }
+
+  /** kube-proxy's sync counters (its /metrics sync_proxy_rules_* in spirit). */
+  private proxyCounters(): Record<string, number> {
+    const st = this.proxier?.stats;
+    if (!st) return {};
+    return {
+      proxy_syncs_total: st.syncs,
+      proxy_full_syncs_total: st.fullSyncs,
+      proxy_partial_syncs_total: st.partialSyncs,
+      proxy_sync_failures_total: st.failures,
+      proxy_last_sync_ms: st.lastSyncMs,
+      proxy_service_ports: st.servicePorts,
+      proxy_stale_udp_entries_deleted_total: st.staleUdpEntriesDeleted,
+    };
   }
 
   /** TCP counters summed over the node's netns (Linux's /proc/net/netstat TcpExt, node-wide). */
@@ -428,6 +514,7 @@ export class NodeAgent {
         memory_valve_collections_total: this.valve?.collections ?? 0,
         ...this.tcpCounters(),
         ...this.badObjectCounters(),
+        ...this.proxyCounters(),
       },
     }));
 
@@ -436,7 +523,7 @@ export class NodeAgent {
       if (!req.pod) {
         // `kubewire exec --node NODE`: the node's root netns, with the node-level tools.
         this.log.info({ node, argv }, "exec on node");
-        return runTool({ ns: this.net.root, tcp: this.net.root.tcp, podName: node, clock: realClock, conntrack: this.net.root.conntrack }, argv);
+        return runTool({ ns: this.net.root, tcp: this.net.root.tcp, podName: node, clock: realClock, conntrack: this.net.root.conntrack, proxyDump: (tool, args) => this.backend?.dump(tool, args) }, argv);
       }
       const pod = this.findPod(req.namespace, req.pod);
       this.log.info({ node, pod: req.pod, container: req.container, argv }, "exec");
@@ -498,6 +585,8 @@ export class NodeAgent {
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     for (const i of this.informers) i.stop();
+    this.proxier?.stop();
+    this.proxySockets?.close();
     for (const s of this.subs) s.unsubscribe();
     await this.transport.close();
   }

@@ -4,7 +4,7 @@
  * unknown unicast to every port but the one it came in on. The bridge's own interface (the
  * node's address on the pod network) is one more port, exposed as the Link `self`.
  */
-import { readMac, formatMac, type MacAddr } from "../overlay/wire/index.ts";
+import { EtherType, readMac, readU16, formatMac, type MacAddr } from "../overlay/wire/index.ts";
 import type { Datapath, Receiver } from "./datapath.ts";
 import { Fdb } from "./fdb.ts";
 import type { Link } from "./link.ts";
@@ -36,6 +36,13 @@ export class Bridge {
   readonly self: Link;
   private readonly ports = new Set<Link>();
   private readonly selfPort: BridgeSelf;
+  /**
+   * br_netfilter (net.bridge.bridge-nf-call-iptables=1, which kubeadm requires): a unicast
+   * IPv4 frame bridged between two pod ports passes the node's IP hooks, so conntrack undoes a
+   * Service's DNAT on a reply that the bridge would otherwise switch straight back (a pod
+   * answering a client on the same bridge). False: the hooks consumed the frame.
+   */
+  netfilter: ((pkt: Packet, from: Link, to: Link) => boolean) | undefined;
 
   constructor(
     readonly name: string,
@@ -80,6 +87,7 @@ export class Bridge {
       return this.dp.drop(pkt, DropReason.NoPort, this.name, `fdb ${formatMac(dst)} is on the ingress port ${ingress.name}`);
     }
     pkt.tr?.hop(this.name, `fdb ${formatMac(dst)} -> ${port.name}`);
+    if (this.netfilter !== undefined && port !== this.selfPort && ingress !== this.selfPort && readU16(b, h + 12) === EtherType.IPv4 && !this.netfilter(pkt, ingress, port)) return;
     this.out(port, pkt);
   }
 

@@ -429,6 +429,11 @@ export class Conntrack {
   private nextId = 1;
   /** Where `expire` resumes its sweep. */
   private gcCursor = 0;
+  /**
+   * Told of every confirmed entry that leaves the table (expiry, early drop, delete): Linux's
+   * IPCT_DESTROY event, which IPVS-style connection accounting listens to.
+   */
+  onDestroy: ((e: ConnEntry) => void) | undefined;
 
   constructor(opts: ConntrackOptions = {}) {
     this.max = Math.max(1, opts.max ?? CT_DEFAULT_MAX);
@@ -876,12 +881,14 @@ export class Conntrack {
   }
 
   private remove(e: ConnEntry): void {
-    if ((e.status & CtStatus.Confirmed) !== 0 && (e.status & CtStatus.Dying) === 0) {
+    const confirmed = (e.status & CtStatus.Confirmed) !== 0 && (e.status & CtStatus.Dying) === 0;
+    if (confirmed) {
       this.unlink(e.nodes[0]);
       this.unlink(e.nodes[1]);
       this.count--;
     }
     e.status |= CtStatus.Dying;
+    if (confirmed) this.onDestroy?.(e);
   }
 
   private grow(): void {

@@ -15,6 +15,7 @@
  *   nothing.
  */
 import type { Ipv4Addr } from "../overlay/wire/common.ts";
+import type { ConnEntry } from "./conntrack.ts";
 import type { PacketView, CtState } from "./packet.ts";
 
 export const Hook = { Prerouting: 0, Input: 1, Forward: 2, Output: 3, Postrouting: 4 } as const;
@@ -84,6 +85,8 @@ export type Verdict =
   /** SNAT to the address of the output interface (the route's source). */
   | { readonly kind: "masquerade"; readonly rule?: string };
 
+export type NatVerdict = Extract<Verdict, { kind: "dnat" | "snat" | "masquerade" }>;
+
 export const ACCEPT: Verdict = { kind: "accept" };
 export const CONTINUE: Verdict = { kind: "continue" };
 
@@ -95,6 +98,8 @@ export interface HookContext {
   /** Output interface name ("" at PREROUTING/INPUT). */
   oif: string;
   ctState: CtState;
+  /** The packet's conntrack entry (unconfirmed for a new connection), if tracked. */
+  ct: ConnEntry | undefined;
   mark: number;
   now: number;
 }
@@ -138,14 +143,32 @@ export class Netfilter {
     return this.chains[hook]!.length > 0;
   }
 
-  run(hook: Hook, pkt: PacketView, ctx: HookContext, natAllowed: boolean): Verdict {
+  /**
+   * Walks `hook`'s rule sets in priority order. A NAT verdict (dnat, snat, masquerade) is handed
+   * to `nat` at once, so later rule sets (filter after nat) see the translated packet as in
+   * Linux, and no later NAT rule set runs for this packet at this hook (one binding per hook,
+   * nf_nat_inet_fn); `nat` returning false means the packet was consumed (no free port), and
+   * run returns undefined. Otherwise the first drop or reject, or ACCEPT.
+   */
+  run(hook: Hook, pkt: PacketView, ctx: HookContext, natAllowed: boolean, nat: (v: NatVerdict) => boolean): Verdict | undefined {
     const chain = this.chains[hook]!;
     for (let i = 0; i < chain.length; i++) {
       const set = chain[i]!;
       if (set.nat && !natAllowed) continue;
       const v = set.evaluate(pkt, ctx);
-      if (v.kind === "accept" || v.kind === "continue") continue;
-      return v;
+      switch (v.kind) {
+        case "accept":
+        case "continue":
+          continue;
+        case "dnat":
+        case "snat":
+        case "masquerade":
+          if (!nat(v)) return undefined;
+          natAllowed = false;
+          continue;
+        default:
+          return v;
+      }
     }
     return ACCEPT;
   }

@@ -62,7 +62,7 @@ import { dropCounter, type CounterCell, type Datapath } from "./datapath.ts";
 import { Reassembler, fragmentIpv4 } from "./fragment.ts";
 import type { Link } from "./link.ts";
 import { NeighborTable } from "./neighbor.ts";
-import { DropReason, Hook, Netfilter, type HookContext, type RejectWith, type Verdict } from "./netfilter.ts";
+import { DropReason, HOOK_NAMES, Hook, Netfilter, type HookContext, type NatVerdict, type RejectWith, type Verdict } from "./netfilter.ts";
 import { CtState, isFragmentAt, parseIpHeaders, type Packet } from "./packet.ts";
 import { RouteTable, formatRoute } from "./routes.ts";
 import type { SegmentIn, SegmentOut, TcpApi } from "./tcp/api.ts";
@@ -130,6 +130,17 @@ export interface NetnsOptions {
   conntrackMax?: number;
   reassemblyMaxBytes?: number;
   neighborMax?: number;
+  /**
+   * Addresses in 127.0.0.0/8 that are NOT this netns's loopback: the LoadBalancer pool, which
+   * must be reachable both from real clients on the host (so it lies in loopback there) and from
+   * pods, where all of 127/8 would otherwise be the pod's own (a choice the README states).
+   */
+  routedLoopback?: { network: number; prefix: number };
+  /**
+   * Further addresses this netns holds as local (Linux's `ip route add local PREFIX dev lo`,
+   * "AnyIP"): the emulated outside world owns every address a real client may have.
+   */
+  anyIp?: (ip: Ipv4Addr) => boolean;
 }
 
 export class Netns {
@@ -148,7 +159,7 @@ export class Netns {
   private icmpRefilledAt = 0;
   /** Handed to UDP handlers; valid only during the call, like the payload view. */
   private readonly udpMeta: UdpMeta = { src: 0, srcPort: 0, dst: 0, dstPort: 0, ttl: 0 };
-  private readonly hookCtx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.Untracked, mark: 0, now: 0 };
+  private readonly hookCtx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.Untracked, ct: undefined, mark: 0, now: 0 };
   private readonly removePoller: () => void;
   private readonly forwarded: CounterCell;
   private tracking: boolean;
@@ -166,6 +177,11 @@ export class Netns {
     this.conntrack = new Conntrack({ max: opts.conntrackMax });
     this.forwarded = dp.counters.cell("ip_forwarded_total");
     this.conntrackMode = opts.conntrack ?? "always";
+    if (opts.routedLoopback) {
+      this.routedLoopbackMask = opts.routedLoopback.prefix === 0 ? 0 : (0xffff_ffff << (32 - opts.routedLoopback.prefix)) >>> 0;
+      this.routedLoopbackNet = (opts.routedLoopback.network & this.routedLoopbackMask) >>> 0;
+    }
+    this.anyIp = opts.anyIp;
     this.tracking = this.conntrackMode === "always";
     this.netfilter.onChange = () => {
       this.tracking = this.conntrackMode === "always" || this.netfilter.ruleSets().length > 0;
@@ -211,17 +227,19 @@ export class Netns {
   }
 
   isLocalAddress(ip: Ipv4Addr): boolean {
-    if (ip >>> 24 === LOOPBACK_NET) return true;
+    if (ip >>> 24 === LOOPBACK_NET) return !(this.routedLoopbackMask !== 0 && ((ip & this.routedLoopbackMask) >>> 0) === this.routedLoopbackNet);
     const a = this.localAddrs;
     for (let i = 0; i < a.length; i++) if (a[i] === ip) return true;
-    return false;
+    return this.anyIp !== undefined && this.anyIp(ip);
   }
+  private readonly routedLoopbackNet: number = 0;
+  private readonly routedLoopbackMask: number = 0;
+  private readonly anyIp: ((ip: Ipv4Addr) => boolean) | undefined;
 
   /** The interfaces' addresses, kept beside the map: asked several times per packet. */
   private localAddrs: Ipv4Addr[] = [];
 
   private sourceFor(dst: Ipv4Addr): Ipv4Addr | undefined {
-    if (dst >>> 24 === LOOPBACK_NET) return dst;
     if (this.isLocalAddress(dst)) return dst;
     const r = this.routes.lookup(dst);
     if (r.kind === "noRoute") return undefined;
@@ -235,19 +253,28 @@ export class Netns {
     return r.kind === "found" ? (this.ifaces.get(r.route.dev)?.mtu ?? 1500) : 1500;
   }
 
-  bindUdp(port: number, handler: UdpHandler): { kind: "bound"; port: number } | { kind: "inUse" } {
+  /** Error callbacks of the UDP sockets that asked for ICMP errors (bindUdp's onError), by port. */
+  private readonly udpErrorHandlers = new Map<number, import("./tcp/api.ts").DatagramErrorHandler>();
+
+  /**
+   * `onError` hears of ICMP errors about datagrams sent from `port` (see icmpToTransport), as a
+   * connected UDP socket gets ECONNREFUSED on Linux; without it they reach only onIcmp listeners.
+   */
+  bindUdp(port: number, handler: UdpHandler, onError?: import("./tcp/api.ts").DatagramErrorHandler): { kind: "bound"; port: number } | { kind: "inUse" } {
     if (this.udpSockets.has(port)) return { kind: "inUse" };
     this.udpSockets.set(port, handler);
+    if (onError) this.udpErrorHandlers.set(port, onError);
     return { kind: "bound", port };
   }
 
   /** Binds the next free port of the ephemeral range (32768-60999, as Linux). */
-  bindEphemeralUdp(handler: UdpHandler): number {
+  bindEphemeralUdp(handler: UdpHandler, onError?: import("./tcp/api.ts").DatagramErrorHandler): number {
     for (let i = 0; i < 28232; i++) {
       const port = this.nextEphemeralPort;
       this.nextEphemeralPort = port >= 60999 ? 32768 : port + 1;
       if (!this.udpSockets.has(port)) {
         this.udpSockets.set(port, handler);
+        if (onError) this.udpErrorHandlers.set(port, onError);
         return port;
       }
     }
@@ -256,6 +283,42 @@ export class Netns {
 
   unbindUdp(port: number): void {
     this.udpSockets.delete(port);
+    this.udpErrorHandlers.delete(port);
+  }
+
+  /**
+   * Hands an ICMP error about a datagram this netns sent to its transport (Linux icmp_unreach ->
+   * icmp_socket_deliver -> tcp_v4_err / __udp4_lib_err). The quote is the original datagram as
+   * sent (RFC 792: IP header + 8 bytes, enough for the ports and TCP's sequence number); NAT on
+   * the way was undone by conntrack (RELATED). Returns what was done, for the trace.
+   */
+  private icmpToTransport(icmp: IcmpRepr): string | undefined {
+    if (icmp.kind !== "destUnreachable" && icmp.kind !== "timeExceeded") return undefined;
+    const q = icmp.original;
+    if (q.length < IPV4_HEADER_LEN || q[0]! >> 4 !== 4) return undefined;
+    const ihl = (q[0]! & 0x0f) * 4;
+    // Less than the IP header + 8 bytes (RFC 792), or a non-first fragment: no ports to go by.
+    if (ihl < IPV4_HEADER_LEN || q.length < ihl + 8 || (readU16(q, 6) & 0x1fff) !== 0) return undefined;
+    const src = readU32(q, 12);
+    if (!this.isLocalAddress(src)) return undefined;
+    const dst = readU32(q, 16);
+    const srcPort = readU16(q, ihl);
+    const dstPort = readU16(q, ihl + 2);
+    const type = icmp.kind === "destUnreachable" ? IcmpType.DestUnreachable : IcmpType.TimeExceeded;
+    if (q[9] === IpProtocol.TCP) {
+      const nextHopMtu = icmp.kind === "destUnreachable" ? icmp.nextHopMtu : 0;
+      return `TCP ${this.tcp.icmpError({ src, dst, srcPort, dstPort, seq: readU32(q, ihl + 4) }, type, icmp.code, nextHopMtu)}`;
+    }
+    if (q[9] !== IpProtocol.UDP) return undefined;
+    const onError = this.udpErrorHandlers.get(srcPort);
+    if (onError === undefined) return undefined;
+    // __udp4_lib_err without IP_RECVERR: only hard errors (port or protocol unreachable,
+    // administratively prohibited...) reach the socket; net/host unreachable and time exceeded
+    // do not, nor "fragmentation needed" (EMSGSIZE, not modelled).
+    const err = TcpStack.icmpErrConvert(type, icmp.code);
+    if (err === undefined || !err.fatal) return undefined;
+    onError({ kind: err.kind, dst, dstPort, type, code: icmp.code });
+    return `UDP port ${srcPort} told ${err.errno}`;
   }
 
   onIcmp(listener: IcmpListener): () => void {
@@ -291,6 +354,22 @@ export class Netns {
     pkt.ctState = CtState.Untracked;
     pkt.mark = 0;
     this.ipRcv(iface, pkt);
+  }
+
+  /**
+   * A frame the node's bridge switches between two ports, through this netns's PREROUTING,
+   * FORWARD and POSTROUTING as br_netfilter does it (net/bridge/br_netfilter_hooks.c), the
+   * ports named as the in and out devices. False when a hook consumed it.
+   */
+  bridged(pkt: Packet, inDev: string, outDev: string): boolean {
+    const l3 = pkt.head + ETHERNET_HEADER_LEN;
+    if (pkt.l3 !== l3 && !parseIpHeaders(pkt, l3)) return true;
+    // Fragments are reassembled by br_netfilter; they are rare on a bridge with one MTU: let them pass.
+    if (isFragmentAt(pkt.buf, l3)) return true;
+    pkt.ct = undefined;
+    pkt.ctState = CtState.Untracked;
+    pkt.mark = 0;
+    return this.hook(Hook.Prerouting, pkt, inDev, "") && this.hook(Hook.Forward, pkt, inDev, outDev) && this.hook(Hook.Postrouting, pkt, inDev, outDev);
   }
 
   private arpInput(iface: Iface, pkt: Packet): void {
@@ -421,8 +500,11 @@ export class Netns {
             emitIcmp({ kind: "echoReply", ident: icmp.ident, seq: icmp.seq, data }, buf, off), { src: from });
           return;
         }
-        pkt.tr?.hop(this.where(iface.name), `ICMP ${icmp.kind} from ${formatIpv4(pkt.src)} delivered`, "delivered");
+        // Raw listeners (ping, traceroute) see every message first, as raw_icmp_error runs
+        // before the transport's handler in icmp_socket_deliver.
         for (const listener of this.icmpListeners) listener(icmp, parsedIp.value);
+        const told = this.icmpToTransport(icmp);
+        pkt.tr?.hop(this.where(iface.name), `ICMP ${icmp.kind} from ${formatIpv4(pkt.src)} delivered${told ? `; ${told}` : ""}`, "delivered");
         pkt.release();
         return;
       }
@@ -507,18 +589,28 @@ export class Netns {
       ctx.iif = iif;
       ctx.oif = oif;
       ctx.ctState = pkt.ctState;
+      ctx.ct = pkt.ct;
       ctx.mark = pkt.mark;
       ctx.now = now;
       // NAT rule sets see only the first packet of a connection (nf_nat_initialized).
       const natAllowed = pkt.ct !== undefined && !pkt.ct.confirmed;
-      const v = this.netfilter.run(hook, pkt, ctx, natAllowed);
+      this.natPkt = pkt;
+      this.natDev = iif || oif;
+      this.natOif = oif;
+      this.natHook = hook;
+      const v = this.netfilter.run(hook, pkt, ctx, natAllowed, this.applyNat);
+      this.natPkt = undefined;
       pkt.mark = ctx.mark;
+      if (v === undefined) return false;
       if (v.kind !== "accept" && v.kind !== "continue" && !this.applyVerdict(v, pkt, iif || oif, oif)) return false;
     }
     if (pkt.ct !== undefined) {
-      if (hook === Hook.Prerouting || hook === Hook.Output) ct.nat(pkt, "dst");
-      else if (hook === Hook.Postrouting || hook === Hook.Input) {
-        ct.nat(pkt, "src");
+      if (hook === Hook.Prerouting || hook === Hook.Output) {
+        if (pkt.tr !== undefined && pkt.ct.confirmed && (pkt.ct.dnat || pkt.ct.snat)) this.traceNat(pkt, hook, "dst", iif || oif);
+        else ct.nat(pkt, "dst");
+      } else if (hook === Hook.Postrouting || hook === Hook.Input) {
+        if (pkt.tr !== undefined && pkt.ct.confirmed && (pkt.ct.dnat || pkt.ct.snat)) this.traceNat(pkt, hook, "src", iif || oif);
+        else ct.nat(pkt, "src");
         const c = ct.confirm(pkt, now);
         if (c !== "ok") {
           // "full": no room even after early drop; "clash": another connection holds the tuple (Linux drops both).
@@ -529,6 +621,35 @@ export class Netns {
     }
     return true;
   }
+
+  /**
+   * NAT of a later packet of a translated connection, with a trace hop naming the conntrack
+   * entry and what it rewrote (on a reply: the reverse NAT kube-proxy relies on).
+   */
+  private traceNat(pkt: Packet, hook: Hook, manip: "dst" | "src", dev: string): void {
+    const before = manip === "dst" ? `${formatIpv4(pkt.dst)}:${pkt.dport}` : `${formatIpv4(pkt.src)}:${pkt.sport}`;
+    this.conntrack.nat(pkt, manip);
+    const after = manip === "dst" ? `${formatIpv4(pkt.dst)}:${pkt.dport}` : `${formatIpv4(pkt.src)}:${pkt.sport}`;
+    if (before === after) return;
+    const e = pkt.ct!;
+    const reply = pkt.ctDir === 1;
+    const what = manip === "dst" ? "destination" : "source";
+    pkt.tr!.hop(this.where(dev), `conntrack entry ${e.id} (${e.dnat ? "DNAT" : ""}${e.dnat && e.snat ? "+" : ""}${e.snat ? "SNAT" : ""}, ${reply ? "reply" : "original"}): ${reply ? "reverse NAT " : ""}${what} ${before} -> ${after} at ${HOOK_NAMES[hook]}`);
+  }
+
+  /** The packet whose hook is running, for `applyNat` (a bound method: no closure per packet). */
+  private natPkt: Packet | undefined;
+  private natDev = "";
+  private natOif = "";
+  private natHook: Hook = Hook.Prerouting;
+  private readonly applyNat = (v: NatVerdict): boolean => {
+    const pkt = this.natPkt!;
+    if (!this.applyVerdict(v, pkt, this.natDev, this.natOif)) return false;
+    // The manip happens in the nat hook itself, so filter rule sets after it see the new
+    // addresses (nf_nat_ipv4_fn); the manip after the walk then finds nothing left to do.
+    if (pkt.ct !== undefined && v.kind === "dnat" && (this.natHook === Hook.Prerouting || this.natHook === Hook.Output)) this.conntrack.nat(pkt, "dst");
+    return true;
+  };
 
   /** Acts on a terminal verdict; true when the packet goes on (NAT bound). */
   private applyVerdict(v: Verdict, pkt: Packet, dev: string, oif: string): boolean {

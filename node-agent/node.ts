@@ -17,7 +17,7 @@
 import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../cluster/addressing.ts";
 import type { NodeRecord, PodRecord, TraceHop } from "../cluster/types.ts";
 import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
-import { parseIpv4Addr, parseMac, readU16, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
+import { ETHERNET_HEADER_LEN, parseIpv4Addr, parseMac, readU16, readU32, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
 import { Bridge } from "./bridge.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { CaptureLink, FaultLink, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
@@ -56,8 +56,17 @@ export class NodeNetwork {
   readonly underlayFault: FaultLink;
   readonly podCidr: Cidr;
   readonly nodeIp: Ipv4Addr;
+  /**
+   * The world beyond the underlay router, as this node sees it: real clients of NodePorts and
+   * LoadBalancers speak from here (with their own addresses, IP_FREEBIND), so their packets
+   * enter the node on eth0 as a client's would, and the replies leave by the default route.
+   */
+  readonly outside: Netns;
   private readonly pods = new Map<string, PodNetwork>();
+  /** Client addresses the outside netns holds, with how many flows use each. */
+  private readonly outsideAddrs = new Map<Ipv4Addr, number>();
   private readonly gateway: Ipv4Addr;
+  private readonly lbPool: Cidr | undefined;
 
   constructor(
     readonly dp: Datapath,
@@ -66,11 +75,14 @@ export class NodeNetwork {
     overlay: OverlayWiring,
     /** The emulated underlay network; its .1 is the router behind every node's eth0. */
     underlayCidr: Cidr = mustParseCidr("172.31.0.0/24"),
+    /** The LoadBalancer pool: when it lies in 127/8 it is routed here, not loopback (README). */
+    lbPool?: Cidr,
   ) {
     this.podCidr = mustParseCidr(record.podCidr);
     this.nodeIp = parseIpv4Addr(record.internalIp)!;
     this.gateway = nthAddress(this.podCidr, 1);
-    this.root = new Netns("root", dp, true);
+    this.lbPool = lbPool !== undefined && lbPool.network >>> 24 === 127 ? lbPool : undefined;
+    this.root = new Netns("root", dp, true, { routedLoopback: this.lbPool });
 
     const wire: UnderlayWire = {
       send: (node, frame, pkt) => {
@@ -89,11 +101,23 @@ export class NodeNetwork {
     const flannel: Iface = { name: Devices.vtep, mac: this.vtep.mac, mtu: OVERLAY_MTU, link: this.vtep, addr: { ip: this.podCidr.network, prefix: 32 }, noArp: true };
     // The underlay's own traffic (VXLAN) bypasses the root stack, as the kernel's vxlan socket
     // does; what the root netns routes out of eth0 goes to the underlay router.
-    const eth0: Iface = { name: Devices.underlay, mac: this.underlay.mac, mtu: this.underlay.mtu, link: new RootUnderlayPort(this.underlay), addr: { ip: this.nodeIp, prefix: underlayCidr.prefix } };
+    // What is neither a peer node nor beyond reach goes through the router to the outside netns.
+    const [routerSide, outsideEnd] = VethEnd.pair(dp, { name: Devices.underlay, mac: this.underlay.mac }, { name: Devices.underlay, mac: underlayMac(router) }, this.underlay.mtu);
+    const eth0: Iface = { name: Devices.underlay, mac: this.underlay.mac, mtu: this.underlay.mtu, link: new RootUnderlayPort(this.underlay, routerSide, (ip) => this.outsideAddrs.has(ip)), addr: { ip: this.nodeIp, prefix: underlayCidr.prefix } };
     for (const iface of [lo, cni0, flannel, eth0]) this.root.addIface(iface);
+    this.bridge.netfilter = (pkt, from, to) => this.root.bridged(pkt, from.name, to.name);
     this.root.routes.replace({ dst: { network: 0, prefix: 0 }, dev: Devices.underlay, via: router });
+    // The LoadBalancer pool is routed, not loopback (README): a route more specific than lo's 127/8.
+    if (this.lbPool) this.root.routes.replace({ dst: this.lbPool, dev: Devices.underlay, via: router });
     // The router is part of the emulated underlay, so its MAC is known rather than solicited.
     this.root.neighbors.setPermanent(Devices.underlay, router, underlayMac(router));
+
+    // The outside holds the addresses of the real clients it speaks for (AnyIP, claimed per
+    // connection): a real client's connection is made from its own address, and the replies find it.
+    this.outside = new Netns("outside", dp, false, { conntrack: "on-demand", anyIp: (ip) => this.outsideAddrs.has(ip) });
+    this.outside.addIface({ name: Devices.loopback, mac: 0, mtu: 65536, link: new Loopback(dp), addr: { ip: LOOPBACK, prefix: 8 } });
+    this.outside.addIface({ name: Devices.underlay, mac: outsideEnd.mac, mtu: this.underlay.mtu, link: outsideEnd, addr: { ip: router, prefix: underlayCidr.prefix } });
+    this.outside.neighbors.setPermanent(Devices.underlay, this.nodeIp, this.underlay.mac);
   }
 
   /**
@@ -211,6 +235,17 @@ export class NodeNetwork {
     this.underlay.syncPeers(underlayPeers);
   }
 
+  /** The outside netns takes `ip` as its own while a real client's flow uses it. */
+  claimOutsideAddress(ip: Ipv4Addr): void {
+    this.outsideAddrs.set(ip, (this.outsideAddrs.get(ip) ?? 0) + 1);
+  }
+
+  releaseOutsideAddress(ip: Ipv4Addr): void {
+    const n = (this.outsideAddrs.get(ip) ?? 0) - 1;
+    if (n > 0) this.outsideAddrs.set(ip, n);
+    else this.outsideAddrs.delete(ip);
+  }
+
   podKeys(): string[] {
     return [...this.pods.keys()];
   }
@@ -224,7 +259,7 @@ export class NodeNetwork {
     const existing = this.pods.get(key);
     if (existing) return existing;
     const ip = parseIpv4Addr(record.podIp)!;
-    const ns = new Netns(record.name, this.dp, false, { conntrack: "on-demand" });
+    const ns = new Netns(record.name, this.dp, false, { conntrack: "on-demand", routedLoopback: this.lbPool });
     const hostName = vethName(key);
     const [podEnd, hostEnd] = VethEnd.pair(this.dp, { name: "eth0", mac: podMac(ip) }, { name: hostName, mac: hostVethMac(key) }, OVERLAY_MTU);
     const podLabel = `${record.name}/eth0`;
@@ -234,6 +269,7 @@ export class NodeNetwork {
     ns.addIface({ name: Devices.loopback, mac: 0, mtu: 65536, link: new CaptureLink(new Loopback(this.dp), this.dp, `${record.name}/lo`), addr: { ip: LOOPBACK, prefix: 8 } });
     ns.addIface({ name: "eth0", mac: podEnd.mac, mtu: OVERLAY_MTU, link: podLink, addr: { ip, prefix: this.podCidr.prefix } });
     ns.routes.replace({ dst: { network: 0, prefix: 0 }, dev: "eth0", via: this.gateway });
+    if (this.lbPool) ns.routes.replace({ dst: this.lbPool, dev: "eth0", via: this.gateway });
     this.bridge.addPort(hostLink);
     const pod: PodNetwork = { key, record, ns, hostVeth: hostLink, fault, ip };
     this.pods.set(key, pod);
@@ -271,28 +307,38 @@ export class NodeNetwork {
     const now = this.dp.now();
     this.bridge.fdb.age(now);
     this.root.tick();
+    this.outside.tick();
     for (const pod of this.pods.values()) pod.ns.tick();
   }
 }
 
 /**
- * The root netns's view of eth0: IP packets it routes there go to the underlay router, beyond
- * which nothing is emulated (egress with SNAT to the node IP comes with its own issue).
+ * The root netns's view of eth0: IP packets to a peer node's InternalIP go over the underlay;
+ * everything else goes to the underlay router, behind which lies the outside netns (the real
+ * clients of NodePorts and LoadBalancers). Frames from the outside come in here.
  */
 class RootUnderlayPort implements Link {
   readonly name: string;
   readonly mac: MacAddr;
   readonly mtu: number;
-  constructor(private readonly underlay: Underlay) {
+  constructor(
+    private readonly underlay: Underlay,
+    private readonly router: VethEnd,
+    private readonly outsideHolds: (ip: Ipv4Addr) => boolean,
+  ) {
     this.name = underlay.name;
     this.mac = underlay.mac;
     this.mtu = underlay.mtu;
   }
   transmit(pkt: Packet): void {
+    const ipOff = pkt.head + ETHERNET_HEADER_LEN;
+    if (pkt.len >= ETHERNET_HEADER_LEN + 20 && this.outsideHolds(readU32(pkt.buf, ipOff + 16))) return this.router.transmit(pkt);
     this.underlay.transmit(pkt);
   }
-  setReceiver(): void {
-    // Frames from the wire go to the VTEP, which holds the underlay's receiver.
+  setReceiver(rx: (pkt: Packet) => void): void {
+    // Frames from the wire go to the VTEP, which holds the underlay's receiver; the router's
+    // side of the outside link delivers here.
+    this.router.setReceiver(rx);
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * Admission: what the API server does to an object of a given kind on its way into the store,
- * beyond defaulting and validation. Services get their ClusterIP and NodePorts here (the
- * allocation is serialized by the registry and computed from every stored Service, so nothing
- * is handed out twice, across restarts too); new pods start Pending; namespaces Active.
+ * beyond defaulting and validation. Services get their ClusterIP, NodePorts and
+ * healthCheckNodePort here (the allocation is serialized by the registry and computed from every
+ * stored Service, so nothing is handed out twice, across restarts too); new pods start Pending;
+ * namespaces Active.
  */
-import { allocateClusterIp, allocateNodePort } from "../controllers/logic/allocators.ts";
+import { allocateClusterIp, allocateServiceNodePorts, nodePortsInUse, type ServiceSpecLike } from "../controllers/logic/allocators.ts";
 import type { Admission, Registry } from "./registry.ts";
 import { resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
 import { Errors } from "./status.ts";
@@ -16,11 +17,12 @@ interface ServicePort {
   nodePort?: number;
   protocol?: string;
 }
-interface ServiceSpec {
+interface ServiceSpec extends ServiceSpecLike {
   type?: string;
   clusterIP?: string;
   clusterIPs?: string[];
   ports?: ServicePort[];
+  healthCheckNodePort?: number;
 }
 
 export function createAdmission(serviceCidr: string): Admission {
@@ -153,26 +155,17 @@ async function admitService(obj: KubeObject, old: KubeObject | undefined, regist
     spec.clusterIPs = ["None"];
   }
 
-  const wantsNodePorts = spec.type === "NodePort" || spec.type === "LoadBalancer";
-  const takenPorts = new Set<number>();
-  for (const s of others) for (const p of ((s.spec as ServiceSpec)?.ports ?? [])) if (p.nodePort) takenPorts.add(p.nodePort);
-  const oldPorts = new Map((oldSpec.ports ?? []).filter((p) => p.nodePort).map((p) => [`${p.port}/${p.protocol ?? "TCP"}`, p.nodePort!]));
+  // Node ports and the health check port come from one range: what any other Service holds of
+  // either is taken (alloc.go: one portallocator serves initNodePorts and allocHealthCheckNodePort).
+  const takenPorts = nodePortsInUse(others.map((s) => s.spec as ServiceSpec | undefined));
+  const ports = allocateServiceNodePorts(spec, old ? oldSpec : undefined, takenPorts);
+  if (ports.kind === "error") throw ports.reason === "InternalError" ? Errors.internal(ports.message) : invalid(ports.field, ports.message);
   for (const [i, p] of (spec.ports ?? []).entries()) {
-    if (!wantsNodePorts) {
-      delete p.nodePort;
-      continue;
-    }
-    const kept = oldPorts.get(`${p.port}/${p.protocol ?? "TCP"}`);
-    const requested = p.nodePort ?? kept;
-    if (requested !== undefined && requested === kept) {
-      p.nodePort = kept;
-      takenPorts.add(kept);
-      continue;
-    }
-    const res = allocateNodePort(takenPorts, requested, i);
-    if (res.kind === "error") throw res.reason === "InternalError" ? Errors.internal(res.message) : invalid(res.field, res.message);
-    p.nodePort = res.port;
-    takenPorts.add(res.port);
+    const nodePort = ports.nodePorts[i];
+    if (nodePort === undefined) delete p.nodePort;
+    else p.nodePort = nodePort;
   }
+  if (ports.healthCheckNodePort === undefined) delete spec.healthCheckNodePort;
+  else spec.healthCheckNodePort = ports.healthCheckNodePort;
   return { ...obj, spec };
 }

@@ -38,6 +38,8 @@ export interface UdpApi {
   bindUdp(port: number, handler: (payload: Uint8Array, meta: UdpMeta) => void): { kind: "bound"; port: number } | { kind: "inUse" };
   sendUdp(dst: Ipv4Addr, dstPort: number, srcPort: number, payload: Uint8Array, opts?: SendOptions): SendResult;
   unbindUdp(port: number): void;
+  /** Binds the next free ephemeral port (a client socket's implicit bind). */
+  bindEphemeralUdp(handler: (payload: Uint8Array, meta: UdpMeta) => void): number;
 }
 
 export interface AppEnv {

@@ -7,12 +7,18 @@
  *   the node's address, which is what makes it useful;
  * - `/echo?msg=X[&code=N]`: X (from the query, or a POSTed urlencoded form, as r.FormValue);
  * - `/healthz`: 200 with an empty body; `/redirect?location=L&code=N`.
- * `/dial`, `/shell`, `/upload`, `/exit`, `/shutdown` are not emulated (501).
+ * - `/dial?request=R&host=H&port=P&protocol=http|udp&tries=N`: N fresh connections (or UDP
+ *   exchanges) from this pod to H:P asking R, answered as JSON {"responses":[...],"errors":[...]}
+ *   (dialHandler, dialHTTP, dialUDP): how Kubernetes' e2e tests see which endpoints a Service
+ *   spreads over, from inside a pod.
+ * `/shell`, `/upload`, `/exit`, `/shutdown` are not emulated (501).
  * UDP (`--udp-port`): "hostname" -> pod name, "echo X" -> X, "clientip" -> "IP:port"; the
  * text is trimmed and lower-cased first, as netexec does; anything else gets no answer.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { formatIpv4 } from "../../overlay/wire/common.ts";
+import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/common.ts";
+import { realClock } from "../tools/common.ts";
+import { HttpConnection, readResponse } from "../tools/curl.ts";
 import type { TcpDuplex } from "../tcp/duplex.ts";
 import { reply, serveHttp, type ServeResult } from "./http.ts";
 import type { AppEnv, UdpApi } from "./index.ts";
@@ -78,6 +84,7 @@ export function startNetexecHttp(env: AppEnv, port: number, log: (line: string) 
         return reply(res, code, body, { ...(body ? { "Content-Type": "text/html; charset=utf-8" } : {}), Location: location });
       }
       case "/dial":
+        return dial(form, res);
       case "/shell":
       case "/upload":
       case "/exit":
@@ -89,6 +96,86 @@ export function startNetexecHttp(env: AppEnv, port: number, log: (line: string) 
         goLog("GET /");
         return reply(res, 200, `NOW: ${goTimeString(env.now(), env.now().getTime() - started)}`, text);
     }
+  }
+
+  async function dial(form: Map<string, string>, res: ServerResponse): Promise<void> {
+    const request = form.get("request") ?? "";
+    const host = form.get("host") ?? "";
+    const port = form.get("port") ?? "";
+    const protocol = (form.get("protocol") ?? "").toLowerCase();
+    const tryParam = form.get("tries") ?? "";
+    goLog(`GET /dial?request=${request}&protocol=${protocol}&host=${host}&port=${port}&tries=${tryParam}`);
+    const tries = tryParam === "" ? 1 : Number(tryParam);
+    const ip = parseIpv4Addr(host);
+    const portNumber = Number(port);
+    if (!Number.isInteger(tries) || tries < 0 || tries > MAX_DIAL_TRIES) return reply(res, 400, `Invalid tries '${tryParam}'\n`);
+    if (!request || ip === undefined || !Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
+      return reply(res, 400, `Invalid host or port: '${host}' '${port}'\n`);
+    }
+    if (protocol !== "" && protocol !== "http" && protocol !== "udp") return reply(res, 400, `unsupported protocol. ${protocol}\n`);
+    const responses: string[] = [];
+    const errors: string[] = [];
+    let last = "";
+    for (let i = 0; i < tries; i++) {
+      const r = protocol === "udp" ? await dialUdp(env, request, ip, portNumber) : await dialHttp(env, request, ip, portNumber, host);
+      if (r.kind === "ok") responses.push((last = r.body));
+      else errors.push(r.error);
+    }
+    const output: Record<string, string[]> = {};
+    if (last.length > 0) output.responses = responses;
+    if (errors.length > 0) output.errors = errors;
+    return reply(res, 200, JSON.stringify(output));
+  }
+}
+
+/** agnhost caps nothing; a cap keeps one request from holding the pod for hours. */
+const MAX_DIAL_TRIES = 10_000;
+/** createHTTPClient's Timeout and dialUDP's read deadline. */
+const DIAL_HTTP_TIMEOUT_MS = 5000;
+const DIAL_UDP_TIMEOUT_MS = 3000;
+
+type DialResult = { kind: "ok"; body: string } | { kind: "error"; error: string };
+
+/** dialHTTP: GET http://host:port/request on a new connection (a new Transport per call), body as text. */
+async function dialHttp(env: AppEnv, request: string, ip: number, port: number, host: string): Promise<DialResult> {
+  const url = `http://${host}:${port}/${request}`;
+  const deadline = realClock.sleep(DIAL_HTTP_TIMEOUT_MS).then(() => "timeout" as const);
+  const c = await Promise.race([env.tcp.connect(ip, port, { timeoutMs: DIAL_HTTP_TIMEOUT_MS }), deadline]);
+  if (c === "timeout" || c.kind === "timeout") return { kind: "error", error: `Get "${url}": dial tcp ${host}:${port}: i/o timeout` };
+  if (c.kind === "refused") return { kind: "error", error: `Get "${url}": dial tcp ${host}:${port}: connect: connection refused` };
+  if (c.kind === "unreachable") return { kind: "error", error: `Get "${url}": dial tcp ${host}:${port}: connect: no route to host` };
+  const conn = new HttpConnection(c.socket, 0, realClock);
+  try {
+    await c.socket.write(new TextEncoder().encode(`GET /${request} HTTP/1.1\r\nHost: ${host}:${port}\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n`));
+    const r = await readResponse(conn, "GET", deadline);
+    if (r.kind === "ok") return { kind: "ok", body: new TextDecoder().decode(r.body) };
+    if (r.kind === "timeout") return { kind: "error", error: `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` };
+    if (r.kind === "reset") return { kind: "error", error: `Get "${url}": read tcp: connection reset by peer` };
+    return { kind: "error", error: `Get "${url}": EOF` };
+  } finally {
+    // transport.CloseIdleConnections(): the connection is not reused.
+    c.socket.end();
+  }
+}
+
+/** dialUDP: "request\n" from a fresh port, the first datagram back within 3 s. */
+async function dialUdp(env: AppEnv, request: string, ip: number, port: number): Promise<DialResult> {
+  const udp = env.udp;
+  let answer: ((text: string) => void) | undefined;
+  const got = new Promise<string>((resolve) => (answer = resolve));
+  let local: number;
+  try {
+    local = udp.bindEphemeralUdp((payload) => answer?.(Buffer.from(payload).toString("utf8")));
+  } catch {
+    return { kind: "error", error: "dial udp: no free port" };
+  }
+  try {
+    udp.sendUdp(ip, port, local, new TextEncoder().encode(`${request}\n`));
+    const r = await Promise.race([got, realClock.sleep(DIAL_UDP_TIMEOUT_MS).then(() => undefined)]);
+    if (r === undefined) return { kind: "error", error: `reading from udp connection failed. err:'read udp :${local}->${formatIpv4(ip)}:${port}: i/o timeout'` };
+    return { kind: "ok", body: r };
+  } finally {
+    udp.unbindUdp(local);
   }
 }
 

@@ -93,6 +93,8 @@ export interface TcpSocket extends AsyncIterable<Uint8Array> {
   end(): void;
   /** Abortive close: RST now, buffers discarded. */
   abort(): void;
+  /** TCP_NODELAY (Go's net package and Node's http server set it on every connection). */
+  setNoDelay?(on: boolean): void;
   /** Resolves once the connection is fully gone (never rejects). */
   readonly closed: Promise<CloseReason>;
 }
@@ -104,11 +106,52 @@ export interface TcpListener extends AsyncIterable<TcpSocket> {
   close(): void;
 }
 
+/**
+ * The segment an ICMP error quotes (RFC 792: the original IP header and the first 8 bytes of its
+ * payload, which hold a TCP header's ports and sequence number), as this host sent it: `src` and
+ * `srcPort` are ours. Conntrack has already undone any NAT on the quote (RELATED errors).
+ */
+export interface QuotedSegment {
+  src: Ipv4Addr;
+  dst: Ipv4Addr;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+}
+
+/**
+ * What TCP did with an ICMP error (Linux tcp_v4_err): "aborted" the connection (while opening),
+ * recorded a "soft" error (synchronized states, RFC 1122 §4.2.3.9), lowered the MSS ("pmtu",
+ * RFC 1191), dropped it as "outOfWindow" (quoted sequence number not in flight, RFC 5927 §4.1),
+ * or "ignored" it (no such connection, a type TCP does not act on).
+ */
+export type IcmpErrorOutcome = "aborted" | "soft" | "pmtu" | "outOfWindow" | "ignored";
+
+/**
+ * An ICMP error reported to a datagram socket that asked for them (`Netns.bindUdp`'s onError),
+ * as Linux reports ECONNREFUSED & co. to a connected UDP socket (__udp4_lib_err).
+ */
+export interface DatagramError {
+  kind: "refused" | "unreachable";
+  /** The destination of the datagram the error is about (the socket may have sent to several). */
+  dst: Ipv4Addr;
+  dstPort: number;
+  /** The ICMP type and code as received. */
+  type: number;
+  code: number;
+}
+export type DatagramErrorHandler = (err: DatagramError) => void;
+
 export interface ConnectOptions {
   /** Gives up with "timeout" after this many ms (curl -m / --connect-timeout); default: SYN retries as Linux (about 127 s). */
   timeoutMs?: number;
   /** Bind the local end to this port (nc -p); default: an ephemeral port. */
   localPort?: number;
+  /**
+   * Bind the local end to this address even if no interface holds it (IP_FREEBIND): the
+   * emulated outside world speaks as the real client it stands for. Default: the route's source.
+   */
+  localAddress?: Ipv4Addr;
 }
 
 /** The TCP of one netns as apps see it. */

@@ -17,13 +17,21 @@
  */
 import { Duplex } from "node:stream";
 import { formatIpv4 } from "../../overlay/wire/common.ts";
-import type { TcpSocket } from "./api.ts";
+import type { CloseReason, TcpSocket } from "./api.ts";
 import { realSchedule, type Schedule } from "./memory.ts";
 
 export interface DuplexOptions {
   /** Timers for `setTimeout` (the idle timeout Node's http server uses for keep-alive). */
   schedule?: Schedule;
 }
+
+/** The errno a net.Socket would carry for an abortive end. */
+const ERROR_CODES: Partial<Record<CloseReason["kind"], string>> = {
+  reset: "ECONNRESET",
+  timeout: "ETIMEDOUT",
+  unreachable: "EHOSTUNREACH",
+  refused: "ECONNREFUSED",
+};
 
 export class TcpDuplex extends Duplex {
   readonly remoteAddress: string;
@@ -50,12 +58,10 @@ export class TcpDuplex extends Duplex {
     tcp.closed.then(
       (reason) => {
         if (this.destroyed) return;
-        if (reason.kind === "reset" || reason.kind === "timeout" || reason.kind === "unreachable") {
-          const err = Object.assign(new Error(reason.kind === "reset" ? "read ECONNRESET" : `connection ${reason.kind}`), {
-            code: reason.kind === "reset" ? "ECONNRESET" : reason.kind === "timeout" ? "ETIMEDOUT" : "EHOSTUNREACH",
-          });
-          this.destroy(err);
-        }
+        // "refused" and "unreachable" end a connection that timed out after an ICMP error (the
+        // soft error Linux reports instead of ETIMEDOUT, tcp_write_err).
+        const code = ERROR_CODES[reason.kind];
+        if (code !== undefined) this.destroy(Object.assign(new Error(reason.kind === "reset" ? "read ECONNRESET" : `connection ${reason.kind}`), { code }));
       },
       () => {},
     );
@@ -121,7 +127,8 @@ export class TcpDuplex extends Duplex {
     return this;
   }
 
-  setNoDelay(_noDelay?: boolean): this {
+  setNoDelay(noDelay?: boolean): this {
+    this.tcp.setNoDelay?.(noDelay ?? true);
     return this;
   }
 

@@ -29,13 +29,13 @@
  */
 import { TcpFlag } from "../../overlay/wire/tcp.ts";
 import type { Ipv4Addr } from "../../overlay/wire/common.ts";
-import type { ConnectOptions, ConnectResult, Endpoint, ListenResult, SegmentIn, TcpApi, TcpHost } from "./api.ts";
+import type { ConnectOptions, ConnectResult, Endpoint, IcmpErrorOutcome, ListenResult, QuotedSegment, SegmentIn, TcpApi, TcpHost } from "./api.ts";
 import { seqAdd, seqGt } from "./seq.ts";
 import { TcpListenerImpl, type ListenerOwner } from "./socket.ts";
-import { parseTcpOptions, synOptions, Tcb, TcpDefaults, TcpState, TcpTimers, TCP_STATE_NAMES, type TcbConfig, type TcbOwner, type TcpCounters, type TcpStateName } from "./tcb.ts";
+import { icmpErrConvert, parseTcpOptions, synOptions, Tcb, TcpDefaults, TcpState, TcpTimers, TCP_STATE_NAMES, type TcbConfig, type TcbOwner, type TcpCounters, type TcpStateName } from "./tcb.ts";
 
-export { parseTcpOptions, TcpState, TcpTimers, TcpDefaults, TCP_STATE_NAMES } from "./tcb.ts";
-export type { TcpCounters, TcpStateName, TcpOptions } from "./tcb.ts";
+export { icmpErrConvert, parseTcpOptions, TcpState, TcpTimers, TcpDefaults, TCP_STATE_NAMES, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED } from "./tcb.ts";
+export type { IcmpErr, TcpCounters, TcpStateName, TcpOptions } from "./tcb.ts";
 export { TcpSocketImpl, TcpListenerImpl } from "./socket.ts";
 
 export interface TcpStackOptions {
@@ -137,6 +137,10 @@ function newCounters(): TcpCounters {
     rtoExpirations: 0,
     sackRecoveries: 0,
     sackRetransSegs: 0,
+    icmpErrorsAborted: 0,
+    icmpErrorsSoft: 0,
+    outOfWindowIcmps: 0,
+    pmtuUpdates: 0,
   };
 }
 
@@ -184,7 +188,9 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
   }
 
   connect(dst: Ipv4Addr, port: number, opts?: ConnectOptions): Promise<ConnectResult> {
-    const src = this.host.sourceFor(dst);
+    // A bound local address (IP_FREEBIND, as a transparent proxy binds the client's) needs a route all the same.
+    const routed = this.host.sourceFor(dst);
+    const src = routed === undefined ? undefined : (opts?.localAddress ?? routed);
     // No route: Linux fails connect() at once with ENETUNREACH.
     if (src === undefined) return Promise.resolve({ kind: "unreachable" });
     // A full table or no free port (EADDRNOTAVAIL / EADDRINUSE) has no ConnectResult of its own.
@@ -252,6 +258,32 @@ export class TcpStack implements TcpApi, TcbOwner, ListenerOwner {
     listener.embryonic.add(tcb);
     this.insert(tcb);
     tcb.acceptSyn(seg, this.host.now());
+  }
+
+  /**
+   * The ICMP error mapping (Linux icmp_err_convert), here so that the netns' UDP, which has no
+   * module of its own, shares TCP's.
+   */
+  static readonly icmpErrConvert = icmpErrConvert;
+
+  /**
+   * An ICMP destination unreachable or time exceeded quoting a segment this stack sent (Linux
+   * tcp_v4_err): to the connection the quote names, which decides (Tcb.icmpError). Types other
+   * than 3 and 11 are ignored (source quench is obsolete, RFC 6633; redirects are routing's).
+   * `nextHopMtu` is the RFC 1191 field of "fragmentation needed", else 0.
+   */
+  icmpError(quote: QuotedSegment, type: number, code: number, nextHopMtu = 0): IcmpErrorOutcome {
+    const tcb = this.lookup(quote.src, quote.srcPort, quote.dst, quote.dstPort);
+    // No connection: a SYN cookie's SYN-ACK, or one already gone. Listeners send nothing.
+    if (tcb === undefined) return "ignored";
+    const outcome = tcb.icmpError(quote.seq >>> 0, type, code, nextHopMtu, this.host.now());
+    const c = this.counters;
+    if (outcome === "aborted") c.icmpErrorsAborted++;
+    else if (outcome === "soft") c.icmpErrorsSoft++;
+    else if (outcome === "outOfWindow") c.outOfWindowIcmps++;
+    // A closed Tcb has left the tables (finish -> release); otherwise its timers may have moved.
+    if (tcb.state !== TcpState.CLOSED) this.schedule(tcb);
+    return outcome;
   }
 
   // ---- SYN cookies (RFC 4987 §3.6; Linux net/ipv4/syncookies.c, secure_tcp_syn_cookie) ----

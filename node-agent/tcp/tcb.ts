@@ -15,7 +15,7 @@
  */
 import { TcpFlag, walkTcpOptions } from "../../overlay/wire/tcp.ts";
 import type { Ipv4Addr } from "../../overlay/wire/common.ts";
-import type { CloseReason, ConnectResult, SegmentIn, TcpHost } from "./api.ts";
+import type { CloseReason, ConnectResult, IcmpErrorOutcome, SegmentIn, TcpHost } from "./api.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { TcpSocketImpl, type TcpListenerImpl } from "./socket.ts";
 
@@ -115,6 +115,14 @@ export interface TcpCounters {
   sackRecoveries: number;
   /** Retransmissions chosen from the SACK scoreboard (part of retransSegs). */
   sackRetransSegs: number;
+  /** Opening connections an ICMP error ended (connect() refused or unreachable at once). */
+  icmpErrorsAborted: number;
+  /** ICMP errors kept as a connection's soft error (synchronized states, RFC 1122 §4.2.3.9). */
+  icmpErrorsSoft: number;
+  /** ICMP errors whose quoted sequence number was not in flight (Linux OutOfWindowIcmps). */
+  outOfWindowIcmps: number;
+  /** "Fragmentation needed" errors that lowered a connection's MSS (RFC 1191). */
+  pmtuUpdates: number;
 }
 
 /** What a Tcb needs from the stack that owns it. */
@@ -165,6 +173,63 @@ const DUP_THRESH = 3;
 const MAX_WSCALE = 14;
 /** Linux TCP_MIN_MSS: a peer's MSS option below this is raised to it. */
 const MIN_MSS = 88;
+
+/** ICMP types and codes a transport acts on (RFC 792). */
+export const ICMP_DEST_UNREACH = 3;
+export const ICMP_TIME_EXCEEDED = 11;
+const ICMP_NET_UNREACH = 0;
+const ICMP_HOST_UNREACH = 1;
+const ICMP_FRAG_NEEDED = 4;
+/**
+ * Linux ip_rt_min_pmtu: a "fragmentation needed" MTU below this is raised to it, so a forged
+ * tiny MTU cannot shrink segments to nothing (RFC 5927 §7).
+ */
+const MIN_PMTU = 552;
+
+/** A socket error an ICMP error stands for. */
+export interface IcmpErr {
+  /** "refused" for ECONNREFUSED and ENOPROTOOPT (no such port or transport there), else "unreachable". */
+  kind: "refused" | "unreachable";
+  /** Linux's errno name, for messages. */
+  errno: string;
+  /** A hard error (icmp_err_convert .fatal): UDP reports only these without IP_RECVERR. */
+  fatal: boolean;
+}
+
+/** Destination unreachable codes 0-15 (Linux NR_ICMP_UNREACH) as errno and fatality: icmp_err_convert, net/ipv4/icmp.c. */
+const UNREACH_ERRORS: readonly (readonly [string, boolean])[] = [
+  ["ENETUNREACH", false], // 0 net unreachable
+  ["EHOSTUNREACH", false], // 1 host unreachable
+  ["ENOPROTOOPT", true], // 2 protocol unreachable
+  ["ECONNREFUSED", true], // 3 port unreachable
+  ["EMSGSIZE", false], // 4 fragmentation needed (PMTU: not reported here)
+  ["EOPNOTSUPP", false], // 5 source route failed
+  ["ENETUNREACH", true], // 6 network unknown
+  ["EHOSTDOWN", true], // 7 host unknown
+  ["ENONET", true], // 8 source host isolated
+  ["ENETUNREACH", true], // 9 network administratively prohibited
+  ["EHOSTUNREACH", true], // 10 host administratively prohibited
+  ["ENETUNREACH", false], // 11 network unreachable for TOS
+  ["EHOSTUNREACH", false], // 12 host unreachable for TOS
+  ["EHOSTUNREACH", true], // 13 communication administratively prohibited (iptables icmp-admin-prohibited)
+  ["EHOSTUNREACH", true], // 14 host precedence violation
+  ["EHOSTUNREACH", true], // 15 precedence cutoff in effect
+];
+
+/**
+ * The socket error an ICMP error means (Linux icmp_err_convert; time exceeded is EHOSTUNREACH,
+ * not fatal, as tcp_v4_err and __udp4_lib_err have it). Undefined for what is no socket error:
+ * fragmentation needed (path MTU), unknown codes, other types (source quench is obsolete,
+ * RFC 6633).
+ */
+export function icmpErrConvert(type: number, code: number): IcmpErr | undefined {
+  if (type === ICMP_TIME_EXCEEDED) return { kind: "unreachable", errno: "EHOSTUNREACH", fatal: false };
+  if (type !== ICMP_DEST_UNREACH || code === ICMP_FRAG_NEEDED) return undefined;
+  const e = UNREACH_ERRORS[code];
+  if (e === undefined) return undefined;
+  const [errno, fatal] = e;
+  return { kind: errno === "ECONNREFUSED" || errno === "ENOPROTOOPT" ? "refused" : "unreachable", errno, fatal };
+}
 
 /**
  * MSS and window scale from a SYN's options. Never throws: a malformed option list yields what
@@ -255,6 +320,7 @@ const CLOSED_OK: CloseReason = { kind: "closed" };
 const CLOSED_RESET: CloseReason = { kind: "reset" };
 const CLOSED_REFUSED: CloseReason = { kind: "refused" };
 const CLOSED_TIMEOUT: CloseReason = { kind: "timeout" };
+const CLOSED_UNREACHABLE: CloseReason = { kind: "unreachable" };
 const CLOSED_ABORTED: CloseReason = { kind: "aborted" };
 
 interface SendChunk {
@@ -469,6 +535,15 @@ export class Tcb {
   twAt = Infinity;
   connectAt = Infinity;
 
+  /**
+   * The last ICMP error of a synchronized connection (Linux sk_err_soft): not fatal on its own
+   * (RFC 1122 §4.2.3.9), but what the app is told if the connection then times out
+   * (tcp_write_err); cleared by an acceptable ACK, which shows the path works.
+   */
+  private softErr: CloseReason | undefined;
+  /** The path MSS a "fragmentation needed" error taught (RFC 1191), or Infinity. */
+  private pmtuMss = Infinity;
+
   private ackNow = false;
   private unackedBytes = 0;
 
@@ -606,7 +681,7 @@ export class Tcb {
     const o = parseTcpOptions(seg.options);
     const pathMss = this.owner.host.mtuFor(this.remoteIp) - 40;
     const peerMss = Math.max(o.mss ?? TcpDefaults.defaultMss, MIN_MSS);
-    this.sndMss = Math.max(Math.min(peerMss, pathMss), MIN_MSS);
+    this.sndMss = Math.max(Math.min(peerMss, pathMss, this.pmtuMss), MIN_MSS);
     this.rcvMss = Math.min(this.advMss, peerMss);
     // RFC 2018 §2: SACK only when both SYNs carry SACK-permitted.
     this.sackOk = this.sackWanted && o.sackOk === true;
@@ -813,6 +888,8 @@ export class Tcb {
       this.ackNow = true;
       return false;
     }
+    // "Something worked": an acceptable ACK clears the soft error (Linux tcp_ack).
+    this.softErr = undefined;
     const wnd = seg.window << this.sndShift;
     const sackFresh = this.sackOk && seg.options.length > 0 && this.sackUpdate(seg.options, seqGt(ack, this.sndUna) ? ack : this.sndUna);
     if (seqGt(ack, this.sndUna)) {
@@ -1582,6 +1659,83 @@ export class Tcb {
     });
   }
 
+  // ---- ICMP errors (Linux tcp_v4_err, net/ipv4/tcp_ipv4.c) ----
+
+  /**
+   * An ICMP error quoting a segment of this connection whose sequence number was `seq`. Opening
+   * connections end at once, as Linux does (RFC 5461: it treats soft errors as hard while
+   * connecting, so connect() fails with ECONNREFUSED / EHOSTUNREACH rather than after 127 s of
+   * SYN retries); synchronized ones only record it (RFC 1122 §4.2.3.9). "Fragmentation needed"
+   * lowers the MSS (RFC 1191) and aborts nothing.
+   */
+  icmpError(seq: number, type: number, code: number, nextHopMtu: number, now: number): IcmpErrorOutcome {
+    const st = this.state;
+    // A TIME-WAIT connection has nothing in flight to be told about.
+    if (st === TcpState.CLOSED || st === TcpState.LISTEN || st === TcpState.TIME_WAIT) return "ignored";
+    if (st === TcpState.SYN_RECEIVED && this.listener !== undefined) return this.icmpErrorEmbryo(seq, type, code);
+    // RFC 5927 §4.1 (Linux: between(seq, snd_una, snd_nxt)): an error about data not in flight is
+    // stale or forged. SND.MAX stands for Linux's snd_nxt, which never moves back after an RTO.
+    if (seqLt(seq, this.sndUna) || seqGt(seq, this.sndMax)) return "outOfWindow";
+    if (type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED) return this.pmtuReduced(nextHopMtu, now) ? "pmtu" : "ignored";
+    const err = icmpErrConvert(type, code);
+    if (err === undefined) return "ignored";
+    const reason = err.kind === "refused" ? CLOSED_REFUSED : CLOSED_UNREACHABLE;
+    if (st === TcpState.SYN_SENT || st === TcpState.SYN_RECEIVED) {
+      this.finish(reason);
+      return "aborted";
+    }
+    // Linux would report it at once only with IP_RECVERR, which no app here sets. RFC 6069's
+    // backoff revert for net/host unreachable (tcp_ld_RTO_revert) is not done: the RTO keeps
+    // doubling, so a path that comes back is found a little later than on Linux.
+    this.softErr = reason;
+    return "soft";
+  }
+
+  /**
+   * A passive open still in SYN-RECEIVED (Linux tcp_req_err): only an error quoting our SYN-ACK
+   * exactly, and only time exceeded or net/host unreachable (a routing failure towards the
+   * client), drops it, silently: accept() never returns network errors (POSIX).
+   */
+  private icmpErrorEmbryo(seq: number, type: number, code: number): IcmpErrorOutcome {
+    if (seq !== this.iss) return "outOfWindow";
+    const abort = type === ICMP_TIME_EXCEEDED || (type === ICMP_DEST_UNREACH && (code === ICMP_NET_UNREACH || code === ICMP_HOST_UNREACH));
+    if (!abort) return "ignored";
+    this.owner.counters.listenDrops++;
+    this.finish(CLOSED_UNREACHABLE);
+    return "aborted";
+  }
+
+  /**
+   * "Fragmentation needed" with the next-hop MTU (RFC 1191 §6.1; Linux tcp_v4_mtu_reduced):
+   * the MSS drops to fit, and what is in flight goes again at once in segments of the new size
+   * (tcp_simple_retransmit), without the congestion response of a loss. True when the MSS
+   * went down.
+   */
+  private pmtuReduced(mtu: number, now: number): boolean {
+    // RFC 1191 §5: a router predating it sends 0; Linux then guesses from a table of plateaus.
+    // Not done: ignored, and the segments are lost until the RTO as before.
+    if (mtu === 0) return false;
+    const mss = Math.max(mtu, MIN_PMTU) - 40;
+    if (mss >= Math.min(this.pmtuMss, this.owner.host.mtuFor(this.remoteIp) - 40)) return false;
+    this.pmtuMss = mss;
+    // In SYN-SENT the peer's MSS is not known yet: applySynOptions takes pmtuMss into account.
+    this.sndMss = Math.max(Math.min(this.sndMss, mss), MIN_MSS);
+    this.owner.counters.pmtuUpdates++;
+    const st = this.state;
+    if (st === TcpState.SYN_SENT || st === TcpState.SYN_RECEIVED || this.sndUna === this.sndMax) return true;
+    // Go back N from SND.UNA, re-cut to the new MSS (as after an RTO, but cwnd stays: the path
+    // did not congest). In recovery, the recovery's own retransmissions use the new MSS.
+    if (!this.inRecovery) {
+      this.recover = this.sndMax;
+      this.dupAcks = 0;
+      this.tlpSeq = -1;
+      this.rttTiming = false; // Karn: what is sent now is a retransmission
+      this.sndNxt = this.sndUna;
+      this.flush(now);
+    }
+    return true;
+  }
+
   // ---- timers ----
 
   onTimer(now: number): void {
@@ -1628,7 +1782,7 @@ export class Tcb {
         const limit = this.state === TcpState.SYN_SENT || this.listener === undefined ? TcpTimers.synRetries : TcpTimers.synAckRetries;
         if (this.retries >= limit) {
           counters.timeouts++;
-          this.finish(CLOSED_TIMEOUT);
+          this.finish(this.softErr ?? CLOSED_TIMEOUT);
           return;
         }
         this.retries++;
@@ -1647,7 +1801,8 @@ export class Tcb {
     if (this.sndUna === this.sndMax) return;
     if (this.retries >= TcpTimers.dataRetries) {
       counters.timeouts++;
-      this.finish(CLOSED_TIMEOUT);
+      // Linux tcp_write_err: a soft error recorded meanwhile (ICMP) is the reason, not ETIMEDOUT.
+      this.finish(this.softErr ?? CLOSED_TIMEOUT);
       return;
     }
     counters.rtoExpirations++;

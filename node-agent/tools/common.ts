@@ -32,6 +32,8 @@ export interface ToolContext {
   conntrack?: Conntrack;
   /** The pod's files (dd, sha256sum, cat, ls, rm, curl -o, wget -O); shared with its apps. */
   fs?: PodFs;
+  /** On a node: kube-proxy's rules in a tool's native format (iptables-save, ipvsadm -Ln, nft list ruleset). */
+  proxyDump?(tool: "iptables-save" | "ipvsadm" | "nft", args: readonly string[]): string | undefined;
 }
 
 export class Output {

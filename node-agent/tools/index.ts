@@ -28,6 +28,9 @@ const tools: Record<string, Tool> = {
   rm,
   hostname: async (ctx) => ({ exitCode: 0, stdout: `${ctx.podName}\n`, stderr: "" }),
   ip: async (ctx, argv) => ipTool(ctx, argv),
+  "iptables-save": async (ctx, argv) => proxyTool(ctx, "iptables-save", argv),
+  ipvsadm: async (ctx, argv) => proxyTool(ctx, "ipvsadm", argv),
+  nft: async (ctx, argv) => proxyTool(ctx, "nft", argv),
   conntrack: async (ctx, argv) =>
     ctx.conntrack ? conntrackTool(ctx.conntrack, ctx.clock.now(), argv) : { exitCode: 1, stdout: "", stderr: "conntrack: no conntrack table here\n" },
 };
@@ -72,4 +75,27 @@ function ipTool(ctx: ToolContext, argv: readonly string[]): ExecResult {
     return { exitCode: 1, stdout: "", stderr: `Object "${object}" is unknown, try "ip help".\n` };
   }
   return { exitCode: 0, stdout: lines.map((l) => `${l}\n`).join(""), stderr: "" };
+}
+
+/**
+ * The node's kube-proxy state in the native tools' formats. Only the forms kube-proxy users
+ * reach for: `iptables-save [-t TABLE]`, `ipvsadm -Ln` (or -L -n, --list), `nft list ruleset`.
+ */
+function proxyTool(ctx: ToolContext, tool: "iptables-save" | "ipvsadm" | "nft", argv: readonly string[]): ExecResult {
+  if (!ctx.proxyDump) return { exitCode: 1, stdout: "", stderr: `${tool}: not available in a pod (run it on the node: kubewire exec --node NODE -- ${tool})\n` };
+  if (tool === "nft" && !(argv[0] === "list" && argv[1] === "ruleset")) return { exitCode: 1, stdout: "", stderr: "nft: only `nft list ruleset` is emulated\n" };
+  if (tool === "ipvsadm" && argv.length > 0 && !argv.some((a) => /^-[a-zA-Z]*L/.test(a) || a === "--list")) {
+    return { exitCode: 2, stdout: "", stderr: "ipvsadm: only listing (-L -n) is emulated\n" };
+  }
+  if (tool === "iptables-save") {
+    const t = argv.indexOf("-t") >= 0 ? argv[argv.indexOf("-t") + 1] : undefined;
+    if (t !== undefined && t !== "nat" && t !== "filter") return { exitCode: 1, stdout: "", stderr: `iptables-save: table '${t}' has no kube-proxy rules here\n` };
+  }
+  const text = ctx.proxyDump(tool, argv);
+  if (text === undefined) {
+    // Not this proxy mode's tool: what the tool says on a node where that subsystem holds nothing.
+    const why = tool === "ipvsadm" ? "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?\n" : "";
+    return { exitCode: tool === "ipvsadm" ? 2 : 0, stdout: "", stderr: why };
+  }
+  return { exitCode: 0, stdout: text, stderr: "" };
 }

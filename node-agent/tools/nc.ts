@@ -12,9 +12,9 @@
  * Every wait is bounded by -w and by TOOL_CAP_MS.
  */
 import type { ExecResult } from "../../cluster/types.ts";
-import { IpProtocol, UnreachableCode, formatIpv4 } from "../../overlay/wire/index.ts";
+import { formatIpv4 } from "../../overlay/wire/index.ts";
 import type { TcpSocket } from "../tcp/api.ts";
-import { readQuotedHeader, UsageError, type ToolContext } from "./common.ts";
+import { UsageError, type ToolContext } from "./common.ts";
 import { TOOL_CAP_MS, resolveHost } from "./curl.ts";
 
 /** /etc/services names OpenBSD nc prints in "[tcp/NAME]". */
@@ -131,20 +131,19 @@ async function probeTcp(ctx: ToolContext, ip: number, port: number, timeoutMs: n
 
 async function probeUdp(ctx: ToolContext, ip: number, port: number, waitMs: number): Promise<"succeeded" | string> {
   const { ns, clock } = ctx;
-  const srcPort = ns.bindEphemeralUdp(() => {});
-  let refused: (() => void) | undefined;
-  const stop = ns.onIcmp((icmp) => {
-    if (icmp.kind !== "destUnreachable" || icmp.code !== UnreachableCode.PortUnreachable) return;
-    const q = readQuotedHeader(icmp.original);
-    if (q && q.protocol === IpProtocol.UDP && q.dst === ip && q.first === srcPort && q.second === port) refused?.();
+  // nc's socket is connect()ed to the target, so the kernel hands it the ICMP errors about its
+  // datagrams (ECONNREFUSED on the next write or read, __udp4_lib_err): the onError callback.
+  let failed!: (why: string) => void;
+  const failure = new Promise<string>((resolve) => (failed = resolve));
+  const srcPort = ns.bindEphemeralUdp(() => {}, (err) => {
+    if (err.dst !== ip || err.dstPort !== port) return;
+    failed(err.kind === "refused" ? "failed: Connection refused" : "failed: No route to host");
   });
   try {
     const sent = ns.sendUdp(ip, port, srcPort, new TextEncoder().encode("X"));
     if (sent.kind === "noRoute") return "failed: Network is unreachable";
-    const got = await Promise.race([new Promise<"refused">((resolve) => (refused = () => resolve("refused"))), clock.sleep(waitMs).then(() => "quiet" as const)]);
-    return got === "refused" ? "failed: Connection refused" : "succeeded";
+    return await Promise.race([failure, clock.sleep(waitMs).then(() => "succeeded")]);
   } finally {
-    stop();
     ns.unbindUdp(srcPort);
   }
 }

@@ -34,6 +34,8 @@ export interface ClusterOptions {
   nodeCidrMask?: number;
   /** More KUBEWIRE_* variables for the control plane (KUBEWIRE_EVENT_TTL_SECONDS, say). */
   controlPlaneEnv?: Record<string, string>;
+  /** KUBEWIRE_* variables for every process (KUBEWIRE_PROXY_MODE, say), as `kubewire up` flags set them. */
+  env?: Record<string, string>;
 }
 
 export interface NatsHandle {
@@ -80,6 +82,34 @@ export class TestCluster {
   ) {}
 
   tls!: { cert: string; key: string };
+  /**
+   * Each test cluster binds its real sockets in its own loopback block 127.B.C.0/24 (node N at
+   * 127.B.C.N) with its LoadBalancer pool in 127.B.C+1.0/24, so it never meets the NodePorts of
+   * a cluster started with `kubewire up` (127.0.1.N) on the same machine.
+   */
+  readonly block = `127.${100 + Math.floor(Math.random() * 100)}.${2 * Math.floor(Math.random() * 120)}`;
+
+  /** The real address node `name` binds its NodePorts and health checks to. */
+  hostAddress(name: string): string {
+    return `${this.block}.${this.nodeNames.indexOf(name) + 1}`;
+  }
+
+  get lbCidr(): string {
+    const [a, b, c] = this.block.split(".");
+    return `${a}.${b}.${Number(c) + 1}.0/24`;
+  }
+
+  private get commonEnv(): Record<string, string> {
+    return { KUBEWIRE_LB_CIDR: this.lbCidr, ...(this.opts.env ?? {}) };
+  }
+
+  /** kubectl apply of one manifest object. */
+  async apply(manifest: object): Promise<void> {
+    const m = manifest as { kind?: string; metadata?: { name?: string } };
+    const file = join(this.dir, `apply-${m.kind ?? "object"}-${m.metadata?.name ?? "x"}-${randomBytes(3).toString("hex")}.json`);
+    writeFileSync(file, JSON.stringify(manifest));
+    await this.kubectlOk(["apply", "-f", file]);
+  }
 
   get apiUrl(): string {
     return `https://127.0.0.1:${this.apiPort}`;
@@ -130,7 +160,7 @@ export class TestCluster {
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
-    Object.assign(env, this.opts.controlPlaneEnv ?? {});
+    Object.assign(env, this.commonEnv, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
   }
 
@@ -154,7 +184,9 @@ export class TestCluster {
   }
 
   startNode(name: string): void {
-    this.procs.set(name, startNodeAgent(this.nats.url, name, this.nodeNames.indexOf(name) + 1, { logDir: this.logDir }));
+    const env: Record<string, string> = { ...this.commonEnv, KUBEWIRE_HOST_ADDRESS: this.hostAddress(name) };
+    if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
+    this.procs.set(name, startNodeAgent(this.nats.url, name, this.nodeNames.indexOf(name) + 1, { logDir: this.logDir, env }));
   }
 
   /** kill -9: no goodbye to NATS, no cleanup. */
@@ -243,6 +275,13 @@ export class TestCluster {
   }
 
   /** Runs the real CLI (`bin/kubewire.js`) against this cluster. */
+  /** `kubewire exec --node NODE -- ARGV`: a node-level tool (iptables-save, conntrack -L); its stdout, or an Error. */
+  async nodeExec(node: string, argv: string[]): Promise<string> {
+    const r = await this.kubewire(["exec", "--node", node, "--", ...argv]);
+    if (r.code !== 0) throw new Error(`kubewire exec --node ${node} -- ${argv.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  }
+
   kubewire(args: string[], opts: { timeoutMs?: number; onStderr?: (text: string) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     const timeoutMs = opts.timeoutMs ?? 60_000;
     return new Promise((resolve, reject) => {

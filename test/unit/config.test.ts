@@ -5,9 +5,12 @@ import {
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
+  IPVS_SCHEDULERS,
+  PROXY_MODES,
   type ConfigEnvVar,
 } from "../../cluster/config.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
+import { UP_ENV_FLAGS, upEnvironment } from "../../cli/processes.ts";
 
 /** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
 function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {
@@ -37,6 +40,8 @@ describe("loadClusterConfig", () => {
       underlayCidr: "172.31.0.0/24",
       vni: 1,
       logLevel: "info",
+      proxyMode: "iptables",
+      lbCidr: "127.0.2.0/24",
     });
   });
 
@@ -49,6 +54,8 @@ describe("loadClusterConfig", () => {
       ["KUBEWIRE_UNDERLAY_CIDR", "192.168.50.0/24", "underlayCidr", "192.168.50.0/24"],
       ["KUBEWIRE_VNI", "4096", "vni", 4096],
       ["KUBEWIRE_LOG_LEVEL", "debug", "logLevel", "debug"],
+      ["KUBEWIRE_PROXY_MODE", "ipvs", "proxyMode", "ipvs"],
+      ["KUBEWIRE_LB_CIDR", "127.0.3.0/28", "lbCidr", "127.0.3.0/28"],
     ];
     const defaults = loadClusterConfig({}) as unknown as Record<string, unknown>;
     for (const [variable, value, key, expected] of cases) {
@@ -67,12 +74,42 @@ describe("loadClusterConfig", () => {
   });
 
   it("names the variable of a bad CIDR", () => {
-    for (const variable of ["KUBEWIRE_CLUSTER_CIDR", "KUBEWIRE_SERVICE_CIDR", "KUBEWIRE_UNDERLAY_CIDR"] as const) {
+    for (const variable of ["KUBEWIRE_CLUSTER_CIDR", "KUBEWIRE_SERVICE_CIDR", "KUBEWIRE_UNDERLAY_CIDR", "KUBEWIRE_LB_CIDR"] as const) {
       const err = configError(() => loadClusterConfig({ [variable]: "10.0.0.0/33" }), variable);
       expect(err.message).toContain('"10.0.0.0/33"');
       configError(() => loadClusterConfig({ [variable]: "not-a-cidr" }), variable);
       configError(() => loadClusterConfig({ [variable]: "10.244.1.5/16" }), variable); // host bits set
       configError(() => loadClusterConfig({ [variable]: "" }), variable);
+    }
+  });
+
+  it("takes each kube-proxy mode and rejects any other, listing the valid ones", () => {
+    for (const mode of PROXY_MODES) expect(loadClusterConfig({ KUBEWIRE_PROXY_MODE: mode }).proxyMode).toBe(mode);
+    for (const raw of ["userspace", "IPVS", "", " iptables", "kernelspace"]) {
+      const err = configError(() => loadClusterConfig({ KUBEWIRE_PROXY_MODE: raw }), "KUBEWIRE_PROXY_MODE");
+      expect(err.message).toBe(`KUBEWIRE_PROXY_MODE: must be one of iptables, ipvs, nftables, got ${JSON.stringify(raw)}`);
+    }
+  });
+
+  it("canonicalises the LoadBalancer pool and wants room for an address in it", () => {
+    expect(loadClusterConfig({ KUBEWIRE_LB_CIDR: "127.0.002.0/24" }).lbCidr).toBe("127.0.2.0/24");
+    expect(loadClusterConfig({ KUBEWIRE_LB_CIDR: "127.0.2.0/30" }).lbCidr).toBe("127.0.2.0/30");
+    for (const raw of ["127.0.2.0/31", "127.0.2.7/32"]) {
+      expect(configError(() => loadClusterConfig({ KUBEWIRE_LB_CIDR: raw }), "KUBEWIRE_LB_CIDR").message).toContain("has no room for an address");
+    }
+  });
+
+  it("rejects a LoadBalancer pool that overlaps the pod, service or underlay ranges, naming the other range", () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ KUBEWIRE_LB_CIDR: "10.244.7.0/24" }, "overlaps KUBEWIRE_CLUSTER_CIDR 10.244.0.0/16"],
+      [{ KUBEWIRE_LB_CIDR: "10.0.0.0/8" }, "overlaps KUBEWIRE_CLUSTER_CIDR 10.244.0.0/16"],
+      [{ KUBEWIRE_LB_CIDR: "10.100.0.0/24" }, "overlaps KUBEWIRE_SERVICE_CIDR 10.96.0.0/12"],
+      [{ KUBEWIRE_LB_CIDR: "172.31.0.128/25" }, "overlaps KUBEWIRE_UNDERLAY_CIDR 172.31.0.0/24"],
+      [{ KUBEWIRE_LB_CIDR: "127.0.2.0/24", KUBEWIRE_UNDERLAY_CIDR: "127.0.0.0/16" }, "overlaps KUBEWIRE_UNDERLAY_CIDR 127.0.0.0/16"],
+    ];
+    for (const [env, want] of cases) {
+      const err = configError(() => loadClusterConfig(env), "KUBEWIRE_LB_CIDR");
+      expect(err.message).toContain(want);
     }
   });
 
@@ -112,12 +149,15 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
       "KUBEWIRE_HOUSEKEEPING_SECONDS",
+      "KUBEWIRE_IPVS_SCHEDULER",
+      "KUBEWIRE_LB_CIDR",
       "KUBEWIRE_LOG_LEVEL",
       "KUBEWIRE_NATS_URL",
       "KUBEWIRE_NODE_CIDR_MASK",
       "KUBEWIRE_NODE_GRACE_SECONDS",
       "KUBEWIRE_NODE_NAME",
       "KUBEWIRE_POD_EVICTION_SECONDS",
+      "KUBEWIRE_PROXY_MODE",
       "KUBEWIRE_SERVICE_CIDR",
       "KUBEWIRE_TOMBSTONE_TTL_SECONDS",
       "KUBEWIRE_UNDERLAY_CIDR",
@@ -158,7 +198,27 @@ describe("loadControlPlaneConfig", () => {
 
 describe("loadNodeAgentConfig", () => {
   it("adds the node name and the default host address to the cluster defaults", () => {
-    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1", heartbeatSeconds: 1 });
+    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1", heartbeatSeconds: 1, ipvsScheduler: "rr" });
+  });
+
+  it("takes each IPVS scheduler kube-proxy knows, and rejects any other", () => {
+    expect([...IPVS_SCHEDULERS]).toEqual(["rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq"]);
+    for (const s of IPVS_SCHEDULERS) expect(loadNodeAgentConfig({ ...NODE, KUBEWIRE_IPVS_SCHEDULER: s }).ipvsScheduler).toBe(s);
+    for (const raw of ["RR", "mh", "fo", ""]) {
+      const err = configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_IPVS_SCHEDULER: raw }), "KUBEWIRE_IPVS_SCHEDULER");
+      expect(err.message).toContain("must be one of rr, wrr, lc, wlc, sh, dh, sed, nq");
+    }
+  });
+
+  it("refuses a LoadBalancer pool that contains the node's own host address", () => {
+    const err = configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_HOST_ADDRESS: "127.0.2.9" }), "KUBEWIRE_LB_CIDR");
+    expect(err.message).toBe("KUBEWIRE_LB_CIDR: 127.0.2.0/24 contains this node's KUBEWIRE_HOST_ADDRESS 127.0.2.9");
+    expect(loadNodeAgentConfig({ ...NODE, KUBEWIRE_HOST_ADDRESS: "127.0.1.9" }).lbCidr).toBe("127.0.2.0/24");
+  });
+
+  it("reads the proxy mode and the LoadBalancer pool as every process does (cluster-wide)", () => {
+    const cfg = loadNodeAgentConfig({ ...NODE, KUBEWIRE_PROXY_MODE: "nftables", KUBEWIRE_LB_CIDR: "127.0.9.0/24" });
+    expect(cfg).toMatchObject({ proxyMode: "nftables", lbCidr: "127.0.9.0/24" });
   });
 
   it("takes KUBEWIRE_HOST_ADDRESS and the cluster variables", () => {
@@ -188,5 +248,33 @@ describe("isDns1123Label", () => {
   it("accepts lower-case alphanumerics and inner dashes up to 63 characters", () => {
     for (const name of ["a", "node-1", "0", "a-b-c", "a".repeat(63)]) expect(isDns1123Label(name), name).toBe(true);
     for (const name of ["", "A", "a_b", "-a", "a-", "a".repeat(64), "a b"]) expect(isDns1123Label(name), name).toBe(false);
+  });
+});
+
+describe("kubewire up flags (upEnvironment)", () => {
+  it("maps each flag to the variable every process reads, and sets nothing unasked", () => {
+    expect(upEnvironment({})).toEqual({});
+    expect(upEnvironment({ "proxy-mode": "ipvs", "ipvs-scheduler": "wlc", "lb-cidr": "127.0.5.0/24", "cluster-cidr": "10.32.0.0/16" })).toEqual({
+      KUBEWIRE_PROXY_MODE: "ipvs",
+      KUBEWIRE_IPVS_SCHEDULER: "wlc",
+      KUBEWIRE_LB_CIDR: "127.0.5.0/24",
+      KUBEWIRE_CLUSTER_CIDR: "10.32.0.0/16",
+    });
+    for (const variable of Object.values(UP_ENV_FLAGS)) expect(Object.keys(CONFIG_ENV_VARS)).toContain(variable);
+  });
+
+  it("refuses a value the processes would refuse, naming the flag", () => {
+    const cases: Array<[Parameters<typeof upEnvironment>[0], string]> = [
+      [{ "proxy-mode": "userspace" }, '--proxy-mode: must be one of iptables, ipvs, nftables, got "userspace"'],
+      [{ "ipvs-scheduler": "mh" }, '--ipvs-scheduler: must be one of rr, wrr, lc, wlc, sh, dh, sed, nq, got "mh"'],
+      [{ "lb-cidr": "127.0.2.1/24" }, '--lb-cidr: "127.0.2.1/24" is not an aligned IPv4 CIDR (e.g. 127.0.2.0/24)'],
+      [{ "cluster-cidr": "10.244.0.0/33" }, '--cluster-cidr: "10.244.0.0/33" is not an aligned IPv4 CIDR (e.g. 10.244.0.0/16)'],
+      [{ "lb-cidr": "10.244.0.0/24" }, "--lb-cidr: 10.244.0.0/24 overlaps KUBEWIRE_CLUSTER_CIDR 10.244.0.0/16"],
+      // The nodes' NodePort addresses (127.0.1.N) are not the load balancers'.
+      [{ "lb-cidr": "127.0.0.0/16" }, "--lb-cidr: 127.0.0.0/16 contains this node's KUBEWIRE_HOST_ADDRESS 127.0.1.1"],
+      // The pool checked against the pod network the same command sets.
+      [{ "lb-cidr": "10.50.0.0/24", "cluster-cidr": "10.50.0.0/16" }, "--lb-cidr: 10.50.0.0/24 overlaps KUBEWIRE_CLUSTER_CIDR 10.50.0.0/16"],
+    ];
+    for (const [flags, message] of cases) expect(() => upEnvironment(flags), message).toThrow(message);
   });
 });

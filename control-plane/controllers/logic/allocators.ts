@@ -117,3 +117,176 @@ export function allocateNodePort(
   }
   return internal(field, `failed to allocate a nodePort: ${ErrFull}`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A Service's node ports: spec.ports[].nodePort and spec.healthCheckNodePort
+// (pkg/registry/core/service/storage/alloc.go txnAllocNodePorts, txnUpdateNodePorts,
+// allocHealthCheckNodePort, updateHealthCheckNodePort). Both come from one port allocator, so a
+// number is either a Service's nodePort or a health check port, never both.
+
+export interface ServicePortLike {
+  port: number;
+  protocol?: string;
+  nodePort?: number;
+}
+
+export interface ServiceSpecLike {
+  type?: string;
+  externalTrafficPolicy?: string;
+  healthCheckNodePort?: number;
+  allocateLoadBalancerNodePorts?: boolean;
+  ports?: ServicePortLike[];
+}
+
+/** apiservice.NeedsHealthCheck: a LoadBalancer that keeps the client's address (externalTrafficPolicy Local). */
+export function needsHealthCheck(spec: ServiceSpecLike | undefined): boolean {
+  return spec?.type === "LoadBalancer" && spec.externalTrafficPolicy === "Local";
+}
+
+function wantsNodePorts(spec: ServiceSpecLike | undefined): boolean {
+  return spec?.type === "NodePort" || spec?.type === "LoadBalancer";
+}
+
+/**
+ * alloc.go shouldAllocateNodePorts: NodePort always; LoadBalancer unless
+ * allocateLoadBalancerNodePorts is false (then only the nodePorts a user asked for are kept).
+ */
+function allocatesNodePorts(spec: ServiceSpecLike): boolean {
+  return spec.type === "NodePort" || (spec.type === "LoadBalancer" && spec.allocateLoadBalancerNodePorts !== false);
+}
+
+const positive = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0;
+
+/** Every node port the given Services hold: their nodePorts and their healthCheckNodePorts. */
+export function nodePortsInUse(specs: Iterable<ServiceSpecLike | undefined>): Set<number> {
+  const used = new Set<number>();
+  for (const spec of specs) {
+    for (const p of spec?.ports ?? []) if (positive(p?.nodePort)) used.add(p.nodePort);
+    if (positive(spec?.healthCheckNodePort)) used.add(spec.healthCheckNodePort);
+  }
+  return used;
+}
+
+/**
+ * allocHealthCheckNodePort: the requested port when it is free and in range, else the lowest
+ * free one. kube-apiserver wraps a refused request in a 500 (NewInternalError("failed to allocate
+ * requested HealthCheck NodePort N: provided port is already allocated")); here the same words
+ * come as a 422 Invalid naming spec.healthCheckNodePort, the field the client has to change, as
+ * a refused spec.ports[].nodePort does. A full range stays a 500, with kube-apiserver's text
+ * (its "0" is the port AllocateNext returned with the error).
+ */
+export function allocateHealthCheckNodePort(taken: ReadonlySet<number>, requested?: number, range: PortRange = DEFAULT_NODE_PORT_RANGE): NodePortAllocation {
+  const field = "spec.healthCheckNodePort";
+  const lastPort = range.base + range.size - 1;
+  if (requested !== undefined && requested !== 0) {
+    const fail = (detail: string) => invalid(field, requested, `failed to allocate requested HealthCheck NodePort ${requested}: ${detail}`);
+    if (!Number.isInteger(requested) || requested < 1 || requested > 65535) return invalid(field, requested, "must be between 1 and 65535, inclusive");
+    if (requested < range.base || requested > lastPort) return fail(`provided port is not in the valid range. The range of valid ports is ${range.base}-${lastPort}`);
+    if (taken.has(requested)) return fail(ErrPortAllocated);
+    return { kind: "allocated", port: requested };
+  }
+  for (let port = range.base; port <= lastPort; port++) {
+    if (!taken.has(port)) return { kind: "allocated", port };
+  }
+  return internal(field, `failed to allocate a HealthCheck NodePort 0: ${ErrFull}`);
+}
+
+export type ServiceNodePortsAllocation =
+  | {
+      kind: "allocated";
+      /** spec.ports[i].nodePort after allocation; undefined where the port has none. */
+      nodePorts: Array<number | undefined>;
+      /** spec.healthCheckNodePort; undefined when the Service needs none (it is released). */
+      healthCheckNodePort: number | undefined;
+    }
+  | AllocationError;
+
+/**
+ * The node ports of a Service being created (`old` undefined) or updated, given the ports every
+ * other Service holds (`taken`, nodePortsInUse of the others).
+ *
+ * - A port keeps the nodePort it had (matched by port/protocol) unless the request names
+ *   another; a nodePort of 0 or none means "keep, else allocate" (patchAllocatedValues).
+ * - healthCheckNodePort: allocated (or the requested one reserved) when the Service comes to
+ *   need a health check, kept while it needs one, and dropped, so released, when it stops
+ *   (type no longer LoadBalancer or policy no longer Local: updateHealthCheckNodePort cases 1-2).
+ * - Numbers the request names are reserved before any is picked dynamically, so a dynamic
+ *   nodePort never takes the number a later port or the health check asked for (what the
+ *   static/dynamic split of the range, KEP-3668, achieves in kube-apiserver).
+ * - One Service may use a number for a TCP and a UDP port alike (updateNodePorts' portAllocated);
+ *   validation refuses it twice for one protocol.
+ */
+export function allocateServiceNodePorts(
+  spec: ServiceSpecLike,
+  old: ServiceSpecLike | undefined,
+  taken: ReadonlySet<number>,
+  range: PortRange = DEFAULT_NODE_PORT_RANGE,
+): ServiceNodePortsAllocation {
+  const ports = spec.ports ?? [];
+  const nodePorts: Array<number | undefined> = ports.map(() => undefined);
+  const needsHc = needsHealthCheck(spec);
+  if (!wantsNodePorts(spec)) {
+    // ClusterIP and ExternalName Services hold no node ports: any they had are released.
+    return { kind: "allocated", nodePorts, healthCheckNodePort: undefined };
+  }
+  const mine = new Set<number>();
+  const inUse = (): Set<number> => new Set([...taken, ...mine]);
+  const key = (p: ServicePortLike) => `${p.port}/${p.protocol ?? "TCP"}`;
+  // A number the request names for one of its ports is not patched into another
+  // (patchAllocatedValues: old nodePorts minus those the new spec uses).
+  const asked = new Set(ports.map((p) => p.nodePort).filter(positive));
+  const kept = new Map<string, number>();
+  if (wantsNodePorts(old)) for (const p of old?.ports ?? []) if (positive(p.nodePort) && !asked.has(p.nodePort)) kept.set(key(p), p.nodePort);
+
+  // 1. The numbers asked for (or kept), in port order.
+  for (const [i, p] of ports.entries()) {
+    if (p.nodePort !== undefined && p.nodePort !== 0 && !positive(p.nodePort)) {
+      // Not a port number: the allocator's own message (validation normally refuses it first).
+      const res = allocateNodePort(inUse(), p.nodePort, i, range);
+      if (res.kind === "error") return res;
+    }
+    const had = kept.get(key(p));
+    const want = positive(p.nodePort) ? p.nodePort : had;
+    if (want === undefined) continue;
+    if (want !== had && !mine.has(want)) {
+      const res = allocateNodePort(taken, want, i, range);
+      if (res.kind === "error") return res;
+    }
+    nodePorts[i] = want;
+    mine.add(want);
+  }
+
+  // 2. The health check port asked for, or kept while the Service still needs one.
+  let healthCheckNodePort: number | undefined;
+  if (needsHc) {
+    const had = needsHealthCheck(old) && positive(old?.healthCheckNodePort) ? old!.healthCheckNodePort : undefined;
+    const requested = spec.healthCheckNodePort !== undefined && spec.healthCheckNodePort !== 0 ? spec.healthCheckNodePort : undefined;
+    if (requested !== undefined) {
+      if (requested !== had || mine.has(requested)) {
+        const res = allocateHealthCheckNodePort(inUse(), requested, range);
+        if (res.kind === "error") return res;
+      }
+      healthCheckNodePort = requested;
+    } else if (had !== undefined && !mine.has(had)) {
+      healthCheckNodePort = had;
+    }
+    if (healthCheckNodePort !== undefined) mine.add(healthCheckNodePort);
+  }
+
+  // 3. Dynamic nodePorts, then a dynamic health check port.
+  if (allocatesNodePorts(spec)) {
+    for (let i = 0; i < ports.length; i++) {
+      if (nodePorts[i] !== undefined) continue;
+      const res = allocateNodePort(inUse(), undefined, i, range);
+      if (res.kind === "error") return res;
+      nodePorts[i] = res.port;
+      mine.add(res.port);
+    }
+  }
+  if (needsHc && healthCheckNodePort === undefined) {
+    const res = allocateHealthCheckNodePort(inUse(), undefined, range);
+    if (res.kind === "error") return res;
+    healthCheckNodePort = res.port;
+  }
+  return { kind: "allocated", nodePorts, healthCheckNodePort };
+}

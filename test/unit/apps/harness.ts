@@ -9,6 +9,7 @@ import type { Netns, UdpMeta } from "../../../node-agent/netns.ts";
 import type { ContainerSpec, UdpApi } from "../../../node-agent/apps/index.ts";
 import { startPodApps } from "../../../node-agent/apps/index.ts";
 import { MemoryTcpNetwork, type MemoryTcpHost } from "../../../node-agent/tcp/memory.ts";
+import type { DatagramErrorHandler } from "../../../node-agent/tcp/api.ts";
 import type { Clock, ToolContext } from "../../../node-agent/tools/common.ts";
 
 export function ip(text: string): number {
@@ -96,31 +97,38 @@ export class MemoryUdpNetwork {
       v.setUint16(20, srcPort);
       v.setUint16(22, dstPort);
       const icmp: IcmpRepr = { kind: "destUnreachable", code: UnreachableCode.PortUnreachable, nextHopMtu: 0, original };
-      this.hosts.get(src)?.icmp(icmp, dst);
+      const from = this.hosts.get(src);
+      from?.icmp(icmp, dst);
+      // As Netns does: the sending socket's onError hears of it too (ECONNREFUSED).
+      from?.errors.get(srcPort)?.({ kind: "refused", dst, dstPort, type: 3, code: UnreachableCode.PortUnreachable });
     });
   }
 }
 
 export class MemoryUdpHost implements UdpApi {
   readonly sockets = new Map<number, Handler>();
+  readonly errors = new Map<number, DatagramErrorHandler>();
   private readonly listeners = new Set<(icmp: IcmpRepr, ip: Ipv4Packet) => void>();
   private nextPort = 40000;
   constructor(
     private readonly net: MemoryUdpNetwork,
     readonly addr: number,
   ) {}
-  bindUdp(port: number, handler: Handler): { kind: "bound"; port: number } | { kind: "inUse" } {
+  bindUdp(port: number, handler: Handler, onError?: DatagramErrorHandler): { kind: "bound"; port: number } | { kind: "inUse" } {
     if (this.sockets.has(port)) return { kind: "inUse" };
     this.sockets.set(port, handler);
+    if (onError) this.errors.set(port, onError);
     return { kind: "bound", port };
   }
-  bindEphemeralUdp(handler: Handler): number {
+  bindEphemeralUdp(handler: Handler, onError?: DatagramErrorHandler): number {
     while (this.sockets.has(this.nextPort)) this.nextPort++;
     this.sockets.set(this.nextPort, handler);
+    if (onError) this.errors.set(this.nextPort, onError);
     return this.nextPort++;
   }
   unbindUdp(port: number): void {
     this.sockets.delete(port);
+    this.errors.delete(port);
   }
   sendUdp(dst: number, dstPort: number, srcPort: number, payload: Uint8Array): { kind: "sent" } {
     this.net.deliver(this.addr, srcPort, dst, dstPort, payload);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { allocateClusterIp, allocateNodePort } from "../../../control-plane/controllers/logic/allocators.ts";
+import {
+  allocateClusterIp,
+  allocateHealthCheckNodePort,
+  allocateNodePort,
+  allocateServiceNodePorts,
+  nodePortsInUse,
+} from "../../../control-plane/controllers/logic/allocators.ts";
 
 const CIDR = "10.96.0.0/12";
 
@@ -97,5 +103,151 @@ describe("allocateNodePort", () => {
     expect(allocateNodePort(new Set([40000]), undefined, 0, range)).toEqual({ kind: "allocated", port: 40001 });
     expect(allocateNodePort(new Set(), 40002, 0, range)).toMatchObject({ kind: "error", message: "Invalid value: 40002: provided port is not in the valid range. The range of valid ports is 40000-40001" });
     expect(allocateNodePort(new Set([40000, 40001]), undefined, 0, range)).toMatchObject({ kind: "error", reason: "InternalError", text: "Internal error occurred: failed to allocate a nodePort: range is full" });
+  });
+});
+
+describe("allocateHealthCheckNodePort", () => {
+  it("gives the lowest free port, or the requested one when free", () => {
+    expect(allocateHealthCheckNodePort(new Set([30000, 30001]))).toEqual({ kind: "allocated", port: 30002 });
+    expect(allocateHealthCheckNodePort(new Set([30000]), 31000)).toEqual({ kind: "allocated", port: 31000 });
+  });
+
+  it("refuses a taken or out-of-range request with a 422 naming spec.healthCheckNodePort, in kube-apiserver's words", () => {
+    const taken = allocateHealthCheckNodePort(new Set([30123]), 30123);
+    expect(taken).toMatchObject({ kind: "error", reason: "FieldValueInvalid", field: "spec.healthCheckNodePort" });
+    expect(taken.kind === "error" && taken.text).toBe(
+      "spec.healthCheckNodePort: Invalid value: 30123: failed to allocate requested HealthCheck NodePort 30123: provided port is already allocated",
+    );
+    const outside = allocateHealthCheckNodePort(new Set(), 8080);
+    expect(outside.kind === "error" && outside.message).toBe(
+      "Invalid value: 8080: failed to allocate requested HealthCheck NodePort 8080: provided port is not in the valid range. The range of valid ports is 30000-32767",
+    );
+  });
+
+  it("reports a full range as an internal error", () => {
+    const r = allocateHealthCheckNodePort(new Set([40000, 40001]), undefined, { base: 40000, size: 2 });
+    expect(r).toMatchObject({ kind: "error", reason: "InternalError", text: "Internal error occurred: failed to allocate a HealthCheck NodePort 0: range is full" });
+  });
+});
+
+describe("nodePortsInUse", () => {
+  it("counts nodePorts and healthCheckNodePorts of every Service, ignoring junk", () => {
+    const used = nodePortsInUse([
+      { type: "NodePort", ports: [{ port: 80, nodePort: 30000 }, { port: 81 }] },
+      { type: "LoadBalancer", externalTrafficPolicy: "Local", healthCheckNodePort: 30500, ports: [{ port: 443, nodePort: 30001 }] },
+      undefined,
+      { ports: [{ port: 1, nodePort: -3 }, { port: 2, nodePort: "30002" as unknown as number }] },
+    ]);
+    expect([...used].sort()).toEqual([30000, 30001, 30500]);
+  });
+});
+
+describe("allocateServiceNodePorts", () => {
+  const lbLocal = (ports: Array<{ port: number; protocol?: string; nodePort?: number }>, extra: Record<string, unknown> = {}) => ({
+    type: "LoadBalancer",
+    externalTrafficPolicy: "Local",
+    ports,
+    ...extra,
+  });
+
+  it("gives a new LoadBalancer with policy Local its nodePorts and a healthCheckNodePort, all distinct and free", () => {
+    const r = allocateServiceNodePorts(lbLocal([{ port: 80 }, { port: 443 }]), undefined, new Set([30000, 30002]));
+    expect(r).toEqual({ kind: "allocated", nodePorts: [30001, 30003], healthCheckNodePort: 30004 });
+  });
+
+  it("allocates no healthCheckNodePort for policy Cluster, NodePort or ClusterIP Services", () => {
+    expect(allocateServiceNodePorts({ type: "LoadBalancer", externalTrafficPolicy: "Cluster", ports: [{ port: 80 }] }, undefined, new Set())).toEqual({
+      kind: "allocated",
+      nodePorts: [30000],
+      healthCheckNodePort: undefined,
+    });
+    expect(allocateServiceNodePorts({ type: "NodePort", externalTrafficPolicy: "Local", ports: [{ port: 80 }] }, undefined, new Set())).toMatchObject({ healthCheckNodePort: undefined });
+    expect(allocateServiceNodePorts({ type: "ClusterIP", ports: [{ port: 80, nodePort: 30000 }] }, undefined, new Set())).toEqual({
+      kind: "allocated",
+      nodePorts: [undefined],
+      healthCheckNodePort: undefined,
+    });
+  });
+
+  it("honours a requested healthCheckNodePort, reserving it before any dynamic nodePort is picked", () => {
+    const r = allocateServiceNodePorts(lbLocal([{ port: 80 }], { healthCheckNodePort: 30000 }), undefined, new Set());
+    expect(r).toEqual({ kind: "allocated", nodePorts: [30001], healthCheckNodePort: 30000 });
+  });
+
+  it("reserves requested nodePorts before dynamic ones: an earlier dynamic port never takes a later port's number", () => {
+    const r = allocateServiceNodePorts({ type: "NodePort", ports: [{ port: 80 }, { port: 81, nodePort: 30000 }] }, undefined, new Set());
+    expect(r).toEqual({ kind: "allocated", nodePorts: [30001, 30000], healthCheckNodePort: undefined });
+  });
+
+  it("refuses a healthCheckNodePort another Service holds as a nodePort or health check port", () => {
+    const r = allocateServiceNodePorts(lbLocal([{ port: 80 }], { healthCheckNodePort: 31000 }), undefined, new Set([31000]));
+    expect(r.kind === "error" && r.text).toBe(
+      "spec.healthCheckNodePort: Invalid value: 31000: failed to allocate requested HealthCheck NodePort 31000: provided port is already allocated",
+    );
+  });
+
+  it("refuses a healthCheckNodePort equal to one of the Service's own nodePorts", () => {
+    const r = allocateServiceNodePorts(lbLocal([{ port: 80, nodePort: 31000 }], { healthCheckNodePort: 31000 }), undefined, new Set());
+    expect(r).toMatchObject({ kind: "error", field: "spec.healthCheckNodePort" });
+  });
+
+  it("refuses a nodePort another Service holds as its healthCheckNodePort", () => {
+    const taken = nodePortsInUse([lbLocal([{ port: 80, nodePort: 30000 }], { healthCheckNodePort: 30001 })]);
+    const r = allocateServiceNodePorts({ type: "NodePort", ports: [{ port: 80, nodePort: 30001 }] }, undefined, taken);
+    expect(r.kind === "error" && r.text).toBe("spec.ports[0].nodePort: Invalid value: 30001: provided port is already allocated");
+    expect(allocateServiceNodePorts({ type: "NodePort", ports: [{ port: 80 }] }, undefined, taken)).toMatchObject({ nodePorts: [30002] });
+  });
+
+  it("keeps the healthCheckNodePort and nodePorts on an update that omits them", () => {
+    const old = lbLocal([{ port: 80, nodePort: 30007 }], { healthCheckNodePort: 30009 });
+    expect(allocateServiceNodePorts(lbLocal([{ port: 80 }]), old, new Set())).toEqual({ kind: "allocated", nodePorts: [30007], healthCheckNodePort: 30009 });
+    expect(allocateServiceNodePorts(lbLocal([{ port: 80, nodePort: 0 }], { healthCheckNodePort: 0 }), old, new Set())).toEqual({ kind: "allocated", nodePorts: [30007], healthCheckNodePort: 30009 });
+  });
+
+  it("releases the healthCheckNodePort when the Service stops needing it (policy Cluster, or another type)", () => {
+    const old = lbLocal([{ port: 80, nodePort: 30007 }], { healthCheckNodePort: 30009 });
+    expect(allocateServiceNodePorts({ ...old, externalTrafficPolicy: "Cluster", healthCheckNodePort: undefined }, old, new Set())).toEqual({
+      kind: "allocated",
+      nodePorts: [30007],
+      healthCheckNodePort: undefined,
+    });
+    expect(allocateServiceNodePorts({ type: "NodePort", externalTrafficPolicy: "Local", ports: [{ port: 80 }] }, old, new Set())).toEqual({
+      kind: "allocated",
+      nodePorts: [30007],
+      healthCheckNodePort: undefined,
+    });
+    expect(allocateServiceNodePorts({ type: "ClusterIP", ports: [{ port: 80 }] }, old, new Set())).toEqual({ kind: "allocated", nodePorts: [undefined], healthCheckNodePort: undefined });
+  });
+
+  it("allocates one when a Service comes to need it (Cluster -> Local, NodePort -> LoadBalancer Local)", () => {
+    const old = { type: "LoadBalancer", externalTrafficPolicy: "Cluster", ports: [{ port: 80, nodePort: 30000 }] };
+    expect(allocateServiceNodePorts(lbLocal([{ port: 80 }]), old, new Set())).toEqual({ kind: "allocated", nodePorts: [30000], healthCheckNodePort: 30001 });
+    const np = { type: "NodePort", externalTrafficPolicy: "Local", ports: [{ port: 80, nodePort: 30000 }] };
+    expect(allocateServiceNodePorts(lbLocal([{ port: 80 }], { healthCheckNodePort: 32000 }), np, new Set([32001]))).toEqual({
+      kind: "allocated",
+      nodePorts: [30000],
+      healthCheckNodePort: 32000,
+    });
+  });
+
+  it("does not patch a kept nodePort into a port when the request gives that number to another port", () => {
+    const old = { type: "NodePort", ports: [{ port: 80, nodePort: 30000 }, { port: 443, nodePort: 30001 }] };
+    const r = allocateServiceNodePorts({ type: "NodePort", ports: [{ port: 80, nodePort: 30001 }, { port: 443 }] }, old, new Set());
+    expect(r).toEqual({ kind: "allocated", nodePorts: [30001, 30000], healthCheckNodePort: undefined });
+  });
+
+  it("lets a TCP and a UDP port of one Service share a requested number", () => {
+    const r = allocateServiceNodePorts({ type: "NodePort", ports: [{ port: 53, protocol: "TCP", nodePort: 30053 }, { port: 53, protocol: "UDP", nodePort: 30053 }] }, undefined, new Set());
+    expect(r).toEqual({ kind: "allocated", nodePorts: [30053, 30053], healthCheckNodePort: undefined });
+  });
+
+  it("allocates no new nodePorts for a LoadBalancer with allocateLoadBalancerNodePorts false, but keeps requested ones", () => {
+    const spec = { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, ports: [{ port: 80 }, { port: 81, nodePort: 30081 }] };
+    expect(allocateServiceNodePorts(spec, undefined, new Set())).toEqual({ kind: "allocated", nodePorts: [undefined, 30081], healthCheckNodePort: undefined });
+  });
+
+  it("reports a range with no room for the health check port as an internal error", () => {
+    const r = allocateServiceNodePorts(lbLocal([{ port: 80 }]), undefined, new Set([40000]), { base: 40000, size: 2 });
+    expect(r).toMatchObject({ kind: "error", reason: "InternalError", field: "spec.healthCheckNodePort" });
   });
 });
