@@ -15,6 +15,7 @@ import { nodeIsReady, nodeRecordFrom } from "../cluster/kube-objects.ts";
 import { generateServingCert } from "../cluster/tls.ts";
 import { RpcError, connectNats, request } from "../cluster/rpc.ts";
 import {
+  REPLY_SEQ,
   Subjects,
   type CapturedFrame,
   type ContainerPort,
@@ -24,6 +25,7 @@ import {
   type NodeRecord,
   type NodeStatus,
   type TraceHop,
+  type TraceRequest,
 } from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
@@ -55,7 +57,7 @@ const USAGE = `usage: kubewire <command> [flags]
   exec --node NODE -- CMD [ARGS...]  run a tool in a node's root netns (also conntrack -L)
   fault --node NODE [--pod POD] [--loss P] [--duplicate P] [--reorder P] [--corrupt P] [--delay MS] [--jitter MS] [--ingress]
                                      impair the node's overlay link (or a pod's veth); no impairment flags clears it
-  trace POD IP                       send one probe and print every hop it met
+  trace POD IP [--tcp P | --udp P]   send one probe (ICMP echo, TCP SYN or UDP) and print every hop it met
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
                                      capture a device of a node to a pcap file
 
@@ -389,10 +391,14 @@ async function fault(args: string[]): Promise<void> {
 }
 
 async function trace(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { timeout: { type: "string", default: "5" } }, 2);
+  const { values, positionals } = parse(args, { timeout: { type: "string", default: "5" }, tcp: { type: "string" }, udp: { type: "string" } }, 2);
   const [podName, dst] = positionals;
-  if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP", 2);
+  if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP [--tcp PORT | --udp PORT]", 2);
   if (parseIpv4Addr(dst) === undefined) throw new CliError(`trace: "${dst}" is not an IPv4 address`, 2);
+  if (values.tcp !== undefined && values.udp !== undefined) throw new CliError("trace: give --tcp or --udp, not both", 2);
+  const protocol = values.tcp !== undefined ? "tcp" : values.udp !== undefined ? "udp" : "icmp";
+  const port = protocol === "icmp" ? undefined : Number(values.tcp ?? values.udp);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new CliError(`trace: --${protocol} needs a port in 1-65535, got "${values.tcp ?? values.udp}"`, 2);
   return withCluster(values["state-dir"], async (nc, kube) => {
     const pod = await findPod(kube, values.namespace ?? "default", podName);
     const traceId = randomBytes(6).toString("hex");
@@ -402,20 +408,25 @@ async function trace(args: string[]): Promise<number> {
       for await (const m of sub) {
         hops.push(unpack(m.data) as TraceHop);
         hops.sort((a, b) => a.seq - b.seq);
-        const last = hops.find((h) => h.verdict);
-        // Done when a verdict arrived and no hop before it is missing (nodes publish independently).
-        if (last && hops.slice(0, last.seq + 1).every((h, i) => h.seq === i)) return last;
+        const last = hops.find((h) => h.verdict && h.seq < REPLY_SEQ);
+        // Done when a verdict arrived and no hop before it is missing (nodes publish independently);
+        // a TCP or UDP probe's reply is followed too, until its own verdict.
+        const forwardDone = last !== undefined && hops.filter((h) => h.seq <= last.seq).every((h, i) => h.seq === i);
+        if (forwardDone && (protocol === "icmp" || last.verdict !== "delivered" || hops.some((h) => h.seq >= REPLY_SEQ && h.verdict))) return last;
       }
       return undefined;
     })();
-    await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId });
+    await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId, protocol, ...(port !== undefined ? { port } : {}) } satisfies TraceRequest);
     const timer = setTimeout(() => sub.unsubscribe(), Number(values.timeout) * 1000);
     const verdict = await complete;
     clearTimeout(timer);
     sub.unsubscribe();
-    console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}: ICMP echo request`);
-    const shown = verdict ? hops.filter((h) => h.seq <= verdict.seq) : hops;
-    console.log(table(shown.map((h) => [String(h.seq + 1).padStart(2), h.node, h.point, h.detail + (h.verdict ? `  [${h.verdict.toUpperCase()}]` : "")])));
+    console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}${port !== undefined ? `:${port}` : ""}: ${protocol === "tcp" ? "TCP SYN" : protocol === "udp" ? "UDP datagram" : "ICMP echo request"}`);
+    const shown = verdict ? hops.filter((h) => h.seq <= verdict.seq || h.seq >= REPLY_SEQ) : hops;
+    const row = (h: TraceHop, n: number) => [String(n).padStart(2), h.node, h.point, h.detail + (h.verdict ? `  [${h.verdict.toUpperCase()}]` : "")];
+    const forward = shown.filter((h) => h.seq < REPLY_SEQ);
+    const reply = shown.filter((h) => h.seq >= REPLY_SEQ);
+    console.log(table([...forward.map((h) => row(h, h.seq + 1)), ...(reply.length > 0 ? [["", "", "reply", ""], ...reply.map((h, i) => row(h, forward.length + i + 1))] : [])]));
     if (!verdict) {
       console.log(`(incomplete: no verdict within ${values.timeout} s)`);
       return 1;

@@ -127,7 +127,13 @@ export interface TraceRequest {
   pod: string;
   dst: string;
   traceId: string;
+  /** The probe: an ICMP echo request (default), a TCP SYN or a UDP datagram to `port`. */
+  protocol?: "icmp" | "tcp" | "udp";
+  port?: number;
 }
+
+/** Where the hops of a traced probe's reply start: `kubewire trace` prints them as a second part. */
+export const REPLY_SEQ = 1000;
 
 /** One step a traced packet took, in the order it took them. */
 export interface TraceHop {

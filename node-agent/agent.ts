@@ -30,7 +30,7 @@ import {
   type TraceRequest,
 } from "../cluster/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
-import { formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
+import { IpProtocol, TcpFlag, emitTcp, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
 import { resourceByKind } from "../cluster/resources.ts";
 import { ObjectStore, type KubeObject } from "../cluster/store.ts";
 import { Informer, type ListerWatcher } from "../cluster/informer.ts";
@@ -550,7 +550,13 @@ export class NodeAgent {
       const dst = parseIpv4Addr(req.dst ?? "");
       if (dst === undefined) throw new RpcError(ErrorCode.Invalid, `not an IPv4 address: ${JSON.stringify(req.dst)}`);
       const tr = new Tracer(req.traceId, node, 0, this.traceSink(req.traceId));
-      const res = pod.ns.sendIcmp(dst, { kind: "echoRequest", ident: 0x7472, seq: 1, data: new Uint8Array(56) }, { tr });
+      const protocol = req.protocol ?? "icmp";
+      const port = Number(req.port);
+      if (protocol !== "icmp" && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new RpcError(ErrorCode.Invalid, `a ${protocol} probe needs a port in 1-65535, got ${JSON.stringify(req.port)}`);
+      const res =
+        protocol === "tcp" ? sendTraceSyn(pod, dst, port, tr)
+        : protocol === "udp" ? pod.ns.sendUdp(dst, port, 33434, new TextEncoder().encode("kubewire trace\n"), { tr })
+        : pod.ns.sendIcmp(dst, { kind: "echoRequest", ident: 0x7472, seq: 1, data: new Uint8Array(56) }, { tr });
       this.armTimer();
       if (res.kind !== "sent") tr.hop(`${pod.record.name} eth0`, `send failed: ${res.kind}`, "dropped");
       return { started: true };
@@ -590,6 +596,15 @@ export class NodeAgent {
     for (const s of this.subs) s.unsubscribe();
     await this.transport.close();
   }
+}
+
+/**
+ * A TCP SYN from the pod (port 33434 up, traceroute's base) with the tracer attached: the
+ * connection is not the pod's (its stack answers the SYN-ACK with a RST), only its path is.
+ */
+function sendTraceSyn(pod: PodNetwork, dst: number, port: number, tr: Tracer) {
+  const syn = { srcPort: 33434, dstPort: port, seq: 0x7472_6163, ack: 0, flags: TcpFlag.SYN, window: 64240, urgentPointer: 0, options: new Uint8Array(0) };
+  return pod.ns.send(dst, IpProtocol.TCP, 20, (buf, off, src) => emitTcp(syn, new Uint8Array(0), buf, off, { src, dst }), { tr });
 }
 
 /** Validates a fault spec from the wire: probabilities in [0, 1], times in [0, 60 s]. */

@@ -258,6 +258,11 @@ export class ConnEntry {
   deadline: number;
   /** The connection mark (ct mark), copied by rules; conntrack itself never reads it. */
   mark = 0;
+  /**
+   * A traced connection's tracer: the first reply through this netns is traced too, so a trace
+   * shows the reverse NAT of a Service's reply (set and read by the netns, never by conntrack).
+   */
+  tr: Packet["tr"] = undefined;
   /** Per direction [original, reply] (nf_conn_acct). */
   readonly packets: [number, number] = [0, 0];
   readonly bytes: [number, number] = [0, 0];

@@ -6,7 +6,7 @@
  * every device shares: the packet pool, the counters, the drop accounting, capture taps and a
  * timer heap (fault delays, TCP timers) driven by `poll(now)`.
  */
-import type { TraceHop } from "../cluster/types.ts";
+import { REPLY_SEQ, type TraceHop } from "../cluster/types.ts";
 import { DropReason } from "./netfilter.ts";
 import { PacketPool, type Packet } from "./packet.ts";
 
@@ -30,6 +30,14 @@ export class Tracer {
 
   get nextSeq(): number {
     return this.seq;
+  }
+
+  /**
+   * The tracer of the probe's reply: its hops number from REPLY_SEQ, since the probe's own hops
+   * on other nodes have taken sequence numbers this node cannot know.
+   */
+  reply(): Tracer {
+    return new Tracer(this.id, this.node, Math.max(this.seq, REPLY_SEQ), this.sink);
   }
 }
 

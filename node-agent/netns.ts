@@ -63,7 +63,7 @@ import { Reassembler, fragmentIpv4 } from "./fragment.ts";
 import type { Link } from "./link.ts";
 import { NeighborTable } from "./neighbor.ts";
 import { DropReason, HOOK_NAMES, Hook, Netfilter, type HookContext, type NatVerdict, type RejectWith, type Verdict } from "./netfilter.ts";
-import { CtState, isFragmentAt, parseIpHeaders, type Packet } from "./packet.ts";
+import { CtDir, CtState, isFragmentAt, parseIpHeaders, type Packet } from "./packet.ts";
 import { RouteTable, formatRoute } from "./routes.ts";
 import type { SegmentIn, SegmentOut, TcpApi } from "./tcp/api.ts";
 import { TcpStack } from "./tcp/stack.ts";
@@ -582,6 +582,16 @@ export class Netns {
     if (this.tracking && (hook === Hook.Prerouting || hook === Hook.Output)) {
       const r = ct.in(pkt, now);
       if (r.kind === "invalid") this.dp.counters.inc("conntrack_invalid_total");
+      const e = pkt.ct;
+      if (e !== undefined) {
+        // A traced probe's connection carries the tracer; its first reply picks it up here.
+        if (pkt.tr !== undefined) e.tr = pkt.tr;
+        else if (e.tr !== undefined && pkt.ctDir === CtDir.Reply) {
+          pkt.tr = e.tr.reply();
+          e.tr = undefined;
+          pkt.tr.hop(this.where(iif || oif), `reply of conntrack entry ${e.id}: ${formatIpv4(pkt.src)}:${pkt.sport} > ${formatIpv4(pkt.dst)}:${pkt.dport}`);
+        }
+      }
     }
     if (rules) {
       const ctx = this.hookCtx;

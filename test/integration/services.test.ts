@@ -161,6 +161,15 @@ describe("ClusterIP from pods (iptables mode)", () => {
     const ct = await cluster.nodeExec("node-1", ["conntrack", "-L"]);
     expect(ct).toMatch(new RegExp(`dst=${vip.replace(/\./g, "\\.")} sport=\\d+ dport=80 src=10\\.244\\.\\d+\\.\\d+ dst=10\\.244\\.\\d+\\.\\d+ sport=8080`));
   });
+
+  it("kubewire trace --tcp shows the Service path: the rule matched, the DNAT, and the reverse NAT of the reply", async () => {
+    const vip = await clusterIp("web");
+    const r = await cluster.kubewire(["trace", "client", vip, "--tcp", "80"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`DNAT to 10\\.244\\.\\d+\\.\\d+:8080 \\(KUBE-SERVICES -d ${vip.replace(/\./g, "\\.")}/32 -p tcp --dport 80 -> KUBE-SVC-[A-Z2-7]{16} \\(default/web:http\\) -> KUBE-SEP-[A-Z2-7]{16}`));
+    expect(r.stdout).toMatch(new RegExp(`conntrack entry \\d+ \\(DNAT, reply\\): reverse NAT source 10\\.244\\.\\d+\\.\\d+:8080 -> ${vip.replace(/\./g, "\\.")}:80`));
+    expect(r.stdout).toMatch(/client eth0 +TCP .*:80 > :33434 delivered +\[DELIVERED\]/);
+  });
 });
 
 describe("NodePort and LoadBalancer from the host", () => {
