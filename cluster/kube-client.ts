@@ -100,6 +100,8 @@ export const paths = {
   pod: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${name}`,
   nodes: () => "/api/v1/nodes",
   node: (name: string) => `/api/v1/nodes/${name}`,
+  services: (ns: string) => `/api/v1/namespaces/${ns}/services`,
+  endpointSlices: (ns: string) => `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
 };
 
 /** A kubeconfig for the cluster, as `kubewire kubeconfig` prints it. */

@@ -60,7 +60,15 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy";
+
+/** A node's kube-proxy: its mode, sync counters and network programming latencies (ms, newest last). */
+export interface ProxyStatus {
+  mode: string;
+  servicePorts: number;
+  syncs: number;
+  programmingLatenciesMs: number[];
+}
 
 export interface RegisterNodeRequest {
   name: string;

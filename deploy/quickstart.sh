@@ -44,8 +44,23 @@ if command -v kubectl >/dev/null 2>&1; then
   kubectl exec -n demo "$first" -- curl -s -m 10 "http://$other_ip:8080/hostname"; echo
   echo "\$ kubectl exec -n demo $first -- curl -s http://$other_ip:8080/clientip" >&2
   kubectl exec -n demo "$first" -- curl -s -m 10 "http://$other_ip:8080/clientip"; echo
+  echo; echo "== the Service: kube-proxy on every node spreads its ClusterIP over the 3 replicas"
+  vip=$(kubectl get svc web -n demo -o jsonpath='{.spec.clusterIP}')
+  echo "\$ kubectl exec -n demo $first -- curl -s 'http://127.0.0.1:8080/dial?request=hostname&host=$vip&port=80&tries=12'" >&2
+  kubectl exec -n demo "$first" -- curl -s -m 20 "http://127.0.0.1:8080/dial?request=hostname&host=$vip&port=80&tries=12"; echo
+  echo "\$ kubewire exec --node node-1 -- iptables-save -t nat | grep demo/web:http" >&2
+  node bin/kubewire.js exec --node node-1 -- iptables-save -t nat | grep 'demo/web:http' | head -6
   echo "\$ kubewire exec --node node-1 -- conntrack -L" >&2
-  node bin/kubewire.js exec --node node-1 -- conntrack -L
+  node bin/kubewire.js exec --node node-1 -- conntrack -L | head -8
+  echo; echo "== from this machine through a NodePort: a real socket on every node (127.0.1.N)"
+  kubectl patch svc web -n demo -p '{"spec":{"type":"NodePort"}}' >/dev/null
+  np=$(kubectl get svc web -n demo -o jsonpath='{.spec.ports[0].nodePort}')
+  for n in 1 2 3; do
+    echo "\$ curl -s http://127.0.1.$n:$np/hostname" >&2
+    out=""
+    for _ in $(seq 20); do out=$(curl -s -m 5 "http://127.0.1.$n:$np/hostname" || true); [ -n "$out" ] && break; sleep 0.25; done
+    echo "$out"
+  done
 fi
 echo
 echo "The cluster is still up:  export KUBECONFIG=$KUBECONFIG"

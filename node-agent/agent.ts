@@ -26,6 +26,7 @@ import {
   type NodeStatus,
   type PodFinalizeRequest,
   type PodStatusRequest,
+  type ProxyStatus,
   type RegisterNodeRequest,
   type TraceRequest,
 } from "../cluster/types.ts";
@@ -225,6 +226,9 @@ export class NodeAgent {
       conntrack: net.root.conntrack,
       clock: { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); } },
       wallNow: () => Date.now(),
+      // kube-proxy's defaults: --iptables-min-sync-period and --nftables-min-sync-period 1 s,
+      // --ipvs-min-sync-period 0 (pkg/proxy/apis/config/v1alpha1/defaults.go).
+      minSyncMs: backend.mode === "ipvs" ? 0 : 1000,
       onSynced: (state) => {
         sockets.sync(state);
         this.log.debug({ node: cfg.nodeName, servicePorts: state.servicePorts.length, syncMs: this.proxier?.stats.lastSyncMs }, "proxy rules synced");
@@ -516,6 +520,13 @@ export class NodeAgent {
         ...this.badObjectCounters(),
         ...this.proxyCounters(),
       },
+    }));
+
+    on("proxy", async (): Promise<ProxyStatus> => ({
+      mode: this.backend?.mode ?? "",
+      servicePorts: this.proxier?.stats.servicePorts ?? 0,
+      syncs: this.proxier?.stats.syncs ?? 0,
+      programmingLatenciesMs: this.proxier?.programmingLatencies() ?? [],
     }));
 
     on("exec", async (req: ExecRequest): Promise<ExecResult> => {

@@ -3,9 +3,10 @@
  * backend into rule sets that replace the node's kube-proxy rules whole, level-triggered.
  *
  * Design notes (pkg/proxy/iptables/proxier.go syncProxyRules, pkg/util/async/bounded_frequency_runner.go):
- * - Syncs are coalesced: a change asks for a sync; it runs at once if the last one is at least
- *   `minSyncMs` old, else when it is (BoundedFrequencyRunner with burst 1), and at least every
- *   `maxSyncMs` regardless (--sync-period), which is then a full sync.
+ * - Syncs are coalesced: a change asks for a sync; it runs at once while the token bucket of
+ *   BoundedFrequencyRunner has a token (one per `minSyncMs`, burst 2: kube-proxy's burstSyncs),
+ *   else when the next token comes, and at least every `maxSyncMs` regardless (--sync-period),
+ *   which is then a full sync.
  * - A sync is partial (only the changed service ports recompiled) unless a full one is due:
  *   the first, the periodic one, and the one after a failure (needFullSync).
  * - After a sync, UDP conntrack entries DNATed to an endpoint that is no longer used are
@@ -38,8 +39,10 @@ export interface ProxierOptions {
   clock: ProxierClock;
   /** Wall-clock ms since the epoch (to compare with trigger-time annotations). */
   wallNow: () => number;
-  /** kube-proxy's --iptables-min-sync-period (1 s). */
+  /** kube-proxy's --iptables-min-sync-period (1 s; ipvs mode's default is 0). */
   minSyncMs?: number;
+  /** Syncs allowed back to back before `minSyncMs` spacing applies (kube-proxy's burstSyncs = 2). */
+  burst?: number;
   /** --sync-period (30 s). */
   maxSyncMs?: number;
   /** Told after each sync (the agent refreshes NodePort sockets and health servers from it). */
@@ -67,7 +70,10 @@ export class Proxier {
   state: ProxyState = { servicePorts: [] };
   private readonly latencies: number[] = [];
   private latencyNext = 0;
-  private lastRun = -Infinity;
+  /** The token bucket: tokens as of `tokensAt`. */
+  private tokens: number;
+  private tokensAt = 0;
+  private readonly burst: number;
   private cancelTimer: (() => void) | undefined;
   private timerAt = Infinity;
   private needFull = true;
@@ -77,6 +83,8 @@ export class Proxier {
 
   constructor(private readonly o: ProxierOptions) {
     this.minSyncMs = o.minSyncMs ?? 1000;
+    this.burst = Math.max(1, o.burst ?? 2);
+    this.tokens = this.burst;
     this.maxSyncMs = o.maxSyncMs ?? 30_000;
   }
 
@@ -84,7 +92,8 @@ export class Proxier {
   requestSync(): void {
     if (this.stopped) return;
     const now = this.o.clock.now();
-    this.arm(Math.max(now, this.lastRun + this.minSyncMs));
+    const tokens = this.refill(now);
+    this.arm(tokens >= 1 ? now : now + (1 - tokens) * this.minSyncMs);
   }
 
   private arm(at: number): void {
@@ -102,7 +111,8 @@ export class Proxier {
   sync(): void {
     if (this.stopped) return;
     const start = this.o.clock.now();
-    this.lastRun = start;
+    this.tokens = Math.max(0, this.refill(start) - 1);
+    this.tokensAt = start;
     // The periodic full sync is due again `maxSyncMs` from now whatever happens.
     this.arm(start + this.maxSyncMs);
     const full = this.needFull || start - this.lastFull >= this.maxSyncMs;
@@ -133,6 +143,12 @@ export class Proxier {
     }
   }
   private lastFull = -Infinity;
+
+  /** Tokens at `now`: one more per `minSyncMs` since the last sync, up to the burst. */
+  private refill(now: number): number {
+    if (this.minSyncMs <= 0) return this.burst;
+    return Math.min(this.burst, this.tokens + (now - this.tokensAt) / this.minSyncMs);
+  }
 
   /** Network programming latencies (ms) seen so far, newest last, at most LATENCY_RING. */
   programmingLatencies(): number[] {

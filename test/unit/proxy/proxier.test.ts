@@ -61,7 +61,7 @@ function setup(opts: { minSyncMs?: number; maxSyncMs?: number } = {}) {
 }
 
 describe("Proxier sync loop (BoundedFrequencyRunner)", () => {
-  it("syncs at once, then coalesces a burst into one sync after the minimum interval", () => {
+  it("syncs at once twice (burst 2), then coalesces changes until the next token after minSyncMs", () => {
     const { clock, backend, tracker, proxier, netfilter } = setup({ minSyncMs: 1000 });
     tracker.service("default/web", service("web", {}));
     proxier.requestSync();
@@ -74,11 +74,14 @@ describe("Proxier sync loop (BoundedFrequencyRunner)", () => {
       proxier.requestSync();
       clock.advance(50);
     }
-    expect(backend.calls).toHaveLength(1);
-    clock.advance(600);
+    // The second change used the second token at once; the rest wait for a token (t = 1000).
     expect(backend.calls).toHaveLength(2);
-    expect(backend.calls[1]!.changed).toEqual(["default/web:http"]);
-    expect(proxier.stats).toMatchObject({ syncs: 2, fullSyncs: 1, partialSyncs: 1 });
+    clock.advance(1000 - clock.t - 1);
+    expect(backend.calls).toHaveLength(2);
+    clock.advance(1);
+    expect(backend.calls).toHaveLength(3);
+    expect(backend.calls[2]!.changed).toEqual(["default/web:http"]);
+    expect(proxier.stats).toMatchObject({ syncs: 3, fullSyncs: 1, partialSyncs: 2 });
   });
 
   it("runs a full sync every maxSyncMs even without changes", () => {
@@ -98,7 +101,7 @@ describe("Proxier sync loop (BoundedFrequencyRunner)", () => {
     backend.fail = true;
     tracker.service("default/db", service("db", { clusterIP: "10.96.0.11" }));
     proxier.requestSync();
-    clock.advance(1000);
+    clock.advance(0);
     expect(errors).toHaveLength(1);
     expect(netfilter.ruleSets().map((s) => s.name)).toEqual(["rules-1"]);
     backend.fail = false;
