@@ -1143,7 +1143,9 @@ function validateServiceUpdate(svc: Rec, old: Rec): FieldError[] {
     errs.push(invalid("spec.clusterIP", newIp, FIELD_IMMUTABLE));
   }
   const needsHealthCheck = (s: Rec): boolean => s.type === "LoadBalancer" && s.externalTrafficPolicy === "Local";
-  if (needsHealthCheck(spec) && needsHealthCheck(oldSpec) && (num(oldSpec.healthCheckNodePort) ?? 0) !== 0 && num(spec.healthCheckNodePort) !== num(oldSpec.healthCheckNodePort)) {
+  // An omitted (or 0) port is the server's to carry over, as patchAllocatedValues does before validation.
+  const newHcnp = num(spec.healthCheckNodePort) ?? 0;
+  if (needsHealthCheck(spec) && needsHealthCheck(oldSpec) && (num(oldSpec.healthCheckNodePort) ?? 0) !== 0 && newHcnp !== 0 && newHcnp !== num(oldSpec.healthCheckNodePort)) {
     errs.push(forbidden("spec.healthCheckNodePort", FIELD_IMMUTABLE));
   }
   if (spec.type === "LoadBalancer" && oldSpec.type === "LoadBalancer" && !semanticEqual(spec.loadBalancerClass, oldSpec.loadBalancerClass)) {

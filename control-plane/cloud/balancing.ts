@@ -15,7 +15,7 @@
  *
  * Nodes are taken round-robin per listener, in name order, so connections spread evenly.
  */
-import type { Cidr } from "../../cluster/addressing.ts";
+import { cidrContains, parseCidr, type Cidr } from "../../cluster/addressing.ts";
 import { Annotations, nodeIsReady } from "../../cluster/kube-objects.ts";
 import type { KubeObject } from "../../cluster/store.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
@@ -36,6 +36,20 @@ export interface ListenerSpec {
   readonly nodePort: number;
   /** Set for externalTrafficPolicy Local: the port nodes are health-checked on. */
   readonly healthCheckNodePort: number | undefined;
+  /** spec.loadBalancerSourceRanges: clients outside them are dropped (a cloud LB's firewall); empty = all. */
+  readonly sourceRanges: readonly Cidr[];
+}
+
+/**
+ * Whether a client may use the listener: loadBalancerSourceRanges act as the cloud's firewall
+ * in front of the load balancer (GCE firewall rules, AWS security groups), so a client outside
+ * them never reaches a node. An address that is not IPv4 is allowed only without ranges.
+ */
+export function sourceAllowed(spec: ListenerSpec, clientAddress: string): boolean {
+  if (spec.sourceRanges.length === 0) return true;
+  const text = clientAddress.startsWith("::ffff:") ? clientAddress.slice(7) : clientAddress;
+  const ip = parseIpv4Addr(text);
+  return ip !== undefined && spec.sourceRanges.some((c) => cidrContains(c, ip));
 }
 
 /** A Service port the load balancer cannot serve, and why (logged, not an error). */
@@ -102,6 +116,7 @@ export function desiredListeners(services: readonly KubeObject[], pool: Cidr): {
     const spec = rec(svc.spec);
     const local = spec.externalTrafficPolicy === "Local";
     const hc = port(spec.healthCheckNodePort);
+    const ranges = arr(spec.loadBalancerSourceRanges).map((r) => (typeof r === "string" ? parseCidr(r.trim()) : undefined)).filter((c): c is Cidr => c !== undefined);
     for (const p of arr(spec.ports).map(rec)) {
       const protocol = p.protocol === undefined ? "TCP" : String(p.protocol);
       const listenPort = port(p.port);
@@ -123,7 +138,7 @@ export function desiredListeners(services: readonly KubeObject[], pool: Cidr): {
       for (const ip of ips) {
         const id = listenerId(protocol, ip, listenPort);
         if (listeners.has(id)) continue;
-        listeners.set(id, { id, service: key, portName: typeof p.name === "string" ? p.name : "", protocol, ip, port: listenPort, nodePort, healthCheckNodePort: local ? hc : undefined });
+        listeners.set(id, { id, service: key, portName: typeof p.name === "string" ? p.name : "", protocol, ip, port: listenPort, nodePort, healthCheckNodePort: local ? hc : undefined, sourceRanges: ranges });
       }
     }
   }

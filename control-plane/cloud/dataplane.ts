@@ -23,7 +23,7 @@ import { request as httpRequest } from "node:http";
 import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import type { Clock } from "../../cluster/clock.ts";
 import type { Logger } from "../../cluster/log.ts";
-import { eligibleBackends, HealthTable, healthTargets, RoundRobin, type HealthState, type HealthTarget, type LbNode, type ListenerSpec } from "./balancing.ts";
+import { eligibleBackends, HealthTable, healthTargets, RoundRobin, sourceAllowed, type HealthState, type HealthTarget, type LbNode, type ListenerSpec } from "./balancing.ts";
 import { FlowTable } from "./flows.ts";
 
 export interface DataPlaneOptions {
@@ -269,6 +269,11 @@ export class LoadBalancerDataPlane {
       return;
     }
     const spec = l.spec;
+    if (!sourceAllowed(spec, client.remoteAddress ?? "")) {
+      this.log.debug({ listener: spec.id, service: spec.service, client: peer }, "client outside loadBalancerSourceRanges; dropped");
+      client.destroy();
+      return;
+    }
     const node = this.pick(spec);
     if (!node) {
       this.log.debug({ listener: spec.id, service: spec.service, client: peer }, "load balancer has no healthy node; connection reset");
@@ -300,7 +305,7 @@ export class LoadBalancerDataPlane {
   // ------------------------------------------------------------------ UDP
 
   private datagram(l: UdpListener, msg: Buffer, rinfo: RemoteInfo): void {
-    if (this.stopped || this.listeners.get(l.spec.id) !== l) return;
+    if (this.stopped || this.listeners.get(l.spec.id) !== l || !sourceAllowed(l.spec, rinfo.address)) return;
     const client = `${rinfo.address}:${rinfo.port}`;
     const now = this.clock.monotonicMs();
     let flow = l.flows.get(client, now);

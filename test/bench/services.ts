@@ -18,7 +18,7 @@ import { build as buildHistogram } from "hdr-histogram-js";
 import { request } from "../../cluster/rpc.ts";
 import { Subjects, type ProxyStatus } from "../../cluster/types.ts";
 import { paths } from "../../cluster/kube-client.ts";
-import { TestCluster, until } from "../integration/fixture.ts";
+import { TestCluster, netexecPod, until } from "../integration/fixture.ts";
 
 const run = promisify(execFile);
 const MODE = process.env.BENCH_PROXY_MODE ?? "iptables";
@@ -120,7 +120,7 @@ try {
   console.log(`bench:services, proxy mode ${MODE}`);
   // 1. NodePort throughput.
   await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
-  await cluster.apply({ apiVersion: "v1", kind: "Pod", metadata: { name: "web", namespace: "default", labels: { app: "web" } }, spec: { nodeName: "node-1", containers: [{ name: "app", image: "registry.k8s.io/e2e-test-images/agnhost:2.53", args: ["netexec", "--http-port=8080"] }] } });
+  await cluster.apply(netexecPod("web", "node-1", { app: "web" }));
   await cluster.apply({ apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "default" }, spec: { type: "NodePort", selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] } });
   await cluster.waitForPodRunning("default", "web");
   const svc = await cluster.kube.request<{ spec: { ports: { nodePort: number }[] } }>("GET", `${paths.services("default")}/web`);

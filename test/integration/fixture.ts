@@ -334,3 +334,19 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** The image Kubernetes' own network tests use; netexec answers /hostname, /clientip, /dial. */
+export const NETEXEC_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53";
+
+/** A Pod of agnhost netexec on `node`: HTTP on 8080 (port "http"), UDP on 8081 (port "udp"). */
+export function netexecPod(name: string, node: string, labels: Record<string, string>): object {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, labels },
+    spec: {
+      nodeName: node,
+      containers: [{ name: "app", image: NETEXEC_IMAGE, args: ["netexec", "--http-port=8080", "--udp-port=8081"], ports: [{ name: "http", containerPort: 8080 }, { name: "udp", containerPort: 8081, protocol: "UDP" }] }],
+    },
+  };
+}

@@ -5,18 +5,9 @@
  * a Service without endpoints refused at once, and a NodePort from the host.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, until } from "./fixture.ts";
+import { TestCluster, netexecPod, until } from "./fixture.ts";
 
-const NETEXEC = "registry.k8s.io/e2e-test-images/agnhost:2.53";
 
-function netexecPod(name: string, node: string, labels: Record<string, string>): object {
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, labels },
-    spec: { nodeName: node, containers: [{ name: "app", image: NETEXEC, args: ["netexec", "--http-port=8080"], ports: [{ name: "http", containerPort: 8080 }] }] },
-  };
-}
 
 for (const mode of ["ipvs", "nftables"] as const) {
   describe(`proxy mode ${mode}`, () => {

@@ -8,23 +8,14 @@ import { createSocket } from "node:dgram";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, until } from "./fixture.ts";
+import { NETEXEC_IMAGE, TestCluster, netexecPod, until } from "./fixture.ts";
 
 const run = promisify(execFile);
 /** Polls a yes/no condition until it holds. */
 const waitFor = (what: string, probe: () => Promise<boolean>, timeoutMs?: number): Promise<true> => until(what, async () => ((await probe()) ? true : undefined), timeoutMs);
 let cluster: TestCluster;
 const ok = (args: string[]): Promise<string> => cluster.kubectlOk(args);
-const NETEXEC = "registry.k8s.io/e2e-test-images/agnhost:2.53";
 
-function netexecPod(name: string, node: string, labels: Record<string, string>): object {
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, labels },
-    spec: { nodeName: node, containers: [{ name: "app", image: NETEXEC, args: ["netexec", "--http-port=8080", "--udp-port=8081"], ports: [{ name: "http", containerPort: 8080 }, { name: "udp", containerPort: 8081, protocol: "UDP" }] }] },
-  };
-}
 
 function svc(name: string, spec: Record<string, unknown>): object {
   return { apiVersion: "v1", kind: "Service", metadata: { name }, spec: { selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: "http" }], ...spec } };
@@ -275,7 +266,7 @@ describe("endpoint changes under load", () => {
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: { name: "steady" },
-      spec: { replicas: 3, selector: { matchLabels: { app: "steady" } }, template: { metadata: { labels: { app: "steady" } }, spec: { containers: [{ name: "app", image: NETEXEC, args: ["netexec", "--http-port=8080"], ports: [{ name: "http", containerPort: 8080 }] }] } } },
+      spec: { replicas: 3, selector: { matchLabels: { app: "steady" } }, template: { metadata: { labels: { app: "steady" } }, spec: { containers: [{ name: "app", image: NETEXEC_IMAGE, args: ["netexec", "--http-port=8080"], ports: [{ name: "http", containerPort: 8080 }] }] } } },
     });
     await cluster.apply({ apiVersion: "v1", kind: "Service", metadata: { name: "steady" }, spec: { selector: { app: "steady" }, ports: [{ port: 80, targetPort: 8080 }] } });
     const vip = await clusterIp("steady");

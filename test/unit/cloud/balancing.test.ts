@@ -10,6 +10,7 @@ import {
   healthTargets,
   lbNodeFrom,
   RoundRobin,
+  sourceAllowed,
   type HealthState,
   type LbNode,
   type ListenerSpec,
@@ -40,6 +41,7 @@ const listener = (opts: Partial<ListenerSpec> = {}): ListenerSpec => ({
   port: 80,
   nodePort: 30000,
   healthCheckNodePort: undefined,
+  sourceRanges: [],
   ...opts,
 });
 
@@ -76,8 +78,8 @@ describe("desiredListeners", () => {
     const { listeners, skipped } = desiredListeners([svc], POOL);
     expect(skipped).toEqual([]);
     expect(listeners).toEqual([
-      { id: "TCP/127.0.2.1:53", service: "default/dns", portName: "dns-tcp", protocol: "TCP", ip: "127.0.2.1", port: 53, nodePort: 30053, healthCheckNodePort: undefined },
-      { id: "UDP/127.0.2.1:53", service: "default/dns", portName: "dns", protocol: "UDP", ip: "127.0.2.1", port: 53, nodePort: 30054, healthCheckNodePort: undefined },
+      { id: "TCP/127.0.2.1:53", service: "default/dns", portName: "dns-tcp", protocol: "TCP", ip: "127.0.2.1", port: 53, nodePort: 30053, healthCheckNodePort: undefined, sourceRanges: [] },
+      { id: "UDP/127.0.2.1:53", service: "default/dns", portName: "dns", protocol: "UDP", ip: "127.0.2.1", port: 53, nodePort: 30054, healthCheckNodePort: undefined, sourceRanges: [] },
     ]);
   });
 
@@ -171,5 +173,22 @@ describe("HealthTable", () => {
     expect(t.get("k")).toBeUndefined();
     expect(t.get("j")).toBe("healthy");
     expect(t.size).toBe(1);
+  });
+});
+
+describe("loadBalancerSourceRanges (the cloud's firewall in front of the load balancer)", () => {
+  it("lets every client in without ranges, and only clients inside them with ranges", () => {
+    expect(sourceAllowed(listener(), "192.0.2.7")).toBe(true);
+    const ranged = listener({ sourceRanges: [mustParseCidr("127.0.0.0/8"), mustParseCidr("10.1.0.0/16")] });
+    expect(sourceAllowed(ranged, "127.0.0.1")).toBe(true);
+    expect(sourceAllowed(ranged, "::ffff:10.1.2.3")).toBe(true);
+    expect(sourceAllowed(ranged, "192.0.2.7")).toBe(false);
+    expect(sourceAllowed(ranged, "::1")).toBe(false);
+  });
+
+  it("reads the ranges from the Service into its listeners", () => {
+    const svc = service("web", { ports: [{ port: 80, nodePort: 30000 }], loadBalancerSourceRanges: ["10.1.0.0/16", " 127.0.0.0/8 ", "junk"] }, ["127.0.2.1"]);
+    const { listeners } = desiredListeners([svc], mustParseCidr("127.0.2.0/24"));
+    expect(listeners[0]!.sourceRanges).toEqual([mustParseCidr("10.1.0.0/16"), mustParseCidr("127.0.0.0/8")]);
   });
 });

@@ -103,7 +103,7 @@ async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> 
 
 function tcpListener(nodePort: number, extra: Partial<ListenerSpec> = {}): ListenerSpec {
   const port = nextPort++;
-  return { id: `TCP/${LB_IP}:${port}`, service: "default/web", portName: "", protocol: "TCP", ip: LB_IP, port, nodePort, healthCheckNodePort: undefined, ...extra };
+  return { id: `TCP/${LB_IP}:${port}`, service: "default/web", portName: "", protocol: "TCP", ip: LB_IP, port, nodePort, healthCheckNodePort: undefined, sourceRanges: [], ...extra };
 }
 
 describe("LoadBalancerDataPlane (TCP)", () => {
@@ -227,7 +227,7 @@ describe("LoadBalancerDataPlane (UDP)", () => {
     await udpNode(`${BLOCK}.2`, "node-2", nodePort);
     const { dp } = start();
     const port = nextPort++;
-    const l: ListenerSpec = { id: `UDP/${LB_IP}:${port}`, service: "default/dns", portName: "", protocol: "UDP", ip: LB_IP, port, nodePort, healthCheckNodePort: undefined };
+    const l: ListenerSpec = { id: `UDP/${LB_IP}:${port}`, service: "default/dns", portName: "", protocol: "UDP", ip: LB_IP, port, nodePort, healthCheckNodePort: undefined, sourceRanges: [] };
     dp.update([l], nodes());
     await until("listening", () => dp.snapshot().listening.includes(l.id));
     const a = udpClient();
