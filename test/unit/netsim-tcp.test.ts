@@ -184,4 +184,37 @@ describe("netsim: TCP between pods on two nodes", () => {
     const e = c.node("node-1").net.root.conntrack.list().find((x) => x.proto === 6)!;
     expect(e.dnat).toBe(true);
   });
+
+  it("same node: the server's reply is switched by cni0 straight to the client, and br_netfilter still reverse-NATs it", async () => {
+    const c = new SimCluster(1);
+    const a = c.addPod("node-1", "pod-a", "10.244.0.2");
+    const b = c.addPod("node-1", "pod-b", "10.244.0.3");
+    const vip = ip("10.96.0.20");
+    const dnat: RuleSet = {
+      name: "test-dnat",
+      hook: Hook.Prerouting,
+      priority: Priority.DstNat,
+      nat: true,
+      evaluate: (p) => (p.dst === vip && p.dport === 80 ? { kind: "dnat", addr: b.ip, port: 5001 } : { kind: "continue" }),
+    };
+    c.node("node-1").net.root.netfilter.replace("test", [dnat]);
+    const l = b.ns.tcp.listen(5001);
+    if (l.kind !== "listening") throw new Error("listen");
+    void l.listener.accept().then(async (s) => {
+      if (!s) return;
+      await s.write(new TextEncoder().encode("hello"));
+      s.end();
+    });
+    let got = "";
+    let from: number | undefined;
+    void a.ns.tcp.connect(vip, 80, { timeoutMs: 3000 }).then(async (r) => {
+      if (r.kind !== "connected") return void (got = r.kind);
+      from = r.socket.remote.ip;
+      for await (const chunk of r.socket) got += new TextDecoder().decode(chunk);
+    });
+    await drive(c, () => got === "hello" || got === "timeout", 10_000);
+    // Without the bridge hooks the SYN-ACK would come from 10.244.0.3 and the client would reset it.
+    expect(got).toBe("hello");
+    expect(from).toBe(vip);
+  });
 });
