@@ -133,7 +133,7 @@ async function admitService(obj: KubeObject, old: KubeObject | undefined, regist
   const spec = structuredClone((obj.spec ?? {}) as ServiceSpec);
   const oldSpec = (old?.spec ?? {}) as ServiceSpec;
   const name = obj.metadata.name ?? "";
-  const others = (await registry.list(resourceByKind("Service"), undefined)).items.filter((s) => s.metadata.uid !== obj.metadata.uid);
+  const others = (await registry.servicesForAllocation()).filter((s) => s.metadata.uid !== obj.metadata.uid);
   const invalid = (field: string, message: string) =>
     Errors.invalid("Service", "", name, [{ reason: "FieldValueInvalid", field, message }], `Service "${name}" is invalid: ${field}: ${message}`);
 
