@@ -10,6 +10,8 @@ const nc = await connectNats(cfg.natsUrl, `node-agent ${cfg.nodeName}`);
 const agent = await NodeAgent.start(nc, cfg, log);
 
 async function shutdown(signal: string): Promise<void> {
+  // With NATS gone, draining would wait for it forever: a stop takes at most 5 s.
+  setTimeout(() => process.exit(0), 5000).unref();
   log.info({ signal }, "node-agent stopping");
   await agent.stop();
   await nc.drain();
