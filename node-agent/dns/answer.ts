@@ -77,6 +77,7 @@ import {
   QTYPE,
   RCODE,
   echoOpt,
+  nameToLabels,
   splitName,
 } from "./wire.ts";
 
@@ -268,7 +269,7 @@ function answerZone(query: DnsQuery, data: ClusterDnsData, o: Opts, labels: stri
   switch (qtype) {
     case QTYPE.A:
     case QTYPE.AAAA: {
-      const out = addresses(qname, qtype, found, zoneText, data, o, []);
+      const out = addresses(qname, qtype, found, data, o, []);
       r.answers = out.records;
       chase = out.chase;
       break;
@@ -367,6 +368,8 @@ function findService(svc: DnsService | undefined, endpoint: string, port: string
     // No endpoints, ports or protocols under an ExternalName; an IP is no CNAME target (HostType).
     if (endpoint !== "" || port !== "" || protocol !== "") return NOTHING;
     if (svc.externalName === "" || parseIp(svc.externalName) !== undefined) return NOTHING;
+    // Not a name at all (API validation would have refused it): nothing to point a CNAME at.
+    if (nameToLabels(svc.externalName) === undefined) return NOTHING;
     return { exists: true, items: [{ kind: "cname", host: svc.externalName }] };
   }
   if (svc.kind === "Headless" || endpoint !== "") {
@@ -454,7 +457,6 @@ function addresses(
   qname: string,
   qtype: number,
   found: Found,
-  zoneText: string,
   data: ClusterDnsData,
   o: Opts,
   previous: DnsRecord[],
@@ -474,7 +476,7 @@ function addresses(
         const nextZone = labels.slice(labels.length - o.zoneLabels.length).join(".");
         const next = lookup(rel, nextZone, data, o);
         if (!next.exists) continue;
-        const sub = addresses(item.host, qtype, next, nextZone, data, o, [...previous, link]);
+        const sub = addresses(item.host, qtype, next, data, o, [...previous, link]);
         if (sub.records.length > 0) {
           records.push(link, ...sub.records);
           chase ??= sub.chase;

@@ -52,7 +52,7 @@ export interface DnsEndpoint {
   readonly ip: Ipv4Addr;
   /** The endpoint's `hostname` field ("" when unset). */
   readonly hostname: string;
-  /** targetRef.name when shorter than 64 (CoreDNS's rule for endpoint_pod_names), else "". */
+  /** targetRef.name when it is a DNS label (CoreDNS keeps it under 64 characters), else "". */
   readonly targetName: string;
 }
 
@@ -97,6 +97,15 @@ function ipv4(v: unknown): Ipv4Addr | undefined {
   return typeof v === "string" ? parseIpv4Addr(v) : undefined;
 }
 
+/**
+ * An RFC 1123 label (what API validation demands of namespace, Service and endpoint hostnames).
+ * Anything else could not be queried as one label and would corrupt the names built from it
+ * (SRV and PTR targets), so it is treated as absent.
+ */
+export function isDnsLabel(v: string): boolean {
+  return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/i.test(v);
+}
+
 /** namespace and name from metadata, or undefined when either is missing. */
 export function objectKey(o: unknown): { namespace: string; name: string } | undefined {
   const meta = obj(obj(o)?.metadata);
@@ -118,7 +127,7 @@ function readPort(raw: unknown, sentinelWithoutNumber: boolean): DnsPort | undef
 export function readService(o: unknown): DnsService | undefined {
   const key = objectKey(o);
   const spec = obj(obj(o)?.spec);
-  if (!key || key.namespace === "" || !spec) return undefined;
+  if (!key || !isDnsLabel(key.namespace) || !isDnsLabel(key.name) || !spec) return undefined;
   const ips = arr(spec.clusterIPs).filter((x): x is string => typeof x === "string");
   const clusterIPs = ips.length > 0 ? ips : [str(spec.clusterIP) ?? ""];
   const ports = arr(spec.ports)
@@ -144,7 +153,7 @@ export function readEndpointSlice(o: unknown): DnsSlice | undefined {
   const slice = obj(o);
   const labels = obj(obj(slice?.metadata)?.labels);
   const serviceName = nonEmpty(labels?.[SERVICE_NAME_LABEL]);
-  if (!key || key.namespace === "" || !slice || !serviceName) return undefined;
+  if (!key || !isDnsLabel(key.namespace) || !slice || !serviceName || !isDnsLabel(serviceName)) return undefined;
   // Only IPv4 slices: IPv6 and FQDN address types have nothing an A record can carry.
   if (slice.addressType !== "IPv4") return { ...key, serviceName, ports: [], endpoints: [] };
   const rawPorts = arr(slice.ports);
@@ -157,11 +166,14 @@ export function readEndpointSlice(o: unknown): DnsSlice | undefined {
     if (!e) continue;
     // "a nil value indicates an unknown state ... consumers should interpret this as ready".
     if (obj(e.conditions)?.ready === false) continue;
-    const hostname = str(e.hostname) ?? "";
-    const target = str(obj(e.targetRef)?.name) ?? "";
+    const rawHostname = str(e.hostname) ?? "";
+    const hostname = isDnsLabel(rawHostname) ? rawHostname : "";
+    const rawTarget = str(obj(e.targetRef)?.name) ?? "";
+    // CoreDNS keeps pod names under 64 characters; a pod name with dots is no label either.
+    const target = isDnsLabel(rawTarget) ? rawTarget : "";
     for (const a of arr(e.addresses)) {
       const ip = ipv4(a);
-      if (ip !== undefined) endpoints.push({ ip, hostname, targetName: target.length < 64 ? target : "" });
+      if (ip !== undefined) endpoints.push({ ip, hostname, targetName: target });
     }
   }
   return { ...key, serviceName, ports, endpoints };
@@ -277,6 +289,7 @@ export class ClusterDnsData {
     if (!key) return false;
     switch (kind) {
       case "Namespace": {
+        if (!isDnsLabel(key.name)) return false;
         const k = lower(key.name);
         if (this.namespaces.has(k)) return false;
         this.namespaces.set(k, key.name);

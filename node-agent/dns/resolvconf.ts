@@ -238,12 +238,13 @@ export type StubResolver = "glibc" | "musl";
  * - A trailing dot: the name alone.
  * - glibc (res_nsearch): with at least `ndots` dots, the name as is first, then each search
  *   domain appended; with fewer, each search domain appended, then the name as is. A "." in the
- *   search list stands for the name as is (root_on_list), which is then not tried again.
+ *   search list stands for the name as is (glibc queries "name." there, root_on_list), and the
+ *   final as-is attempt is then skipped.
  * - musl: with at least `ndots` dots the name alone (musl skips the search list entirely); with
  *   fewer, each search domain appended, then the name as is.
  */
 export function candidates(name: string, conf: ResolvConf | string | ResolverConfig, resolver: StubResolver = "glibc"): string[] {
-  const rc = "ndots" in conf ? conf : resolverConfig(conf);
+  const rc = typeof conf !== "string" && "ndots" in conf ? conf : resolverConfig(conf);
   if (name === "" || name === ".") return [];
   if (name.endsWith(".")) return [name.replace(/\.+$/, "")].filter((n) => n !== "");
   const dots = [...name].filter((c) => c === ".").length;
@@ -262,7 +263,6 @@ export function candidates(name: string, conf: ResolvConf | string | ResolverCon
   for (const d of rc.searches) {
     const root = d === "." || d === "";
     if (root) rootOnList = true;
-    if (root && triedAsIs) continue;
     out.push(appended(d));
   }
   if (!triedAsIs && !rootOnList) out.push(name);

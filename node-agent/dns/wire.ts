@@ -85,7 +85,6 @@ const AA = 0x0400;
 const TC = 0x0200;
 const RD = 0x0100;
 const RA = 0x0080;
-const Z = 0x0040;
 const AD = 0x0020;
 const CD = 0x0010;
 const DO = 0x8000;
@@ -236,7 +235,7 @@ export function nameToLabels(name: string): Uint8Array[] | undefined {
   return wire <= MAX_NAME_WIRE ? labels : undefined;
 }
 
-/** Splits a presentation name into its labels, still escaped (a "\\." stays inside its label). */
+/** Splits a presentation name into its labels, still escaped (an escaped dot stays inside its label). */
 export function splitName(name: string): string[] {
   const out: string[] = [];
   let cur = "";
@@ -687,7 +686,10 @@ export function encodeQuery(q: QueryInit): Uint8Array {
   return Uint8Array.from(w.buf.subarray(0, w.off));
 }
 
+/** dns-packet's decoded message, with the fields its typings leave out. */
+export type DecodedResponse = dnsPacket.DecodedPacket & { rcode: string; opcode: string };
+
 /** Decodes a response with dns-packet (tests and tools; throws on garbage). */
-export function decodeResponse(bytes: Uint8Array): dnsPacket.DecodedPacket {
-  return dnsPacket.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+export function decodeResponse(bytes: Uint8Array): DecodedResponse {
+  return dnsPacket.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as DecodedResponse;
 }
