@@ -104,7 +104,9 @@ export class CloudProvider {
 
   private scheduleResync(): void {
     this.cancelResync = this.clock.after(this.opts.resyncMs ?? 2000, () => {
-      for (const key of this.services.cache.keys()) this.queue.add(key);
+      // Only Services the load balancer has to do with: with 10,000 ClusterIP Services a resync
+      // of every key every 2 s would keep the control plane busy for nothing.
+      for (const [key, svc] of this.services.cache) if (wantsLoadBalancer(svc) || ingressIpsOf(svc).length > 0) this.queue.add(key);
       this.syncDataPlane();
       this.scheduleResync();
     });
