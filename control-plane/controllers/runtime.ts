@@ -146,6 +146,8 @@ function keyOf(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
 
+const NONE: readonly KubeObject[] = [];
+
 export class Controllers {
   private readonly informers = new Map<string, Informer>();
   private readonly running: RunningController[] = [];
@@ -208,15 +210,49 @@ export class Controllers {
     return this.inf(r).cache.get(key) as Stored<T> | undefined;
   }
 
-  private inNamespace<T>(r: ResourceInfo, namespace: string | undefined): Array<Stored<T>> {
-    return this.list<T>(r).filter((o) => o.metadata.namespace === namespace);
+  /**
+   * The objects of one namespace, from an index rebuilt only after the informer changed (a
+   * cache.Indexer by namespace): reconciling every Service of a 10,000-Service namespace must
+   * not filter every object 10,000 times. Read-only: the index is shared until the next change.
+   */
+  private inNamespace<T>(r: ResourceInfo, namespace: string | undefined): ReadonlyArray<Stored<T>> {
+    return (this.index(r).byNamespace.get(namespace) ?? NONE) as ReadonlyArray<Stored<T>>;
+  }
+
+  /** The EndpointSlices labelled for one Service (the index the EndpointSlice controller keeps). */
+  private slicesOf(namespace: string | undefined, service: string | undefined): ReadonlyArray<Stored<EndpointSlice>> {
+    return (this.index(R.slice).byService.get(`${namespace ?? ""}/${service ?? ""}`) ?? NONE) as ReadonlyArray<Stored<EndpointSlice>>;
+  }
+
+  private readonly changes = new Map<string, number>();
+  private readonly indexes = new Map<string, { version: number; byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]> }>();
+
+  private index(r: ResourceInfo): { byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]> } {
+    const version = this.changes.get(r.kind) ?? 0;
+    const have = this.indexes.get(r.kind);
+    if (have && have.version === version) return have;
+    const byNamespace = new Map<string | undefined, KubeObject[]>();
+    const byService = new Map<string, KubeObject[]>();
+    for (const o of this.inf(r).list()) {
+      const ns = o.metadata.namespace;
+      let a = byNamespace.get(ns);
+      if (!a) byNamespace.set(ns, (a = []));
+      a.push(o);
+      const svc = o.metadata.labels?.[SERVICE_NAME_LABEL];
+      if (svc !== undefined) {
+        const key = `${ns ?? ""}/${svc}`;
+        let b = byService.get(key);
+        if (!b) byService.set(key, (b = []));
+        b.push(o);
+      }
+    }
+    const built = { version, byNamespace, byService };
+    this.indexes.set(r.kind, built);
+    return built;
   }
 
   private keysIn(r: ResourceInfo, namespace: string | undefined): string[] {
-    return this.inf(r)
-      .list()
-      .filter((o) => o.metadata.namespace === namespace)
-      .map(cacheKey);
+    return this.inNamespace(r, namespace).map(cacheKey);
   }
 
   private allKeys(r: ResourceInfo): string[] {
@@ -224,7 +260,12 @@ export class Controllers {
   }
 
   async start(): Promise<void> {
-    for (const r of Object.values(R)) this.informers.set(r.kind, new Informer(r, this.registry, this.clock, this.log));
+    for (const r of Object.values(R)) {
+      const inf = new Informer(r, this.registry, this.clock, this.log);
+      // Any change makes the kind's index stale (rebuilt on its next use).
+      inf.onChange(() => this.changes.set(r.kind, (this.changes.get(r.kind) ?? 0) + 1));
+      this.informers.set(r.kind, inf);
+    }
     await Promise.all([...this.informers.values()].map((i) => i.start()));
     for (const spec of this.specs()) {
       const queue = new WorkQueue(this.clock);
@@ -488,7 +529,7 @@ export class Controllers {
     if (!this.expectationsMet(key, podPresent)) return Reconciled.done;
     const ns = rs.metadata.namespace;
     const name = rs.metadata.name!;
-    const actions = reconcileReplicaSet(rs, this.inNamespace<Pod>(R.pod, ns), this.rand, this.clock.now());
+    const actions = reconcileReplicaSet(rs, [...this.inNamespace<Pod>(R.pod, ns)], this.rand, this.clock.now());
     const w = new Writes(this.log);
     const expected: Expectation = { adds: new Set(), deletes: new Set(), sinceMs: this.clock.monotonicMs() };
     for (const pod of actions.create) {
@@ -530,7 +571,7 @@ export class Controllers {
     if (!d || d.metadata.deletionTimestamp) return Reconciled.done;
     const ns = d.metadata.namespace;
     const name = d.metadata.name!;
-    const actions = reconcileDeployment(d, this.inNamespace<ReplicaSet>(R.replicaset, ns), this.inNamespace<Pod>(R.pod, ns), this.clock.now());
+    const actions = reconcileDeployment(d, [...this.inNamespace<ReplicaSet>(R.replicaset, ns)], [...this.inNamespace<Pod>(R.pod, ns)], this.clock.now());
     const w = new Writes(this.log);
     for (const rs of actions.create) {
       const created = await w.run(`create rs for ${key}`, () => this.registry.create(R.replicaset, ns, rs as Stored<ReplicaSet>));
@@ -573,7 +614,7 @@ export class Controllers {
     // A deleted Service's slices go with it: the garbage collector follows their owner reference.
     if (!svc) return Reconciled.done;
     const ns = svc.metadata.namespace;
-    const mine = this.inNamespace<EndpointSlice>(R.slice, ns).filter((s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === svc.metadata.name);
+    const mine = [...this.slicesOf(ns, svc.metadata.name)];
     const actions = reconcileEndpointSlices(svc, this.inNamespace<Pod>(R.pod, ns), this.list<Node>(R.node), mine);
     const w = new Writes(this.log);
     for (const s of actions.create) await w.run(`create slice for ${key}`, () => this.registry.create(R.slice, ns, s as Stored<EndpointSlice>));

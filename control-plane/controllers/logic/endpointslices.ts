@@ -155,7 +155,7 @@ function newSlice(service: Service, ports: EndpointPort[], endpoints: Endpoint[]
  * resolved ports, each group sorted by IP and cut into slices of at most `maxPerSlice`. None for
  * a Service without selector or of type ExternalName; one empty placeholder when nothing matches.
  */
-export function desiredEndpointSlices(service: Service, pods: Pod[], nodes: Node[], maxPerSlice = MAX_ENDPOINTS_PER_SLICE): EndpointSlice[] {
+export function desiredEndpointSlices(service: Service, pods: readonly Pod[], nodes: readonly Node[], maxPerSlice = MAX_ENDPOINTS_PER_SLICE): EndpointSlice[] {
   if (!hasSelector(service)) return [];
   const selector = service.spec?.selector ?? {};
   const namespace = service.metadata?.namespace;
@@ -224,8 +224,8 @@ export function isManagedSlice(s: EndpointSlice, service: Service): boolean {
  */
 export function reconcileEndpointSlices(
   service: Service,
-  pods: Pod[],
-  nodes: Node[],
+  pods: readonly Pod[],
+  nodes: readonly Node[],
   existing: EndpointSlice[],
   maxPerSlice = MAX_ENDPOINTS_PER_SLICE,
 ): EndpointSliceActions {
