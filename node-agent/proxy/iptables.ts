@@ -681,8 +681,9 @@ export class IptablesBackend implements ProxyBackend {
     const natOutput: Chain = { name: "OUTPUT", rules: [natJump(natServices, "kubernetes service portals")] };
     const natPostrouting: Chain = { name: "POSTROUTING", rules: [natJump(this.postrouting, "kubernetes postrouting rules")] };
     const natUser: Chain[] = [natServices, natNodePorts, this.postrouting, this.markMasq, { name: "KUBE-PROXY-CANARY", rules: [] }];
+    // In no particular order: only a dump sorts them (iptables-save prints chains by name), so a
+    // sync at 10,000 Services does not sort 40,000 chain names for nothing.
     for (const g of groups) for (const c of g.chains) natUser.push(c);
-    natUser.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const nat: Table = { name: "nat", builtins: [natPrerouting, { name: "INPUT", rules: [] }, natOutput, natPostrouting], chains: natUser };
 
     // filter
@@ -858,8 +859,9 @@ export class IptablesBackend implements ProxyBackend {
     if (cached !== undefined) return cached;
     const lines = [SAVE_HEADER, `*${t.name}`];
     for (const ch of t.builtins) lines.push(`:${ch.name} ACCEPT [0:0]`);
-    for (const ch of t.chains) lines.push(`:${ch.name} - [0:0]`);
-    for (const ch of [...t.builtins, ...t.chains]) for (const r of ch.rules) lines.push(r.save === "" ? `-A ${ch.name}` : `-A ${ch.name} ${r.save}`);
+    const chains = [...t.chains].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const ch of chains) lines.push(`:${ch.name} - [0:0]`);
+    for (const ch of [...t.builtins, ...chains]) for (const r of ch.rules) lines.push(r.save === "" ? `-A ${ch.name}` : `-A ${ch.name} ${r.save}`);
     lines.push("COMMIT", SAVE_FOOTER, "");
     const text = lines.join("\n");
     c.text.set(t.name, text);
