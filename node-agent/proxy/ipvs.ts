@@ -42,6 +42,7 @@ import { CT_DEFAULT_MAX, type ConnEntry } from "../conntrack.ts";
 import { CONTINUE, DropReason, Hook, Priority, type HookContext, type RuleSet, type Verdict } from "../netfilter.ts";
 import { CtState, type PacketView } from "../packet.ts";
 import type { BackendOptions, DumpTool, IpvsScheduler, ProxyBackend } from "./backend.ts";
+import { KeyTable } from "./table.ts";
 import { MASQ_MARK, categorize, externalPolicyLocal, type EndpointInfo, type ProxyNode, type ProxyState, type ServicePortInfo } from "./model.ts";
 
 /** Persistence templates per backend (bounded; the oldest by last use is evicted). */
@@ -104,7 +105,7 @@ class Template {
 
 /**
  * struct ip_vs_service plus the ipset memberships kube-proxy gives its address and port (the
- * cold side: the packet path reads its hot row in the ServerTable first, see HOT below).
+ * cold side: the packet path reads its hot row in the KeyTable first, see HOT below).
  */
 class VirtualServer {
   /** The lookup key: (address, port<<1|udp), or (0, nodePort<<1|udp) for a NodePort. */
@@ -116,7 +117,7 @@ class VirtualServer {
    * server is indexed its row holds the live value (R_RR); this copy carries it across rebuilds.
    */
   rrPos = -1;
-  /** Row offset in the current ServerTable (-1: not indexed yet). */
+  /** Row offset in the current KeyTable (-1: not indexed yet). */
   row = -1;
   /** Hot row info (flags | dest count << 8) and the dests' range in the DestPool. */
   info = 0;
@@ -174,11 +175,11 @@ type DnatVerdict = Extract<Verdict, { kind: "dnat" }>;
 /*
  * HOT: what the packet path reads for a virtual server, flattened so a lookup and an rr pick
  * touch one row, one pool slot and the verdict they return, whatever the number of services:
- * a row of ROW doubles [key, info, base, rr position] in an open-addressing table, and the
- * dests' verdicts in list order in a shared pool at `base`.
+ * a row of ROW doubles [key, info, base, rr position] in a KeyTable (table.ts) keyed
+ * (keyA, keyB), built whole when servers come or go, and the dests' verdicts in list order in
+ * a shared pool at `base`.
  */
 const ROW = 4;
-const R_KEY = 0;
 const R_INFO = 1;
 const R_BASE = 2;
 const R_RR = 3;
@@ -190,52 +191,6 @@ const F_NOLOCAL = 8;
 const F_RANGES = 16;
 /** Some dest is a local endpoint (KUBE-LOOP-BACK may match). */
 const F_HAS_LOCAL = 32;
-/** keyA * KEY_MUL + keyB: an address and a port key in one double, exactly. */
-const KEY_MUL = 131_072;
-
-/** Linear probing (load at most 1/2) over rows of a Float64Array, built whole when servers come or go. */
-class ServerTable {
-  readonly rows: Float64Array;
-  /** The server of each row, by row index. */
-  readonly servers: (VirtualServer | undefined)[];
-  private readonly mask: number;
-  constructor(count: number) {
-    let cap = 16;
-    while (cap < count * 2) cap *= 2;
-    this.rows = new Float64Array(cap * ROW);
-    for (let o = 0; o < this.rows.length; o += ROW) this.rows[o] = -1;
-    this.servers = new Array<VirtualServer | undefined>(cap).fill(undefined);
-    this.mask = cap - 1;
-  }
-  private static slot(a: number, b: number): number {
-    let h = Math.imul(a ^ Math.imul(b, 0x9e3779b1), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return h ^ (h >>> 16);
-  }
-  /** Adds a server not in the table; returns its row offset. */
-  add(vs: VirtualServer): number {
-    let i = ServerTable.slot(vs.keyA, vs.keyB) & this.mask;
-    while (this.rows[i * ROW] !== -1) i = (i + 1) & this.mask;
-    const o = i * ROW;
-    this.rows[o + R_KEY] = vs.keyA * KEY_MUL + vs.keyB;
-    this.servers[i] = vs;
-    return o;
-  }
-  /** The row offset of (a, b), or -1. */
-  find(a: number, b: number): number {
-    const key = a * KEY_MUL + b;
-    const rows = this.rows;
-    let i = ServerTable.slot(a, b) & this.mask;
-    for (;;) {
-      const o = i * ROW;
-      const k = rows[o];
-      if (k === key) return o;
-      if (k === -1) return -1;
-      i = (i + 1) & this.mask;
-    }
-  }
-}
 
 /**
  * The dests of every virtual server in list order, in ranges of power-of-two capacity of flat
@@ -356,7 +311,7 @@ export class IpvsBackend implements ProxyBackend {
   private readonly owned = new Map<string, Owned>();
   private generation = 0;
   /** The per-packet index (rebuilt when the set of virtual servers changes) and the dest pool. */
-  private table = new ServerTable(0);
+  private table = new KeyTable<VirtualServer>(ROW);
   private readonly pool = new DestPool();
   /** KUBE-IPVS-IPS: the addresses bound on kube-ipvs0. */
   private ipvsIps = new Set<number>();
@@ -657,11 +612,11 @@ export class IpvsBackend implements ProxyBackend {
   }
 
   private rebuildIndex(): void {
-    const table = new ServerTable(this.servers.size);
+    const table = new KeyTable<VirtualServer>(ROW, 0.5, this.servers.size);
     const ips = new Set<number>();
     for (const vs of this.servers.values()) {
       vs.rrPos = this.rrGet(vs); // out of the old row
-      const o = table.add(vs);
+      const o = table.set(vs.keyA, vs.keyB, vs);
       vs.row = o;
       table.rows[o + R_INFO] = vs.info;
       table.rows[o + R_BASE] = vs.base;
@@ -692,12 +647,12 @@ export class IpvsBackend implements ProxyBackend {
    * __ip_vs_service_find: the row of (address, port, protocol), else of a NodePort when the
    * destination is a local address; -1 when none.
    */
-  private lookup(dst: number, dport: number, protocol: number): number {
-    const pk = portKey(dport, protocol);
-    const d = dst >>> 0;
-    const o = this.table.find(d, pk);
+  private lookup(pkt: PacketView, protocol: number): number {
+    const pk = portKey(pkt.dport, protocol);
+    const o = this.table.findDst(pkt, pk);
     if (o >= 0) return o;
     const np = this.table.find(0, pk);
+    const d = pkt.dst >>> 0;
     return np >= 0 && d >>> 24 !== 127 && this.node.isLocal(d) ? np : -1;
   }
 
@@ -713,7 +668,7 @@ export class IpvsBackend implements ProxyBackend {
   private natEvaluate(pkt: PacketView, ctx: HookContext): Verdict {
     const protocol = pkt.proto;
     if (protocol !== IpProtocol.TCP && protocol !== IpProtocol.UDP) return CONTINUE;
-    const o = this.lookup(pkt.dst, pkt.dport, protocol);
+    const o = this.lookup(pkt, protocol);
     if (o < 0) return CONTINUE;
     const rows = this.table.rows;
     const info = rows[o + R_INFO]!;
@@ -735,7 +690,7 @@ export class IpvsBackend implements ProxyBackend {
       // reaching itself is masqueraded so the reply comes back through the node.
       if ((flags & F_HAS_LOCAL) !== 0 && this.pool.local[at] === 1 && verdict.addr === src) ctx.mark |= MASQ_MARK;
     } else {
-      const vs = this.table.servers[o / ROW]!;
+      const vs = this.table.at(o)!;
       // Left untranslated for the filter to judge by the service address.
       if ((flags & F_RANGES) !== 0 && !this.firewallAllows(vs, src)) return CONTINUE;
       if ((flags & F_NOLOCAL) !== 0 && this.isExternalSource(src)) return CONTINUE;
@@ -766,9 +721,9 @@ export class IpvsBackend implements ProxyBackend {
     if (ctx.ctState !== CtState.New) return CONTINUE;
     const protocol = pkt.proto;
     if (protocol !== IpProtocol.TCP && protocol !== IpProtocol.UDP) return CONTINUE;
-    const o = this.lookup(pkt.dst, pkt.dport, protocol);
+    const o = this.lookup(pkt, protocol);
     if (o < 0) return this.ipvsIps.has(pkt.dst | 0) ? IPVS_FILTER_REJECT : CONTINUE;
-    const vs = this.table.servers[o / ROW]!;
+    const vs = this.table.at(o)!;
     const src = pkt.src >>> 0;
     if (vs.sourceRanges.length > 0 && !this.firewallAllows(vs, src)) return vs.dropFirewall;
     if (vs.noLocalForExternal && vs.hasAnyEndpoints && this.isExternalSource(src)) return vs.dropNoLocal;

@@ -10,13 +10,13 @@
  * `services`, nat-postrouting at srcnat jumping to `masquerading`.
  *
  * Design notes:
- * - Every map is a hash keyed by one number (ip, protocol and port packed into 50 bits, exact in
- *   a double) over typed arrays, so a lookup costs the same for 10 or 10,000 services, as the
- *   kernel's nft_set_hash does, and allocates nothing. The NAT maps keep each element as one
- *   row of a Float64Array (key, flags, endpoint count, where its verdicts are), and the verdicts
- *   (rule strings included, built at sync time, one per element, path and endpoint) and
- *   affinity sets in flat pools: a lookup touches the row, one pool slot and the verdict it
- *   returns, whatever the number of services.
+ * - Every map is a hash (table.ts's KeyTable) keyed by one number (ip, protocol and port packed
+ *   into 50 bits, exact in a double) over typed arrays, so a lookup costs the same for 10 or
+ *   10,000 services, as the kernel's nft_set_hash does, and allocates nothing. The NAT maps
+ *   keep each element as one row of a Float64Array (key, flags, endpoint count, where its
+ *   verdicts are), and the verdicts (rule strings included, built at sync time, one per
+ *   element, path and endpoint) and affinity sets in flat pools: a lookup touches the row, one
+ *   pool slot and the verdict it returns, whatever the number of services.
  * - A partial sync (`changed` given) recompiles only those service ports: their chains, their
  *   map elements and the affinity sets they reference; everything else is kept, as
  *   syncProxyRules does with skipServiceUpdate and nftElementStorage.
@@ -35,6 +35,7 @@ import { IpProtocol, formatIpv4 } from "../../overlay/wire/index.ts";
 import { CtState, type PacketView } from "../packet.ts";
 import { CONTINUE, DropReason, Hook, Priority, type HookContext, type RuleSet, type Verdict } from "../netfilter.ts";
 import type { BackendOptions, DumpTool, ProxyBackend } from "./backend.ts";
+import { KeyTable, mixKey } from "./table.ts";
 import {
   MASQ_MARK,
   categorize,
@@ -112,161 +113,22 @@ export function endpointChainNameBase(sp: Pick<ServicePortInfo, "namespace" | "n
 }
 
 // ---------------------------------------------------------------------------------------------
-// Numeric keys and the hash table
+// Numeric keys and the map rows
 
-/** `meta l4proto` as a 2-bit index: the key packs ip (32) . proto (2) . port (16) into 50 bits. */
+/**
+ * `meta l4proto` as a 2-bit index: a map key is (ip, proto * PORT_SPAN + port) in a KeyTable
+ * (table.ts), ip (32) . proto (2) . port (16) packed into 50 bits.
+ */
 function protoIndex(protocol: number): number {
   return protocol === IpProtocol.TCP ? 0 : protocol === IpProtocol.UDP ? 1 : -1;
 }
 const PORT_SPAN = 0x1_0000;
-const IP_MUL = 0x4_0000;
-
-function mix(ip: number, pp: number): number {
-  let h = Math.imul(ip | 0, 0x9e37_79b1) ^ Math.imul(pp + 0x632b_e5ab, 0x85eb_ca6b);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b_3c6d);
-  h ^= h >>> 12;
-  return h;
-}
-
-/**
- * Open addressing with linear probing over a Float64Array of packed keys (-1 = empty) and
- * backward-shift deletion (no tombstones, so lookups stay short after partial syncs remove
- * elements). Load factor at most 1/2.
- */
-class KeyTable<V> {
-  private keys = new Float64Array(0);
-  private hashes = new Int32Array(0);
-  private vals: (V | undefined)[] = [];
-  private mask = 0;
-  private count = 0;
-
-  constructor() {
-    this.alloc(16);
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  private alloc(cap: number): void {
-    this.keys = new Float64Array(cap).fill(-1);
-    this.hashes = new Int32Array(cap);
-    this.vals = new Array<V | undefined>(cap).fill(undefined);
-    this.mask = cap - 1;
-  }
-
-  get(ip: number, pp: number): V | undefined {
-    const key = ip * IP_MUL + pp;
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = mix(ip, pp) & mask;
-    for (;;) {
-      const k = keys[i]!;
-      if (k === key) return this.vals[i];
-      if (k === -1) return undefined;
-      i = (i + 1) & mask;
-    }
-  }
-
-  /**
-   * get(pkt.dst, pp) for the packet path: the address is read here, not passed, because V8
-   * boxes a number outside its small-integer range (any IPv4 address from 64.0.0.0 up) passed
-   * to a call it did not inline.
-   */
-  getDst(pkt: PacketView, pp: number): V | undefined {
-    const ip = pkt.dst;
-    const key = ip * IP_MUL + pp;
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = mix(ip, pp) & mask;
-    for (;;) {
-      const k = keys[i]!;
-      if (k === key) return this.vals[i];
-      if (k === -1) return undefined;
-      i = (i + 1) & mask;
-    }
-  }
-
-  set(ip: number, pp: number, v: V): void {
-    if ((this.count + 1) * 2 > this.keys.length) this.grow();
-    this.put(ip * IP_MUL + pp, mix(ip, pp), v);
-  }
-
-  private put(key: number, h: number, v: V): void {
-    const mask = this.mask;
-    let i = h & mask;
-    for (;;) {
-      const k = this.keys[i]!;
-      if (k === key) {
-        this.vals[i] = v;
-        return;
-      }
-      if (k === -1) {
-        this.keys[i] = key;
-        this.hashes[i] = h;
-        this.vals[i] = v;
-        this.count++;
-        return;
-      }
-      i = (i + 1) & mask;
-    }
-  }
-
-  private grow(): void {
-    const { keys, hashes, vals } = this;
-    this.alloc(keys.length * 2);
-    this.count = 0;
-    for (let i = 0; i < keys.length; i++) if (keys[i] !== -1) this.put(keys[i]!, hashes[i]!, vals[i] as V);
-  }
-
-  delete(ip: number, pp: number): boolean {
-    const key = ip * IP_MUL + pp;
-    const mask = this.mask;
-    let i = mix(ip, pp) & mask;
-    for (;;) {
-      const k = this.keys[i]!;
-      if (k === -1) return false;
-      if (k === key) break;
-      i = (i + 1) & mask;
-    }
-    // Backward shift: move later entries of the probe run into the hole when their home slot
-    // does not lie cyclically between the hole and themselves.
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (this.keys[j] === -1) break;
-      const home = this.hashes[j]! & mask;
-      if (((j - home) & mask) >= ((j - i) & mask)) {
-        this.keys[i] = this.keys[j]!;
-        this.hashes[i] = this.hashes[j]!;
-        this.vals[i] = this.vals[j];
-        i = j;
-      }
-    }
-    this.keys[i] = -1;
-    this.vals[i] = undefined;
-    this.count--;
-    return true;
-  }
-
-  clear(): void {
-    this.alloc(16);
-    this.count = 0;
-  }
-
-  values(): V[] {
-    const out: V[] = [];
-    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] !== -1) out.push(this.vals[i] as V);
-    return out;
-  }
-}
 
 // Row layout of the NAT maps (service-ips, service-nodeports): one element a row of two doubles
-// (16 bytes), so 10,000 services fit in 256 KiB, well inside L2, and a lookup reads one cache
-// line of the table.
+// (16 bytes) at load at most 3/4, so 10,000 services fit in 256 KiB, well inside L2, and a
+// lookup reads one cache line of the table. Column 0 is the KeyTable's key.
 const ROW = 2;
-const R_KEY = 0;
+const NAT_LOAD = 0.75;
 /**
  * One exact integer: (pool base + 1) * 2^24 + endpoint count * 16 + flags. The pool base is
  * where the main path's (the element's own goto) verdicts start; a count of 0 = no way on.
@@ -297,133 +159,6 @@ interface NatMeta extends ElemBase {
   /** (base, size) pairs in the verdict pool. */
   readonly allocs: readonly number[];
   readonly short: ShortPaths | undefined;
-}
-
-/** Linear probing over rows of ROW doubles, backward-shift deletion, load at most 3/4. */
-class NatTable {
-  rows = new Float64Array(0);
-  private meta: (NatMeta | undefined)[] = [];
-  private mask = 0;
-  private count = 0;
-
-  constructor() {
-    this.alloc(16);
-  }
-
-  private alloc(cap: number): void {
-    this.rows = new Float64Array(cap * ROW);
-    for (let o = 0; o < this.rows.length; o += ROW) this.rows[o] = -1;
-    this.meta = new Array<NatMeta | undefined>(cap).fill(undefined);
-    this.mask = cap - 1;
-  }
-
-  /** The row offset of (ip, pp), or -1. */
-  find(ip: number, pp: number): number {
-    const key = ip * IP_MUL + pp;
-    const rows = this.rows;
-    const mask = this.mask;
-    let i = mix(ip, pp) & mask;
-    for (;;) {
-      const o = i * ROW;
-      const k = rows[o]!;
-      if (k === key) return o;
-      if (k === -1) return -1;
-      i = (i + 1) & mask;
-    }
-  }
-
-  /** find(pkt.dst, pp), or find(0, pp) for NodePorts; the address is read here (see KeyTable.getDst). */
-  lookup(pkt: PacketView, pp: number, byDst: boolean): number {
-    const ip = byDst ? pkt.dst : 0;
-    const key = ip * IP_MUL + pp;
-    const rows = this.rows;
-    const mask = this.mask;
-    let i = mix(ip, pp) & mask;
-    for (;;) {
-      const o = i * ROW;
-      const k = rows[o]!;
-      if (k === key) return o;
-      if (k === -1) return -1;
-      i = (i + 1) & mask;
-    }
-  }
-
-  metaAt(o: number): NatMeta | undefined {
-    return this.meta[o / ROW];
-  }
-
-  /** Inserts or replaces; returns the replaced element's meta. */
-  set(ip: number, pp: number, value: number, meta: NatMeta): NatMeta | undefined {
-    if ((this.count + 1) * 4 > this.meta.length * 3) this.grow();
-    return this.put(ip * IP_MUL + pp, value, meta);
-  }
-
-  /** The hash of a stored key (cold: growth and deletion only). */
-  private static hashOf(key: number): number {
-    const ip = Math.floor(key / IP_MUL);
-    return mix(ip, key - ip * IP_MUL);
-  }
-
-  private put(key: number, value: number, meta: NatMeta): NatMeta | undefined {
-    const h = NatTable.hashOf(key);
-    const mask = this.mask;
-    let i = h & mask;
-    for (;;) {
-      const o = i * ROW;
-      const k = this.rows[o]!;
-      if (k === key || k === -1) {
-        const old = k === key ? this.meta[i] : undefined;
-        if (k === -1) this.count++;
-        this.rows[o + R_KEY] = key;
-        this.rows[o + R_VALUE] = value;
-        this.meta[i] = meta;
-        return old;
-      }
-      i = (i + 1) & mask;
-    }
-  }
-
-  private grow(): void {
-    const { rows, meta } = this;
-    this.alloc(meta.length * 2);
-    this.count = 0;
-    for (let i = 0; i < meta.length; i++) {
-      const o = i * ROW;
-      if (rows[o] !== -1) this.put(rows[o]!, rows[o + R_VALUE]!, meta[i]!);
-    }
-  }
-
-  delete(ip: number, pp: number): NatMeta | undefined {
-    const o0 = this.find(ip, pp);
-    if (o0 < 0) return undefined;
-    const mask = this.mask;
-    let i = o0 / ROW;
-    const gone = this.meta[i];
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (this.rows[j * ROW] === -1) break;
-      const home = NatTable.hashOf(this.rows[j * ROW]!) & mask;
-      if (((j - home) & mask) >= ((j - i) & mask)) {
-        this.rows.copyWithin(i * ROW, j * ROW, j * ROW + ROW);
-        this.meta[i] = this.meta[j];
-        i = j;
-      }
-    }
-    this.rows[i * ROW] = -1;
-    this.meta[i] = undefined;
-    this.count--;
-    return gone;
-  }
-
-  clear(): void {
-    this.alloc(16);
-    this.count = 0;
-  }
-
-  metas(): NatMeta[] {
-    return this.meta.filter((m): m is NatMeta => m !== undefined);
-  }
 }
 
 /**
@@ -520,16 +255,16 @@ export class AffinitySet {
     this.bucketMask = cap * 2 - 1;
     // Rehash the live nodes (walk the LRU list: it holds exactly them).
     for (let n = this.oldest; n !== -1; n = this.newer[n]!) {
-      const b = mix(this.keyOf[n]!, 0) & this.bucketMask;
+      const b = mixKey(this.keyOf[n]!, 0) & this.bucketMask;
       this.chain[n] = this.buckets[b]!;
       this.buckets[b] = n;
     }
   }
 
-  /** The node holding the packet's source address, or -1 (reads pkt.src itself: see KeyTable.getDst). */
+  /** The node holding the packet's source address, or -1 (reads pkt.src itself: see KeyTable.probe in table.ts). */
   private find(pkt: PacketView): number {
     const key = pkt.src | 0;
-    for (let n = this.buckets[mix(key, 0) & this.bucketMask]!; n !== -1; n = this.chain[n]!) if (this.keyOf[n] === key) return n;
+    for (let n = this.buckets[mixKey(key, 0) & this.bucketMask]!; n !== -1; n = this.chain[n]!) if (this.keyOf[n] === key) return n;
     return -1;
   }
 
@@ -551,7 +286,7 @@ export class AffinitySet {
   }
 
   private remove(n: number): void {
-    const b = mix(this.keyOf[n]!, 0) & this.bucketMask;
+    const b = mixKey(this.keyOf[n]!, 0) & this.bucketMask;
     if (this.buckets[b] === n) this.buckets[b] = this.chain[n]!;
     else {
       let p = this.buckets[b]!;
@@ -566,7 +301,7 @@ export class AffinitySet {
 
   /**
    * `ip saddr @affinity-...`: an unexpired element; an expired one is removed (the kernel's GC).
-   * Takes the packet and context, not numbers (see KeyTable.getDst).
+   * Takes the packet and context, not numbers (see KeyTable.probe in table.ts).
    */
   has(pkt: PacketView, ctx: HookContext): boolean {
     const n = this.find(pkt);
@@ -597,7 +332,7 @@ export class AffinitySet {
     const key = pkt.src | 0;
     this.keyOf[n] = key;
     this.expires[n] = now + this.timeoutMs;
-    const b = mix(key, 0) & this.bucketMask;
+    const b = mixKey(key, 0) & this.bucketMask;
     this.chain[n] = this.buckets[b]!;
     this.buckets[b] = n;
     this.appendNewest(n);
@@ -846,8 +581,8 @@ export class NftablesBackend implements ProxyBackend {
   private readonly podMask: number;
   private readonly podCidrText: string;
 
-  private readonly serviceIps = new NatTable();
-  private readonly serviceNodePorts = new NatTable();
+  private readonly serviceIps = new KeyTable<NatMeta>(ROW, NAT_LOAD);
+  private readonly serviceNodePorts = new KeyTable<NatMeta>(ROW, NAT_LOAD);
   private pool = new VerdictPool();
   private readonly noEndpointServices = new KeyTable<VerdictElem>();
   private readonly noEndpointNodePorts = new KeyTable<VerdictElem>();
@@ -857,7 +592,7 @@ export class NftablesBackend implements ProxyBackend {
     "no-endpoint-nodeports": this.noEndpointNodePorts,
     "firewall-ips": this.firewallIps,
   };
-  private readonly natTables: Record<NatTableName, NatTable> = {
+  private readonly natTables: Record<NatTableName, KeyTable<NatMeta>> = {
     "service-ips": this.serviceIps,
     "service-nodeports": this.serviceNodePorts,
   };
@@ -932,7 +667,7 @@ export class NftablesBackend implements ProxyBackend {
       if (e.table === "service-ips" || e.table === "service-nodeports") {
         const t = this.natTables[e.table];
         const o = t.find(e.ip, e.pp);
-        if (o >= 0 && t.metaAt(o)?.owner === c.id) this.releasePaths(t.delete(e.ip, e.pp));
+        if (o >= 0 && t.at(o)?.owner === c.id) this.releasePaths(t.delete(e.ip, e.pp));
       } else {
         const t = this.filterTables[e.table];
         if (t.get(e.ip, e.pp)?.owner === c.id) t.delete(e.ip, e.pp);
@@ -1105,7 +840,11 @@ export class NftablesBackend implements ProxyBackend {
   private addNat(port: CompiledPort, table: NatTableName, ip: number, pp: number, text: string, flags: number, n: number, base: number, short: ShortPaths | undefined, allocs: number[]): void {
     const meta: NatMeta = { ip, pp, text, owner: port.id, allocs, short };
     if (n > MAX_PATH_ENDPOINTS) throw new RangeError(`${port.id}: more than ${MAX_PATH_ENDPOINTS} endpoints`);
-    this.releasePaths(this.natTables[table].set(ip, pp, (base + 1) * VALUE_BASE + n * 16 + flags, meta));
+    const t = this.natTables[table];
+    const replaced = t.get(ip, pp);
+    const o = t.set(ip, pp, meta); // may grow the table: t.rows read after
+    t.rows[o + R_VALUE] = (base + 1) * VALUE_BASE + n * 16 + flags;
+    this.releasePaths(replaced);
     port.elems.push({ table, ip, pp });
   }
 
@@ -1145,11 +884,11 @@ export class NftablesBackend implements ProxyBackend {
     if (pi < 0) return CONTINUE;
     const pp = pi * PORT_SPAN + pkt.dport;
     let t = this.serviceIps;
-    let o = t.lookup(pkt, pp, true);
+    let o = t.findDst(pkt, pp);
     if (o < 0) {
       if (pkt.dst >>> 24 === 127 || !this.node.isLocal(pkt.dst)) return CONTINUE;
       t = this.serviceNodePorts;
-      o = t.lookup(pkt, pp, false);
+      o = t.find(0, pp);
       if (o < 0) return CONTINUE;
     }
     const value = t.rows[o + R_VALUE]!;
@@ -1165,7 +904,7 @@ export class NftablesBackend implements ProxyBackend {
       // external- chain, policy Cluster: endpoints may be on other nodes, so always masquerade.
       ctx.mark |= MASQ_MARK;
     } else if (kind === NAT_EXTERNAL_LOCAL) {
-      const short = t.metaAt(o)!.short;
+      const short = t.at(o)!.short;
       if (short !== undefined && fromPod) {
         // Pods reach external destinations as if through the load balancer: no traffic policy.
         n = short.n;
@@ -1308,7 +1047,7 @@ export class NftablesBackend implements ProxyBackend {
       text: `\tset cluster-ips {\n\t\ttype ipv4_addr\n\t\tcomment "Active ClusterIPs"\n${cips.length ? elementsLine(cips.map((c) => formatIpv4(c.ip)), 2) : ""}\t}\n`,
     });
     for (const m of MAPS) {
-      const t = m.name === "service-ips" || m.name === "service-nodeports" ? this.natTables[m.name].metas() : this.filterTables[m.name].values();
+      const t = m.name === "service-ips" || m.name === "service-nodeports" ? this.natTables[m.name].values() : this.filterTables[m.name].values();
       const els = [...t].sort((x, y) => x.ip - y.ip || x.pp - y.pp);
       // Maps print one element a line (force_newline for NFT_SET_MAP).
       out.push({ kind: "map", name: m.name, text: `\tmap ${m.name} {\n\t\ttype ${m.type}\n\t\tcomment "${m.comment}"\n${els.length ? elementsLine(els.map((e) => e.text), 1) : ""}\t}\n` });

@@ -18,19 +18,10 @@ import { createBackend } from "../../node-agent/proxy/index.ts";
 import { ChangeTracker, PROXY_MODES, type ProxyMode } from "../../node-agent/proxy/model.ts";
 import { testNode } from "../unit/proxy/flow.ts";
 import { service, slice } from "../unit/proxy/objects.ts";
+import { mulberry32 } from "../unit/wire/rng.ts";
 
 const PACKETS = Number(process.env.BENCH_PACKETS ?? 400_000);
 const SIZES = [10, 1000, 10_000];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const vip = (i: number) => `10.96.${(i >> 8) & 0xff}.${i & 0xff}`;
 const vipNum = (i: number) => ((10 << 24) | (96 << 16) | (((i >> 8) & 0xff) << 8) | (i & 0xff)) >>> 0;

@@ -50,11 +50,9 @@ export function testNode(name = "node-1", nodeIp = "172.31.0.2", extraLocal: str
   };
 }
 
-/** Traces one new connection's first packet through `sets` on `node`. */
-export function tracePacket(sets: readonly RuleSet[], node: ProxyNode, p: FlowPacket, now = 0): FlowResult {
-  const nf = new Netfilter();
-  nf.replace("kube-proxy", sets);
-  const view: PacketView = {
+/** A new connection's first packet as the hooks see it: a TCP SYN (or a UDP datagram), source port 40000 unless said. */
+export function firstPacket(p: Omit<FlowPacket, "from">): PacketView {
+  return {
     buf: new Uint8Array(0),
     l3: 0,
     l4: 20,
@@ -68,6 +66,13 @@ export function tracePacket(sets: readonly RuleSet[], node: ProxyNode, p: FlowPa
     icmpType: -1,
     icmpCode: -1,
   };
+}
+
+/** Traces one new connection's first packet through `sets` on `node`. */
+export function tracePacket(sets: readonly RuleSet[], node: ProxyNode, p: FlowPacket, now = 0): FlowResult {
+  const nf = new Netfilter();
+  nf.replace("kube-proxy", sets);
+  const view = firstPacket(p);
   const rules: string[] = [];
   let dnat: string | undefined;
   let masquerade = false;

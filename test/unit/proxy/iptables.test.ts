@@ -9,25 +9,20 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { IpProtocol, parseIpv4Addr } from "../../../overlay/wire/index.ts";
-import { CtState, type PacketView } from "../../../node-agent/packet.ts";
+import { parseIpv4Addr } from "../../../overlay/wire/index.ts";
+import { CtState } from "../../../node-agent/packet.ts";
 import { Hook, type HookContext, type RuleSet } from "../../../node-agent/netfilter.ts";
 import { IptablesBackend, RECENT_LIST_MAX, iptablesChainName } from "../../../node-agent/proxy/iptables.ts";
-import { ChangeTracker, type EndpointSliceLike, type ProxyNode, type ServiceLike } from "../../../node-agent/proxy/model.ts";
-import { testNode, tracePacket, type FlowPacket } from "./flow.ts";
+import { ChangeTracker, type ProxyNode } from "../../../node-agent/proxy/model.ts";
+import { mulberry32 } from "../wire/rng.ts";
+import { firstPacket, testNode, tracePacket, type FlowPacket } from "./flow.ts";
+import { service, slice, type Ep } from "./objects.ts";
 
 const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), "__golden__");
 
 // ---------------------------------------------------------------------------------------------
-// Builders
+// Builders: a Service and its one EndpointSlice (objects.ts) from a compact definition.
 
-interface Ep {
-  ip: string;
-  node: string;
-  ready?: boolean;
-  serving?: boolean;
-  terminating?: boolean;
-}
 interface PortDef {
   name?: string;
   port: number;
@@ -51,56 +46,24 @@ interface SvcDef {
   healthCheckNodePort?: number;
 }
 
-function serviceOf(d: SvcDef): ServiceLike {
-  return {
-    metadata: { namespace: d.ns ?? "default", name: d.name },
-    spec: {
-      type: d.type ?? "ClusterIP",
-      clusterIP: d.clusterIP,
-      ports: d.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, nodePort: p.nodePort, protocol: p.protocol ?? "TCP" })),
-      externalTrafficPolicy: d.etp,
-      internalTrafficPolicy: d.itp,
-      sessionAffinity: d.affinitySeconds !== undefined ? "ClientIP" : "None",
-      sessionAffinityConfig: d.affinitySeconds !== undefined ? { clientIP: { timeoutSeconds: d.affinitySeconds } } : undefined,
-      externalIPs: d.externalIPs,
-      loadBalancerSourceRanges: d.sourceRanges,
-      healthCheckNodePort: d.healthCheckNodePort,
-    },
-    status: d.lbIPs ? { loadBalancer: { ingress: d.lbIPs.map((ip) => ({ ip })) } } : {},
-  };
-}
-
-function sliceOf(d: SvcDef): EndpointSliceLike {
-  const ns = d.ns ?? "default";
-  return {
-    metadata: { namespace: ns, name: `${d.name}-abcde`, labels: { "kubernetes.io/service-name": d.name } },
-    addressType: "IPv4",
-    ports: d.ports.map((p) => ({ name: p.name, port: p.targetPort ?? p.port, protocol: p.protocol ?? "TCP" })),
-    endpoints: (d.eps ?? []).map((e, i) => ({
-      addresses: [e.ip],
-      nodeName: e.node,
-      conditions: { ready: e.ready ?? true, serving: e.serving, terminating: e.terminating },
-      targetRef: { kind: "Pod", namespace: ns, name: `${d.name}-${i}` },
-    })),
-  };
-}
-
 function put(tracker: ChangeTracker, d: SvcDef): void {
-  const key = `${d.ns ?? "default"}/${d.name}`;
-  tracker.service(key, serviceOf(d));
-  tracker.slice(key, `${d.name}-abcde`, sliceOf(d));
-}
-
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  const ns = d.ns ?? "default";
+  const spec = {
+    type: d.type ?? "ClusterIP",
+    clusterIP: d.clusterIP,
+    ports: d.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, nodePort: p.nodePort, protocol: p.protocol ?? "TCP" })),
+    externalTrafficPolicy: d.etp,
+    internalTrafficPolicy: d.itp,
+    sessionAffinity: d.affinitySeconds !== undefined ? "ClientIP" : "None",
+    sessionAffinityConfig: d.affinitySeconds !== undefined ? { clientIP: { timeoutSeconds: d.affinitySeconds } } : undefined,
+    externalIPs: d.externalIPs,
+    loadBalancerSourceRanges: d.sourceRanges,
+    healthCheckNodePort: d.healthCheckNodePort,
   };
+  const status = d.lbIPs ? { loadBalancer: { ingress: d.lbIPs.map((ip) => ({ ip })) } } : {};
+  const ports = d.ports.map((p) => ({ name: p.name ?? "", port: p.targetPort ?? p.port, protocol: p.protocol ?? "TCP" }));
+  tracker.service(`${ns}/${d.name}`, service(d.name, spec, status, ns));
+  tracker.slice(`${ns}/${d.name}`, `${d.name}-abcde`, slice(d.name, `${d.name}-abcde`, d.eps ?? [], ports, ns));
 }
 
 interface World {
@@ -114,7 +77,7 @@ interface World {
 function world(defs: SvcDef[], seed = 1, node = testNode()): World {
   const tracker = new ChangeTracker(node.name);
   for (const d of defs) put(tracker, d);
-  const backend = new IptablesBackend({ node, rng: seeded(seed) });
+  const backend = new IptablesBackend({ node, rng: mulberry32(seed) });
   const { state, changed } = tracker.take();
   const w: World = {
     node,
@@ -374,20 +337,7 @@ describe("iptables NodePort and external destinations", () => {
 });
 
 describe("iptables rule sets", () => {
-  const view = (src: string, dst: string, dport: number): PacketView => ({
-    buf: new Uint8Array(0),
-    l3: 0,
-    l4: 20,
-    ipLen: 40,
-    proto: IpProtocol.TCP,
-    src: parseIpv4Addr(src)!,
-    dst: parseIpv4Addr(dst)!,
-    sport: 40000,
-    dport,
-    tcpFlags: 0x02,
-    icmpType: -1,
-    icmpCode: -1,
-  });
+  const view = (src: string, dst: string, dport: number) => firstPacket({ src, dst, dport });
   const ctx = (hook: Hook, ctState: CtState = CtState.New): HookContext => ({ hook, iif: "", oif: "", ctState, ct: undefined, mark: 0, now: 0 });
   const set = (w: World, hook: Hook, nat: boolean) => w.sets.find((s) => s.hook === hook && (s.nat === true) === nat)!;
 
@@ -545,7 +495,7 @@ describe("iptables sync and dump", () => {
     const full = (): string => {
       const t = new ChangeTracker("node-1");
       for (const d of defs) put(t, d);
-      const b = new IptablesBackend({ node: w.node, rng: seeded(1) });
+      const b = new IptablesBackend({ node: w.node, rng: mulberry32(1) });
       b.sync(t.take().state, undefined);
       return b.dump("iptables-save", [])!;
     };

@@ -7,14 +7,14 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { IpProtocol, formatIpv4, parseIpv4Addr } from "../../../overlay/wire/index.ts";
+import { formatIpv4, parseIpv4Addr } from "../../../overlay/wire/index.ts";
 import type { ConnEntry } from "../../../node-agent/conntrack.ts";
 import { DropReason, Hook, type HookContext, type RuleSet, type Verdict } from "../../../node-agent/netfilter.ts";
-import { CtState, type PacketView } from "../../../node-agent/packet.ts";
+import { CtState } from "../../../node-agent/packet.ts";
 import type { IpvsScheduler } from "../../../node-agent/proxy/backend.ts";
 import { IpvsBackend, MAX_TEMPLATES, hash32 } from "../../../node-agent/proxy/ipvs.ts";
 import { ChangeTracker, MASQ_MARK, type EndpointSliceLike, type ServiceLike } from "../../../node-agent/proxy/model.ts";
-import { testNode, tracePacket, type FlowPacket } from "./flow.ts";
+import { firstPacket, testNode, tracePacket, type FlowPacket } from "./flow.ts";
 
 const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), "__golden__");
 
@@ -104,20 +104,7 @@ class Fixture {
   /** A new connection's first packet through nat PREROUTING, with a conntrack entry id. */
   connect(src: string, dst: string, dport: number, o: { proto?: "TCP" | "UDP"; now?: number; tracked?: boolean } = {}) {
     const nat = this.sets.find((s) => s.hook === Hook.Prerouting && s.nat)!;
-    const view: PacketView = {
-      buf: new Uint8Array(0),
-      l3: 0,
-      l4: 20,
-      ipLen: 40,
-      proto: o.proto === "UDP" ? IpProtocol.UDP : IpProtocol.TCP,
-      src: parseIpv4Addr(src)!,
-      dst: parseIpv4Addr(dst)!,
-      sport: 40000,
-      dport,
-      tcpFlags: o.proto === "UDP" ? 0 : 0x02,
-      icmpType: -1,
-      icmpCode: -1,
-    };
+    const view = firstPacket({ src, dst, dport, proto: o.proto });
     const id = this.ctId++;
     const ct = o.tracked === false ? undefined : ({ id } as ConnEntry);
     const ctx: HookContext = { hook: Hook.Prerouting, iif: "eth0", oif: "", ctState: CtState.New, ct, mark: 0, now: o.now ?? 0 };
@@ -302,7 +289,7 @@ describe("ipvs persistence (sessionAffinity ClientIP, ipvsadm -p)", () => {
     // Touch the first so the second is the oldest, then fill the table with new clients.
     expect(f.connect("10.1.0.0", "10.96.0.12", 80, { tracked: false, now: 1 }).to).toBe(first);
     const nat = f.sets.find((s) => s.hook === Hook.Prerouting && s.nat)!;
-    const view: PacketView = { buf: new Uint8Array(0), l3: 0, l4: 20, ipLen: 40, proto: IpProtocol.TCP, src: 0, dst: parseIpv4Addr("10.96.0.12")!, sport: 1, dport: 80, tcpFlags: 2, icmpType: -1, icmpCode: -1 };
+    const view = firstPacket({ src: "0.0.0.0", dst: "10.96.0.12", sport: 1, dport: 80 });
     const ctx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.New, ct: undefined, mark: 0, now: 2 };
     for (let i = 2; i <= MAX_TEMPLATES; i++) {
       view.src = parseIpv4Addr("10.1.0.0")! + i;
@@ -375,7 +362,7 @@ describe("ipvs mode packet flows (KUBE-SERVICES, KUBE-POSTROUTING, KUBE-IPVS-FIL
     expect(out.rules).toEqual(["ipvs TCP 172.31.0.2:30080 (default/web:http) has no local endpoints"]);
     const filter = f.sets.find((s) => s.hook === Hook.Input)!;
     const v = filter.evaluate(
-      { buf: new Uint8Array(0), l3: 0, l4: 20, ipLen: 40, proto: IpProtocol.TCP, src: parseIpv4Addr("203.0.113.9")!, dst: parseIpv4Addr("172.31.0.2")!, sport: 1, dport: 30080, tcpFlags: 2, icmpType: -1, icmpCode: -1 },
+      firstPacket({ src: "203.0.113.9", dst: "172.31.0.2", sport: 1, dport: 30080 }),
       { hook: Hook.Input, iif: "eth0", oif: "", ctState: CtState.New, ct: undefined, mark: 0, now: 0 },
     );
     expect(v).toMatchObject({ kind: "drop", reason: DropReason.Rule });
@@ -512,7 +499,7 @@ describe("ipvs sync", () => {
       const nat = f.sets.find((s) => s.hook === Hook.Prerouting && s.nat)!;
       const views = Array.from({ length: 64 }, (_, k) => {
         const i = (k * 7919) % n;
-        return { buf: new Uint8Array(0), l3: 0, l4: 20, ipLen: 40, proto: IpProtocol.TCP, src: parseIpv4Addr("10.244.1.9")!, dst: parseIpv4Addr(`10.96.${(i >> 8) & 255}.${i & 255}`)!, sport: 1, dport: 80 + (i % 3), tcpFlags: 2, icmpType: -1, icmpCode: -1 };
+        return firstPacket({ src: "10.244.1.9", dst: `10.96.${(i >> 8) & 255}.${i & 255}`, sport: 1, dport: 80 + (i % 3) });
       });
       const ctx: HookContext = { hook: Hook.Prerouting, iif: "", oif: "", ctState: CtState.New, ct: undefined, mark: 0, now: 0 };
       let best = Infinity;

@@ -8,11 +8,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { IpProtocol, parseIpv4Addr } from "../../../overlay/wire/index.ts";
-import { CtState, type PacketView } from "../../../node-agent/packet.ts";
+import { CtState } from "../../../node-agent/packet.ts";
 import { Hook, type HookContext, type RuleSet, type Verdict } from "../../../node-agent/netfilter.ts";
 import { ChangeTracker, MASQ_MARK, serviceKeyOf, type EndpointSliceLike, type ServiceLike } from "../../../node-agent/proxy/model.ts";
 import { AFFINITY_SET_MAX, NftablesBackend, endpointChainNameBase, servicePortChainNameBase } from "../../../node-agent/proxy/nftables.ts";
-import { testNode, tracePacket, type FlowPacket } from "./flow.ts";
+import { mulberry32 } from "../wire/rng.ts";
+import { firstPacket, testNode, tracePacket, type FlowPacket } from "./flow.ts";
+import { service, slice, type Ep } from "./objects.ts";
 
 const NODE = testNode();
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), "__golden__", "nftables-ruleset.txt");
@@ -20,48 +22,9 @@ const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), "__golden__", "nfta
 // ---------------------------------------------------------------------------------------------
 // Builders
 
-/** mulberry32: a seeded uniform rng for numgen. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface PortSpec {
-  name?: string;
-  port: number;
-  protocol?: "TCP" | "UDP";
-  nodePort?: number;
-}
-
-function svc(name: string, clusterIP: string, ports: PortSpec[], extra: Record<string, unknown> = {}, status?: unknown, ns = "default"): ServiceLike {
-  return { metadata: { namespace: ns, name }, spec: { type: "ClusterIP", clusterIP, ports, ...extra }, ...(status ? { status } : {}) };
-}
-
-interface EpSpec {
-  ip: string;
-  node?: string;
-  ready?: boolean;
-  serving?: boolean;
-  terminating?: boolean;
-}
-
-function slice(service: string, endpoints: EpSpec[], ports: PortSpec[], sliceName = `${service}-abc`, ns = "default"): EndpointSliceLike {
-  return {
-    metadata: { namespace: ns, name: sliceName, labels: { "kubernetes.io/service-name": service } },
-    addressType: "IPv4",
-    endpoints: endpoints.map((e) => ({
-      addresses: [e.ip],
-      nodeName: e.node ?? "node-2",
-      conditions: { ready: e.ready ?? true, ...(e.serving !== undefined ? { serving: e.serving } : {}), ...(e.terminating !== undefined ? { terminating: e.terminating } : {}) },
-    })),
-    ports,
-  };
+/** objects.ts's EndpointSlice "SERVICE-abc", its endpoints on node-2 (not the node under test) unless they say otherwise. */
+function remoteSlice(service: string, eps: Ep[], ports?: { name: string; port: number; protocol: string }[], ns?: string): EndpointSliceLike {
+  return slice(service, `${service}-abc`, eps.map((e) => ({ node: "node-2", ...e })), ports, ns);
 }
 
 /** A node's proxy: the change tracker, the backend, and the rule sets of the last sync. */
@@ -70,7 +33,7 @@ class Harness {
   readonly backend: NftablesBackend;
   sets: readonly RuleSet[] = [];
 
-  constructor(services: ServiceLike[], slices: EndpointSliceLike[], rng: () => number = seeded(7)) {
+  constructor(services: ServiceLike[], slices: EndpointSliceLike[], rng: () => number = mulberry32(7)) {
     this.backend = new NftablesBackend({ node: NODE, rng });
     for (const s of services) this.service(s);
     for (const s of slices) this.slice(s);
@@ -106,7 +69,7 @@ class Harness {
 /** Runs one rule set directly (no Netfilter, no tracer): for loops of many packets. */
 function evalSet(sets: readonly RuleSet[], name: string) {
   const set = sets.find((s) => s.name === name)!;
-  const view: PacketView = { buf: new Uint8Array(0), l3: 0, l4: 20, ipLen: 40, proto: IpProtocol.TCP, src: 0, dst: 0, sport: 40000, dport: 0, tcpFlags: 2, icmpType: -1, icmpCode: -1 };
+  const view = firstPacket({ src: "0.0.0.0", dst: "0.0.0.0", dport: 0 });
   const ctx: HookContext = { hook: set.hook, iif: "cni0", oif: "", ctState: CtState.New, ct: undefined, mark: 0, now: 0 };
   return (src: number, dst: number, dport: number, now = 0, proto: number = IpProtocol.TCP): Verdict => {
     view.src = src;
@@ -120,7 +83,6 @@ function evalSet(sets: readonly RuleSet[], name: string) {
 }
 
 const ip = (s: string) => parseIpv4Addr(s)!;
-const HTTP: PortSpec[] = [{ name: "http", port: 8080 }];
 const OUTSIDE = "198.51.100.7";
 
 function base(name: string, protocol: "tcp" | "udp" = "tcp", portName = "http", ns = "default") {
@@ -143,7 +105,7 @@ describe("nftables backend: names", () => {
 });
 
 describe("nftables backend: ClusterIP", () => {
-  const web = () => new Harness([svc("web", "10.96.0.12", [{ name: "http", port: 80 }])], [slice("web", [{ ip: "10.244.2.5" }], HTTP)]);
+  const web = () => new Harness([service("web", { clusterIP: "10.96.0.12" })], [remoteSlice("web", [{ ip: "10.244.2.5" }])]);
 
   it("pod -> ClusterIP: DNAT to the endpoint, no masquerade, the path named", () => {
     const h = web();
@@ -158,14 +120,14 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("hairpin: a pod reaching itself through its service is masqueraded", () => {
-    const h = new Harness([svc("web", "10.96.0.12", [{ name: "http", port: 80 }])], [slice("web", [{ ip: "10.244.1.5", node: "node-1" }], HTTP)]);
+    const h = new Harness([service("web", { clusterIP: "10.96.0.12" })], [remoteSlice("web", [{ ip: "10.244.1.5", node: "node-1" }])]);
     expect(h.trace({ src: "10.244.1.5", dst: "10.96.0.12", dport: 80 })).toMatchObject({ dnat: "10.244.1.5:8080", masquerade: true });
     expect(h.trace({ src: "10.244.1.6", dst: "10.96.0.12", dport: 80 })).toMatchObject({ dnat: "10.244.1.5:8080", masquerade: false });
   });
 
   it("numgen spreads 3000 first packets over 3 endpoints within 10 % of even", () => {
     const eps = [{ ip: "10.244.2.5" }, { ip: "10.244.2.6" }, { ip: "10.244.3.7" }];
-    const h = new Harness([svc("web", "10.96.0.12", [{ name: "http", port: 80 }])], [slice("web", eps, HTTP)], seeded(42));
+    const h = new Harness([service("web", { clusterIP: "10.96.0.12" })], [remoteSlice("web", eps)], mulberry32(42));
     const count = new Map<string, number>();
     for (let i = 0; i < 3000; i++) {
       const r = h.trace({ src: "10.244.1.7", sport: 10000 + i, dst: "10.96.0.12", dport: 80 });
@@ -177,8 +139,8 @@ describe("nftables backend: ClusterIP", () => {
 
   it("sessionAffinity ClientIP pins a client, survives syncs, and lets go after timeoutSeconds", () => {
     const eps = [{ ip: "10.244.2.5" }, { ip: "10.244.2.6" }, { ip: "10.244.3.7" }];
-    const sticky = svc("web", "10.96.0.12", [{ name: "http", port: 80 }], { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 10 } } });
-    const h = new Harness([sticky, svc("other", "10.96.0.20", [{ name: "http", port: 80 }])], [slice("web", eps, HTTP)], seeded(3));
+    const sticky = service("web", { clusterIP: "10.96.0.12", sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 10 } } });
+    const h = new Harness([sticky, service("other", { clusterIP: "10.96.0.20" })], [remoteSlice("web", eps)], mulberry32(3));
     const first = h.trace({ src: "10.244.1.7", dst: "10.96.0.12", dport: 80 }, 0);
     expect(first.rules[0]).toContain("-> numgen ");
     let last = 0;
@@ -189,7 +151,7 @@ describe("nftables backend: ClusterIP", () => {
       last = t;
     }
     // Another service changes (partial sync), then a full resync: the pin is runtime state.
-    h.slice(slice("other", [{ ip: "10.244.2.9" }], HTTP));
+    h.slice(remoteSlice("other", [{ ip: "10.244.2.9" }]));
     expect(h.sync()).toEqual(new Set(["default/other:http"]));
     expect(h.trace({ src: "10.244.1.7", dst: "10.96.0.12", dport: 80 }, last + 500).dnat).toBe(first.dnat);
     last += 500;
@@ -205,8 +167,8 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("affinity sets are bounded: the least recently updated client is evicted", () => {
-    const sticky = svc("web", "10.96.0.12", [{ name: "http", port: 80 }], { sessionAffinity: "ClientIP" });
-    const h = new Harness([sticky], [slice("web", [{ ip: "10.244.2.5" }], HTTP)]);
+    const sticky = service("web", { clusterIP: "10.96.0.12", sessionAffinity: "ClientIP" });
+    const h = new Harness([sticky], [remoteSlice("web", [{ ip: "10.244.2.5" }])]);
     const nat = evalSet(h.sets, "nat-prerouting");
     const vip = ip("10.96.0.12");
     const firstClient = ip("10.250.0.0");
@@ -220,7 +182,7 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("no endpoints: REJECT from the filter chains, naming the element", () => {
-    const h = new Harness([svc("empty", "10.96.0.50", [{ name: "http", port: 80, nodePort: 30050 }], { type: "NodePort" })], []);
+    const h = new Harness([service("empty", { type: "NodePort", clusterIP: "10.96.0.50", ports: [{ name: "http", port: 80, nodePort: 30050 }] })], []);
     const r = h.trace({ src: "10.244.1.7", dst: "10.96.0.50", dport: 80 });
     expect(r).toMatchObject({ verdict: "reject", masquerade: false, rules: ['nft no-endpoint-services 10.96.0.50 . tcp . 80 (default/empty:http) -> goto reject-chain -> reject'] });
     const np = h.trace({ src: OUTSIDE, dst: "172.31.0.2", dport: 30050, from: "outside" });
@@ -230,9 +192,9 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("filter chains act on new connections only (ct state new)", () => {
-    const h = new Harness([svc("empty", "10.96.0.50", [{ name: "http", port: 80 }])], []);
+    const h = new Harness([service("empty", { clusterIP: "10.96.0.50" })], []);
     const set = h.sets.find((s) => s.name === "filter-forward")!;
-    const view: PacketView = { buf: new Uint8Array(0), l3: 0, l4: 20, ipLen: 40, proto: IpProtocol.TCP, src: ip("10.244.1.7"), dst: ip("10.96.0.50"), sport: 1, dport: 80, tcpFlags: 16, icmpType: -1, icmpCode: -1 };
+    const view = { ...firstPacket({ src: "10.244.1.7", dst: "10.96.0.50", sport: 1, dport: 80 }), tcpFlags: 0x10 }; // an ACK
     const ctx: HookContext = { hook: Hook.Forward, iif: "cni0", oif: "eth0", ctState: CtState.Established, ct: undefined, mark: 0, now: 0 };
     expect(set.evaluate(view, ctx).kind).toBe("continue");
     ctx.ctState = CtState.New;
@@ -240,17 +202,17 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("several named ports; a ClusterIP port no service has is rejected by cluster-ips-check", () => {
-    const ports: PortSpec[] = [
+    const ports = [
       { name: "http", port: 80 },
       { name: "https", port: 443 },
       { name: "dns", port: 53, protocol: "UDP" },
     ];
-    const epPorts: PortSpec[] = [
-      { name: "http", port: 8080 },
-      { name: "https", port: 8443 },
+    const epPorts = [
+      { name: "http", port: 8080, protocol: "TCP" },
+      { name: "https", port: 8443, protocol: "TCP" },
       { name: "dns", port: 5353, protocol: "UDP" },
     ];
-    const h = new Harness([svc("multi", "10.96.0.30", ports)], [slice("multi", [{ ip: "10.244.2.5" }], epPorts)]);
+    const h = new Harness([service("multi", { clusterIP: "10.96.0.30", ports })], [remoteSlice("multi", [{ ip: "10.244.2.5" }], epPorts)]);
     expect(h.trace({ src: "10.244.1.7", dst: "10.96.0.30", dport: 80 }).dnat).toBe("10.244.2.5:8080");
     const https = h.trace({ src: "10.244.1.7", dst: "10.96.0.30", dport: 443 });
     expect(https.dnat).toBe("10.244.2.5:8443");
@@ -267,7 +229,8 @@ describe("nftables backend: ClusterIP", () => {
   });
 
   it("UDP service: DNAT on udp, with the udp protocol in the chain names and dnat rule", () => {
-    const h = new Harness([svc("dns", "10.96.0.10", [{ name: "dns", port: 53, protocol: "UDP" }])], [slice("dns", [{ ip: "10.244.2.8" }], [{ name: "dns", port: 53, protocol: "UDP" }])]);
+    const dns = [{ name: "dns", port: 53, protocol: "UDP" }];
+    const h = new Harness([service("dns", { clusterIP: "10.96.0.10", ports: dns })], [remoteSlice("dns", [{ ip: "10.244.2.8" }], dns)]);
     const r = h.trace({ src: "10.244.1.7", dst: "10.96.0.10", dport: 53, proto: "UDP" });
     expect(r).toMatchObject({ verdict: "accept", dnat: "10.244.2.8:53", masquerade: false });
     expect(h.dump()).toContain("\t\tmeta l4proto udp dnat to 10.244.2.8:53\n");
@@ -276,22 +239,22 @@ describe("nftables backend: ClusterIP", () => {
 
   it("terminating endpoints that still serve are used only when no ready one is left", () => {
     const h = new Harness(
-      [svc("web", "10.96.0.12", [{ name: "http", port: 80 }])],
-      [slice("web", [{ ip: "10.244.2.5" }, { ip: "10.244.2.6", ready: false, serving: true, terminating: true }], HTTP)],
+      [service("web", { clusterIP: "10.96.0.12" })],
+      [remoteSlice("web", [{ ip: "10.244.2.5" }, { ip: "10.244.2.6", ready: false, serving: true, terminating: true }])],
     );
     for (let i = 0; i < 20; i++) expect(h.trace({ src: "10.244.1.7", sport: 3000 + i, dst: "10.96.0.12", dport: 80 }).dnat).toBe("10.244.2.5:8080");
-    h.slice(slice("web", [{ ip: "10.244.2.6", ready: false, serving: true, terminating: true }], HTTP));
+    h.slice(remoteSlice("web", [{ ip: "10.244.2.6", ready: false, serving: true, terminating: true }]));
     h.sync();
     expect(h.trace({ src: "10.244.1.7", dst: "10.96.0.12", dport: 80 }).dnat).toBe("10.244.2.6:8080");
-    h.slice(slice("web", [{ ip: "10.244.2.6", ready: false, serving: false, terminating: true }], HTTP));
+    h.slice(remoteSlice("web", [{ ip: "10.244.2.6", ready: false, serving: false, terminating: true }]));
     h.sync();
     expect(h.trace({ src: "10.244.1.7", dst: "10.96.0.12", dport: 80 }).verdict).toBe("reject");
   });
 });
 
 describe("nftables backend: external traffic", () => {
-  const np = (policy: "Cluster" | "Local", eps: EpSpec[]) =>
-    new Harness([svc("web", "10.96.0.12", [{ name: "http", port: 80, nodePort: 30080 }], { type: "NodePort", externalTrafficPolicy: policy })], [slice("web", eps, HTTP)], seeded(11));
+  const np = (policy: "Cluster" | "Local", eps: Ep[]) =>
+    new Harness([service("web", { type: "NodePort", clusterIP: "10.96.0.12", ports: [{ name: "http", port: 80, nodePort: 30080 }], externalTrafficPolicy: policy })], [remoteSlice("web", eps)], mulberry32(11));
 
   it("NodePort, policy Cluster, from outside: DNAT and masquerade", () => {
     const r = np("Cluster", [{ ip: "10.244.2.5" }]).trace({ src: OUTSIDE, dst: "172.31.0.2", dport: 30080, from: "outside" });
@@ -325,14 +288,12 @@ describe("nftables backend: external traffic", () => {
   });
 
   it("loadBalancerSourceRanges: in-range sources reach the LB IP, others are dropped; the NodePort ignores them", () => {
-    const lb = svc(
+    const lb = service(
       "lb",
-      "10.96.0.40",
-      [{ name: "http", port: 80, nodePort: 30040 }],
-      { type: "LoadBalancer", loadBalancerSourceRanges: ["203.0.113.0/25"] },
+      { type: "LoadBalancer", clusterIP: "10.96.0.40", ports: [{ name: "http", port: 80, nodePort: 30040 }], loadBalancerSourceRanges: ["203.0.113.0/25"] },
       { loadBalancer: { ingress: [{ ip: "192.0.2.10" }] } },
     );
-    const h = new Harness([lb], [slice("lb", [{ ip: "10.244.2.5" }], HTTP)]);
+    const h = new Harness([lb], [remoteSlice("lb", [{ ip: "10.244.2.5" }])]);
     expect(h.trace({ src: "203.0.113.5", dst: "192.0.2.10", dport: 80, from: "outside" })).toMatchObject({ verdict: "accept", dnat: "10.244.2.5:8080", masquerade: true });
     const blocked = h.trace({ src: "203.0.113.200", dst: "192.0.2.10", dport: 80, from: "outside" });
     expect(blocked).toMatchObject({ verdict: "drop", rules: [`nft firewall-ips 192.0.2.10 . tcp . 80 -> firewall-${base("lb")} -> ip saddr != 203.0.113.0/25 drop`] });
@@ -345,27 +306,27 @@ describe("nftables backend: syncs and scale", () => {
     const sticky = { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } };
     const h = new Harness(
       [
-        svc("a", "10.96.0.1", [{ name: "http", port: 80 }]),
-        svc("b", "10.96.0.2", [{ name: "http", port: 80, nodePort: 30002 }], { type: "NodePort", externalTrafficPolicy: "Local", ...sticky }),
-        svc("c", "10.96.0.3", [{ name: "http", port: 80 }]),
-        svc("d", "10.96.0.4", [{ name: "http", port: 80 }]),
+        service("a", { clusterIP: "10.96.0.1" }),
+        service("b", { type: "NodePort", clusterIP: "10.96.0.2", ports: [{ name: "http", port: 80, nodePort: 30002 }], externalTrafficPolicy: "Local", ...sticky }),
+        service("c", { clusterIP: "10.96.0.3" }),
+        service("d", { clusterIP: "10.96.0.4" }),
       ],
-      [slice("a", [{ ip: "10.244.2.1" }], HTTP), slice("b", [{ ip: "10.244.1.2", node: "node-1" }, { ip: "10.244.2.2" }], HTTP), slice("c", [{ ip: "10.244.2.3" }], HTTP)],
+      [remoteSlice("a", [{ ip: "10.244.2.1" }]), remoteSlice("b", [{ ip: "10.244.1.2", node: "node-1" }, { ip: "10.244.2.2" }]), remoteSlice("c", [{ ip: "10.244.2.3" }])],
     );
     const steps: (() => void)[] = [
-      () => h.slice(slice("c", [{ ip: "10.244.2.3" }, { ip: "10.244.3.3" }], HTTP)),
+      () => h.slice(remoteSlice("c", [{ ip: "10.244.2.3" }, { ip: "10.244.3.3" }])),
       () => h.deleteService("default/a"),
-      () => h.service(svc("e", "10.96.0.5", [{ name: "http", port: 80 }, { name: "dns", port: 53, protocol: "UDP" }], { externalIPs: ["192.0.2.50"] })),
-      () => h.slice(slice("e", [{ ip: "10.244.2.5" }], [{ name: "http", port: 8080 }, { name: "dns", port: 53, protocol: "UDP" }])),
-      () => h.service(svc("b", "10.96.0.2", [{ name: "http", port: 80, nodePort: 30002 }], { type: "NodePort", externalTrafficPolicy: "Cluster" })),
-      () => h.slice(slice("d", [{ ip: "10.244.2.4", ready: false, serving: true, terminating: true }], HTTP)),
-      () => h.service(svc("a", "10.96.0.1", [{ name: "http", port: 80 }])),
+      () => h.service(service("e", { clusterIP: "10.96.0.5", ports: [{ name: "http", port: 80 }, { name: "dns", port: 53, protocol: "UDP" }], externalIPs: ["192.0.2.50"] })),
+      () => h.slice(remoteSlice("e", [{ ip: "10.244.2.5" }], [{ name: "http", port: 8080, protocol: "TCP" }, { name: "dns", port: 53, protocol: "UDP" }])),
+      () => h.service(service("b", { type: "NodePort", clusterIP: "10.96.0.2", ports: [{ name: "http", port: 80, nodePort: 30002 }], externalTrafficPolicy: "Cluster" })),
+      () => h.slice(remoteSlice("d", [{ ip: "10.244.2.4", ready: false, serving: true, terminating: true }])),
+      () => h.service(service("a", { clusterIP: "10.96.0.1" })),
     ];
     for (const step of steps) {
       step();
       const changed = h.sync();
       expect(changed).toBeDefined();
-      const fresh = new NftablesBackend({ node: NODE, rng: seeded(1) });
+      const fresh = new NftablesBackend({ node: NODE, rng: mulberry32(1) });
       fresh.sync({ servicePorts: [...h.tracker.take().state.servicePorts] }, undefined);
       expect(h.dump()).toBe(fresh.dump("nft", ["list", "ruleset"]));
     }
@@ -383,8 +344,8 @@ describe("nftables backend: syncs and scale", () => {
     const vip = (i: number) => `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
     const pod = (i: number) => `10.${200 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
     for (let i = 0; i < N; i++) {
-      services.push(svc(`s${i}`, vip(i), [{ name: "http", port: 80 + (i % 3) }]));
-      slices.push(slice(`s${i}`, [{ ip: pod(i) }], HTTP));
+      services.push(service(`s${i}`, { clusterIP: vip(i), ports: [{ name: "http", port: 80 + (i % 3) }] }));
+      slices.push(remoteSlice(`s${i}`, [{ ip: pod(i) }]));
     }
     const big = new Harness(services, slices);
     const nat = evalSet(big.sets, "nat-prerouting");
@@ -426,21 +387,19 @@ describe("nftables backend: nft list ruleset", () => {
     const sticky = { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 10_800 } } };
     const h = new Harness(
       [
-        svc("web", "10.96.0.12", [{ name: "http", port: 80, nodePort: 30080 }], { type: "NodePort" }),
-        svc("empty", "10.96.0.50", [{ name: "http", port: 80 }]),
-        svc(
+        service("web", { type: "NodePort", clusterIP: "10.96.0.12", ports: [{ name: "http", port: 80, nodePort: 30080 }] }),
+        service("empty", { clusterIP: "10.96.0.50" }),
+        service(
           "lb",
-          "10.96.0.40",
-          [{ name: "http", port: 80, nodePort: 30040 }],
-          { type: "LoadBalancer", externalTrafficPolicy: "Local", loadBalancerSourceRanges: ["203.0.113.0/25"], ...sticky },
+          { type: "LoadBalancer", clusterIP: "10.96.0.40", ports: [{ name: "http", port: 80, nodePort: 30040 }], externalTrafficPolicy: "Local", loadBalancerSourceRanges: ["203.0.113.0/25"], ...sticky },
           { loadBalancer: { ingress: [{ ip: "192.0.2.10" }] } },
         ),
-        svc("dns", "10.96.0.10", [{ name: "dns", port: 53, protocol: "UDP" }], {}, undefined, "kube-system"),
+        service("dns", { clusterIP: "10.96.0.10", ports: [{ name: "dns", port: 53, protocol: "UDP" }] }, {}, "kube-system"),
       ],
       [
-        slice("web", [{ ip: "10.244.1.5", node: "node-1" }, { ip: "10.244.2.5" }], HTTP),
-        slice("lb", [{ ip: "10.244.2.9" }], HTTP),
-        slice("dns", [{ ip: "10.244.3.3" }], [{ name: "dns", port: 53, protocol: "UDP" }], "dns-abc", "kube-system"),
+        remoteSlice("web", [{ ip: "10.244.1.5", node: "node-1" }, { ip: "10.244.2.5" }]),
+        remoteSlice("lb", [{ ip: "10.244.2.9" }]),
+        remoteSlice("dns", [{ ip: "10.244.3.3" }], [{ name: "dns", port: 53, protocol: "UDP" }], "kube-system"),
       ],
     );
     const text = h.dump();
@@ -452,7 +411,7 @@ describe("nftables backend: nft list ruleset", () => {
   });
 
   it("answers nft list chain/map, and nothing for the other modes' tools", () => {
-    const h = new Harness([svc("web", "10.96.0.12", [{ name: "http", port: 80 }])], [slice("web", [{ ip: "10.244.2.5" }], HTTP)]);
+    const h = new Harness([service("web", { clusterIP: "10.96.0.12" })], [remoteSlice("web", [{ ip: "10.244.2.5" }])]);
     expect(h.backend.dump("nft", ["list", "chain", "ip", "kube-proxy", "services"])).toBe(
       "table ip kube-proxy {\n\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports\n\t}\n}\n",
     );
@@ -460,7 +419,7 @@ describe("nftables backend: nft list ruleset", () => {
     expect(h.backend.dump("nft", ["list", "chain", "ip", "kube-proxy", "nope"])).toMatch(/^Error: No such file or directory/);
     expect(h.backend.dump("iptables-save", [])).toBeUndefined();
     expect(h.backend.dump("ipvsadm", ["-Ln"])).toBeUndefined();
-    expect(new NftablesBackend({ node: NODE, rng: seeded(1) }).dump("nft", ["list", "ruleset"])).toBe("");
+    expect(new NftablesBackend({ node: NODE, rng: mulberry32(1) }).dump("nft", ["list", "ruleset"])).toBe("");
     expect(h.backend.mode).toBe("nftables");
     // The masquerade mark is kube-proxy's bit.
     expect(h.dump()).toContain(`meta mark set meta mark | 0x0000${MASQ_MARK.toString(16)}`);
