@@ -293,7 +293,9 @@ describe("endpoint changes under load", () => {
       return (dump.match(chain) ?? []).length === 1;
     }, 20_000);
     const programmedAt = Date.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    // A round that began before may still be waiting out a connection to the gone pod: judge
+    // the rounds begun after the change was programmed, five of them.
+    await waitFor("five rounds after the change", async () => rounds.filter((r) => r.start >= programmedAt).length >= 5, 60_000);
     stop = true;
     await stream;
     const after = rounds.filter((r) => r.start >= programmedAt);
@@ -330,7 +332,7 @@ describe("endpoint changes under load", () => {
       return (dump.match(/-A KUBE-SVC-\w+ .*default\/web:http .*-j KUBE-SEP/g) ?? []).length === 2;
     }, 20_000);
     const recoveredAt = Date.now();
-    await new Promise((r) => setTimeout(r, 2000));
+    await waitFor("five rounds after recovery", async () => samples.filter((x) => x.t >= recoveredAt).length >= 5, 60_000);
     stop = true;
     await stream;
     const afterRecovery = samples.filter((s) => s.t >= recoveredAt);
