@@ -584,8 +584,11 @@ export class Netns {
       if (r.kind === "invalid") this.dp.counters.inc("conntrack_invalid_total");
       const e = pkt.ct;
       if (e !== undefined) {
-        // A traced probe's connection carries the tracer; its first reply picks it up here.
-        if (pkt.tr !== undefined) e.tr = pkt.tr;
+        // A traced TCP or UDP probe's connection carries the tracer; its first reply picks it up
+        // here (an echo request's trace ends at delivery, as `kubewire trace` prints it).
+        if (pkt.tr !== undefined) {
+          if (pkt.proto !== IpProtocol.ICMP) e.tr = pkt.tr;
+        }
         else if (e.tr !== undefined && pkt.ctDir === CtDir.Reply) {
           pkt.tr = e.tr.reply();
           e.tr = undefined;
