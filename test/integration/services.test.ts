@@ -117,7 +117,9 @@ describe("ClusterIP from pods (iptables mode)", () => {
   });
 
   it("sessionAffinity ClientIP pins a client, and releases it after timeoutSeconds", async () => {
-    await cluster.apply(svc("sticky", { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 2 } } }));
+    // Short, but long enough that a slow connection on a loaded machine does not outlast it.
+    const AFFINITY_SECONDS = 4;
+    await cluster.apply(svc("sticky", { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: AFFINITY_SECONDS } } }));
     const vip = await clusterIp("sticky");
     await waitFor("sticky has endpoints", async () => (await dial("client", vip, 80, 1)).responses.length === 1, 20_000);
     const pinned = await dial("client", vip, 80, 60);
@@ -125,7 +127,7 @@ describe("ClusterIP from pods (iptables mode)", () => {
     // Past the timeout with no traffic the next connection is balanced again: some later round lands elsewhere.
     const first = pinned.responses[0]!;
     await waitFor("affinity released after timeoutSeconds", async () => {
-      await new Promise((r) => setTimeout(r, 2100));
+      await new Promise((r) => setTimeout(r, AFFINITY_SECONDS * 1000 + 100));
       return (await dial("client", vip, 80, 1)).responses[0] !== first;
     }, 60_000);
   });
