@@ -48,10 +48,10 @@ if command -v kubectl >/dev/null 2>&1; then
   vip=$(kubectl get svc web -n demo -o jsonpath='{.spec.clusterIP}')
   echo "\$ kubectl exec -n demo $first -- curl -s 'http://127.0.0.1:8080/dial?request=hostname&host=$vip&port=80&tries=12'" >&2
   kubectl exec -n demo "$first" -- curl -s -m 20 "http://127.0.0.1:8080/dial?request=hostname&host=$vip&port=80&tries=12"; echo
-  echo "\$ kubewire exec --node node-1 -- iptables-save -t nat | grep demo/web:http" >&2
-  node bin/kubewire.js exec --node node-1 -- iptables-save -t nat | grep 'demo/web:http' | head -6
-  echo "\$ kubewire exec --node node-1 -- conntrack -L" >&2
-  node bin/kubewire.js exec --node node-1 -- conntrack -L | head -8
+  echo "\$ kubewire exec --node node-1 -- iptables-save -t nat | grep -E '^-A KUBE-(SERVICES|SVC-).*demo/web:http'" >&2
+  node bin/kubewire.js exec --node node-1 -- iptables-save -t nat | grep -E '^-A KUBE-(SERVICES|SVC-).*demo/web:http' | head -6
+  echo "\$ kubewire exec --node node-1 -- conntrack -L | grep 'dport=80 '   (the DNAT: the reply comes from the endpoint)" >&2
+  node bin/kubewire.js exec --node node-1 -- conntrack -L | grep 'dport=80 ' | head -4
   echo; echo "== from this machine through a NodePort: a real socket on every node (127.0.1.N)"
   kubectl patch svc web -n demo -p '{"spec":{"type":"NodePort"}}' >/dev/null
   np=$(kubectl get svc web -n demo -o jsonpath='{.spec.ports[0].nodePort}')
