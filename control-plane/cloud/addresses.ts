@@ -14,6 +14,7 @@
 import { broadcastOf, cidrContains, formatCidr, type Cidr } from "../../cluster/addressing.ts";
 import type { KubeObject } from "../../cluster/store.ts";
 import { formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/common.ts";
+import { asRecord as rec } from "../../cluster/untrusted.ts";
 
 /** The parts of a Service the allocation reads. */
 export interface LbService {
@@ -32,7 +33,6 @@ export interface LbService {
 
 export type LbAddressDecision = { readonly kind: "assign"; readonly ip: string } | { readonly kind: "fail"; readonly message: string };
 
-const rec = (v: unknown): Record<string, unknown> => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
 
 function canonical(ip: string): string | undefined {

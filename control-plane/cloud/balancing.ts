@@ -20,6 +20,7 @@ import { Annotations, nodeIsReady } from "../../cluster/kube-objects.ts";
 import type { KubeObject } from "../../cluster/store.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
 import { addressOwners, lbServiceFrom, wantsLoadBalancer } from "./addresses.ts";
+import { asArray as arr, asPort as port, asRecord as rec } from "../../cluster/untrusted.ts";
 
 export type LbProtocol = "TCP" | "UDP";
 
@@ -75,9 +76,6 @@ export const EXCLUDE_BALANCERS_LABEL = "node.kubernetes.io/exclude-from-external
 /** The cluster autoscaler's taint on a node it is about to delete (cloud-provider ToBeDeletedTaint). */
 export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
 
-const rec = (v: unknown): Record<string, unknown> => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const port = (v: unknown): number => (typeof v === "number" && Number.isInteger(v) && v > 0 && v <= 65535 ? v : 0);
 
 /** The load balancer's view of a Node object; undefined without a usable host address. */
 export function lbNodeFrom(node: KubeObject): LbNode | undefined {

@@ -17,6 +17,7 @@
  * with the protocol lower-cased in values, upper-cased in names, TCP when absent; an IPv6
  * cluster IP is bracketed in URLs (net.JoinHostPort).
  */
+import { asObject as obj } from "../../cluster/untrusted.ts";
 
 export interface EnvVar {
   readonly name: string;
@@ -34,9 +35,6 @@ interface EnvService {
   ports: { name: string; protocol: string; port: number }[];
 }
 
-function obj(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
 
 /** The fields FromServices reads; undefined when the Service has no cluster IP or no port. */
 function readEnvService(o: unknown): EnvService | undefined {

@@ -25,6 +25,7 @@
  * `modifiedAt` (CoreDNS uses the Unix time of the last change, controller.go Modified) or by one.
  */
 import { parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/index.ts";
+import { asArray as arr, asObject as obj, asString as str } from "../../cluster/untrusted.ts";
 
 export type ServiceKind = "ClusterIP" | "Headless" | "ExternalName";
 
@@ -81,15 +82,6 @@ export interface DnsObjects {
 
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
-function obj(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
 function nonEmpty(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }

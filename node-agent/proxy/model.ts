@@ -17,6 +17,7 @@
 import type { Cidr } from "../../cluster/addressing.ts";
 import { parseCidr } from "../../cluster/addressing.ts";
 import { IpProtocol, formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/index.ts";
+import { asArray as arr, asObject as obj, asPort as port, asString as str } from "../../cluster/untrusted.ts";
 
 export type ProxyMode = "iptables" | "ipvs" | "nftables";
 export const PROXY_MODES: readonly ProxyMode[] = ["iptables", "ipvs", "nftables"];
@@ -179,18 +180,6 @@ export const TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trig
 /** Services with this label are not proxied (service.kubernetes.io/service-proxy-name: another proxy's). */
 const SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name";
 
-function obj(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-function port(v: unknown): number {
-  return typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : 0;
-}
 function protocolOf(v: unknown): number | undefined {
   const p = v === undefined ? "TCP" : v;
   return p === "TCP" ? IpProtocol.TCP : p === "UDP" ? IpProtocol.UDP : undefined;
