@@ -68,6 +68,8 @@ export interface ProxyStatus {
   servicePorts: number;
   syncs: number;
   programmingLatenciesMs: number[];
+  /** How many were ever measured: the list keeps only the newest. */
+  programmingLatenciesTotal: number;
 }
 
 export interface RegisterNodeRequest {

@@ -528,6 +528,7 @@ export class NodeAgent {
       servicePorts: this.proxier?.stats.servicePorts ?? 0,
       syncs: this.proxier?.stats.syncs ?? 0,
       programmingLatenciesMs: this.proxier?.programmingLatencies() ?? [],
+      programmingLatenciesTotal: this.proxier?.latencyTotal ?? 0,
     }));
 
     on("exec", async (req: ExecRequest): Promise<ExecResult> => {

@@ -150,6 +150,9 @@ export class Proxier {
     return Math.min(this.burst, this.tokens + (now - this.tokensAt) / this.minSyncMs);
   }
 
+  /** How many network programming latencies were ever recorded (the ring keeps the newest). */
+  latencyTotal = 0;
+
   /** Network programming latencies (ms) seen so far, newest last, at most LATENCY_RING. */
   programmingLatencies(): number[] {
     if (this.latencies.length < LATENCY_RING) return [...this.latencies];
@@ -175,6 +178,7 @@ export class Proxier {
       if (this.latencies.length < LATENCY_RING) this.latencies.push(ms);
       else this.latencies[this.latencyNext] = ms;
       this.latencyNext = (this.latencyNext + 1) % LATENCY_RING;
+      this.latencyTotal++;
     }
     void state;
   }

@@ -83,7 +83,7 @@ async function proxyStatus(cluster: TestCluster, node: string): Promise<ProxySta
 
 /** Changes `count` slices among the first `services`, `gapMs` apart; returns the latencies every node measured for them. */
 async function programmingLatency(cluster: TestCluster, services: number, count: number, gapMs: number): Promise<number[]> {
-  const before = await Promise.all(cluster.nodeNames.map(async (n) => (await proxyStatus(cluster, n)).programmingLatenciesMs.length));
+  const before = await Promise.all(cluster.nodeNames.map(async (n) => (await proxyStatus(cluster, n)).programmingLatenciesTotal));
   for (let k = 0; k < count; k++) {
     const i = Math.floor(Math.random() * services);
     const path = slicesPath(`s-${i}`);
@@ -96,8 +96,9 @@ async function programmingLatency(cluster: TestCluster, services: number, count:
   await new Promise((r) => setTimeout(r, 3000));
   const all: number[] = [];
   for (const [idx, n] of cluster.nodeNames.entries()) {
-    const got = (await proxyStatus(cluster, n)).programmingLatenciesMs;
-    all.push(...got.slice(before[idx]));
+    const got = await proxyStatus(cluster, n);
+    const fresh = got.programmingLatenciesTotal - before[idx]!;
+    if (fresh > 0) all.push(...got.programmingLatenciesMs.slice(-fresh));
   }
   return all;
 }
