@@ -350,3 +350,14 @@ export function netexecPod(name: string, node: string, labels: Record<string, st
     },
   };
 }
+
+/** web-1..3 (netexec, app=web) on node-1..3 and a netexec client on node-1, all Running. */
+export async function startWebPods(cluster: TestCluster): Promise<void> {
+  await Promise.all([
+    cluster.apply(netexecPod("web-1", "node-1", { app: "web" })),
+    cluster.apply(netexecPod("web-2", "node-2", { app: "web" })),
+    cluster.apply(netexecPod("web-3", "node-3", { app: "web" })),
+    cluster.apply(netexecPod("client", "node-1", { app: "client" })),
+  ]);
+  await Promise.all(["web-1", "web-2", "web-3", "client"].map((p) => cluster.waitForPodRunning("default", p)));
+}

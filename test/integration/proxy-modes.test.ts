@@ -5,7 +5,7 @@
  * a Service without endpoints refused at once, and a NodePort from the host.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, netexecPod, until } from "./fixture.ts";
+import { TestCluster, startWebPods, until } from "./fixture.ts";
 
 
 
@@ -21,13 +21,7 @@ for (const mode of ["ipvs", "nftables"] as const) {
 
     beforeAll(async () => {
       cluster = await TestCluster.start({ nodes: 3, env: { KUBEWIRE_PROXY_MODE: mode } });
-      await Promise.all([
-        cluster.apply(netexecPod("web-1", "node-1", { app: "web" })),
-        cluster.apply(netexecPod("web-2", "node-2", { app: "web" })),
-        cluster.apply(netexecPod("web-3", "node-3", { app: "web" })),
-        cluster.apply(netexecPod("client", "node-1", { app: "client" })),
-      ]);
-      await Promise.all(["web-1", "web-2", "web-3", "client"].map((p) => cluster.waitForPodRunning("default", p)));
+      await startWebPods(cluster);
       await cluster.apply({ apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { type: "NodePort", selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: "http" }] } });
       const vip = (await getJson(["svc", "web"])).spec.clusterIP;
       await until("web has 3 endpoints", async () => (new Set((await dial(vip, 80, 30)).responses).size === 3 ? true : undefined), 30_000);

@@ -8,7 +8,7 @@ import { createSocket } from "node:dgram";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NETEXEC_IMAGE, TestCluster, netexecPod, until } from "./fixture.ts";
+import { NETEXEC_IMAGE, TestCluster, netexecPod, startWebPods, until } from "./fixture.ts";
 
 const run = promisify(execFile);
 /** Polls a yes/no condition until it holds. */
@@ -66,13 +66,7 @@ async function programmed(node: string, text: string, present = true): Promise<v
 
 beforeAll(async () => {
   cluster = await TestCluster.start({ nodes: 3, nodeGraceSeconds: 4, podEvictionSeconds: 1 });
-  await Promise.all([
-    cluster.apply(netexecPod("web-1", "node-1", { app: "web" })),
-    cluster.apply(netexecPod("web-2", "node-2", { app: "web" })),
-    cluster.apply(netexecPod("web-3", "node-3", { app: "web" })),
-    cluster.apply(netexecPod("client", "node-1", { app: "client" })),
-  ]);
-  await Promise.all(["web-1", "web-2", "web-3", "client"].map((p) => cluster.waitForPodRunning("default", p)));
+  await startWebPods(cluster);
   await cluster.apply(svc("web", {}));
   await waitFor("web has 3 endpoints", async () => (await dial("client", await clusterIp("web"), 80, 30)).responses.length === 30 && new Set((await dial("client", await clusterIp("web"), 80, 30)).responses).size === 3, 30_000);
 }, 180_000);

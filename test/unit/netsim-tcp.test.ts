@@ -13,6 +13,17 @@ import { TcpFlag, parseMac, writeMac } from "../../overlay/wire/index.ts";
 import { ipBytes, tcpPacket } from "./packets.ts";
 import { mulberry32, randomBytes } from "./wire/rng.ts";
 
+/** A Service in one rule: `vip`:80 DNATed to `pod`:5001 at PREROUTING. */
+function vipToPod(vip: number, pod: number): RuleSet {
+  return {
+    name: "test-dnat",
+    hook: Hook.Prerouting,
+    priority: Priority.DstNat,
+    nat: true,
+    evaluate: (p) => (p.dst === vip && p.dport === 80 ? { kind: "dnat", addr: pod, port: 5001, rule: "vip:80 -> pod:5001" } : { kind: "continue" }),
+  };
+}
+
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Steps the network in `stepMs` slices, letting app code run between them, until `done` or `limitMs`. */
@@ -155,14 +166,7 @@ describe("netsim: TCP between pods on two nodes", () => {
     const a = c.addPod("node-1", "pod-a", "10.244.0.2");
     const b = c.addPod("node-2", "pod-b", "10.244.1.2");
     const vip = ip("10.96.0.20");
-    const dnat: RuleSet = {
-      name: "test-dnat",
-      hook: Hook.Prerouting,
-      priority: Priority.DstNat,
-      nat: true,
-      evaluate: (p) => (p.dst === vip && p.dport === 80 ? { kind: "dnat", addr: b.ip, port: 5001, rule: "vip:80 -> pod-b:5001" } : { kind: "continue" }),
-    };
-    c.node("node-1").net.root.netfilter.replace("test", [dnat]);
+    c.node("node-1").net.root.netfilter.replace("test", [vipToPod(vip, b.ip)]);
     const l = b.ns.tcp.listen(5001);
     if (l.kind !== "listening") throw new Error("listen");
     let seenBy: string | undefined;
@@ -190,14 +194,7 @@ describe("netsim: TCP between pods on two nodes", () => {
     const a = c.addPod("node-1", "pod-a", "10.244.0.2");
     const b = c.addPod("node-1", "pod-b", "10.244.0.3");
     const vip = ip("10.96.0.20");
-    const dnat: RuleSet = {
-      name: "test-dnat",
-      hook: Hook.Prerouting,
-      priority: Priority.DstNat,
-      nat: true,
-      evaluate: (p) => (p.dst === vip && p.dport === 80 ? { kind: "dnat", addr: b.ip, port: 5001 } : { kind: "continue" }),
-    };
-    c.node("node-1").net.root.netfilter.replace("test", [dnat]);
+    c.node("node-1").net.root.netfilter.replace("test", [vipToPod(vip, b.ip)]);
     const l = b.ns.tcp.listen(5001);
     if (l.kind !== "listening") throw new Error("listen");
     void l.listener.accept().then(async (s) => {
