@@ -3,8 +3,8 @@
  * overlay) the datapath's tables stay bounded, but V8 collects what they drop only when its own
  * heuristics say so: the old generation can grow by hundreds of MiB of garbage first, and the
  * pages it commits stay in the process. Like Go's GOMEMLIMIT, the valve runs a full collection
- * whenever the JS heap has grown by `slackBytes` over what was live after the last one, so a
- * flood costs CPU, not the machine's memory. Off-heap buffers (what NATS reads into) are left
+ * whenever the JS heap has grown by `slackBytes` (or a quarter of the live heap, if more) over
+ * what was live after the last one, so a flood costs CPU, not the machine's memory. Off-heap buffers (what NATS reads into) are left
  * to V8's own external-memory trigger: counting them here made a full collection every few
  * thousand frames of ordinary traffic.
  */
@@ -44,9 +44,13 @@ export class MemoryValve {
     return this.usage().heapUsed;
   }
 
-  /** Called periodically; collects when the slack is used up. */
+  /**
+   * Called periodically; collects when the slack is used up. The slack grows with what is live
+   * (a quarter of it, as GOGC=25 would): a node holding 10,000 Services' rules has a heap of
+   * hundreds of MiB, and a full collection per 8 MiB of a sync's garbage stalled it for seconds.
+   */
   check(): void {
-    if (!this.gc || this.used() < this.floor + this.slackBytes) return;
+    if (!this.gc || this.used() < this.floor + Math.max(this.slackBytes, this.floor / 4)) return;
     this.gc();
     this.collections++;
     this.floor = this.used();

@@ -19,4 +19,16 @@ describe("MemoryValve", () => {
     valve.check();
     expect(valve.collections).toBe(2);
   });
+
+  it("lets a large live heap grow by a quarter of itself before collecting", () => {
+    const MiB = 1024 * 1024;
+    let used = 400 * MiB;
+    const valve = new MemoryValve(() => ({ heapUsed: used, arrayBuffers: 0 }), 8 * MiB);
+    used = 450 * MiB;
+    valve.check();
+    expect(valve.collections).toBe(0);
+    used = 500 * MiB;
+    valve.check();
+    expect(valve.collections).toBe(1);
+  });
 });
