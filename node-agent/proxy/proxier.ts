@@ -116,7 +116,9 @@ export class Proxier {
     // The periodic full sync is due again `maxSyncMs` from now whatever happens.
     this.arm(start + this.maxSyncMs);
     const full = this.needFull || start - this.lastFull >= this.maxSyncMs;
-    if (full) this.o.tracker.invalidate();
+    // After a failure (or at first) the tracker rebuilds every service port from the objects;
+    // the periodic full sync only recompiles rules from the state it already holds.
+    if (this.needFull) this.o.tracker.invalidate();
     const before = this.state;
     try {
       const { state, changed, removed } = this.o.tracker.take();
