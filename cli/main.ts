@@ -404,22 +404,30 @@ async function trace(args: string[]): Promise<number> {
     const traceId = randomBytes(6).toString("hex");
     const hops: TraceHop[] = [];
     const sub = nc.subscribe(Subjects.trace(traceId));
+    let forwardVerdict: TraceHop | undefined;
+    let replyWait: NodeJS.Timeout | undefined;
     const complete = (async () => {
       for await (const m of sub) {
         hops.push(unpack(m.data) as TraceHop);
         hops.sort((a, b) => a.seq - b.seq);
         const last = hops.find((h) => h.verdict && h.seq < REPLY_SEQ);
         // Done when a verdict arrived and no hop before it is missing (nodes publish independently);
-        // a TCP or UDP probe's reply is followed too, until its own verdict.
+        // a TCP or UDP probe's reply is followed too, until its own verdict, or for a second at
+        // most (a server may answer nothing: a UDP port, a SYN into its TIME-WAIT).
         const forwardDone = last !== undefined && hops.filter((h) => h.seq <= last.seq).every((h, i) => h.seq === i);
         if (forwardDone && (protocol === "icmp" || last.verdict !== "delivered" || hops.some((h) => h.seq >= REPLY_SEQ && h.verdict))) return last;
+        if (forwardDone && forwardVerdict === undefined) {
+          forwardVerdict = last;
+          replyWait = setTimeout(() => sub.unsubscribe(), 1000);
+        }
       }
-      return undefined;
+      return forwardVerdict;
     })();
     await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId, protocol, ...(port !== undefined ? { port } : {}) } satisfies TraceRequest);
     const timer = setTimeout(() => sub.unsubscribe(), Number(values.timeout) * 1000);
     const verdict = await complete;
     clearTimeout(timer);
+    clearTimeout(replyWait);
     sub.unsubscribe();
     console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}${port !== undefined ? `:${port}` : ""}: ${protocol === "tcp" ? "TCP SYN" : protocol === "udp" ? "UDP datagram" : "ICMP echo request"}`);
     const shown = verdict ? hops.filter((h) => h.seq <= verdict.seq || h.seq >= REPLY_SEQ) : hops;

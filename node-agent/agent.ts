@@ -567,8 +567,8 @@ export class NodeAgent {
       const port = Number(req.port);
       if (protocol !== "icmp" && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new RpcError(ErrorCode.Invalid, `a ${protocol} probe needs a port in 1-65535, got ${JSON.stringify(req.port)}`);
       const res =
-        protocol === "tcp" ? sendTraceSyn(pod, dst, port, tr)
-        : protocol === "udp" ? pod.ns.sendUdp(dst, port, 33434, new TextEncoder().encode("kubewire trace\n"), { tr })
+        protocol === "tcp" ? sendTraceSyn(pod, dst, port, tr, tracePort(this.dp.rng))
+        : protocol === "udp" ? pod.ns.sendUdp(dst, port, tracePort(this.dp.rng), new TextEncoder().encode("kubewire trace\n"), { tr })
         : pod.ns.sendIcmp(dst, { kind: "echoRequest", ident: 0x7472, seq: 1, data: new Uint8Array(56) }, { tr });
       this.armTimer();
       if (res.kind !== "sent") tr.hop(`${pod.record.name} eth0`, `send failed: ${res.kind}`, "dropped");
@@ -612,11 +612,19 @@ export class NodeAgent {
 }
 
 /**
- * A TCP SYN from the pod (port 33434 up, traceroute's base) with the tracer attached: the
- * connection is not the pod's (its stack answers the SYN-ACK with a RST), only its path is.
+ * A probe's source port: above the ephemeral range (32768-60999) the pod's own sockets take
+ * theirs from, so a probe never meets a connection of the pod's in TIME-WAIT.
  */
-function sendTraceSyn(pod: PodNetwork, dst: number, port: number, tr: Tracer) {
-  const syn = { srcPort: 33434, dstPort: port, seq: 0x7472_6163, ack: 0, flags: TcpFlag.SYN, window: 64240, urgentPointer: 0, options: new Uint8Array(0) };
+function tracePort(rng: () => number): number {
+  return 61000 + Math.floor(rng() * 4535);
+}
+
+/**
+ * A TCP SYN from the pod with the tracer attached: the connection is not the pod's (its stack
+ * answers the SYN-ACK with a RST), only its path is.
+ */
+function sendTraceSyn(pod: PodNetwork, dst: number, port: number, tr: Tracer, srcPort: number) {
+  const syn = { srcPort, dstPort: port, seq: 0x7472_6163, ack: 0, flags: TcpFlag.SYN, window: 64240, urgentPointer: 0, options: new Uint8Array(0) };
   return pod.ns.send(dst, IpProtocol.TCP, 20, (buf, off, src) => emitTcp(syn, new Uint8Array(0), buf, off, { src, dst }), { tr });
 }
 

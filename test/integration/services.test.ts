@@ -155,7 +155,7 @@ describe("ClusterIP from pods (iptables mode)", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`DNAT to 10\\.244\\.\\d+\\.\\d+:8080 \\(KUBE-SERVICES -d ${vip.replace(/\./g, "\\.")}/32 -p tcp --dport 80 -> KUBE-SVC-[A-Z2-7]{16} \\(default/web:http\\) -> KUBE-SEP-[A-Z2-7]{16}`));
     expect(r.stdout).toMatch(new RegExp(`conntrack entry \\d+ \\(DNAT, reply\\): reverse NAT source 10\\.244\\.\\d+\\.\\d+:8080 -> ${vip.replace(/\./g, "\\.")}:80`));
-    expect(r.stdout).toMatch(/client eth0 +TCP .*:80 > :33434 delivered +\[DELIVERED\]/);
+    expect(r.stdout).toMatch(/client eth0 +TCP .*:80 > :6\d{4} delivered +\[DELIVERED\]/);
   });
 });
 
