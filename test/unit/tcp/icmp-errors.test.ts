@@ -33,6 +33,18 @@ async function opening(b: Bench): Promise<{ iss: number; port: number; outcome: 
   return { iss: syn!.seq, port: syn!.srcPort, outcome: () => result };
 }
 
+/** An established connection with 100 bytes in flight that gets an ICMP error of `code` (a soft one). */
+async function softErrorInFlight(code: number) {
+  const b = new Bench();
+  const { iss, sock, port } = await b.activeOpen();
+  let closed: string | undefined;
+  void sock.closed.then((r) => (closed = r.kind));
+  await sock.write(bytes(100));
+  b.take();
+  expect(b.stack.icmpError(quote(port, iss + 1), UNREACH, code)).toBe("soft");
+  return { b, iss, sock, port, closed: () => closed };
+}
+
 describe("icmpErrConvert (Linux icmp_err_convert)", () => {
   it("maps port and protocol unreachable to refused, the other codes to unreachable, with Linux's fatality", () => {
     expect(icmpErrConvert(UNREACH, PortUnreachable)).toEqual({ kind: "refused", errno: "ECONNREFUSED", fatal: true });
@@ -166,32 +178,20 @@ describe("tcp: ICMP errors in synchronized states", () => {
   });
 
   it("a connection that then times out reports the soft error, as Linux's sk_err_soft", async () => {
-    const b = new Bench();
-    const { iss, sock, port } = await b.activeOpen();
-    let closed: string | undefined;
-    void sock.closed.then((r) => (closed = r.kind));
-    await sock.write(bytes(100));
-    b.take();
-    expect(b.stack.icmpError(quote(port, iss + 1), UNREACH, PortUnreachable)).toBe("soft");
+    const { b, iss, sock, port, closed } = await softErrorInFlight(PortUnreachable);
     b.runUntil(3_000_000);
     await settle();
-    expect(closed).toBe("refused");
+    expect(closed()).toBe("refused");
     expect(b.stack.stats()).toMatchObject({ timeouts: 1, connections: 0 });
   });
 
   it("an acceptable ACK clears the soft error: a later timeout is a plain timeout", async () => {
-    const b = new Bench();
-    const { iss, sock, port } = await b.activeOpen();
-    let closed: string | undefined;
-    void sock.closed.then((r) => (closed = r.kind));
-    await sock.write(bytes(100));
-    b.take();
-    expect(b.stack.icmpError(quote(port, iss + 1), UNREACH, HostUnreachable)).toBe("soft");
+    const { b, iss, sock, port, closed } = await softErrorInFlight(HostUnreachable);
     b.send({ seq: RISS + 1, ack: iss + 101, flags: F.ACK, dstPort: port });
     await sock.write(bytes(100));
     b.runUntil(3_000_000);
     await settle();
-    expect(closed).toBe("timeout");
+    expect(closed()).toBe("timeout");
   });
 
   it("fragmentation needed lowers the MSS and resends what is in flight at once, re-cut, without aborting", async () => {
