@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
-import { loadClusterConfig } from "../cluster/config.ts";
+import { loadClusterConfig, loadNodeAgentConfig } from "../cluster/config.ts";
 import { isDns1123Label } from "../cluster/syntax.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../cluster/kube-client.ts";
 import { nodeIsReady, nodeRecordFrom } from "../cluster/kube-objects.ts";
@@ -44,10 +44,12 @@ class CliError extends Error {
 const USAGE = `usage: kubewire <command> [flags]
 
   up --nodes N [--detach] [--cluster-cidr CIDR] [--proxy-mode iptables|ipvs|nftables]
-     [--ipvs-scheduler rr|wrr|lc|wlc|sh|dh|sed|nq] [--lb-cidr CIDR]
+     [--ipvs-scheduler rr|wrr|lc|wlc|sh|dh|sed|nq] [--lb-cidr CIDR] [--dns-port P]
                                      start nats-server, the control plane and N node-agents;
-                                     --lb-cidr is the LoadBalancer address pool (127.0.2.0/24)
+                                     --lb-cidr is the LoadBalancer address pool (127.0.2.0/24),
+                                     --dns-port the cluster DNS port on each node's address (1053)
   down                               stop every process of the cluster
+  info [-o json]                     where the cluster's API, DNS and NATS are
   get nodes|pods                     list nodes or pods
   run POD [--node NODE] [--port P/udp]
                                      create a pod (on NODE, or where the scheduler puts it)
@@ -139,6 +141,7 @@ async function up(args: string[]): Promise<void> {
       "proxy-mode": { type: "string" },
       "ipvs-scheduler": { type: "string" },
       "lb-cidr": { type: "string" },
+      "dns-port": { type: "string" },
     },
     0,
   );
@@ -147,7 +150,7 @@ async function up(args: string[]): Promise<void> {
   // Every process gets the same cluster-wide settings; the loader they run checks them first.
   let env: Record<string, string>;
   try {
-    env = upEnvironment({ "cluster-cidr": values["cluster-cidr"], "proxy-mode": values["proxy-mode"], "ipvs-scheduler": values["ipvs-scheduler"], "lb-cidr": values["lb-cidr"] });
+    env = upEnvironment({ "cluster-cidr": values["cluster-cidr"], "proxy-mode": values["proxy-mode"], "ipvs-scheduler": values["ipvs-scheduler"], "lb-cidr": values["lb-cidr"], "dns-port": values["dns-port"] });
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }
@@ -179,7 +182,8 @@ async function up(args: string[]): Promise<void> {
     writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, tls.cert), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
     names.forEach((name, i) => started.push(startNodeAgent(nats.url, name, i + 1, opts)));
-    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
+    const dnsPort = loadNodeAgentConfig({ ...process.env, ...env, KUBEWIRE_NODE_NAME: "node-1" }, () => "").dnsPort;
+    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
     const nc = await connectNats(nats.url, "kubewire-cli");
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
@@ -187,6 +191,13 @@ async function up(args: string[]): Promise<void> {
       console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}; proxy mode ${cluster.proxyMode}, LoadBalancer pool ${cluster.lbCidr}`);
       console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
       console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid}); Kubernetes API at ${apiUrl}`);
+      const dns = await waitForClusterDns(new KubeClient(apiUrl, token, tls.cert), 60_000);
+      const dnsAt = `${nodes[0]!.hostAddress}`;
+      console.log(
+        dns
+          ? `cluster DNS (coredns behind kube-dns ${dns}) on every node's address, port ${dnsPort}: dig @${dnsAt} -p ${dnsPort} kubernetes.default.svc.${cluster.clusterDomain} +short`
+          : `cluster DNS: the coredns pods are not ready yet (kubectl get pods -n kube-system); then: dig @${dnsAt} -p ${dnsPort} kubernetes.default.svc.${cluster.clusterDomain} +short`,
+      );
       console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);
     } finally {
       await nc.close();
@@ -208,6 +219,54 @@ async function up(args: string[]): Promise<void> {
   await stopAll();
   rmSync(join(dir, "cluster.json"), { force: true });
   console.log("cluster stopped");
+}
+
+/**
+ * Waits for the kube-dns Service to have a ready endpoint (the coredns pods Running); its
+ * ClusterIP then, or undefined after `timeoutMs` (the cluster works; DNS comes a little later).
+ */
+async function waitForClusterDns(kube: KubeClient, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const svc = await kube.get(`/api/v1/namespaces/kube-system/services/kube-dns`);
+      const slices = await kube.list(`/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dkube-dns`);
+      const ready = slices.some((s) => ((s as { endpoints?: Array<{ conditions?: { ready?: boolean } }> }).endpoints ?? []).some((e) => e.conditions?.ready !== false));
+      if (ready) return svc.spec?.clusterIP;
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return undefined;
+}
+
+/** `kubewire info [-o json]`: the addresses a client needs. */
+async function info(args: string[]): Promise<void> {
+  const { values } = parse(args, { output: { type: "string", short: "o" } }, 0);
+  if (values.output !== undefined && values.output !== "json") throw new CliError(`--output: only json is supported, got "${values.output}"`, 2);
+  const state = clusterState(values["state-dir"]);
+  const port = state.dnsPort ?? 1053;
+  const nodes = await withCluster(values["state-dir"], async (_nc, kube) =>
+    (await kube.list(paths.nodes())).map((n) => nodeRecordFrom(n as Parameters<typeof nodeRecordFrom>[0])).filter((r): r is NodeRecord => !!r),
+  );
+  nodes.sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+  const dnsList = nodes.map((n) => `${n.hostAddress}:${port}`);
+  const out = {
+    api: state.apiUrl,
+    dns: dnsList[0] ?? "",
+    nats: state.natsUrl,
+    kubeconfig: join(state.stateDir, "kubeconfig"),
+    nodes: nodes.map((n) => ({ name: n.name, hostAddress: n.hostAddress, dns: `${n.hostAddress}:${port}` })),
+  };
+  if (values.output === "json") {
+    console.log(JSON.stringify(out, null, 2));
+    return;
+  }
+  console.log(`Kubernetes API:  ${out.api}`);
+  console.log(`cluster DNS:     ${dnsList.join(", ") || "<no nodes>"}   (dig @${nodes[0]?.hostAddress ?? "ADDR"} -p ${port} NAME)`);
+  console.log(`NATS:            ${out.nats}`);
+  console.log(`kubeconfig:      ${out.kubeconfig}`);
 }
 
 async function waitForNode(nc: NatsConnection, name: string, started: ManagedProcess[], timeoutMs = 30_000): Promise<NodeRecord> {
@@ -484,6 +543,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "down":
       await down(rest);
+      return 0;
+    case "info":
+      await info(rest);
       return 0;
     case "get":
       await get(rest);

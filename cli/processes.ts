@@ -39,6 +39,7 @@ export const UP_ENV_FLAGS = {
   "proxy-mode": "KUBEWIRE_PROXY_MODE",
   "ipvs-scheduler": "KUBEWIRE_IPVS_SCHEDULER",
   "lb-cidr": "KUBEWIRE_LB_CIDR",
+  "dns-port": "KUBEWIRE_DNS_PORT",
 } as const satisfies Record<string, ConfigEnvVar>;
 export type UpEnvFlag = keyof typeof UP_ENV_FLAGS;
 

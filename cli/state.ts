@@ -15,6 +15,8 @@ export interface ClusterState {
   /** PEM of the API's self-signed serving certificate, its own CA. */
   ca: string;
   stateDir: string;
+  /** The cluster DNS port on every node's host address (UDP and TCP). */
+  dnsPort?: number;
   processes: Array<{ name: string; pid: number; logFile: string }>;
 }
 

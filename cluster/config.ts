@@ -4,6 +4,7 @@
  * DESIGN.md. `CONFIG_ENV_VARS` lists every variable read, so the compose file can be checked
  * against it statically.
  */
+import { readFileSync } from "node:fs";
 import { cidrContains, formatCidr, mustParseCidr, parseCidr } from "./addressing.ts";
 import { parseIpv4Addr } from "../overlay/wire/common.ts";
 import { cidrsOverlap } from "./ipam.ts";
@@ -33,6 +34,9 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_PROXY_MODE: "kube-proxy mode every node-agent emulates: iptables, ipvs or nftables (kube-proxy --proxy-mode)",
   KUBEWIRE_IPVS_SCHEDULER: "IPVS scheduler in proxy mode ipvs: rr, wrr, lc, wlc, sh, dh, sed, nq (kube-proxy --ipvs-scheduler; node-agent)",
   KUBEWIRE_LB_CIDR: "pool of type=LoadBalancer Service addresses (the emulated cloud's; .1 up to the last before broadcast)",
+  KUBEWIRE_CLUSTER_DOMAIN: "the cluster's DNS domain (kubelet --cluster-domain; cluster.local)",
+  KUBEWIRE_DNS_PORT: "port of the cluster DNS on each node's host address, UDP and TCP, for real clients (node-agent; 1053)",
+  KUBEWIRE_DNS_UPSTREAM: "where cluster DNS forwards names outside the cluster: host:port list, or 'none'; default the host's /etc/resolv.conf nameservers (node-agent)",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
 
@@ -60,6 +64,8 @@ export interface ClusterConfig {
    * where they are not loopback.
    */
   lbCidr: string;
+  /** The cluster DNS domain: kubelet's --cluster-domain and CoreDNS's zone. */
+  clusterDomain: string;
 }
 
 export interface NodeAgentConfig extends ClusterConfig {
@@ -68,6 +74,13 @@ export interface NodeAgentConfig extends ClusterConfig {
   heartbeatSeconds: number;
   /** Scheduler of the IPVS virtual servers (used in proxy mode ipvs only). */
   ipvsScheduler: IpvsScheduler;
+  /** The host port real clients query cluster DNS on (UDP and TCP). */
+  dnsPort: number;
+  /**
+   * The node's own resolvers ("host:port"), what a pod with dnsPolicy Default sees in its
+   * resolv.conf and what CoreDNS's `forward . /etc/resolv.conf` sends to; [] answers SERVFAIL.
+   */
+  dnsUpstream: string[];
 }
 
 export interface ControlPlaneConfig extends ClusterConfig {
@@ -164,10 +177,52 @@ export function loadClusterConfig(env: Env = process.env): ClusterConfig {
       ["KUBEWIRE_SERVICE_CIDR", serviceCidr],
       ["KUBEWIRE_UNDERLAY_CIDR", underlayCidr],
     ]),
+    clusterDomain: domain(env, "KUBEWIRE_CLUSTER_DOMAIN", "cluster.local"),
   };
 }
 
-export function loadNodeAgentConfig(env: Env = process.env): NodeAgentConfig {
+/** A DNS subdomain (RFC 1123), lower case, without the trailing dot. */
+function domain(env: Env, name: ConfigEnvVar, fallback: string): string {
+  const raw = env[name] ?? fallback;
+  const value = raw.replace(/\.$/, "").toLowerCase();
+  if (value.length === 0 || value.length > 253 || !value.split(".").every(isDns1123Label)) throw new ConfigError(name, `not a DNS domain name: ${JSON.stringify(raw)}`);
+  return value;
+}
+
+/** The nameserver lines of a resolv.conf, as "ip:53"; what the host's resolver uses. */
+export function resolvConfNameservers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m && parseIpv4Addr(m[1]!) !== undefined) out.push(`${m[1]}:53`);
+  }
+  return out;
+}
+
+function dnsUpstream(env: Env, readResolvConf: () => string): string[] {
+  const raw = env.KUBEWIRE_DNS_UPSTREAM;
+  if (raw === undefined) {
+    let text = "";
+    try {
+      text = readResolvConf();
+    } catch {
+      // No /etc/resolv.conf: no upstream, names outside the cluster get SERVFAIL.
+    }
+    return resolvConfNameservers(text);
+  }
+  if (raw.trim() === "none") return [];
+  const out: string[] = [];
+  for (const part of raw.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)(?::(\d{1,5}))?$/.exec(part);
+    if (!m || parseIpv4Addr(m[1]!) === undefined || Number(m[2] ?? 53) < 1 || Number(m[2] ?? 53) > 65535) {
+      throw new ConfigError("KUBEWIRE_DNS_UPSTREAM", `want IPv4[:port] list or "none", got ${JSON.stringify(part)}`);
+    }
+    out.push(`${m[1]}:${m[2] ?? 53}`);
+  }
+  return out;
+}
+
+export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () => string = () => readFileSync("/etc/resolv.conf", "utf8")): NodeAgentConfig {
   const nodeName = env.KUBEWIRE_NODE_NAME;
   if (!nodeName) throw new ConfigError("KUBEWIRE_NODE_NAME", "required");
   if (!isDns1123Label(nodeName)) throw new ConfigError("KUBEWIRE_NODE_NAME", `not a DNS-1123 label: ${JSON.stringify(nodeName)}`);
@@ -184,6 +239,8 @@ export function loadNodeAgentConfig(env: Env = process.env): NodeAgentConfig {
     hostAddress,
     heartbeatSeconds: int(env, "KUBEWIRE_HEARTBEAT_SECONDS", 1, 1, 60),
     ipvsScheduler: oneOf(env, "KUBEWIRE_IPVS_SCHEDULER", IPVS_SCHEDULERS, "rr"),
+    dnsPort: int(env, "KUBEWIRE_DNS_PORT", 1053, 1, 65535),
+    dnsUpstream: dnsUpstream(env, readResolvConf),
   };
 }
 

@@ -38,6 +38,7 @@ import { Housekeeping } from "./housekeeping.ts";
 import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
 import { advertiseAddress, reconcileKubernetesService } from "./master.ts";
+import { AddonManager } from "./addons.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
@@ -54,6 +55,7 @@ export class ControlPlane {
   private controllers!: Controllers;
   private cloud?: CloudProvider;
   private housekeeping?: Housekeeping;
+  private addons?: AddonManager;
   private api!: ApiServer;
   apiAddress!: { host: string; port: number };
 
@@ -146,11 +148,16 @@ export class ControlPlane {
     await reconcileKubernetesService(registry, cfg.serviceCidr, cp.apiAddress.port, advertised).catch((err: unknown) => {
       log.error({ err }, "could not write the kubernetes Service");
     });
+    // The cluster DNS add-on (kubeadm's coredns), kept as the addon manager keeps add-ons. The
+    // cluster domain is the default one until the control plane's config has a setting for it.
+    cp.addons = new AddonManager(registry, { serviceCidr: cfg.serviceCidr, zone: cfg.clusterDomain }, systemClock, log.child({ subsystem: "addon-manager" }));
+    await cp.addons.start();
     return cp;
   }
 
   async stop(): Promise<void> {
     for (const sub of this.subs) sub.unsubscribe();
+    await this.addons?.stop();
     await this.housekeeping?.stop();
     await this.cloud?.stop();
     await this.controllers?.stop();

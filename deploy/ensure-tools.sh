@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kubewire runs with, when missing: ensure-tools.sh nats-server tshark kubectl
 set -euo pipefail
-declare -A package=([nats-server]=nats-server [tshark]=tshark [kubectl]=kubernetes-client [dig]=dnsutils)
+declare -A package=([nats-server]=nats-server [tshark]=tshark [kubectl]=kubernetes-client [dig]=bind9-dnsutils [dnsperf]=dnsperf)
 missing=()
 for tool in "$@"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]:-$tool}")

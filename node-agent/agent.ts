@@ -49,12 +49,31 @@ import { createBackend } from "./proxy/index.ts";
 import { ChangeTracker, serviceKeyOf } from "./proxy/model.ts";
 import { Proxier } from "./proxy/proxier.ts";
 import { ProxySockets } from "./proxy/sockets.ts";
+import { DnsStats, type DnsBackend } from "./apps/dns.ts";
+import { ClusterDnsData } from "./dns/records.ts";
+import { Upstream, parseUpstreams } from "./dns/upstream.ts";
+import type { AnswerOptions } from "./dns/answer.ts";
+import { parseCorefile, type CorefileConfig } from "../cluster/corefile.ts";
+import { HostDns } from "./dns/host.ts";
+import { podResolvConf } from "./dns/resolvconf.ts";
+import { podHostsFile, podHostname } from "./dns/hosts.ts";
+import { containerEnv, serviceEnvVars } from "./dns/env.ts";
+import { nthAddress } from "../cluster/addressing.ts";
+import { readFileSync } from "node:fs";
 
 const TICK_MS = 200;
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const SERVICES = resourceByKind("Service");
 const SLICES = resourceByKind("EndpointSlice");
+const NAMESPACES = resourceByKind("Namespace");
+const CONFIGMAPS = resourceByKind("ConfigMap");
+/** kubeadm's Corefile values, used until the coredns ConfigMap is read (and if it never parses). */
+const KUBEADM_DNS_TTL = 30;
+/** kubeadm's clusterDNS: the 10th address of the service CIDR (10.96.0.10 for 10.96.0.0/12). */
+const CLUSTER_DNS_OFFSET = 10;
+/** Variables every container has before kubelet's (the image's PATH, the runtime's HOSTNAME and HOME). */
+const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export class NodeAgent {
   private readonly subs: Subscription[] = [];
@@ -78,6 +97,24 @@ export class NodeAgent {
   private proxier: Proxier | undefined;
   private proxySockets: ProxySockets | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /**
+   * What the `kubernetes` plugin of a coredns pod on this node watches, kept for the whole node:
+   * every Service, EndpointSlice, Pod and Namespace.
+   */
+  readonly dnsData = new ClusterDnsData();
+  private readonly dnsStats = new DnsStats();
+  private upstream: Upstream | undefined;
+  /** The Corefile's `forward . ADDRESSES` upstream, when it names addresses rather than resolv.conf. */
+  private corefileUpstream: { key: string; upstream: Upstream } | undefined;
+  private dnsOptions!: AnswerOptions;
+  /** The last Corefile that parsed (a bad edit keeps the previous one, as CoreDNS's reload does). */
+  private corefile: CorefileConfig | undefined;
+  private hostDns: HostDns | undefined;
+  /** Services by namespace then name, as stored: kubelet's service lister for the env variables. */
+  private readonly servicesByNs = new Map<string, Map<string, KubeObject>>();
+  /** Each running pod's containers' environments, fixed when the pod started (as in a real container). */
+  private readonly podEnv = new Map<string, Map<string, Record<string, string>>>();
+  private dnsBackend!: DnsBackend;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -101,7 +138,9 @@ export class NodeAgent {
     // earliest deadline whenever the datapath goes idle.
     dp.onIdle = () => agent.armTimer();
     agent.transport = transport;
+    agent.initDns();
     await agent.watch();
+    await agent.startHostDns();
     agent.serveVerbs();
     agent.valve = new MemoryValve();
     agent.valveTimer = setInterval(() => agent.valve!.check(), MEMORY_CHECK_MS);
@@ -116,6 +155,68 @@ export class NodeAgent {
     }, cfg.heartbeatSeconds * 1000);
     log.info({ node: record.name, podCidr: record.podCidr, internalIp: record.internalIp, vtepMac: record.vtepMac }, "node-agent ready");
     return agent;
+  }
+
+  /** The kube-dns ClusterIP every pod's resolv.conf names and the host DNS port relays to. */
+  private get clusterDnsIp(): number {
+    return nthAddress(mustParseCidr(this.cfg.serviceCidr), CLUSTER_DNS_OFFSET);
+  }
+
+  private initDns(): void {
+    this.upstream = new Upstream(parseUpstreams(this.cfg.dnsUpstream));
+    this.applyCorefile(undefined);
+    this.dnsBackend = {
+      data: this.dnsData,
+      options: () => this.dnsOptions,
+      forward: (query, transport) => {
+        const f = this.corefile?.forward;
+        // No forward plugin in the Corefile: nothing to send outside the zone (SERVFAIL).
+        if (this.corefile && !f) return Promise.resolve(undefined);
+        return (f?.kind === "addresses" ? this.corefileUpstream!.upstream : this.upstream!).forward(query, transport);
+      },
+      stats: this.dnsStats,
+    };
+  }
+
+  /**
+   * The coredns ConfigMap's Corefile, as the `reload` plugin picks up an edit: zone, ttl, pods
+   * mode and the forward target. A file that does not parse is logged and the previous
+   * settings stay.
+   */
+  private applyCorefile(obj: KubeObject | undefined): void {
+    if (obj) {
+      const text = (obj as { data?: { Corefile?: unknown } }).data?.Corefile;
+      const parsed = typeof text === "string" ? parseCorefile(text) : undefined;
+      if (!parsed?.ok) {
+        this.log.warn({ node: this.cfg.nodeName, error: parsed ? parsed.error.message : "no data.Corefile" }, "coredns Corefile not applied; keeping the previous one");
+        return;
+      }
+      this.corefile = parsed.config;
+      this.log.info({ node: this.cfg.nodeName, zone: parsed.config.zone, ttl: parsed.config.ttl, pods: parsed.config.podMode, forward: parsed.config.forward?.kind ?? "none" }, "coredns Corefile applied");
+    }
+    const c = this.corefile;
+    const f = c?.forward;
+    if (f?.kind === "addresses") {
+      const key = `${f.addresses.join(",")}/${f.maxConcurrent ?? ""}`;
+      if (this.corefileUpstream?.key !== key) {
+        this.corefileUpstream?.upstream.close();
+        this.corefileUpstream = { key, upstream: new Upstream(parseUpstreams(f.addresses), undefined, f.maxConcurrent) };
+      }
+    }
+    this.dnsOptions = {
+      zone: c?.zone ?? this.cfg.clusterDomain,
+      ttl: c?.ttl ?? KUBEADM_DNS_TTL,
+      podMode: c?.podMode ?? "insecure",
+      endpointPodNames: c?.endpointPodNames ?? false,
+      dnsService: { namespace: "kube-system", name: "kube-dns", ip: this.clusterDnsIp },
+      random: this.dp.rng,
+    };
+  }
+
+  /** The host DNS port; a port that cannot be bound costs that port only (logged), not the node. */
+  private async startHostDns(): Promise<void> {
+    this.hostDns = new HostDns({ nodeName: this.cfg.nodeName, hostAddress: this.cfg.hostAddress, port: this.cfg.dnsPort, root: this.net.root, dnsIp: this.clusterDnsIp, log: this.log });
+    await this.hostDns.start().catch(() => {});
   }
 
   private valve: MemoryValve | undefined;
@@ -185,11 +286,33 @@ export class NodeAgent {
       const mine = (obj.spec as { nodeName?: unknown } | undefined)?.nodeName === this.cfg.nodeName;
       if (type === "DELETED" || !mine) this.podObjects.delete(key);
       else this.podObjects.set(key, obj);
-      this.scheduleSync();
+      if (type === "DELETED") this.dnsData.remove("Pod", obj);
+      else this.dnsData.upsert("Pod", obj);
+      if (mine || type === "DELETED") this.scheduleSync();
     });
     this.informers.push(pods);
     await pods.start();
+    const namespaces = new Informer(NAMESPACES, source, systemClock, this.log);
+    namespaces.onChange((obj, type) => void (type === "DELETED" ? this.dnsData.remove("Namespace", obj) : this.dnsData.upsert("Namespace", obj)));
+    this.informers.push(namespaces);
+    await namespaces.start();
+    // The Corefile, from kube-system's ConfigMaps only (a kubelet would mount just that one).
+    const systemSource: ListerWatcher = {
+      list: async (r) => {
+        const { items, resourceVersion } = await store.list(r, "kube-system");
+        return { items, resourceVersion: String(resourceVersion) };
+      },
+      watch: (r, _namespace, resourceVersion, _opts, onEvent) => store.watch(r, "kube-system", Number(resourceVersion), onEvent),
+    };
+    const configMaps = new Informer(CONFIGMAPS, systemSource, systemClock, this.log);
+    configMaps.onChange((obj, type) => {
+      if (obj.metadata.name === "coredns" && type !== "DELETED") this.applyCorefile(obj);
+    });
+    this.informers.push(configMaps);
+    await configMaps.start();
     await this.startProxy(source);
+    // Every informer the DNS data comes from has listed: answers may now say NXDOMAIN.
+    this.dnsData.markSynced();
   }
 
   /**
@@ -242,6 +365,9 @@ export class NodeAgent {
       if (key === undefined) return;
       tracker.service(key, type === "DELETED" ? undefined : obj);
       proxier.requestSync();
+      this.indexService(obj, type === "DELETED");
+      if (type === "DELETED") this.dnsData.remove("Service", obj);
+      else this.dnsData.upsert("Service", obj);
     });
     const slices = new Informer(SLICES, source, systemClock, this.log);
     slices.onChange((obj, type) => {
@@ -249,10 +375,51 @@ export class NodeAgent {
       if (key === undefined) return;
       tracker.slice(key, obj.metadata.name!, type === "DELETED" ? undefined : obj);
       proxier.requestSync();
+      if (type === "DELETED") this.dnsData.remove("EndpointSlice", obj);
+      else this.dnsData.upsert("EndpointSlice", obj);
     });
     this.informers.push(services, slices);
     await Promise.all([services.start(), slices.start()]);
     this.log.info({ node: cfg.nodeName, mode: backend.mode }, "kube-proxy started");
+  }
+
+  private indexService(obj: KubeObject, deleted: boolean): void {
+    const ns = obj.metadata.namespace ?? "default";
+    const name = obj.metadata.name!;
+    let byName = this.servicesByNs.get(ns);
+    if (deleted) {
+      byName?.delete(name);
+      if (byName?.size === 0) this.servicesByNs.delete(ns);
+      return;
+    }
+    if (!byName) this.servicesByNs.set(ns, (byName = new Map()));
+    byName.set(name, obj);
+  }
+
+  /**
+   * kubelet's part of a pod's start that DNS needs: /etc/resolv.conf (GetPodDNS), /etc/hosts
+   * and /etc/hostname, and each container's environment with the Service variables of the
+   * Services that exist now (a Service made later is not in it, as in Kubernetes).
+   */
+  private podFiles(key: string, pod: KubeObject, podIp: string, fs: PodFs): void {
+    const enc = new TextEncoder();
+    const settings = { clusterDomain: this.cfg.clusterDomain, clusterDNS: [formatIpv4(this.clusterDnsIp)], hostResolvConf: hostResolvConf(), nodeIPs: [this.net.record.internalIp] };
+    fs.write("/etc/resolv.conf", enc.encode(podResolvConf(pod, settings)));
+    fs.write("/etc/hosts", enc.encode(podHostsFile(pod, podIp, this.cfg.clusterDomain)));
+    const { hostname } = podHostname(pod);
+    fs.write("/etc/hostname", enc.encode(`${hostname}\n`));
+    const namespace = pod.metadata.namespace ?? "default";
+    const spec = pod.spec as { enableServiceLinks?: unknown; containers?: unknown } | undefined;
+    const services = [...(this.servicesByNs.get(namespace)?.values() ?? []), ...(namespace === "default" ? [] : [...(this.servicesByNs.get("default")?.values() ?? [])])];
+    const serviceVars = serviceEnvVars(services, namespace, spec?.enableServiceLinks !== false);
+    const envs = new Map<string, Record<string, string>>();
+    const fields = { podIP: podIp, hostIP: this.net.record.internalIp, nodeName: this.cfg.nodeName };
+    for (const c of Array.isArray(spec?.containers) ? spec.containers : []) {
+      const name = (c as { name?: unknown })?.name;
+      if (typeof name !== "string") continue;
+      envs.set(name, { PATH: BASE_PATH, HOSTNAME: hostname, ...containerEnv(pod, name, serviceVars, fields), HOME: "/root" });
+    }
+    this.podEnv.set(key, envs);
   }
 
   /** Bad values the store skipped, and objects the informers skipped (the status verb's counters). */
@@ -294,6 +461,7 @@ export class NodeAgent {
       this.podApps.get(key)?.();
       this.podApps.delete(key);
       this.podFs.delete(key);
+      this.podEnv.delete(key);
       this.completed.delete(key);
       this.net.removePod(key);
       this.podUids.delete(key);
@@ -332,7 +500,7 @@ export class NodeAgent {
     used.add(ip);
     const plumbed = this.net.addPod(key, { ...record, podIp: formatIpv4(ip) });
     this.podUids.set(key, pod.metadata.uid!);
-    this.podApps.set(key, this.startApps(plumbed, key, pod));
+    this.podApps.set(key, this.startApps(plumbed, key, pod, formatIpv4(ip)));
     this.appendLog(key, `pod network ready: ${formatIpv4(ip)}/${this.net.podCidr.prefix} on eth0 via ${plumbed.hostVeth.name}`);
     this.log.info({ node: this.cfg.nodeName, pod: record.name, namespace: record.namespace, podIp: formatIpv4(ip), veth: plumbed.hostVeth.name }, "pod network added");
   }
@@ -374,6 +542,26 @@ export class NodeAgent {
     }
   }
 
+  /** The coredns pods' counters on this node and the upstream's. */
+  private dnsCounters(): Record<string, number> {
+    const st = this.dnsStats;
+    return {
+      dns_requests_total: st.requests,
+      dns_udp_requests_total: st.udpRequests,
+      dns_tcp_requests_total: st.tcpRequests,
+      dns_malformed_dropped_total: st.malformedDropped,
+      dns_formerr_total: st.formerr,
+      dns_notimp_total: st.notimp,
+      dns_nxdomain_total: st.nxdomain,
+      dns_servfail_total: st.servfail,
+      dns_truncated_total: st.truncated,
+      dns_forwarded_total: st.forwarded,
+      dns_forward_failures_total: st.forwardFailures,
+      dns_forward_refused_total: st.forwardRefused,
+      dns_upstream_unmatched_total: this.upstream?.unmatched ?? 0,
+    };
+  }
+
   /** kube-proxy's sync counters (its /metrics sync_proxy_rules_* in spirit). */
   private proxyCounters(): Record<string, number> {
     const st = this.proxier?.stats;
@@ -411,10 +599,11 @@ export class NodeAgent {
   }
 
   /** The pod's containers as emulated apps (HTTP on TCP ports, UDP echo, agnhost netexec, nginx). */
-  private startApps(pod: PodNetwork, key: string, obj: KubeObject): () => void {
+  private startApps(pod: PodNetwork, key: string, obj: KubeObject, podIp: string): () => void {
     const containers: ContainerSpec[] = pod.record.containers ?? [{ name: "app", image: "", ports: pod.record.ports }];
     const fs = new PodFs();
     this.podFs.set(key, fs);
+    this.podFiles(key, obj, podIp, fs);
     const spec = obj.spec as { restartPolicy?: unknown } | undefined;
     const steps = completionPlan(containers, typeof spec?.restartPolicy === "string" ? spec.restartPolicy : undefined, new Set(TOOL_NAMES));
     if (steps) {
@@ -423,7 +612,7 @@ export class NodeAgent {
       if (phase === "Succeeded" || phase === "Failed") return () => {};
       return this.runToCompletion(pod, key, obj.metadata.uid!, steps, fs);
     }
-    const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date(), fs }, containers);
+    const apps = startPodApps({ podName: pod.record.name, tcp: pod.ns.tcp, udp: pod.ns, log: (line) => this.appendLog(key, line), now: () => new Date(), fs, dns: this.dnsBackend }, containers);
     return () => apps.stop();
   }
 
@@ -434,7 +623,8 @@ export class NodeAgent {
   private runToCompletion(pod: PodNetwork, key: string, uid: string, steps: CompletionStep[], fs: PodFs): () => void {
     let stopped = false;
     const startedAt = rfc3339(new Date());
-    const ctx = { ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs };
+    const envs = this.podEnv.get(key);
+    const ctx = { ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs, env: envs?.values().next().value, random: this.dp.rng };
     const run = async (argv: string[]): Promise<ExecResult> => {
       const [name, ...args] = argv;
       switch (name) {
@@ -520,6 +710,7 @@ export class NodeAgent {
         ...this.tcpCounters(),
         ...this.badObjectCounters(),
         ...this.proxyCounters(),
+        ...this.dnsCounters(),
       },
     }));
 
@@ -541,7 +732,9 @@ export class NodeAgent {
       const pod = this.findPod(req.namespace, req.pod);
       this.log.info({ node, pod: req.pod, container: req.container, argv }, "exec");
       this.appendLog(`${req.namespace ?? "default"}.${req.pod}`, `exec: ${argv.join(" ")}`);
-      return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs: this.podFs.get(pod.key) }, argv);
+      const envs = this.podEnv.get(pod.key);
+      const env = envs?.get(req.container ?? "") ?? envs?.values().next().value;
+      return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs: this.podFs.get(pod.key), env, random: this.dp.rng }, argv);
     });
 
     on("fault", async (req: FaultRequest): Promise<{ applied: true }> => {
@@ -606,6 +799,9 @@ export class NodeAgent {
     for (const i of this.informers) i.stop();
     this.proxier?.stop();
     this.proxySockets?.close();
+    this.hostDns?.close();
+    this.upstream?.close();
+    this.corefileUpstream?.upstream.close();
     for (const s of this.subs) s.unsubscribe();
     await this.transport.close();
   }
@@ -658,5 +854,14 @@ async function registerWithRetry(nc: NatsConnection, req: RegisterNodeRequest, l
       if (attempt % 20 === 1) log.warn({ node: req.name, attempt }, "control plane not answering yet; retrying");
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
+  }
+}
+
+/** The host's resolv.conf: what a node's pods with dnsPolicy Default get (kubelet --resolv-conf). */
+function hostResolvConf(): string | undefined {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8");
+  } catch {
+    return undefined;
   }
 }

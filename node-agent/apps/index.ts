@@ -11,6 +11,8 @@
  * - agnhost `serve-hostname` (and the old serve_hostname image): the pod name over HTTP on
  *   `--port` (default 9376); agnhost `pause`: nothing.
  * - nginx / httpd (any registry, any tag): the welcome page on port 80 only.
+ * - coredns: the cluster DNS on UDP and TCP 53 (./dns.ts), answering from the node's data; the
+ *   Corefile's server port is 53 in every kubeadm Corefile, so that is the port served.
  * - any other image: its declared TCP ports get the netexec HTTP server, declared UDP ports a
  *   UDP echo, so a Service in front of "some app" answers something useful.
  * - the containers of a pod share one netns: the second app on a port fails to bind and logs
@@ -24,6 +26,7 @@ import type { PodFs } from "../tools/fs.ts";
 import { reply, serveHttp } from "./http.ts";
 import { goLogTime, startNetexecHttp, startNetexecUdp } from "./netexec.ts";
 import { startWebServer, type WebFlavor } from "./webserver.ts";
+import { startDnsServer, type DnsBackend } from "./dns.ts";
 
 export interface ContainerSpec {
   name: string;
@@ -54,6 +57,8 @@ export interface AppEnv {
   schedule?: Schedule;
   /** The pod's files: nginx/httpd serve their docroot from it. */
   fs?: PodFs;
+  /** The node's cluster DNS data and upstream, for the coredns image. */
+  dns?: DnsBackend;
 }
 
 export type PlannedApp =
@@ -61,7 +66,8 @@ export type PlannedApp =
   | { kind: "netexecUdp"; container: string; port: number }
   | { kind: "web"; container: string; port: number; flavor: WebFlavor }
   | { kind: "hostnameHttp"; container: string; port: number }
-  | { kind: "udpEcho"; container: string; port: number };
+  | { kind: "udpEcho"; container: string; port: number }
+  | { kind: "dns"; container: string; port: number };
 
 /** Something the emulation cannot serve, said once in the pod log. */
 export interface PlanNote {
@@ -80,7 +86,8 @@ export const PROTOCOL_OF = {
   web: "TCP",
   hostnameHttp: "TCP",
   udpEcho: "UDP",
-} as const satisfies Record<PlannedApp["kind"], "TCP" | "UDP">;
+  dns: "UDP+TCP",
+} as const satisfies Record<PlannedApp["kind"], "TCP" | "UDP" | "UDP+TCP">;
 
 const APP_LABEL = {
   netexecHttp: "netexec",
@@ -88,6 +95,7 @@ const APP_LABEL = {
   web: "web",
   hostnameHttp: "serve-hostname",
   udpEcho: "udp-echo",
+  dns: "coredns",
 } as const satisfies Record<PlannedApp["kind"], string>;
 
 /** "registry.k8s.io/e2e-test-images/agnhost:2.53@sha256:..." -> "agnhost". */
@@ -150,6 +158,9 @@ export function plan(containers: readonly ContainerSpec[]): Plan {
       unserved(c.ports.filter((p) => !(p.protocol === "TCP" && p.containerPort === port)), `serve-hostname listens on ${port}/TCP`);
     } else if (base === "agnhost" && sub === "pause") {
       unserved(c.ports, "agnhost pause serves nothing");
+    } else if (base === "coredns") {
+      apps.push({ kind: "dns", container: c.name, port: 53 });
+      unserved(c.ports.filter((p) => p.containerPort !== 53), "coredns serves DNS on 53/UDP and 53/TCP (and health on 8080, ready on 8181)");
     } else if (base === "nginx" || base === "httpd") {
       apps.push({ kind: "web", container: c.name, port: 80, flavor: base });
       unserved(c.ports.filter((p) => !(p.protocol === "TCP" && p.containerPort === 80)), `${base} listens on 80/TCP only`);
@@ -184,7 +195,10 @@ export function startPodApps(env: AppEnv, containers: readonly ContainerSpec[]):
   for (const app of apps) {
     const log = logFor(app.container);
     const ok = startApp(env, app, log, stops);
-    if (ok) listening.push({ port: app.port, protocol: PROTOCOL_OF[app.kind], app: app.kind === "web" ? app.flavor : APP_LABEL[app.kind], container: app.container });
+    if (!ok) continue;
+    const label = app.kind === "web" ? app.flavor : APP_LABEL[app.kind];
+    const protocol = PROTOCOL_OF[app.kind];
+    for (const p of protocol === "UDP+TCP" ? (["UDP", "TCP"] as const) : [protocol]) listening.push({ port: app.port, protocol: p, app: label, container: app.container });
   }
   let stopped = false;
   return {
@@ -216,6 +230,16 @@ function startApp(env: AppEnv, app: PlannedApp, log: (line: string) => void, sto
       if (!startNetexecUdp(env, env.udp, app.port, log)) return false;
       stops.push(() => env.udp.unbindUdp(app.port));
       return true;
+    case "dns": {
+      if (!env.dns) {
+        log("[ERROR] plugin/kubernetes: no cluster data on this node");
+        return false;
+      }
+      const served = startDnsServer(env, env.dns, app.port, log);
+      if (!served) return false;
+      stops.push(served.stop);
+      return true;
+    }
     case "udpEcho": {
       const bound = env.udp.bindUdp(app.port, (payload, meta) => void env.udp.sendUdp(meta.src, meta.srcPort, meta.dstPort, payload));
       if (bound.kind === "inUse") {

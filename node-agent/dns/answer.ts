@@ -95,7 +95,8 @@ export const DEFAULT_ZONE = "cluster.local";
 export const DEFAULT_TTL = 30;
 export const DEFAULT_DNS_SERVICE_IP = "10.96.0.10";
 
-export type PodMode = "insecure" | "verified" | "disabled";
+export type { PodMode } from "../../cluster/corefile.ts";
+import type { PodMode } from "../../cluster/corefile.ts";
 
 export interface AnswerOptions {
   /** The cluster domain (kubelet --cluster-domain); "cluster.local". */

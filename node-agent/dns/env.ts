@@ -117,3 +117,64 @@ export function serviceEnvVars(
   for (const v of vars) out[v.name] = v.value;
   return out;
 }
+
+/** What `valueFrom.fieldRef` may name, from the pod and its node (the downward API). */
+export interface PodFields {
+  readonly podIP: string;
+  readonly hostIP: string;
+  readonly nodeName: string;
+}
+
+/**
+ * kubelet's makeEnvironmentVariables for one container: the Service variables first, then the
+ * container's own `env` in order (a later one replaces an earlier one of the same name), each
+ * value with `$(VAR)` references to earlier variables expanded and `$$` as a literal `$`
+ * (third_party/forked/golang/expansion). `valueFrom` is read for the downward API's fieldRef
+ * (metadata.name/namespace/uid, spec.nodeName, spec.serviceAccountName, status.podIP/hostIP);
+ * configMapKeyRef and secretKeyRef are not emulated (the variable is left out).
+ */
+export function containerEnv(pod: unknown, container: string, serviceVars: Readonly<Record<string, string>>, fields: PodFields): Record<string, string> {
+  const meta = obj(obj(pod)?.metadata);
+  const spec = obj(obj(pod)?.spec);
+  const out: Record<string, string> = { ...serviceVars };
+  const c = (Array.isArray(spec?.containers) ? spec.containers : []).map(obj).find((x) => x?.name === container);
+  const fieldOf = (path: unknown): string | undefined => {
+    switch (path) {
+      case "metadata.name":
+      case "metadata.namespace":
+      case "metadata.uid":
+        return typeof meta?.[path.slice(9)] === "string" ? (meta[path.slice(9)] as string) : undefined;
+      case "spec.nodeName":
+        return fields.nodeName;
+      case "spec.serviceAccountName":
+        return typeof spec?.serviceAccountName === "string" ? spec.serviceAccountName : "default";
+      case "status.podIP":
+      case "status.podIPs":
+        return fields.podIP;
+      case "status.hostIP":
+      case "status.hostIPs":
+        return fields.hostIP;
+      default:
+        return undefined;
+    }
+  };
+  for (const raw of Array.isArray(c?.env) ? c.env : []) {
+    const e = obj(raw);
+    if (typeof e?.name !== "string" || e.name === "") continue;
+    if (typeof e.value === "string") out[e.name] = expand(e.value, out);
+    else if (e.value === undefined && !e.valueFrom) out[e.name] = "";
+    else {
+      const v = fieldOf(obj(obj(e.valueFrom)?.fieldRef)?.fieldPath);
+      if (v !== undefined) out[e.name] = v;
+    }
+  }
+  return out;
+}
+
+/** `$(VAR)` -> its value when defined (else left as written), `$$` -> `$`. */
+export function expand(input: string, vars: Readonly<Record<string, string>>): string {
+  return input.replace(/\$\$|\$\(([^)]*)\)/g, (m, name: string | undefined) => {
+    if (m === "$$") return "$";
+    return name !== undefined && Object.hasOwn(vars, name) ? vars[name]! : m;
+  });
+}

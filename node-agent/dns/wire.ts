@@ -660,8 +660,9 @@ export interface QueryInit {
   edns?: { udpPayloadSize: number; do?: boolean; version?: number; options?: readonly EdnsOption[] };
 }
 
-/** Encodes a query, as a stub resolver sends it. */
+/** Encodes a query, as a stub resolver sends it; throws a RangeError for a name that cannot be one. */
 export function encodeQuery(q: QueryInit): Uint8Array {
+  if (nameToLabels(q.name) === undefined) throw new RangeError(`not a valid DNS name: ${JSON.stringify(q.name)}`);
   const w = new Writer(false);
   w.u16(q.id ?? 0);
   w.u16(((q.opcode ?? 0) << 11) | (q.rd === false ? 0 : RD));

@@ -16,13 +16,12 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import type { Cidr } from "../../cluster/addressing.ts";
 import { cidrContains } from "../../cluster/addressing.ts";
 import type { Logger } from "../../cluster/log.ts";
 import { IpProtocol, formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/index.ts";
 import type { Netns } from "../netns.ts";
-import { TcpDuplex } from "../tcp/duplex.ts";
+import { openUdpRelay, spliceTcp } from "../relay.ts";
 import { categorize, type ProxyState, type ServicePortInfo } from "./model.ts";
 
 /** Where real clients that would collide with emulated addresses appear instead (RFC 2544's benchmarking range). */
@@ -92,14 +91,6 @@ interface Listener {
   close(): void;
 }
 
-/** A UDP flow from one real client: the outside's port that speaks for it, and its idle timer. */
-interface UdpFlow {
-  port: number;
-  client: Ipv4Addr;
-  last: number;
-}
-const UDP_FLOW_IDLE_MS = 30_000;
-const UDP_FLOWS_MAX = 4096;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export class ProxySockets {
@@ -216,18 +207,7 @@ export class ProxySockets {
           return;
         }
         emulatedUp = true;
-        // Splice as a transparent proxy does: every chunk goes on at once (the client set its own Nagle).
-        r.socket.setNoDelay?.(true);
-        const inner = new TcpDuplex(r.socket);
-        inner.on("error", () => real.destroy());
-        real.on("error", () => inner.destroy(new Error("client reset")));
-        real.pipe(inner);
-        inner.pipe(real);
-        real.resume();
-        void r.socket.closed.then(() => {
-          release();
-          if (!real.destroyed) real.end();
-        });
+        spliceTcp(real, r.socket, release);
       })
       .catch((err: unknown) => {
         this.o.log.error({ node: this.o.nodeName, nodePort, err: (err as Error)?.message ?? String(err) }, "NodePort connection failed");
@@ -237,53 +217,28 @@ export class ProxySockets {
   }
 
   private openUdp(port: number): void {
-    const sock: UdpSocket = createSocket("udp4");
-    const flows = new Map<string, UdpFlow>();
-    const byPort = new Map<number, { address: string; port: number }>();
-    const outside = this.o.outside;
-    const expire = (now: number) => {
-      for (const [key, f] of flows) {
-        if (now - f.last < UDP_FLOW_IDLE_MS && flows.size <= UDP_FLOWS_MAX) continue;
-        flows.delete(key);
-        byPort.delete(f.port);
-        outside.unbindUdp(f.port);
-        this.o.release(f.client);
-      }
-    };
-    const timer = setInterval(() => expire(Date.now()), 5000);
-    timer.unref();
     const entry: Listener = {
-      close: () => {
-        clearInterval(timer);
-        expire(Infinity);
-        sock.close();
-      },
+      close: () => relay.close(),
     };
     this.udp.set(port, entry);
-    sock.on("error", (err) => {
-      this.bindFailed("UDP", port, err);
-      clearInterval(timer);
-      if (this.udp.get(port) === entry) this.udp.delete(port);
-    });
-    sock.on("message", (msg, rinfo) => {
-      const key = `${rinfo.address}:${rinfo.port}`;
-      let flow = flows.get(key);
-      if (!flow) {
-        if (flows.size >= UDP_FLOWS_MAX) expire(Date.now());
+    const relay = openUdpRelay({
+      address: this.o.hostAddress,
+      port,
+      ns: this.o.outside,
+      dst: this.o.nodeIp,
+      dstPort: port,
+      claim: (rinfo) => {
         const client = emulatedClientAddress(rinfo.address, this.o.emulated);
         this.o.claim(client);
-        const local = outside.bindEphemeralUdp((payload) => {
-          const to = byPort.get(local);
-          if (to) sock.send(Buffer.from(payload), to.port, to.address);
-        });
-        flow = { port: local, client, last: 0 };
-        flows.set(key, flow);
-        byPort.set(local, { address: rinfo.address, port: rinfo.port });
-      }
-      flow.last = Date.now();
-      outside.sendUdp(this.o.nodeIp, port, flow.port, msg, { src: flow.client });
+        return client;
+      },
+      release: (client) => this.o.release(client),
+      onListening: () => this.bound("UDP", port),
+      onError: (err) => {
+        this.bindFailed("UDP", port, err);
+        if (this.udp.get(port) === entry) this.udp.delete(port);
+      },
     });
-    sock.bind({ address: this.o.hostAddress, port }, () => this.bound("UDP", port));
   }
 
   private openHealth(port: number, current: { namespace: string; name: string; localEndpoints: number }): void {

@@ -1,8 +1,9 @@
 /** What an emulated tool gets: the pod's netns, a clock, and a place to write its output. */
 import type { ExecResult } from "../../cluster/types.ts";
-import { IpProtocol, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
+import { IpProtocol, parseIpv4Addr, readU16, readU32, type Ipv4Addr } from "../../overlay/wire/index.ts";
 import type { Netns } from "../netns.ts";
 import type { Conntrack } from "../conntrack.ts";
+import { hostsLookup, lookupHost, type LookupFailure, type LookupResult, type StubIo } from "../dns/stub.ts";
 import type { TcpApi } from "../tcp/api.ts";
 import type { PodFs } from "./fs.ts";
 
@@ -12,12 +13,19 @@ export interface Clock {
   sleep(ms: number): Promise<void>;
   /** Lets queued I/O (NATS writes) run before continuing a busy loop. */
   yieldTurn(): Promise<void>;
+  /** A cancellable timer (a DNS wait that an answer ends early leaves nothing behind). */
+  schedule?(ms: number, fn: () => void): () => void;
 }
 
 export const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   yieldTurn: () => new Promise((resolve) => setImmediate(resolve)),
+  schedule: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return () => clearTimeout(t);
+  },
 };
 
 export interface ToolContext {
@@ -26,7 +34,10 @@ export interface ToolContext {
   tcp: TcpApi;
   podName: string;
   clock: Clock;
-  /** Host name -> IPv4 (cluster DNS once it exists); without it only dotted quads work. */
+  /**
+   * Host name -> IPv4, overriding the pod's resolver (tests). Without it names go through
+   * /etc/hosts and the cluster DNS named by the pod's /etc/resolv.conf (node-agent/dns/stub.ts).
+   */
   resolve?(name: string): Promise<number | undefined>;
   /** The netns's connection tracking table (`conntrack -L`); a pod's own, or the node's root. */
   conntrack?: Conntrack;
@@ -34,6 +45,56 @@ export interface ToolContext {
   fs?: PodFs;
   /** On a node: kube-proxy's rules in a tool's native format (iptables-save, ipvsadm -Ln, nft list ruleset). */
   proxyDump?(tool: "iptables-save" | "ipvsadm" | "nft", args: readonly string[]): string | undefined;
+  /** The container's environment (`env`, `kubectl exec POD -- env`). */
+  env?: Readonly<Record<string, string>>;
+  /** Uniform in [0, 1): DNS query IDs, source ports, cookies. Default Math.random (a tool is the edge). */
+  random?(): number;
+  /** Wall-clock time (dig's WHEN line); default the host's clock. */
+  wallTime?(): Date;
+}
+
+/** The stub resolver's I/O from a tool's context: the pod's UDP and TCP, its clock, randomness. */
+export function stubIo(ctx: ToolContext): StubIo {
+  return { udp: ctx.ns, tcp: ctx.tcp, clock: ctx.clock, rng: ctx.random ? () => ctx.random!() : Math.random };
+}
+
+/** A text file of the pod's filesystem, or undefined when there is none. */
+export function podText(ctx: ToolContext, path: string): string | undefined {
+  if (!ctx.fs || ctx.fs.stat(path)?.kind !== "file") return undefined;
+  return new TextDecoder().decode(ctx.fs.read(path));
+}
+
+/**
+ * A host name as the pod's libc resolves it for an IPv4 socket: a dotted quad as is, the
+ * `resolve` override when given, else /etc/hosts and then DNS per /etc/resolv.conf (glibc
+ * getaddrinfo, see stub.ts), bounded by `timeoutMs`. Without /etc/resolv.conf (a node's root
+ * netns) only /etc/hosts and "localhost" resolve.
+ */
+export async function resolveName(ctx: ToolContext, host: string, timeoutMs: number): Promise<LookupResult> {
+  const literal = parseIpv4Addr(host);
+  if (literal !== undefined) return { kind: "found", addresses: [literal], canonical: host, aliases: [], source: "literal" };
+  const hosts = podText(ctx, "/etc/hosts");
+  // Without a hosts file "localhost" still means the loopback (as the tools always had it).
+  if (hosts === undefined && host.toLowerCase() === "localhost") return { kind: "found", addresses: [0x7f000001], canonical: "localhost", aliases: [], source: "hosts" };
+  if (ctx.resolve) {
+    const ip = await Promise.race([ctx.resolve(host).catch(() => undefined), ctx.clock.sleep(timeoutMs).then(() => undefined)]);
+    return ip === undefined ? { kind: "nxdomain" } : { kind: "found", addresses: [ip], canonical: host, aliases: [], source: "dns" };
+  }
+  const conf = podText(ctx, "/etc/resolv.conf");
+  if (conf === undefined) return (hosts === undefined ? undefined : hostsLookup(host, hosts)) ?? { kind: "nxdomain" };
+  return lookupHost(stubIo(ctx), host, conf, hosts, { deadline: ctx.clock.now() + timeoutMs });
+}
+
+/** gai_strerror's text for a failed lookup (what ping, nc and getent's callers print). */
+export function lookupError(r: LookupFailure): string {
+  switch (r.kind) {
+    case "nxdomain":
+      return "Name or service not known";
+    case "nodata":
+      return "No address associated with hostname";
+    default:
+      return "Temporary failure in name resolution";
+  }
 }
 
 export class Output {

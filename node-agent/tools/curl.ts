@@ -16,9 +16,9 @@
  * reports -m (exit 28).
  */
 import type { ExecResult } from "../../cluster/types.ts";
-import { formatIpv4, parseIpv4Addr } from "../../overlay/wire/common.ts";
+import { formatIpv4 } from "../../overlay/wire/common.ts";
 import type { TcpSocket } from "../tcp/api.ts";
-import type { Clock, ToolContext } from "./common.ts";
+import { resolveName, type Clock, type ToolContext } from "./common.ts";
 import { FsError, resolvePath } from "./fs.ts";
 
 /** The most one tool invocation may take, whatever its flags say (kubectl exec must return). */
@@ -60,14 +60,13 @@ export function parseHttpUrl(text: string): UrlParse {
   return { kind: "ok", url: { host, port, target, hostHeader: port === 80 ? host : `${host}:${port}`, text } };
 }
 
-/** Dotted quad, /etc/hosts' localhost, then the injected resolver (DNS). */
+/**
+ * The first IPv4 address of `host` as the pod's libc finds it (common.ts resolveName: a dotted
+ * quad, /etc/hosts, the cluster DNS), or undefined when it does not resolve within `timeoutMs`.
+ */
 export async function resolveHost(ctx: ToolContext, host: string, timeoutMs: number): Promise<number | undefined> {
-  const literal = parseIpv4Addr(host);
-  if (literal !== undefined) return literal;
-  if (host === "localhost") return 0x7f000001;
-  if (!ctx.resolve) return undefined;
-  const answer = await Promise.race([ctx.resolve(host).catch(() => undefined), ctx.clock.sleep(timeoutMs).then(() => undefined)]);
-  return answer;
+  const r = await resolveName(ctx, host, timeoutMs);
+  return r.kind === "found" ? r.addresses[0] : undefined;
 }
 
 // ------------------------------------------------------------------ response parsing

@@ -4,10 +4,14 @@ import { formatIpv4, formatMac } from "../../overlay/wire/index.ts";
 import { formatRoute } from "../routes.ts";
 import { UsageError, type ToolContext } from "./common.ts";
 import { curl } from "./curl.ts";
+import { dig } from "./dig.ts";
 import { cat, dd, ls, rm, sha256sum } from "./files.ts";
+import { getent } from "./getent.ts";
+import { dnsperf } from "./dnsperf.ts";
 import { iperf } from "./iperf.ts";
 import { conntrackTool } from "./conntrack.ts";
 import { nc } from "./nc.ts";
+import { nslookup } from "./nslookup.ts";
 import { ping } from "./ping.ts";
 import { traceroute } from "./traceroute.ts";
 import { wget } from "./wget.ts";
@@ -26,6 +30,11 @@ const tools: Record<string, Tool> = {
   cat,
   ls,
   rm,
+  dig,
+  nslookup,
+  getent,
+  dnsperf,
+  env: async (ctx, argv) => envTool(ctx, argv),
   hostname: async (ctx) => ({ exitCode: 0, stdout: `${ctx.podName}\n`, stderr: "" }),
   ip: async (ctx, argv) => ipTool(ctx, argv),
   "iptables-save": async (ctx, argv) => proxyTool(ctx, "iptables-save", argv),
@@ -49,6 +58,12 @@ export async function runTool(ctx: ToolContext, argv: readonly string[]): Promis
     if (err instanceof UsageError) return { exitCode: 2, stdout: "", stderr: `${name}: ${err.message}\n` };
     throw err;
   }
+}
+
+/** `env` with no arguments: the container's environment, NAME=value per line (coreutils). */
+function envTool(ctx: ToolContext, argv: readonly string[]): ExecResult {
+  if (argv.length > 0) return { exitCode: 125, stdout: "", stderr: "env: only `env` without arguments is emulated (it prints the container's environment)\n" };
+  return { exitCode: 0, stdout: Object.entries(ctx.env ?? {}).map(([k, v]) => `${k}=${v}\n`).join(""), stderr: "" };
 }
 
 /** `ip addr`, `ip route`, `ip neigh`: the netns as iproute2 would list it. */

@@ -1,10 +1,12 @@
 /**
  * traceroute, the classic UDP way: probes to port 33434 and up with TTL 1, 2, ...; each router
  * whose TTL runs out answers ICMP time exceeded, the destination answers port unreachable.
+ * A name is resolved as the pod's libc does (common.ts resolveName); the first line shows it as
+ * given: "traceroute to web (10.96.0.20), 30 hops max, 60 byte packets".
  */
 import { IpProtocol, UnreachableCode, formatIpv4, parseIpv4Addr } from "../../overlay/wire/index.ts";
 import type { ExecResult } from "../../cluster/types.ts";
-import { Output, numberFlag, parseFlags, readQuotedHeader, type ToolContext } from "./common.ts";
+import { Output, lookupError, numberFlag, parseFlags, readQuotedHeader, resolveName, type ToolContext } from "./common.ts";
 import { describeError } from "./ping.ts";
 
 const BASE_PORT = 33434;
@@ -18,10 +20,19 @@ export async function traceroute(ctx: ToolContext, argv: readonly string[]): Pro
   const queries = numberFlag(parsed.flags, "-q", 3, 1, 10);
   const wait = numberFlag(parsed.flags, "-w", 1, 0.01, 60);
   const target = parsed.positional[0];
-  const dst = target === undefined ? undefined : parseIpv4Addr(target);
-  if (dst === undefined) {
-    out.error(target === undefined ? "Usage: traceroute [-m max_ttl] [-q nqueries] [-w waittime] host" : `${target}: Name or service not known`);
+  if (target === undefined) {
+    out.error("Usage: traceroute [-m max_ttl] [-q nqueries] [-w waittime] host");
     return out.result(2);
+  }
+  let dst = parseIpv4Addr(target);
+  if (dst === undefined) {
+    const r = await resolveName(ctx, target, 30_000);
+    if (r.kind !== "found") {
+      // traceroute's getaddr(): "NAME: gai_strerror".
+      out.error(`${target}: ${lookupError(r)}`);
+      return out.result(2);
+    }
+    dst = r.addresses[0]!;
   }
   const { ns, clock } = ctx;
   // Answers keyed by probe destination port, which is unique per probe.
@@ -37,7 +48,7 @@ export async function traceroute(ctx: ToolContext, argv: readonly string[]): Pro
     if ([...sentAt.keys()].every((p) => answers.has(p))) wake?.();
   });
 
-  out.line(`traceroute to ${formatIpv4(dst)} (${formatIpv4(dst)}), ${maxHops} hops max, 60 byte packets`);
+  out.line(`traceroute to ${target} (${formatIpv4(dst)}), ${maxHops} hops max, 60 byte packets`);
   let port = BASE_PORT;
   let reached = false;
   try {

@@ -509,8 +509,8 @@ describe(COMPOSE_FILE, () => {
       const env = environmentOf(name);
       const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(env) : scriptOf(name) === CONTROL_PLANE_ENTRY ? loadControlPlaneConfig(env) : loadClusterConfig(env);
       expect(levels, `${name}: KUBEWIRE_LOG_LEVEL=${cfg.logLevel} is not a pino level`).toContain(cfg.logLevel);
-      const { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr } = cfg;
-      cluster.set(name, { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr });
+      const { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr, clusterDomain } = cfg;
+      cluster.set(name, { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr, clusterDomain });
     }
     const [first, ...rest] = [...cluster.entries()];
     for (const [name, cfg] of rest) expect(cfg, `${name} disagrees with ${first![0]}`).toEqual(first![1]);

@@ -42,6 +42,7 @@ describe("loadClusterConfig", () => {
       logLevel: "info",
       proxyMode: "iptables",
       lbCidr: "127.0.2.0/24",
+      clusterDomain: "cluster.local",
     });
   });
 
@@ -56,6 +57,7 @@ describe("loadClusterConfig", () => {
       ["KUBEWIRE_LOG_LEVEL", "debug", "logLevel", "debug"],
       ["KUBEWIRE_PROXY_MODE", "ipvs", "proxyMode", "ipvs"],
       ["KUBEWIRE_LB_CIDR", "127.0.3.0/28", "lbCidr", "127.0.3.0/28"],
+      ["KUBEWIRE_CLUSTER_DOMAIN", "Corp.Example.", "clusterDomain", "corp.example"],
     ];
     const defaults = loadClusterConfig({}) as unknown as Record<string, unknown>;
     for (const [variable, value, key, expected] of cases) {
@@ -144,7 +146,10 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_API_TLS_KEY",
       "KUBEWIRE_API_TOKEN",
       "KUBEWIRE_CLUSTER_CIDR",
+      "KUBEWIRE_CLUSTER_DOMAIN",
       "KUBEWIRE_CRON_MINUTE_SECONDS",
+      "KUBEWIRE_DNS_PORT",
+      "KUBEWIRE_DNS_UPSTREAM",
       "KUBEWIRE_EVENT_TTL_SECONDS",
       "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
@@ -198,7 +203,26 @@ describe("loadControlPlaneConfig", () => {
 
 describe("loadNodeAgentConfig", () => {
   it("adds the node name and the default host address to the cluster defaults", () => {
-    expect(loadNodeAgentConfig(NODE)).toEqual({ ...loadClusterConfig({}), nodeName: "node-1", hostAddress: "127.0.0.1", heartbeatSeconds: 1, ipvsScheduler: "rr" });
+    const resolvConf = () => "# a comment\nsearch example.org\nnameserver 10.255.255.53\nnameserver fe80::1\noptions ndots:1\n";
+    expect(loadNodeAgentConfig(NODE, resolvConf)).toEqual({
+      ...loadClusterConfig({}),
+      nodeName: "node-1",
+      hostAddress: "127.0.0.1",
+      heartbeatSeconds: 1,
+      ipvsScheduler: "rr",
+      dnsPort: 1053,
+      dnsUpstream: ["10.255.255.53:53"],
+    });
+  });
+
+  it("reads the DNS upstream as IPv4[:port] list or none, and refuses anything else; no resolv.conf means none", () => {
+    expect(loadNodeAgentConfig({ ...NODE, KUBEWIRE_DNS_UPSTREAM: "127.0.0.1:5300, 127.0.0.2" }).dnsUpstream).toEqual(["127.0.0.1:5300", "127.0.0.2:53"]);
+    expect(loadNodeAgentConfig({ ...NODE, KUBEWIRE_DNS_UPSTREAM: "none" }).dnsUpstream).toEqual([]);
+    expect(loadNodeAgentConfig(NODE, () => { throw new Error("ENOENT"); }).dnsUpstream).toEqual([]);
+    for (const bad of ["dns.google", "1.2.3.4:0", "1.2.3.4:70000", "[::1]:53"]) configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_DNS_UPSTREAM: bad }), "KUBEWIRE_DNS_UPSTREAM");
+    expect(loadNodeAgentConfig({ ...NODE, KUBEWIRE_DNS_PORT: "5353" }).dnsPort).toBe(5353);
+    configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_DNS_PORT: "0" }), "KUBEWIRE_DNS_PORT");
+    configError(() => loadClusterConfig({ KUBEWIRE_CLUSTER_DOMAIN: "bad_domain" }), "KUBEWIRE_CLUSTER_DOMAIN");
   });
 
   it("takes each IPVS scheduler kube-proxy knows, and rejects any other", () => {
