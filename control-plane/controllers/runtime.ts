@@ -6,7 +6,7 @@
  * (kubernetes/sample-controller controller.go).
  *
  *   controller        key         reconciles
- *   scheduler         pod         a Pending pod without a node -> bind to a Ready node (spread)
+ *   scheduler         pod         a Pending pod without a node -> filter, score, bind to the best node
  *   replicaset        replicaset  ReplicaSet -> its pods
  *   deployment        deployment  Deployment -> its ReplicaSets (rolling update / recreate)
  *   endpointslice     service     Service selector -> EndpointSlices of ready/serving/terminating pods
@@ -471,7 +471,15 @@ export class Controllers {
       const assumed = this.assumed.get(cacheKey(p));
       return assumed && !p.spec?.nodeName ? { ...p, spec: { ...p.spec!, nodeName: assumed } } : p;
     });
-    const decision = schedule(pod, nodes, pods);
+    const decision = schedule(pod, nodes, pods, {
+      // Namespace labels for the namespaceSelector of inter-pod affinity terms.
+      namespaceLabels: (ns) => this.get<Namespace>(R.namespace, ns)?.metadata.labels,
+      // helper.DefaultSelector's listers, for PodTopologySpread's default constraints, from the
+      // informers' caches. There is no ReplicationController kind here, so no lister for it.
+      services: (ns) => this.inNamespace<Service>(R.service, ns),
+      replicaSet: (ns, name) => this.get<ReplicaSet>(R.replicaset, keyOf(ns, name)),
+      statefulSet: (ns, name) => this.get<StatefulSet>(R.statefulset, keyOf(ns, name)),
+    });
     const w = new Writes(this.log);
     const seenKey = `${key}/${pod.metadata.uid}`;
     const { namespace, name } = pod.metadata;
