@@ -191,7 +191,12 @@ async function up(args: string[]): Promise<void> {
       console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}; proxy mode ${cluster.proxyMode}, LoadBalancer pool ${cluster.lbCidr}`);
       console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
       console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid}); Kubernetes API at ${apiUrl}`);
-      const dns = await waitForClusterDns(new KubeClient(apiUrl, token, tls.cert), 60_000);
+      const kube = new KubeClient(apiUrl, token, tls.cert);
+      let dns = await waitForClusterDns(kube, 60_000);
+      if (dns && (await spreadClusterDns(kube, nodes.length))) {
+        console.log("coredns: both replicas had landed on the first node to register; restarted them (kubectl rollout restart) so they spread over the nodes");
+        dns = await waitForClusterDns(kube, 60_000);
+      }
       const dnsAt = `${nodes[0]!.hostAddress}`;
       console.log(
         dns
@@ -239,6 +244,40 @@ async function waitForClusterDns(kube: KubeClient, timeoutMs: number): Promise<s
     await new Promise((r) => setTimeout(r, 250));
   }
   return undefined;
+}
+
+interface CoreDnsPod {
+  metadata: { deletionTimestamp?: string };
+  spec?: { nodeName?: string };
+  status?: { phase?: string };
+}
+
+const COREDNS_PODS = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns";
+
+/**
+ * The coredns Deployment is created before any node registers, so its replicas all land on the
+ * first node that becomes Ready (as on a kubeadm cluster before workers join): one node failure
+ * would take DNS down. What an operator does then is `kubectl rollout restart`; with every node
+ * up, the preferred anti-affinity spreads them. True when a restart was done and has spread them.
+ */
+async function spreadClusterDns(kube: KubeClient, nodeCount: number): Promise<boolean> {
+  if (nodeCount < 2) return false;
+  const running = (pods: CoreDnsPod[]) => pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === "Running");
+  const before = running(await kube.list<CoreDnsPod>(COREDNS_PODS));
+  if (before.length < 2 || new Set(before.map((p) => p.spec?.nodeName)).size > 1) return false;
+  await kube.patch(
+    "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+    { spec: { template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } } } } },
+    "application/strategic-merge-patch+json",
+  );
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const all = await kube.list<CoreDnsPod>(COREDNS_PODS);
+    const live = running(all);
+    if (all.length === live.length && live.length >= 2 && new Set(live.map((p) => p.spec?.nodeName)).size > 1) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
 }
 
 /** `kubewire info [-o json]`: the addresses a client needs. */

@@ -79,7 +79,10 @@ function errorResponse(query: DnsQuery, rcode: number): Uint8Array {
   ).bytes;
 }
 
-/** One query in, the response bytes out (undefined: drop, nothing is sent). */
+/**
+ * One query in, the response bytes out (undefined: drop, nothing is sent). `bytes` is read
+ * before the first await only; what outlives that is copied.
+ */
 export async function serveQuery(backend: DnsBackend, bytes: Uint8Array, transport: Transport): Promise<Uint8Array | undefined> {
   const st = backend.stats;
   st.requests++;
@@ -129,8 +132,10 @@ export interface DnsApp {
 /** Binds UDP and TCP `port` in the pod; undefined (and a log line) when either is taken. */
 export function startDnsServer(env: AppEnv, backend: DnsBackend, port: number, log: (line: string) => void): DnsApp | undefined {
   const udp = env.udp.bindUdp(port, (payload, meta) => {
+    // The netns reuses `meta` (and the payload) for the next datagram: keep what the reply needs.
+    const { src, srcPort, dstPort } = meta;
     void serveQuery(backend, payload, "udp").then((out) => {
-      if (out) sendDatagram(env, meta.src, meta.srcPort, meta.dstPort, out);
+      if (out) sendDatagram(env, src, srcPort, dstPort, out);
     });
   });
   if (udp.kind === "inUse") {

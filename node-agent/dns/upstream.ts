@@ -92,6 +92,8 @@ export class Upstream {
     if (this.pending.size >= this.maxConcurrent) return "refused";
     const end = questionEnd(query);
     if (end === undefined) return undefined;
+    // The caller's buffer may be reused once this returns to the event loop.
+    query = Uint8Array.from(query);
     const share = this.timeoutMs / this.upstreams.length;
     for (const to of this.upstreams) {
       const out = transport === "tcp" ? await this.overTcp(query, to, share) : await this.overUdp(query, end, to, share);

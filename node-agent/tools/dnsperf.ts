@@ -107,9 +107,14 @@ export async function dnsperf(ctx: ToolContext, argv: readonly string[]): Promis
         sent++;
         burst++;
       }
-      // Wait for a reply, the pacing tick or the next timeout, whichever is first.
-      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), clock.sleep(burst >= 256 ? 0 : 10)]);
-      wake = undefined;
+      // Replies arrive as microtasks of this same turn: without a macrotask turn here the loop
+      // would never let its node read NATS or run timers, and starve every other pod's traffic.
+      await clock.yieldTurn();
+      if (burst === 0) {
+        // Nothing could be sent: wait for a reply, the pacing tick or the next timeout.
+        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), clock.sleep(10)]);
+        wake = undefined;
+      }
     }
   } finally {
     ns.unbindUdp(srcPort);

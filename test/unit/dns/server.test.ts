@@ -129,3 +129,39 @@ describe("container environment (makeEnvironmentVariables)", () => {
     expect(expand("$(X)$(Y)$$", { X: "1" })).toBe("1$(Y)$");
   });
 });
+
+describe("startDnsServer", () => {
+  it("answers each datagram to its own sender though the netns reuses the meta object (two queries in one batch)", async () => {
+    const { startDnsServer } = await import("../../../node-agent/apps/dns.ts");
+    let handler: ((p: Uint8Array, m: { src: number; srcPort: number; dst: number; dstPort: number; ttl: number }) => void) | undefined;
+    const sent: Array<{ dstPort: number; id: number }> = [];
+    const udp = {
+      bindUdp: (_port: number, h: typeof handler) => ((handler = h), { kind: "bound" as const, port: 53 }),
+      sendUdp: (_dst: number, dstPort: number, _src: number, payload: Uint8Array) => (sent.push({ dstPort, id: (payload[0]! << 8) | payload[1]! }), { kind: "sent" as const }),
+      unbindUdp: () => {},
+      bindEphemeralUdp: () => 40000,
+    };
+    const tcp = { listen: () => ({ kind: "inUse" as const }), connect: async () => ({ kind: "refused" as const }) };
+    const app = startDnsServer({ podName: "coredns", tcp, udp, log: () => {}, now: () => new Date(0) }, backend(), 53, () => {});
+    // TCP 53 taken: the server refuses to start half-bound, as CoreDNS's listener fails.
+    expect(app).toBeUndefined();
+    const tcpOk = {
+      listen: () => ({ kind: "listening" as const, listener: { port: 53, accept: () => new Promise<null>(() => {}), close: () => {}, [Symbol.asyncIterator]: undefined as never } }),
+      connect: async () => ({ kind: "refused" as const }),
+    };
+    const served = startDnsServer({ podName: "coredns", tcp: tcpOk as never, udp, log: () => {}, now: () => new Date(0) }, backend(), 53, () => {});
+    expect(served).toBeDefined();
+    const meta = { src: 1, srcPort: 0, dst: 2, dstPort: 53, ttl: 64 };
+    const payload = new Uint8Array(512);
+    for (const [id, port] of [[1, 40001], [2, 40002]] as const) {
+      const q = encodeQuery({ id, name: "web.demo.svc.cluster.local", type: QTYPE.A });
+      payload.fill(0);
+      payload.set(q);
+      meta.srcPort = port;
+      handler!(payload.subarray(0, q.length), meta);
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(sent.sort((a, b) => a.id - b.id)).toEqual([{ dstPort: 40001, id: 1 }, { dstPort: 40002, id: 2 }]);
+    served!.stop();
+  });
+});
