@@ -686,11 +686,13 @@ export class Controllers {
       return w.result();
     }
     const nowMs = this.clock.monotonicMs();
-    // A node not heard from since this control plane started gets the grace period from its start.
-    const last = this.heartbeats.get(name) ?? this.startedAtMs;
+    const old = node.status?.conditions?.find((c) => c.type === "Ready");
+    // A node not heard from since this control plane started gets the grace period from its
+    // start, if it ever posted a Ready condition; one that never did (a Node object made by hand,
+    // no agent behind it) is never made Ready by the controller: only a kubelet posts True.
+    const last = this.heartbeats.get(name) ?? (old ? this.startedAtMs : undefined);
     const readiness = nodeReadiness(last, nowMs, this.opts.nodeGraceMs);
     const condition = nodeReadyCondition(node, readiness, this.clock.now());
-    const old = node.status?.conditions?.find((c) => c.type === "Ready");
     if (!old || old.status !== condition.status) {
       const conditions = [...(node.status?.conditions ?? []).filter((c) => c.type !== "Ready"), condition];
       const ready = readiness === "Ready";
@@ -704,7 +706,7 @@ export class Controllers {
       this.notReadySince.delete(name);
       for (const pod of onNode) if (markedUnready(pod)) await w.run(`ready ${pod.metadata.name}`, () => this.setPodReady(pod, true));
       // Look again when the heartbeat would expire.
-      return w.result(Reconciled.after(Math.max(1, last + this.opts.nodeGraceMs - nowMs + 1)));
+      return w.result(Reconciled.after(Math.max(1, (last ?? nowMs) + this.opts.nodeGraceMs - nowMs + 1)));
     }
     if (!this.notReadySince.has(name)) this.notReadySince.set(name, nowMs);
     const since = this.notReadySince.get(name)!;
