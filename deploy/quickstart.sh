@@ -4,7 +4,7 @@
 # up afterwards for you to explore; `npx kubewire down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash deploy/ensure-tools.sh nats-server
+bash deploy/ensure-tools.sh nats-server dig
 [ -x node_modules/.bin/tsx ] || npm ci --no-audit --no-fund
 kw() { echo "\$ kubewire $*" >&2; node bin/kubewire.js "$@"; }
 node bin/kubewire.js down >/dev/null 2>&1 || true
@@ -52,6 +52,20 @@ if command -v kubectl >/dev/null 2>&1; then
   node bin/kubewire.js exec --node node-1 -- iptables-save -t nat | grep -E '^-A KUBE-(SERVICES|SVC-).*demo/web:http' | head -6
   echo "\$ kubewire exec --node node-1 -- conntrack -L | grep 'dport=80 '   (the DNAT: the reply comes from the endpoint)" >&2
   node bin/kubewire.js exec --node node-1 -- conntrack -L | grep 'dport=80 ' | head -4
+  echo; echo "== cluster DNS: coredns pods in kube-system behind kube-dns (10.96.0.10); pods resolve Services by name"
+  kubectl get pods -n kube-system -l k8s-app=kube-dns -o wide
+  echo "\$ kubectl exec -n demo $first -- cat /etc/resolv.conf" >&2
+  kubectl exec -n demo "$first" -- cat /etc/resolv.conf
+  echo "\$ kubectl exec -n demo $first -- curl -s http://web/hostname   (web -> web.demo.svc.cluster.local through the search path)" >&2
+  kubectl exec -n demo "$first" -- curl -s -m 10 http://web/hostname; echo
+  echo "\$ kubectl exec -n demo $first -- nslookup web" >&2
+  kubectl exec -n demo "$first" -- nslookup web
+  if command -v dig >/dev/null 2>&1; then
+    echo "\$ dig @127.0.1.1 -p 1053 web.demo.svc.cluster.local +short   (from this machine, through node-1's DNS port)" >&2
+    dig @127.0.1.1 -p 1053 web.demo.svc.cluster.local +short
+    echo "\$ dig @127.0.1.2 -p 1053 _http._tcp.web.demo.svc.cluster.local SRV +short" >&2
+    dig @127.0.1.2 -p 1053 _http._tcp.web.demo.svc.cluster.local SRV +short
+  fi
   echo; echo "== from this machine through a NodePort: a real socket on every node (127.0.1.N)"
   kubectl patch svc web -n demo -p '{"spec":{"type":"NodePort"}}' >/dev/null
   np=$(kubectl get svc web -n demo -o jsonpath='{.spec.ports[0].nodePort}')
