@@ -59,7 +59,9 @@ const USAGE = `usage: kubewire <command> [flags]
   exec --node NODE -- CMD [ARGS...]  run a tool in a node's root netns (also conntrack -L)
   fault --node NODE [--pod POD] [--loss P] [--duplicate P] [--reorder P] [--corrupt P] [--delay MS] [--jitter MS] [--ingress]
                                      impair the node's overlay link (or a pod's veth); no impairment flags clears it
-  trace POD IP [--tcp P | --udp P]   send one probe (ICMP echo, TCP SYN or UDP) and print every hop it met
+  trace POD IP|NAME [--tcp P | --udp P [--query NAME]]
+                                     send one probe (ICMP echo, TCP SYN or UDP; to UDP 53 a DNS
+                                     query) and print every hop it met; a NAME is resolved in the pod
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
                                      capture a device of a node to a pcap file
 
@@ -489,10 +491,11 @@ async function fault(args: string[]): Promise<void> {
 }
 
 async function trace(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { timeout: { type: "string", default: "5" }, tcp: { type: "string" }, udp: { type: "string" } }, 2);
+  const { values, positionals } = parse(args, { timeout: { type: "string", default: "5" }, tcp: { type: "string" }, udp: { type: "string" }, query: { type: "string" } }, 2);
   const [podName, dst] = positionals;
-  if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP [--tcp PORT | --udp PORT]", 2);
-  if (parseIpv4Addr(dst) === undefined) throw new CliError(`trace: "${dst}" is not an IPv4 address`, 2);
+  if (!podName || !dst) throw new CliError("trace: usage: kubewire trace POD IP|NAME [--tcp PORT | --udp PORT [--query NAME]]", 2);
+  if (parseIpv4Addr(dst) === undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?$/.test(dst)) throw new CliError(`trace: "${dst}" is not an IPv4 address or a host name`, 2);
+  if (values.query !== undefined && values.udp !== "53") throw new CliError("trace: --query goes with --udp 53 (a DNS query)", 2);
   if (values.tcp !== undefined && values.udp !== undefined) throw new CliError("trace: give --tcp or --udp, not both", 2);
   const protocol = values.tcp !== undefined ? "tcp" : values.udp !== undefined ? "udp" : "icmp";
   const port = protocol === "icmp" ? undefined : Number(values.tcp ?? values.udp);
@@ -521,13 +524,13 @@ async function trace(args: string[]): Promise<number> {
       }
       return forwardVerdict;
     })();
-    await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId, protocol, ...(port !== undefined ? { port } : {}) } satisfies TraceRequest);
+    await request(nc, Subjects.node(pod.nodeName, "trace"), { namespace: pod.namespace, pod: pod.name, dst, traceId, protocol, ...(port !== undefined ? { port } : {}), ...(values.query !== undefined ? { query: values.query } : {}) } satisfies TraceRequest, 10_000);
     const timer = setTimeout(() => sub.unsubscribe(), Number(values.timeout) * 1000);
     const verdict = await complete;
     clearTimeout(timer);
     clearTimeout(replyWait);
     sub.unsubscribe();
-    console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}${port !== undefined ? `:${port}` : ""}: ${protocol === "tcp" ? "TCP SYN" : protocol === "udp" ? "UDP datagram" : "ICMP echo request"}`);
+    console.log(`trace ${pod.name} (${pod.podIp}) -> ${dst}${port !== undefined ? `:${port}` : ""}: ${protocol === "tcp" ? "TCP SYN" : protocol === "udp" ? (port === 53 ? `DNS query (A ${values.query ?? "kubernetes.default.svc"})` : "UDP datagram") : "ICMP echo request"}`);
     const shown = verdict ? hops.filter((h) => h.seq <= verdict.seq || h.seq >= REPLY_SEQ) : hops;
     const row = (h: TraceHop, n: number) => [String(n).padStart(2), h.node, h.point, h.detail + (h.verdict ? `  [${h.verdict.toUpperCase()}]` : "")];
     const forward = shown.filter((h) => h.seq < REPLY_SEQ);

@@ -135,11 +135,14 @@ export interface ExecResult {
 export interface TraceRequest {
   namespace: string;
   pod: string;
+  /** An IPv4 address, or a name the pod resolves first. */
   dst: string;
   traceId: string;
   /** The probe: an ICMP echo request (default), a TCP SYN or a UDP datagram to `port`. */
   protocol?: "icmp" | "tcp" | "udp";
   port?: number;
+  /** For a UDP probe to port 53: the name the DNS query asks for (A). */
+  query?: string;
 }
 
 /** Where the hops of a traced probe's reply start: `kubewire trace` prints them as a second part. */

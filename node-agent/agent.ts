@@ -42,7 +42,8 @@ import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { completionPlan, startPodApps, type CompletionStep, type ContainerSpec } from "./apps/index.ts";
 import { PodFs } from "./tools/fs.ts";
 import { MEMORY_CHECK_MS, MemoryValve } from "./memory.ts";
-import { realClock } from "./tools/common.ts";
+import { lookupError, realClock, resolveName } from "./tools/common.ts";
+import { QTYPE, encodeQuery } from "./dns/wire.ts";
 import { runTool, TOOL_NAMES } from "./tools/index.ts";
 import type { ProxyBackend } from "./proxy/backend.ts";
 import { createBackend } from "./proxy/index.ts";
@@ -753,15 +754,21 @@ export class NodeAgent {
 
     on("trace", async (req: TraceRequest): Promise<{ started: true }> => {
       const pod = this.findPod(req.namespace, req.pod);
-      const dst = parseIpv4Addr(req.dst ?? "");
-      if (dst === undefined) throw new RpcError(ErrorCode.Invalid, `not an IPv4 address: ${JSON.stringify(req.dst)}`);
+      // A name is resolved first, as the pod's own programs would (its resolv.conf, on the wire).
+      const ctx = { ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, fs: this.podFs.get(pod.key), random: this.dp.rng };
+      const name = typeof req.dst === "string" ? req.dst : "";
+      const resolved = parseIpv4Addr(name) === undefined && name !== "" ? await resolveName(ctx, name, 5000) : undefined;
+      if (resolved && resolved.kind !== "found") throw new RpcError(ErrorCode.NotFound, `${pod.record.name} cannot resolve ${JSON.stringify(name)}: ${lookupError(resolved)}`);
+      const dst = resolved?.kind === "found" ? resolved.addresses[0] : parseIpv4Addr(name);
+      if (dst === undefined) throw new RpcError(ErrorCode.Invalid, `not an IPv4 address or a name: ${JSON.stringify(req.dst)}`);
       const tr = new Tracer(req.traceId, node, 0, this.traceSink(req.traceId));
+      if (resolved?.kind === "found") tr.hop(`${pod.record.name} resolver`, `${name} is ${resolved.canonical} ${formatIpv4(dst)} (${resolved.source === "dns" ? "DNS, per /etc/resolv.conf" : "/etc/hosts"})`);
       const protocol = req.protocol ?? "icmp";
       const port = Number(req.port);
       if (protocol !== "icmp" && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new RpcError(ErrorCode.Invalid, `a ${protocol} probe needs a port in 1-65535, got ${JSON.stringify(req.port)}`);
       const res =
         protocol === "tcp" ? sendTraceSyn(pod, dst, port, tr, tracePort(this.dp.rng))
-        : protocol === "udp" ? pod.ns.sendUdp(dst, port, tracePort(this.dp.rng), new TextEncoder().encode("kubewire trace\n"), { tr })
+        : protocol === "udp" ? pod.ns.sendUdp(dst, port, tracePort(this.dp.rng), udpProbePayload(port, req.query, this.cfg.clusterDomain, this.dp.rng), { tr })
         : pod.ns.sendIcmp(dst, { kind: "echoRequest", ident: 0x7472, seq: 1, data: new Uint8Array(56) }, { tr });
       this.armTimer();
       if (res.kind !== "sent") tr.hop(`${pod.record.name} eth0`, `send failed: ${res.kind}`, "dropped");
@@ -813,6 +820,16 @@ export class NodeAgent {
  */
 function tracePort(rng: () => number): number {
   return 61000 + Math.floor(rng() * 4535);
+}
+
+/**
+ * What a UDP probe carries: to port 53 a DNS query (A, for `query` or the kubernetes Service's
+ * name), so a DNS server answers and the lookup's path, out and back, is traced; elsewhere a
+ * line of text.
+ */
+function udpProbePayload(port: number, query: string | undefined, zone: string, rng: () => number): Uint8Array {
+  if (port !== 53) return new TextEncoder().encode("kubewire trace\n");
+  return encodeQuery({ id: Math.floor(rng() * 0x10000), name: query ?? `kubernetes.default.svc.${zone}`, type: QTYPE.A });
 }
 
 /**

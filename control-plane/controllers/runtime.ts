@@ -688,9 +688,10 @@ export class Controllers {
     const nowMs = this.clock.monotonicMs();
     const old = node.status?.conditions?.find((c) => c.type === "Ready");
     // A node not heard from since this control plane started gets the grace period from its
-    // start, if it ever posted a Ready condition; one that never did (a Node object made by hand,
-    // no agent behind it) is never made Ready by the controller: only a kubelet posts True.
-    const last = this.heartbeats.get(name) ?? (old ? this.startedAtMs : undefined);
+    // start if its agent had posted Ready or NotReady; one whose condition is missing or Unknown
+    // (a Node object made by hand with no agent behind it, or a node already lost) is never made
+    // Ready by the controller: only the node's own heartbeat does that, as only a kubelet posts True.
+    const last = this.heartbeats.get(name) ?? (old && old.status !== "Unknown" ? this.startedAtMs : undefined);
     const readiness = nodeReadiness(last, nowMs, this.opts.nodeGraceMs);
     const condition = nodeReadyCondition(node, readiness, this.clock.now());
     if (!old || old.status !== condition.status) {

@@ -30,7 +30,7 @@ import { formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/ind
 import type { UdpMeta } from "../netns.ts";
 import type { DatagramErrorHandler, TcpApi, TcpSocket } from "../tcp/api.ts";
 import { candidates, parseResolvConf, resolverConfig } from "./resolvconf.ts";
-import { QTYPE, RCODE, TCP_MAX_SIZE, decodeResponse, encodeQuery, nameToLabels, type DecodedResponse, type EdnsOption, type Transport } from "./wire.ts";
+import { QTYPE, RCODE, TCP_MAX_SIZE, decodeResponse, encodeQuery, nameToLabels, type DecodedResponse, type EdnsOption, type SoaData, type Transport } from "./wire.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The edge
@@ -149,16 +149,7 @@ export type Rdata =
   | { readonly kind: "name"; readonly target: string }
   | { readonly kind: "mx"; readonly preference: number; readonly exchange: string }
   | { readonly kind: "srv"; readonly priority: number; readonly weight: number; readonly port: number; readonly target: string }
-  | {
-      readonly kind: "soa";
-      readonly mname: string;
-      readonly rname: string;
-      readonly serial: number;
-      readonly refresh: number;
-      readonly retry: number;
-      readonly expire: number;
-      readonly minimum: number;
-    }
+  | ({ readonly kind: "soa" } & SoaData)
   | { readonly kind: "txt"; readonly strings: readonly Uint8Array[] }
   | { readonly kind: "unknown"; readonly bytes: Uint8Array };
 

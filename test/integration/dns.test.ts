@@ -459,6 +459,27 @@ describe("from pods", () => {
   });
 });
 
+describe("traces of lookups", () => {
+  it("kubewire trace POD NAME resolves the name in the pod, then follows the probe", async () => {
+    const r = await cluster.kubewire(["trace", "-n", NS, "client", "web", "--tcp", "80"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`client resolver   web is web.${NS}.svc.${ZONE} ${webIp} (DNS, per /etc/resolv.conf)`);
+    expect(r.stdout).toMatch(/\[DELIVERED\]/);
+  });
+
+  it("a UDP 53 probe is a DNS query: the trace shows the DNAT to a coredns pod and the answer coming back", async () => {
+    const r = await cluster.kubewire(["trace", "-n", NS, "client", "10.96.0.10", "--udp", "53", "--query", `web.${NS}.svc.${ZONE}`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`DNS query (A web.${NS}.svc.${ZONE})`);
+    expect(r.stdout).toMatch(/DNAT to 10\.244\.\d+\.\d+:53 \(KUBE-SERVICES -d 10\.96\.0\.10\/32 -p udp --dport 53/);
+    expect(r.stdout).toMatch(/coredns-[a-z0-9-]+ eth0 +UDP .*delivered/);
+    // The answer comes back through the reverse NAT to the client's eth0, where no socket holds
+    // the probe's port (the probe is not the pod's own lookup): the port is closed.
+    expect(r.stdout).toMatch(/reverse NAT source 10\.244\.\d+\.\d+:53 -> 10\.96\.0\.10:53/);
+    expect(r.stdout).toMatch(/client eth0 +UDP port 6\d{4} closed/);
+  });
+});
+
 describe("Service environment variables", () => {
   it("are present for a Service created before the pod and absent for one created after; enableServiceLinks false turns them off", async () => {
     await cluster.apply(svc("before", { selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] }));
