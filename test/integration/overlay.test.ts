@@ -182,7 +182,8 @@ describe("pod-to-pod across a 3-node cluster", () => {
       [["up", "--cluster-cidr", "10.244.0.0/33"], /--cluster-cidr: "10.244.0.0\/33" is not an aligned IPv4 CIDR/],
       [["run", "x1", "--node", "no-such-node"], /node "no-such-node" not found/],
       [["exec", "no-such-pod", "--", "ping", "-c", "1", "10.244.0.1"], /pod "no-such-pod" not found/],
-      [["trace", "node-1-a", "not-an-ip"], /"not-an-ip" is not an IPv4 address/],
+      [["trace", "node-1-a", "not-an-ip"], /node-1-a cannot resolve "not-an-ip": Name or service not known/],
+      [["trace", "node-1-a", "bad_name!"], /"bad_name!" is not an IPv4 address or a host name/],
       [["capture", "--node", "no-such-node", "--dev", "eth0", "-w", join(cluster.dir, "x.pcap"), "--count", "1"], /no one answers on kubewire.node.no-such-node.capture/],
     ];
     for (const [args, message] of cases) {
