@@ -50,8 +50,9 @@ if command -v kubectl >/dev/null 2>&1; then
   kubectl exec -n demo "$first" -- curl -s -m 20 "http://127.0.0.1:8080/dial?request=hostname&host=$vip&port=80&tries=12"; echo
   echo "\$ kubewire exec --node node-1 -- iptables-save -t nat | grep -E '^-A KUBE-(SERVICES|SVC-).*demo/web:http'" >&2
   node bin/kubewire.js exec --node node-1 -- iptables-save -t nat | grep -E '^-A KUBE-(SERVICES|SVC-).*demo/web:http' | head -6
-  echo "\$ kubewire exec --node node-1 -- conntrack -L | grep 'dport=80 '   (the DNAT: the reply comes from the endpoint)" >&2
-  node bin/kubewire.js exec --node node-1 -- conntrack -L | grep 'dport=80 ' | head -4
+  first_node=$(kubectl get pod -n demo "$first" -o jsonpath='{.spec.nodeName}')
+  echo "\$ kubewire exec --node $first_node -- conntrack -L | grep 'dport=80 '   (on $first's node: the DNAT, the reply comes from the endpoint)" >&2
+  node bin/kubewire.js exec --node "$first_node" -- conntrack -L | grep 'dport=80 ' | head -4
   echo; echo "== cluster DNS: coredns pods in kube-system behind kube-dns (10.96.0.10); pods resolve Services by name"
   kubectl get pods -n kube-system -l k8s-app=kube-dns -o wide
   echo "\$ kubectl exec -n demo $first -- cat /etc/resolv.conf" >&2
