@@ -24,6 +24,9 @@ import {
   type FaultSpecRecord,
   type NodeRecord,
   type NodeStatus,
+  type ObserveRequest,
+  type ObserveResponse,
+  type ObservedFlow,
   type TraceHop,
   type TraceRequest,
 } from "../cluster/types.ts";
@@ -50,6 +53,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      --dns-port the cluster DNS port on each node's address (1053)
   down                               stop every process of the cluster
   info [-o json]                     where the cluster's API, DNS and NATS are
+  observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--since 5m | --last N] [-f] [-o json]
+                                     flow records of every node (pods' traffic and every drop, with its reason)
   get nodes|pods                     list nodes or pods
   run POD [--node NODE] [--port P/udp]
                                      create a pod (on NODE, or where the scheduler puts it)
@@ -280,6 +285,87 @@ async function spreadClusterDns(kube: KubeClient, nodeCount: number): Promise<bo
     await new Promise((r) => setTimeout(r, 250));
   }
   return false;
+}
+
+const PROTOCOL_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 132: "SCTP" };
+const TCP_FLAG_NAMES: Array<[number, string]> = [[0x02, "SYN"], [0x10, "ACK"], [0x01, "FIN"], [0x04, "RST"], [0x08, "PSH"], [0x20, "URG"]];
+
+/** "5m", "30s", "2h" -> milliseconds. */
+function duration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new CliError(`--since: want a duration like 30s, 5m or 1h, got "${text}"`, 2);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+}
+
+/** One flow as `hubble observe` prints it (compact). */
+function formatFlow(f: ObservedFlow): string {
+  const d = new Date(f.time);
+  const month = d.toLocaleString("en-US", { month: "short", timeZone: "UTC" });
+  const time = `${month} ${String(d.getUTCDate()).padStart(2, "0")} ${d.toISOString().slice(11, 23)}`;
+  const end = (pod: string | undefined, ip: string, port: number) => `${pod ?? ip}${f.proto === 6 || f.proto === 17 || f.proto === 132 ? `:${port}` : ""}`;
+  const flags = f.proto === 6 ? ` (TCP Flags: ${TCP_FLAG_NAMES.filter(([b]) => (f.tcpFlags & b) !== 0).map(([, n]) => n).join(", ") || "none"})` : ` (${PROTOCOL_NAMES[f.proto] ?? `proto ${f.proto}`})`;
+  const why = f.verdict === "DROPPED" ? ` ${f.reason}${f.detail ? `: ${f.detail}` : ""}` : "";
+  // A reply is printed client first, as hubble does: "client <- server".
+  const left = f.isReply ? end(f.dstPod, f.dst, f.dport) : end(f.srcPod, f.src, f.sport);
+  const right = f.isReply ? end(f.srcPod, f.src, f.sport) : end(f.dstPod, f.dst, f.dport);
+  return `${time} [${f.node}] ${left} ${f.isReply ? "<-" : "->"} ${right} ${f.observation} ${f.verdict}${flags}${why}`;
+}
+
+/** `kubewire observe`: the nodes' flow records, merged by time, like `hubble observe`. */
+async function observe(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      pod: { type: "string" },
+      verdict: { type: "string" },
+      reason: { type: "string" },
+      port: { type: "string" },
+      since: { type: "string" },
+      last: { type: "string" },
+      follow: { type: "boolean", short: "f", default: false },
+      output: { type: "string", short: "o" },
+    },
+    0,
+  );
+  if (values.verdict !== undefined && values.verdict !== "DROPPED" && values.verdict !== "FORWARDED") throw new CliError(`--verdict: FORWARDED or DROPPED, got "${values.verdict}"`, 2);
+  if (values.output !== undefined && values.output !== "json") throw new CliError(`--output: only json is supported, got "${values.output}"`, 2);
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new CliError(`--port: want 0-65535, got "${values.port}"`, 2);
+  const last = values.last === undefined ? 20 : Number(values.last);
+  if (!(Number.isInteger(last) && last > 0)) throw new CliError(`--last: want a positive integer, got "${values.last}"`, 2);
+  let since = values.since !== undefined ? Date.now() - duration(values.since) : undefined;
+  return withCluster(values["state-dir"], async (nc, kube) => {
+    const nodes = (await kube.list(paths.nodes())).map((n) => n.metadata.name ?? "").filter((n) => n !== "");
+    const printed = new Set<string>();
+    for (;;) {
+      const req: ObserveRequest = {
+        ...(since !== undefined ? { since } : {}),
+        ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+        ...(values.pod !== undefined ? { pod: values.pod } : {}),
+        ...(values.verdict !== undefined ? { verdict: values.verdict as "DROPPED" | "FORWARDED" } : {}),
+        ...(values.reason !== undefined ? { reason: values.reason } : {}),
+        ...(port !== undefined ? { port } : {}),
+        limit: values.since !== undefined || values.follow ? 10_000 : last,
+      };
+      const answers = await Promise.all(nodes.map((n) => request<ObserveResponse>(nc, Subjects.node(n, "observe"), req, 5000).catch(() => undefined)));
+      let flows = answers.flatMap((a) => a?.flows ?? []).sort((a, b) => a.time - b.time);
+      if (!values.follow && values.since === undefined) flows = flows.slice(-last);
+      for (const f of flows) {
+        const key = `${f.node} ${f.time} ${f.src}:${f.sport} ${f.dst}:${f.dport} ${f.observation} ${f.tcpFlags}`;
+        if (printed.has(key)) continue;
+        printed.add(key);
+        console.log(values.output === "json" ? JSON.stringify(f) : formatFlow(f));
+        since = Math.max(since ?? 0, f.time);
+      }
+      if (!values.follow) {
+        const off = answers.filter((a) => a && !a.enabled).length;
+        if (off > 0) console.error(`(${off} node(s) keep no flow records: KUBEWIRE_FLOW_BUFFER=0)`);
+        return 0;
+      }
+      if (printed.size > 100_000) printed.clear();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
 }
 
 /** `kubewire info [-o json]`: the addresses a client needs. */
@@ -589,6 +675,8 @@ export async function main(argv: string[]): Promise<number> {
     case "info":
       await info(rest);
       return 0;
+    case "observe":
+      return observe(rest);
     case "get":
       await get(rest);
       return 0;

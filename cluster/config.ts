@@ -36,6 +36,7 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_LB_CIDR: "pool of type=LoadBalancer Service addresses (the emulated cloud's; .1 up to the last before broadcast)",
   KUBEWIRE_CLUSTER_DOMAIN: "the cluster's DNS domain (kubelet --cluster-domain; cluster.local)",
   KUBEWIRE_DNS_PORT: "port of the cluster DNS on each node's host address, UDP and TCP, for real clients (node-agent; 1053)",
+  KUBEWIRE_FLOW_BUFFER: "flow records a node keeps (a ring; the oldest go first); 0 turns flow records off (node-agent; 65536)",
   KUBEWIRE_DNS_UPSTREAM: "where cluster DNS forwards names outside the cluster: host:port list, or 'none'; default the host's /etc/resolv.conf nameservers (node-agent)",
 } as const;
 export type ConfigEnvVar = keyof typeof CONFIG_ENV_VARS;
@@ -81,6 +82,8 @@ export interface NodeAgentConfig extends ClusterConfig {
    * resolv.conf and what CoreDNS's `forward . /etc/resolv.conf` sends to; [] answers SERVFAIL.
    */
   dnsUpstream: string[];
+  /** Capacity of the node's flow record ring; 0: no flow records. */
+  flowBuffer: number;
 }
 
 export interface ControlPlaneConfig extends ClusterConfig {
@@ -241,6 +244,7 @@ export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () =
     ipvsScheduler: oneOf(env, "KUBEWIRE_IPVS_SCHEDULER", IPVS_SCHEDULERS, "rr"),
     dnsPort: int(env, "KUBEWIRE_DNS_PORT", 1053, 1, 65535),
     dnsUpstream: dnsUpstream(env, readResolvConf),
+    flowBuffer: int(env, "KUBEWIRE_FLOW_BUFFER", 65_536, 0, 16_777_216),
   };
 }
 

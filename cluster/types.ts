@@ -60,7 +60,48 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe";
+
+/** `kubewire observe`: a node's flow records matching these (every field optional). */
+export interface ObserveRequest {
+  /** Wall-clock milliseconds: records at or after. */
+  since?: number;
+  namespace?: string;
+  pod?: string;
+  verdict?: "FORWARDED" | "DROPPED";
+  reason?: string;
+  port?: number;
+  limit?: number;
+}
+
+export interface ObservedFlow {
+  time: number;
+  node: string;
+  verdict: "FORWARDED" | "DROPPED";
+  observation: string;
+  where: string;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  tcpFlags: number;
+  isReply: boolean;
+  /** "namespace/name" of the pods at either end, when the address is a pod's. */
+  srcPod?: string;
+  dstPod?: string;
+  reason?: string;
+  detail?: string;
+}
+
+export interface ObserveResponse {
+  flows: ObservedFlow[];
+  /** Records written on the node, and those the ring had to drop (oldest first). */
+  total: number;
+  evicted: number;
+  /** False when the node keeps no flows (KUBEWIRE_FLOW_BUFFER=0). */
+  enabled: boolean;
+}
 
 /** A node's kube-proxy: its mode, sync counters and network programming latencies (ms, newest last). */
 export interface ProxyStatus {

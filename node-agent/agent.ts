@@ -24,6 +24,8 @@ import {
   type NodeRecord,
   type LogsRequest,
   type NodeStatus,
+  type ObserveRequest,
+  type ObserveResponse,
   type PodFinalizeRequest,
   type PodStatusRequest,
   type ProxyStatus,
@@ -38,6 +40,7 @@ import { Informer, type ListerWatcher } from "../cluster/informer.ts";
 import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
+import { FlowLog } from "./flows.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { completionPlan, startPodApps, type CompletionStep, type ContainerSpec } from "./apps/index.ts";
 import { PodFs } from "./tools/fs.ts";
@@ -116,6 +119,8 @@ export class NodeAgent {
   /** Each running pod's containers' environments, fixed when the pod started (as in a real container). */
   private readonly podEnv = new Map<string, Map<string, Record<string, string>>>();
   private dnsBackend!: DnsBackend;
+  /** Every pod's IP -> "namespace/name", from the pods watch (flow records name their pods). */
+  private readonly podByIp = new Map<number, string>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -131,6 +136,7 @@ export class NodeAgent {
     let transport: NatsOverlayTransport | undefined;
     const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node);
     const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr), mustParseCidr(cfg.lbCidr));
+    if (cfg.flowBuffer > 0) dp.flows = new FlowLog(cfg.flowBuffer, cfg.nodeName);
     const agent = new NodeAgent(nc, cfg, log, dp, net);
     transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
       net.receiveMessage(message, trace, (id) => agent.traceSink(id));
@@ -289,6 +295,7 @@ export class NodeAgent {
       else this.podObjects.set(key, obj);
       if (type === "DELETED") this.dnsData.remove("Pod", obj);
       else this.dnsData.upsert("Pod", obj);
+      this.indexPodIp(obj, type === "DELETED");
       if (mine || type === "DELETED") this.scheduleSync();
     });
     this.informers.push(pods);
@@ -382,6 +389,19 @@ export class NodeAgent {
     this.informers.push(services, slices);
     await Promise.all([services.start(), slices.start()]);
     this.log.info({ node: cfg.nodeName, mode: backend.mode }, "kube-proxy started");
+  }
+
+  private readonly podIpOf = new Map<string, number>();
+  private indexPodIp(obj: KubeObject, deleted: boolean): void {
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const old = this.podIpOf.get(key);
+    const ip = deleted ? undefined : parseIpv4Addr(String((obj.status as { podIP?: unknown } | undefined)?.podIP ?? ""));
+    if (old !== undefined && old !== ip && this.podByIp.get(old) === key) this.podByIp.delete(old);
+    if (ip === undefined) this.podIpOf.delete(key);
+    else {
+      this.podIpOf.set(key, ip);
+      this.podByIp.set(ip, key);
+    }
   }
 
   private indexService(obj: KubeObject, deleted: boolean): void {
@@ -712,6 +732,8 @@ export class NodeAgent {
         ...this.badObjectCounters(),
         ...this.proxyCounters(),
         ...this.dnsCounters(),
+        flows_total: this.dp.flows?.total ?? 0,
+        flows_evicted_total: this.dp.flows?.evicted ?? 0,
       },
     }));
 
@@ -744,6 +766,40 @@ export class NodeAgent {
       if (!this.net.setFault(target, spec)) throw new RpcError(ErrorCode.NotFound, `pod "${req.pod}" not found on node ${node}`);
       this.log.info({ node, pod: req.pod, egress: spec.egress, ingress: spec.ingress }, "fault set");
       return { applied: true };
+    });
+
+    on("observe", async (req: ObserveRequest): Promise<ObserveResponse> => {
+      const flows = this.dp.flows;
+      if (!flows) return { flows: [], total: 0, evicted: 0, enabled: false };
+      let ips: Set<number> | undefined;
+      if (typeof req?.pod === "string" || typeof req?.namespace === "string") {
+        ips = new Set();
+        for (const [key, ip] of this.podIpOf) {
+          const [ns, name] = key.split("/");
+          if ((req.namespace === undefined || req.namespace === ns) && (req.pod === undefined || req.pod === name)) ips.add(ip);
+        }
+      }
+      const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+      const records = flows.query({
+        since: num(req?.since),
+        verdict: req?.verdict === "DROPPED" || req?.verdict === "FORWARDED" ? req.verdict : undefined,
+        reason: typeof req?.reason === "string" ? req.reason : undefined,
+        port: num(req?.port),
+        ips,
+        limit: Math.min(num(req?.limit) ?? 10_000, 10_000),
+      });
+      return {
+        total: flows.total,
+        evicted: flows.evicted,
+        enabled: true,
+        flows: records.map((r) => ({
+          ...r,
+          src: formatIpv4(r.src),
+          dst: formatIpv4(r.dst),
+          ...(this.podByIp.has(r.src) ? { srcPod: this.podByIp.get(r.src)! } : {}),
+          ...(this.podByIp.has(r.dst) ? { dstPod: this.podByIp.get(r.dst)! } : {}),
+        })),
+      };
     });
 
     on("logs", async (req: LogsRequest): Promise<string> => {

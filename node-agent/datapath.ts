@@ -8,7 +8,8 @@
  */
 import { REPLY_SEQ, type TraceHop } from "../cluster/types.ts";
 import { DropReason } from "./netfilter.ts";
-import { PacketPool, type Packet } from "./packet.ts";
+import { CtDir, PacketPool, type Packet } from "./packet.ts";
+import { FlowLog, Observation } from "./flows.ts";
 
 export type Receiver = (pkt: Packet) => void;
 export type Tap = (frame: Uint8Array, direction: "rx" | "tx") => void;
@@ -186,8 +187,12 @@ export class Datapath {
   drop(pkt: Packet, reason: DropReason, where: string, detail?: string): void {
     this.counters.inc(dropCounter(reason));
     pkt.tr?.hop(where, detail ?? reason, "dropped");
+    if (this.flows !== undefined && pkt.l3 >= 0) this.flows.record(Observation.Drop, where, pkt, pkt.ct !== undefined && pkt.ctDir === CtDir.Reply, reason, detail);
     pkt.release();
   }
+
+  /** The node's flow records (undefined: off). */
+  flows: FlowLog | undefined;
 
   /** Counts a drop when there is no packet descriptor (a frame rejected before one was made). */
   dropRaw(reason: DropReason): void {

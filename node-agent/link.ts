@@ -16,7 +16,8 @@ import { ETHERNET_HEADER_LEN, type MacAddr } from "../overlay/wire/index.ts";
 import type { Datapath, Receiver } from "./datapath.ts";
 import { DropReason } from "./netfilter.ts";
 import { gsoSegment } from "./gso.ts";
-import type { Packet } from "./packet.ts";
+import { CtDir, type Packet } from "./packet.ts";
+import { Observation } from "./flows.ts";
 
 export interface Link {
   readonly name: string;
@@ -146,6 +147,24 @@ export class CaptureLink extends LinkWrapper {
 
   protected override receive(pkt: Packet): void {
     if (this.dp.tapped(this.label)) this.dp.tap(this.label, pkt.data(), "rx");
+    this.rx(pkt);
+  }
+}
+
+/**
+ * A pod's host veth as Hubble sees an endpoint: every IPv4 frame handed to the pod (to-endpoint)
+ * or sent by it (from-endpoint) becomes a flow record when the node keeps flows.
+ */
+export class FlowLink extends LinkWrapper {
+  override transmit(pkt: Packet): void {
+    const flows = this.dp.flows;
+    if (flows !== undefined && pkt.l3 >= 0) flows.record(Observation.ToEndpoint, this.name, pkt, pkt.ct !== undefined && pkt.ctDir === CtDir.Reply);
+    this.inner.transmit(pkt);
+  }
+
+  protected override receive(pkt: Packet): void {
+    const flows = this.dp.flows;
+    if (flows !== undefined && pkt.l3 >= 0) flows.record(Observation.FromEndpoint, this.name, pkt, pkt.ct !== undefined && pkt.ctDir === CtDir.Reply);
     this.rx(pkt);
   }
 }

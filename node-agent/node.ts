@@ -20,7 +20,7 @@ import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
 import { ETHERNET_HEADER_LEN, parseIpv4Addr, parseMac, readU16, readU32, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
 import { Bridge } from "./bridge.ts";
 import { Datapath, Tracer } from "./datapath.ts";
-import { CaptureLink, FaultLink, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
+import { CaptureLink, FaultLink, FlowLink, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
 import { DropReason } from "./netfilter.ts";
 import { Netns, type Iface } from "./netns.ts";
 import { groCandidate, groContinues, groMerge, type GroSegment } from "./gso.ts";
@@ -264,7 +264,7 @@ export class NodeNetwork {
     const [podEnd, hostEnd] = VethEnd.pair(this.dp, { name: "eth0", mac: podMac(ip) }, { name: hostName, mac: hostVethMac(key) }, OVERLAY_MTU);
     const podLabel = `${record.name}/eth0`;
     const podLink = new CaptureLink(podEnd, this.dp, podLabel);
-    const fault = new FaultLink(hostEnd, this.dp);
+    const fault = new FaultLink(new FlowLink(hostEnd, this.dp), this.dp);
     const hostLink = new TraceLink(new CaptureLink(fault, this.dp), this.dp, { tx: `to ${podLabel}`, rx: `from ${podLabel}` });
     ns.addIface({ name: Devices.loopback, mac: 0, mtu: 65536, link: new CaptureLink(new Loopback(this.dp), this.dp, `${record.name}/lo`), addr: { ip: LOOPBACK, prefix: 8 } });
     ns.addIface({ name: "eth0", mac: podEnd.mac, mtu: OVERLAY_MTU, link: podLink, addr: { ip, prefix: this.podCidr.prefix } });

@@ -136,6 +136,23 @@ describe("ClusterIP from pods (iptables mode)", () => {
     expect(Number(res.stdout)).toBeLessThan(1);
   });
 
+  it("kubewire observe shows the refused connection as a drop naming the rule, and the client's SYN leaving its pod", async () => {
+    const vip = await clusterIp("empty");
+    const res = await cluster.kubectl(["exec", "client", "--", "curl", "-sS", "-m", "5", `http://${vip}/`]);
+    expect(res.code).not.toBe(0);
+    // Nodes answer from their rings as they are; poll until the refused SYN's records are there.
+    const flows = await until("the refused connection's flows", async () => {
+      const r = await cluster.kubewire(["observe", "--pod", "client", "--port", "80", "--since", "1m", "-o", "json"]);
+      expect(r.code).toBe(0);
+      const all = r.stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+      return all.some((f: { verdict: string; dst: string }) => f.verdict === "DROPPED" && f.dst === vip) ? all : undefined;
+    }, 15_000);
+    expect(flows).toContainEqual(expect.objectContaining({ verdict: "FORWARDED", observation: "from-endpoint", srcPod: "default/client", dst: vip, dport: 80 }));
+    expect(flows).toContainEqual(expect.objectContaining({ verdict: "DROPPED", reason: "rule", srcPod: "default/client", dst: vip, detail: expect.stringContaining("default/empty has no endpoints") }));
+    const text = await cluster.kubewire(["observe", "--verdict", "DROPPED", "--pod", "client", "--since", "1m"]);
+    expect(text.stdout).toMatch(new RegExp(`\\[node-1\\] default/client:\\d+ -> ${vip.replace(/\./g, "\\.")}:80 drop DROPPED \\(TCP Flags: SYN\\) rule: .*default/empty has no endpoints`));
+  });
+
   it("iptables-save on a node shows the Service chains; conntrack -L shows the DNAT entries", async () => {
     const vip = await clusterIp("web");
     const dump = await cluster.nodeExec("node-1", ["iptables-save", "-t", "nat"]);
