@@ -304,7 +304,9 @@ function formatFlow(f: ObservedFlow): string {
   const time = `${month} ${String(d.getUTCDate()).padStart(2, "0")} ${d.toISOString().slice(11, 23)}`;
   const end = (pod: string | undefined, ip: string, port: number) => `${pod ?? ip}${f.proto === 6 || f.proto === 17 || f.proto === 132 ? `:${port}` : ""}`;
   const flags = f.proto === 6 ? ` (TCP Flags: ${TCP_FLAG_NAMES.filter(([b]) => (f.tcpFlags & b) !== 0).map(([, n]) => n).join(", ") || "none"})` : ` (${PROTOCOL_NAMES[f.proto] ?? `proto ${f.proto}`})`;
-  const why = f.verdict === "DROPPED" ? ` ${f.reason}${f.detail ? `: ${f.detail}` : ""}` : "";
+  // The node's detail often starts with the reason already ("policy_denied: denied (ingress) ...").
+  const detail = f.detail && f.reason && f.detail.startsWith(`${f.reason}: `) ? f.detail.slice(f.reason.length + 2) : f.detail;
+  const why = f.verdict === "DROPPED" ? ` ${f.reason}${detail ? `: ${detail}` : ""}` : "";
   // A reply is printed client first, as hubble does: "client <- server".
   const left = f.isReply ? end(f.dstPod, f.dst, f.dport) : end(f.srcPod, f.src, f.sport);
   const right = f.isReply ? end(f.srcPod, f.src, f.sport) : end(f.dstPod, f.dst, f.dport);

@@ -15,6 +15,13 @@ export interface ResourceInfo {
   readonly categories?: readonly string[];
   /** Subresources served, e.g. "status", "exec", "log". */
   readonly subresources: readonly string[];
+  /**
+   * Where the kind is defined: absent for Kubernetes' own API; "crd" for a kind a SIG project
+   * defines with a CustomResourceDefinition and this server serves built in. Its schema is
+   * hand-written from that CRD (control-plane/api/crd-schemas.ts) and named, validated and
+   * printed as kube-apiserver does for a custom resource.
+   */
+  readonly source?: "crd";
 }
 
 const ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"] as const;
@@ -53,6 +60,9 @@ export const RESOURCES: readonly ResourceInfo[] = [
   { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true, shortNames: [], subresources: [] },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [], subresources: [] },
   { group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses", singular: "priorityclass", kind: "PriorityClass", namespaced: false, shortNames: ["pc"], subresources: [] },
+  // The network-policy-api project's cluster-wide policy (kubernetes-sigs/network-policy-api,
+  // v1alpha2), served as if its CRD were installed.
+  { group: "policy.networking.k8s.io", version: "v1alpha2", plural: "clusternetworkpolicies", singular: "clusternetworkpolicy", kind: "ClusterNetworkPolicy", namespaced: false, shortNames: ["cnp"], subresources: ["status"], source: "crd" },
 ];
 
 export function groupVersion(r: Pick<ResourceInfo, "group" | "version">): string {

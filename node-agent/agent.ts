@@ -41,6 +41,8 @@ import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
 import { FlowLog } from "./flows.ts";
+import { PolicyEngine } from "./policy/engine.ts";
+import { policyRuleSet } from "./policy/ruleset.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
 import { completionPlan, startPodApps, type CompletionStep, type ContainerSpec } from "./apps/index.ts";
 import { PodFs } from "./tools/fs.ts";
@@ -72,6 +74,8 @@ const SERVICES = resourceByKind("Service");
 const SLICES = resourceByKind("EndpointSlice");
 const NAMESPACES = resourceByKind("Namespace");
 const CONFIGMAPS = resourceByKind("ConfigMap");
+const NETWORK_POLICIES = resourceByKind("NetworkPolicy");
+const CLUSTER_NETWORK_POLICIES = resourceByKind("ClusterNetworkPolicy");
 /** kubeadm's Corefile values, used until the coredns ConfigMap is read (and if it never parses). */
 const KUBEADM_DNS_TTL = 30;
 /** kubeadm's clusterDNS: the 10th address of the service CIDR (10.96.0.10 for 10.96.0.0/12). */
@@ -119,6 +123,11 @@ export class NodeAgent {
   /** Each running pod's containers' environments, fixed when the pod started (as in a real container). */
   private readonly podEnv = new Map<string, Map<string, Record<string, string>>>();
   private dnsBackend!: DnsBackend;
+  /**
+   * NetworkPolicy and ClusterNetworkPolicy for this node's pods: fed every Pod, Namespace, Node
+   * and policy, judged in the root netns's FORWARD hook (policy/ruleset.ts).
+   */
+  private policy!: PolicyEngine;
   /** Every pod's IP -> "namespace/name", from the pods watch (flow records name their pods). */
   private readonly podByIp = new Map<number, string>();
 
@@ -146,6 +155,8 @@ export class NodeAgent {
     dp.onIdle = () => agent.armTimer();
     agent.transport = transport;
     agent.initDns();
+    agent.policy = new PolicyEngine({ nodeName: cfg.nodeName });
+    net.root.netfilter.replace("policy", [policyRuleSet(agent.policy, (ip) => net.root.isLocalAddress(ip))]);
     await agent.watch();
     await agent.startHostDns();
     agent.serveVerbs();
@@ -280,6 +291,8 @@ export class NodeAgent {
       const name = obj.metadata.name!;
       if (record) this.peers.set(name, record);
       else this.peers.delete(name);
+      if (type === "DELETED") this.policy.remove("Node", obj);
+      else this.policy.upsert("Node", obj);
       this.net.syncPeers([...this.peers.values()]);
       if (name === this.cfg.nodeName && record) nodesReady();
       this.log.debug({ node: this.cfg.nodeName, peer: name, peers: this.peers.size - 1, event: type }, "peers synced");
@@ -296,12 +309,22 @@ export class NodeAgent {
       if (type === "DELETED") this.dnsData.remove("Pod", obj);
       else this.dnsData.upsert("Pod", obj);
       this.indexPodIp(obj, type === "DELETED");
+      if (type === "DELETED") this.policy.remove("Pod", obj);
+      else this.policy.upsert("Pod", obj);
       if (mine || type === "DELETED") this.scheduleSync();
     });
     this.informers.push(pods);
     await pods.start();
     const namespaces = new Informer(NAMESPACES, source, systemClock, this.log);
-    namespaces.onChange((obj, type) => void (type === "DELETED" ? this.dnsData.remove("Namespace", obj) : this.dnsData.upsert("Namespace", obj)));
+    namespaces.onChange((obj, type) => {
+      if (type === "DELETED") {
+        this.dnsData.remove("Namespace", obj);
+        this.policy.remove("Namespace", obj);
+      } else {
+        this.dnsData.upsert("Namespace", obj);
+        this.policy.upsert("Namespace", obj);
+      }
+    });
     this.informers.push(namespaces);
     await namespaces.start();
     // The Corefile, from kube-system's ConfigMaps only (a kubelet would mount just that one).
@@ -318,6 +341,15 @@ export class NodeAgent {
     });
     this.informers.push(configMaps);
     await configMaps.start();
+    for (const [r, kind] of [[NETWORK_POLICIES, "NetworkPolicy"], [CLUSTER_NETWORK_POLICIES, "ClusterNetworkPolicy"]] as const) {
+      const inf = new Informer(r, source, systemClock, this.log);
+      inf.onChange((obj, type) => {
+        const changed = type === "DELETED" ? this.policy.remove(kind, obj) : this.policy.upsert(kind, obj);
+        if (changed) this.log.debug({ node: this.cfg.nodeName, kind, name: obj.metadata.name, namespace: obj.metadata.namespace, event: type }, "policy state changed");
+      });
+      this.informers.push(inf);
+      await inf.start();
+    }
     await this.startProxy(source);
     // Every informer the DNS data comes from has listed: answers may now say NXDOMAIN.
     this.dnsData.markSynced();

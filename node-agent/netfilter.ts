@@ -58,8 +58,10 @@ export const DropReason = {
   Underlay: "underlay",
   /** Conntrack says the packet belongs to no valid connection (and a rule drops INVALID). */
   CtInvalid: "ct_invalid",
-  /** A netfilter rule's drop or reject (kube-proxy, policy: the rule is named on the verdict). */
+  /** A netfilter rule's drop or reject (kube-proxy: the rule is named on the verdict). */
   Rule: "rule",
+  /** NetworkPolicy or ClusterNetworkPolicy denied the connection (the deciding policy and rule are named). */
+  Policy: "policy_denied",
   /** Fault injection: the loss model chose this packet. */
   FaultLoss: "fault_loss",
   /** Fault injection: corrupted, then discarded by a checksum. */

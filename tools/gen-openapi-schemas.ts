@@ -3,13 +3,16 @@
  * descriptions, of every kind the API serves and everything they reference, as Kubernetes names
  * them ("io.k8s.api.core.v1.PodSpec"). Read from the `kubernetes-models` packages, whose
  * declaration files are generated from Kubernetes' swagger.json and keep each definition's and
- * field's description, type, enum values and required fields; nothing here is hand-written.
+ * field's description, type, enum values and required fields; nothing of those is hand-written.
+ * The kinds a SIG project defines with a CRD (cluster/resources.ts `source: "crd"`), which
+ * kubernetes-models lacks, are the exception: their hand-written schemas
+ * (control-plane/api/crd-schemas.ts) are copied in as they are.
  *
  *   npm run gen:openapi
  *
  * The runtime image installs no TypeScript, so the output is a checked-in file; run this again
- * after adding a kind to cluster/resources.ts (and its definition to schema.ts) or after
- * upgrading kubernetes-models.
+ * after adding a kind to cluster/resources.ts (and its definition to schema.ts, or its schema to
+ * crd-schemas.ts) or after upgrading kubernetes-models.
  */
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -18,6 +21,8 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { RESOURCES, groupVersion } from "../cluster/resources.ts";
 import { DEFINITIONS } from "../control-plane/api/schema.ts";
+import { crdDefinitions } from "../control-plane/api/crd-schemas.ts";
+import { schemaName } from "../control-plane/api/openapi.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -194,6 +199,7 @@ function fileOfDefinition(def: string): string {
 }
 
 for (const r of RESOURCES) {
+  if (r.source === "crd") continue;
   const def = DEFINITIONS[`${groupVersion(r)}/${r.kind}`];
   if (!def) throw new Error(`no kubernetes-models definition for ${groupVersion(r)} ${r.kind}`);
   const file = fileOfDefinition(def);
@@ -206,6 +212,18 @@ want(join(APIMACHINERY, "apis/meta/v1/DeleteOptions.d.ts"));
 while (pending.length > 0) {
   const next = pending.shift()!;
   generate(next.file, next.name);
+}
+
+// The CRD-defined kinds: their hand-written schemas, which refer only to generated ones (ObjectMeta, ListMeta).
+const crds = crdDefinitions({ apiVersion: TYPE_META.apiVersion ?? "", kind: TYPE_META.kind ?? "" });
+for (const r of RESOURCES.filter((x) => x.source === "crd")) {
+  for (const name of [schemaName(r, r.kind), schemaName(r, `${r.kind}List`)]) {
+    if (!crds[name]) throw new Error(`no hand-written schema ${name} for ${groupVersion(r)} ${r.kind} in crd-schemas.ts`);
+  }
+}
+Object.assign(schemas, crds);
+for (const m of JSON.stringify(crds).matchAll(/"#\/components\/schemas\/([^"]+)"/g)) {
+  if (!schemas[m[1]!]) throw new Error(`crd-schemas.ts refers to ${m[1]}, which is not generated`);
 }
 
 const sorted: Record<string, JsonObject> = {};

@@ -1,7 +1,7 @@
 /**
- * The Kubernetes REST API over HTTP: discovery, OpenAPI v3, CRUD, watch (chunked JSON
- * events), server-side Table printing, pod exec over WebSocket (v5/v4.channel.k8s.io) and pod
- * logs. A thin layer: the semantics live in the Registry.
+ * The Kubernetes REST API over HTTP: discovery, OpenAPI v3 (and the bare v2 document kubectl
+ * needs for lists), CRUD, watch (chunked JSON events), server-side Table printing, pod exec over
+ * WebSocket (v5/v4.channel.k8s.io) and pod logs. A thin layer: the semantics live in the Registry.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer } from "node:https";
@@ -13,7 +13,7 @@ import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import type { Logger } from "../../cluster/log.ts";
 import { formatLabelSelector, labelSelectorAsSelector } from "../../cluster/selectors.ts";
 import type { ExecResult } from "../../cluster/types.ts";
-import { openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
+import { OPENAPI_V2_PROTOBUF_CONTENT_TYPE, OPENAPI_V2_PROTOBUF_TYPES, openApiV2Document, openApiV2Protobuf, openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
 import { applyJsonMergePatch, applyJsonPatch } from "./patch.ts";
 import { PatchType, type Registry } from "./registry.ts";
 import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "../../cluster/resources.ts";
@@ -164,6 +164,17 @@ export class ApiServer {
     if (method === "GET") {
       const discovery = this.discovery(path);
       if (discovery) return json(res, 200, discovery);
+      if (path === "/openapi/v2") {
+        // Protobuf when asked for it (kubectl always is), JSON otherwise, as kube-apiserver does.
+        const accept = req.headers.accept ?? "";
+        if (OPENAPI_V2_PROTOBUF_TYPES.some((t) => accept.includes(t))) {
+          const body = openApiV2Protobuf();
+          res.writeHead(200, { "Content-Type": OPENAPI_V2_PROTOBUF_CONTENT_TYPE, "Content-Length": body.length });
+          res.end(body);
+          return;
+        }
+        return json(res, 200, openApiV2Document());
+      }
       if (path === "/openapi/v3") return json(res, 200, openApiV3Root());
       if (path.startsWith("/openapi/v3/")) {
         // Served as the exact bytes the root's ?hash= was computed over.

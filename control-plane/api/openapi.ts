@@ -14,18 +14,22 @@
  * and required fields, generated from the `kubernetes-models` packages into openapi-schemas.json
  * (tools/gen-openapi-schemas.ts, `npm run gen:openapi`): each document carries its kinds' schemas and everything they
  * reference, so `kubectl explain pod.spec.containers` prints fields and descriptions. They
- * carry no x-kubernetes-patch-merge-key/strategy (kubernetes-models does not keep them).
+ * carry no x-kubernetes-patch-merge-key/strategy (kubernetes-models does not keep them). The
+ * kinds a SIG project defines with a CRD (ClusterNetworkPolicy) have hand-written schemas
+ * (crd-schemas.ts) that the generator copies into the same file, named and shaped as
+ * kube-apiserver publishes a CRD's schema.
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { RESOURCES, groupVersion, groupVersions, type ResourceInfo } from "../../cluster/resources.ts";
+import { crdDefinitionName } from "./crd-schemas.ts";
 
 export interface OpenApiV3Root {
   paths: Record<string, { serverRelativeURL: string }>;
 }
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type JsonObject = { [k: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
 
 /** The Kubernetes version the documents say they describe. */
 export const OPENAPI_KUBERNETES_VERSION = "v1.30.0";
@@ -55,21 +59,34 @@ export function groupVersionPath(gv: { group: string; version: string }): string
   return gv.group ? `apis/${gv.group}/${gv.version}` : `api/${gv.version}`;
 }
 
-/** Kubernetes' component schema name of a kind: "io.k8s.api.core.v1.Pod", "io.k8s.api.networking.v1.Ingress". */
-export function schemaName(r: Pick<ResourceInfo, "group" | "version">, kind: string): string {
+/**
+ * Kubernetes' component schema name of a kind: "io.k8s.api.core.v1.Pod",
+ * "io.k8s.api.networking.v1.Ingress"; a CRD-defined kind is named as apiextensions-apiserver
+ * names it, by its reversed group ("io.k8s.networking.policy.v1alpha2.ClusterNetworkPolicy").
+ */
+export function schemaName(r: Pick<ResourceInfo, "group" | "version" | "source">, kind: string): string {
+  if (r.source === "crd") return crdDefinitionName(r.group, r.version, kind);
   const pkg = r.group ? (r.group.split(".")[0] ?? r.group) : "core";
   return `io.k8s.api.${pkg}.${r.version}.${kind}`;
 }
 
-/** The group/version part of operation ids: "CoreV1", "AppsV1", "NetworkingV1". */
+const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1);
+
+/**
+ * The group/version part of operation ids: "CoreV1", "AppsV1", "NetworkingV1"; a CRD-defined
+ * kind's keeps its whole group ("PolicyNetworkingK8sIoV1alpha2"), as for any custom resource.
+ */
 function operationGroupVersion(r: ResourceInfo): string {
-  const group = r.group ? r.group.replace(/\.k8s\.io$/, "") : "core";
+  const group = r.group ? (r.source === "crd" ? r.group : r.group.replace(/\.k8s\.io$/, "")) : "core";
   const words = group.split(/[.-]/).filter((w) => w !== "");
-  const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1);
   return words.map(cap).join("") + cap(r.version);
 }
 
 function tag(r: ResourceInfo): string {
+  if (r.source === "crd") {
+    const words = r.group.split(/[.-]/).filter((w) => w !== "");
+    return `${(words[0] ?? "") + words.slice(1).map(cap).join("")}_${r.version}`;
+  }
   const group = r.group ? r.group.replace(/\.k8s\.io$/, "").replaceAll(".", "_").replaceAll("-", "_") : "core";
   return `${group}_${r.version}`;
 }
@@ -331,6 +348,39 @@ function gvk(group: string, version: string, kind: string): Json {
   return [{ group, version, kind }];
 }
 
+/**
+ * What a schema stands for: the definition it refers to (a bare `$ref`, or kube-openapi's
+ * `allOf: [{$ref}]` beside a description), else the schema itself.
+ */
+export function derefSchema(s: JsonObject): JsonObject {
+  const defs = openApiDefinitions();
+  let cur = s;
+  for (let i = 0; i < 8; i++) {
+    const target = typeof cur.$ref === "string" ? cur.$ref : refOfAllOf(cur);
+    if (target === undefined) return cur;
+    const def = defs[target.slice("#/components/schemas/".length)];
+    if (!def) return cur;
+    cur = def;
+  }
+  return cur;
+}
+
+function refOfAllOf(s: JsonObject): string | undefined {
+  const all = s.allOf;
+  if (!Array.isArray(all) || all.length !== 1) return undefined;
+  const only = all[0];
+  return only !== null && typeof only === "object" && !Array.isArray(only) && typeof only.$ref === "string" ? only.$ref : undefined;
+}
+
+/**
+ * The schema of a kind served from a CRD-defined schema (cluster/resources.ts `source: "crd"`),
+ * by kind (and apiVersion, when given); undefined for Kubernetes' own kinds and unknown ones.
+ */
+export function crdKindSchema(kind: string, apiVersion?: string): JsonObject | undefined {
+  const r = RESOURCES.find((x) => x.source === "crd" && x.kind === kind && (apiVersion === undefined || groupVersion(x) === apiVersion));
+  return r ? openApiDefinitions()[schemaName(r, kind)] : undefined;
+}
+
 /** The schema of a kind, or of its list, as Kubernetes defines it (a free-form object if it has none). */
 function kindSchema(r: ResourceInfo, kind: string): JsonObject {
   const def = openApiDefinitions()[schemaName(r, kind)];
@@ -453,4 +503,64 @@ export function openApiV3DocumentJson(groupVersionPathArg: string): string | und
 /** The document's hash (the `hash` query parameter of its serverRelativeURL, usable as an ETag). */
 export function openApiV3Hash(groupVersionPathArg: string): string | undefined {
   return documents().get(normalize(groupVersionPathArg))?.hash;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAPI v2 (/openapi/v2).
+//
+// kubectl still reads the v2 document in one place that matters here: `kubectl apply/create -f`
+// of a `kind: List` with --validate=strict (the default). Its field-validation verifier answers
+// "unsupported" for v1 List whatever the server says (cli-runtime query_param_verifier_v3.go), so
+// kubectl validates the list client-side (kubectl/pkg/validation/schema.go validateList), looking
+// each item's kind up in the v2 document; with no /openapi/v2 that failed with "the server could
+// not find the requested resource", where a real cluster accepts the list.
+//
+// The document served has no definitions, on purpose: kubectl skips client-side validation of a
+// kind it finds none for (each item still goes to the server with fieldValidation=Strict, so an
+// unknown field in a listed object is still rejected, by the server), and `kubectl apply` computes
+// a strategic merge patch from a v2 definition of the kind when it finds one (apply/patcher.go),
+// which without x-kubernetes-patch-merge-key (kubernetes-models does not keep them) would replace
+// lists such as containers whole. With none, apply keeps using its compiled-in types.
+
+/** The v2 document as JSON (what kube-apiserver sends for Accept: application/json). */
+export function openApiV2Document(): { swagger: string; info: { title: string; version: string }; paths: Record<string, never> } {
+  return { swagger: "2.0", info: { title: "Kubernetes", version: OPENAPI_KUBERNETES_VERSION }, paths: {} };
+}
+
+/** The media types /openapi/v2 answers in protobuf (client-go discovery's openAPIV2mimePb, and the spelling kube-openapi also takes). */
+export const OPENAPI_V2_PROTOBUF_TYPES = ["application/com.github.proto-openapi.spec.v2@v1.0+protobuf", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"] as const;
+
+/**
+ * The Content-Type of the protobuf answer: kube-openapi's handler returns this spelling whichever
+ * was asked for, since "@" is not a token character and Go's mime.ParseMediaType, which the client
+ * runs on the response, rejects the other.
+ */
+export const OPENAPI_V2_PROTOBUF_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  out.push(v);
+  return out;
+}
+
+/** A length-delimited protobuf field (wire type 2): a string or an embedded message. */
+function lengthDelimited(field: number, bytes: readonly number[]): number[] {
+  return [...varint((field << 3) | 2), ...varint(bytes.length), ...bytes];
+}
+
+const utf8 = (s: string): number[] => [...Buffer.from(s, "utf8")];
+
+/**
+ * The v2 document as the protobuf kubectl decodes (gnostic openapiv2/OpenAPIv2.proto: Document
+ * swagger = 1, info = 2, paths = 8; Info title = 1, version = 2).
+ */
+export function openApiV2Protobuf(): Buffer {
+  const doc = openApiV2Document();
+  const info = [...lengthDelimited(1, utf8(doc.info.title)), ...lengthDelimited(2, utf8(doc.info.version))];
+  return Buffer.from([...lengthDelimited(1, utf8(doc.swagger)), ...lengthDelimited(2, info), ...lengthDelimited(8, [])]);
 }

@@ -215,8 +215,13 @@ export class Registry {
    * without (Ignore). Returns a copy of `body` without the unknown fields, and the warnings.
    * On an update, a wrong type the stored object already has (written to the KV store by
    * something other than this API) is not the request's fault and does not block it.
+   *
+   * `decoded` says what the object came from, which the Strict error names as kube-apiserver
+   * does: a request body (POST, PUT: the decoder's error, wrapped by handlers'
+   * transformDecodeError, "Pod in version \"v1\" cannot be handled as a Pod: strict decoding
+   * error: ...") or a patch result (PATCH: the bare strict decoding error).
    */
-  private checkStructure(r: ResourceInfo, body: KubeObject, opts: WriteOptions, current?: KubeObject): { obj: KubeObject; warnings: string[] } {
+  private checkStructure(r: ResourceInfo, body: KubeObject, opts: WriteOptions, current: KubeObject | undefined, decoded: "body" | "patch"): { obj: KubeObject; warnings: string[] } {
     const mode = opts.fieldValidation === undefined || opts.fieldValidation === "" ? "Warn" : opts.fieldValidation;
     if (!FIELD_VALIDATIONS.includes(mode)) {
       throw Errors.badRequest(`fieldValidation parameter unsupported: ${JSON.stringify(mode)}; use one of Strict, Warn, Ignore`);
@@ -234,7 +239,8 @@ export class Registry {
       throw Errors.invalid(r.kind, r.group, name, st.details.causes, st.message);
     }
     if (unknown.length > 0 && mode === "Strict") {
-      throw Errors.badRequest(`strict decoding error: ${unknown.map((f) => `unknown field ${JSON.stringify(f)}`).join(", ")}`);
+      const strict = `strict decoding error: ${unknown.map((f) => `unknown field ${JSON.stringify(f)}`).join(", ")}`;
+      throw Errors.badRequest(decoded === "body" ? `${r.kind} in version ${JSON.stringify(r.version)} cannot be handled as a ${r.kind}: ${strict}` : strict);
     }
     return { obj, warnings: mode === "Warn" ? unknown.map((f) => `unknown field ${JSON.stringify(f)}`) : [] };
   }
@@ -289,7 +295,7 @@ export class Registry {
   private async createWith(r: ResourceInfo, namespace: string | undefined, raw: KubeObject, opts: WriteOptions, applied: AppliedFields | undefined): Promise<KubeObject> {
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw Errors.badRequest("the body of the request was not a JSON object");
     this.checkTypeMeta(r, raw);
-    const { obj: body, warnings } = this.checkStructure(r, raw, opts);
+    const { obj: body, warnings } = this.checkStructure(r, raw, opts, undefined, "body");
     const meta = { ...(body.metadata ?? {}) };
     if (r.namespaced) {
       if (meta.namespace && namespace && meta.namespace !== namespace) {
@@ -347,7 +353,7 @@ export class Registry {
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw Errors.badRequest("the body of the request was not a JSON object");
     this.checkTypeMeta(r, raw);
     const current = await this.get(r, namespace, name);
-    const { obj: body, warnings } = this.checkStructure(r, raw, opts, current);
+    const { obj: body, warnings } = this.checkStructure(r, raw, opts, current, "body");
     if (body.metadata?.name && body.metadata.name !== name) {
       throw Errors.badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`);
     }
@@ -445,6 +451,10 @@ export class Registry {
     if (!Object.values(PatchType).includes(type as PatchType)) {
       throw Errors.unsupportedMediaType(`the server does not support patch type ${type}; use ${Object.values(PatchType).join(", ")}`);
     }
+    if (type === PatchType.strategic && r.source === "crd") {
+      // As for any custom resource: no Go struct carries its patch strategies (customresource handler).
+      throw Errors.unsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
+    }
     const rawRv = type === PatchType.json ? undefined : (patch as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
     const wantRv = typeof rawRv === "string" && rawRv !== "" ? rawRv : undefined;
     return retryOnConflict(() => this.patchOnce(r, namespace, name, type as PatchType, patch, wantRv, opts), wantRv ? 0 : PATCH_CONFLICT_RETRIES);
@@ -471,7 +481,7 @@ export class Registry {
       throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
     }
     // The patched result is what would be stored: it gets the checks a full body gets.
-    const { obj: checked, warnings } = this.checkStructure(r, patched, opts, current);
+    const { obj: checked, warnings } = this.checkStructure(r, patched, opts, current, "patch");
     if (checked.metadata?.name !== undefined && checked.metadata.name !== name) throw Errors.badRequest("metadata.name cannot be changed by a patch");
     const updated = await this.writeUpdate(r, current, checked, opts);
     Registry.warn(opts, warnings);
@@ -504,7 +514,7 @@ export class Registry {
       if (wantRv && wantRv !== current?.metadata.resourceVersion) {
         throw Errors.conflict(r.plural, r.group, name, `Operation cannot be fulfilled on ${r.plural}${r.group ? `.${r.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
       }
-      const { obj: checked, warnings } = this.checkStructure(r, raw, opts, current);
+      const { obj: checked, warnings } = this.checkStructure(r, raw, opts, current, "patch");
       const result = applyConfiguration({
         live: current,
         applied: checked,

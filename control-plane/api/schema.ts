@@ -13,9 +13,15 @@
  * record which properties each generated validator reads (it reads every property its
  * schema defines, and enumerates the keys of maps), so the keys of an object that were never
  * read are the ones its schema lacks. Nothing here is hand-copied from the schema.
+ *
+ * The kinds defined by a SIG project's CRD (ClusterNetworkPolicy), which kubernetes-models has no
+ * validators for, are checked the same two ways by walking their OpenAPI schema from
+ * openapi-schemas.json (hand-written from the CRD, crd-schemas.ts), as apiextensions-apiserver's
+ * decoder and pruning do for a custom resource.
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { crdKindSchema, derefSchema, type JsonObject } from "./openapi.ts";
 
 /** One wrong JSON type, as field.Error (ErrorTypeTypeInvalid) renders it. */
 export interface StructuralError {
@@ -101,9 +107,9 @@ function validatorFor(kind: string, apiVersion: string): Validator | undefined {
   return v ?? undefined;
 }
 
-/** Whether kubernetes-models has a schema for the kind. */
+/** Whether the kind has a schema: kubernetes-models', or the hand-written one of a CRD-defined kind. */
 export function hasSchema(kind: string, apiVersion: string): boolean {
-  return DEFINITIONS[`${apiVersion}/${kind}`] !== undefined;
+  return DEFINITIONS[`${apiVersion}/${kind}`] !== undefined || crdKindSchema(kind, apiVersion) !== undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -238,6 +244,76 @@ function collectUnknown(v: unknown, path: string, read: WeakMap<object, Set<stri
   }
 }
 
+/** What walking a value against an OpenAPI schema found: wrong types, and where each unknown field is. */
+interface Walked {
+  structural: StructuralError[];
+  unknown: Array<{ path: string; holder: Record<string, unknown>; key: string }>;
+}
+
+/** Whether `v` has the JSON type `type` ("integer": a whole number). */
+function hasType(v: unknown, type: string): boolean {
+  switch (type) {
+    case "object":
+      return isObject(v);
+    case "array":
+      return Array.isArray(v);
+    case "string":
+      return typeof v === "string";
+    case "boolean":
+      return typeof v === "boolean";
+    case "integer":
+      return typeof v === "number" && Number.isInteger(v);
+    case "number":
+      return typeof v === "number";
+    default:
+      return true;
+  }
+}
+
+/**
+ * A value against an OpenAPI (structural) schema: a value of the wrong JSON type is a
+ * structural error and is not looked into; a key no `properties` (nor `additionalProperties`)
+ * defines is unknown, unless the schema preserves unknown fields. An object schema that defines
+ * neither is opaque (FieldsV1), as for the generated validators. Nulls are left alone: the
+ * decoder drops the null of a field that is not nullable.
+ */
+function walkSchema(schemaRef: JsonObject, v: unknown, path: string, out: Walked): void {
+  if (v === null || v === undefined) return;
+  const s = derefSchema(schemaRef);
+  if (s["x-kubernetes-int-or-string"] === true) {
+    if (!hasType(v, "integer") && !hasType(v, "string")) out.structural.push(typeError(path, "integer-or-string", jsonType(v)));
+    return;
+  }
+  const type = typeof s.type === "string" ? s.type : undefined;
+  if (type !== undefined && !hasType(v, type)) {
+    out.structural.push(typeError(path, type, jsonType(v)));
+    return;
+  }
+  if (Array.isArray(v)) {
+    const items = isObject(s.items) ? (s.items as JsonObject) : undefined;
+    if (items) v.forEach((item, i) => walkSchema(items, item, `${path}[${i}]`, out));
+    return;
+  }
+  if (!isObject(v)) return;
+  const props = isObject(s.properties) ? (s.properties as Record<string, JsonObject>) : undefined;
+  const additional = isObject(s.additionalProperties) ? (s.additionalProperties as JsonObject) : undefined;
+  if (!props && !additional) return;
+  for (const [key, child] of Object.entries(v)) {
+    const p = path ? `${path}.${key}` : key;
+    const sub = props?.[key] ?? additional;
+    if (sub) walkSchema(sub, child, p, out);
+    else if (s["x-kubernetes-preserve-unknown-fields"] !== true) out.unknown.push({ path: p, holder: v, key });
+  }
+}
+
+/** checkSchema for a CRD-defined kind: its hand-written schema, walked. */
+function checkCrdSchema(schema: JsonObject, body: unknown, prune: boolean): SchemaCheck {
+  const out: Walked = { structural: [], unknown: [] };
+  walkSchema(schema, body, "", out);
+  if (prune && out.structural.length === 0) for (const u of out.unknown) delete u.holder[u.key];
+  return { structural: out.structural, unknown: out.unknown.map((u) => u.path) };
+}
+
 /**
  * Both checks in one pass of the kind's validator. A kind without a schema passes. With
  * `prune`, the unknown fields are also deleted from `body` in place (what the API server's
@@ -245,7 +321,10 @@ function collectUnknown(v: unknown, path: string, read: WeakMap<object, Set<stri
  */
 export function checkSchema(kind: string, apiVersion: string, body: unknown, opts: { prune?: boolean } = {}): SchemaCheck {
   const validate = validatorFor(kind, apiVersion);
-  if (!validate) return { structural: [], unknown: [] };
+  if (!validate) {
+    const crd = crdKindSchema(kind, apiVersion);
+    return crd ? checkCrdSchema(crd, body, opts.prune === true) : { structural: [], unknown: [] };
+  }
   const { errors, read } = runTracked(validate, body);
   const structural = toStructural(errors, body);
   const unknown: string[] = [];

@@ -6,7 +6,9 @@
  * server prints with Wide set, so every row carries the priority-1 cells too and kubectl drops
  * them unless `-o wide`; the cells of a row therefore line up with columnDefinitions one to one.
  * A kind without a printer gets the API server's default table (Name, Created At), as
- * k8s.io/apiserver/pkg/registry/rest/table.go prints it.
+ * k8s.io/apiserver/pkg/registry/rest/table.go prints it. A kind defined by a SIG project's CRD
+ * (ClusterNetworkPolicy) prints the CRD's additionalPrinterColumns, as apiextensions-apiserver's
+ * tableconvertor does.
  *
  * Stored objects are whatever clients wrote, so every field is read defensively: a missing or
  * ill-typed field prints as Kubernetes prints its zero value, and never throws.
@@ -198,6 +200,9 @@ const BINDING_COLUMNS = (): TableColumnDefinition[] => [
   col("Groups", "Groups in the roleBinding", 1),
   col("ServiceAccounts", "ServiceAccounts in the roleBinding", 1),
 ];
+
+/** A CRD column without a description of its own (apiextensions tableconvertor.New). */
+const crdColumn = (jsonPath: string): string => `Custom resource definition column (in JSONPath format): ${jsonPath}`;
 
 const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
   Pod: () => [
@@ -392,6 +397,13 @@ const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
     col("Global-Default", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class.", 0, "boolean"),
     AGE(),
     col("PreemptionPolicy", "PreemptionPolicy is the Policy for preempting pods with lower priority."),
+  ],
+  // CRD-defined: Name, then the CRD's additionalPrinterColumns.
+  ClusterNetworkPolicy: () => [
+    NAME(),
+    col("Tier", crdColumn(".spec.tier")),
+    col("Priority", crdColumn(".spec.priority")),
+    col("Age", crdColumn(".metadata.creationTimestamp"), 0, "date"),
   ],
 };
 
@@ -1034,6 +1046,21 @@ function printPriorityClass(obj: KubeObject, now: Date): Printed {
   return { cells: [name(obj), int(obj.value), obj.globalDefault === true, age(obj, now), policy] };
 }
 
+/**
+ * A CRD column's cell (tableconvertor ConvertToTable): a `string` column prints the value as
+ * kubectl's JSONPath printer would (a number as its digits); an absent value is a null cell.
+ */
+function crdStringCell(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+function printClusterNetworkPolicy(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const created = rec(obj.metadata).creationTimestamp;
+  return { cells: [name(obj), crdStringCell(spec.tier), crdStringCell(spec.priority), has(created) ? age(obj, now) : null] };
+}
+
 function printDefault(obj: KubeObject): Printed {
   const ms = timeMs(rec(obj.metadata).creationTimestamp);
   // Go's zero time formats as 0001-01-01T00:00:00Z.
@@ -1072,6 +1099,7 @@ const PRINTERS: Record<string, Printer> = {
   ClusterRoleBinding: printBinding,
   Lease: printLease,
   PriorityClass: printPriorityClass,
+  ClusterNetworkPolicy: printClusterNetworkPolicy,
 };
 
 function rowObject(obj: KubeObject, includeObject: IncludeObject): TableRow["object"] {

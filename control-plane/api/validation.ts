@@ -10,6 +10,11 @@
  * - pkg/apis/core/validation/validation.go and events.go (Namespace, Node, Pod, Service)
  * - pkg/apis/apps/validation, pkg/apis/networking/validation, pkg/apis/discovery/validation
  * - k8s.io/apimachinery/pkg/api/errors NewInvalid (the 422 Status)
+ * - for the kinds defined by a SIG project's CRD (ClusterNetworkPolicy): apiextensions-apiserver's
+ *   custom resource strategy (pkg/registry/customresource/validator.go, strategy.go): metadata,
+ *   the OpenAPI schema as kube-openapi's validator reports it
+ *   (pkg/apiserver/validation/validation.go kubeOpenAPIResultToFieldErrors), x-kubernetes-list-type
+ *   (k8s.io/apiserver/pkg/cel/common listtype validation), then the CEL rules
  *
  * The API server calls defaultObject() first, so a field that defaulting always fills
  * (restartPolicy, protocol, sessionAffinity, ...) is checked here for its value when present,
@@ -19,6 +24,7 @@
 import { parseCron } from "../controllers/logic/cron.ts";
 import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../cluster/addressing.ts";
 import { deepEqual, semanticEqual } from "../../cluster/meta.ts";
+import { crdKindSchema, derefSchema, type JsonObject } from "./openapi.ts";
 import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../cluster/selectors.ts";
 import {
   byteLen,
@@ -282,6 +288,8 @@ const KINDS: Readonly<Record<string, { nameRule: NameRule; namespaced: boolean }
   PodDisruptionBudget: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
   Lease: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
   PriorityClass: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
+  // Custom resources' names are DNS subdomains (customresource validator.go).
+  ClusterNetworkPolicy: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
 };
 
 /** RBAC names are path segments (rbac/validation ValidateRBACName): "system:controller:x" is fine. */
@@ -425,7 +433,12 @@ function validateObjectMetaUpdate(newMeta: unknown, oldMeta: unknown): FieldErro
 // Label selectors (meta/v1/validation ValidateLabelSelector, labels.Selector matching)
 // ---------------------------------------------------------------------------------------------
 
-function validateLabelSelector(selector: unknown, path: string): FieldError[] {
+/**
+ * meta/v1/validation ValidateLabelSelector. `allowInvalidLabelValue` is its
+ * LabelSelectorValidationOptions.AllowInvalidLabelValueInSelector: the values of matchExpressions
+ * are not checked (matchLabels values still are).
+ */
+function validateLabelSelector(selector: unknown, path: string, allowInvalidLabelValue = false): FieldError[] {
   if (!isRec(selector)) return [];
   const errs = validateLabels(strMap(selector.matchLabels), child(path, "matchLabels"));
   arr(selector.matchExpressions).forEach((e, i) => {
@@ -447,9 +460,11 @@ function validateLabelSelector(selector: unknown, path: string): FieldError[] {
     }
     const key = str(expr.key);
     for (const msg of qualifiedNameErrors(key)) errs.push(invalid(child(p, "key"), key, msg));
-    values.forEach((v, vi) => {
-      for (const msg of labelValueErrors(v)) errs.push(invalid(index(child(p, "values"), vi), v, msg));
-    });
+    if (!allowInvalidLabelValue) {
+      values.forEach((v, vi) => {
+        for (const msg of labelValueErrors(v)) errs.push(invalid(index(child(p, "values"), vi), v, msg));
+      });
+    }
   });
   return errs;
 }
@@ -1416,16 +1431,22 @@ function validateIpBlock(ipb: Rec, path: string): FieldError[] {
   return errs;
 }
 
-function validateNetworkPolicyPeer(peer: Rec, path: string): FieldError[] {
+/** NetworkPolicyValidationOptions. */
+interface NetworkPolicyOptions {
+  /** AllowInvalidLabelValueInSelector: set on an update whose stored spec.podSelector is itself invalid. */
+  allowInvalidLabelValue: boolean;
+}
+
+function validateNetworkPolicyPeer(peer: Rec, path: string, opts: NetworkPolicyOptions): FieldError[] {
   const errs: FieldError[] = [];
   let peers = 0;
   if (isRec(peer.podSelector)) {
     peers++;
-    errs.push(...validateLabelSelector(peer.podSelector, child(path, "podSelector")));
+    errs.push(...validateLabelSelector(peer.podSelector, child(path, "podSelector"), opts.allowInvalidLabelValue));
   }
   if (isRec(peer.namespaceSelector)) {
     peers++;
-    errs.push(...validateLabelSelector(peer.namespaceSelector, child(path, "namespaceSelector")));
+    errs.push(...validateLabelSelector(peer.namespaceSelector, child(path, "namespaceSelector"), opts.allowInvalidLabelValue));
   }
   if (isRec(peer.ipBlock)) {
     peers++;
@@ -1436,15 +1457,19 @@ function validateNetworkPolicyPeer(peer: Rec, path: string): FieldError[] {
   return errs;
 }
 
-function validateNetworkPolicy(np: Rec): FieldError[] {
+/**
+ * ValidateNetworkPolicy (create) and ValidateNetworkPolicyUpdate's spec part: the pod selector,
+ * each rule's ports and peers, the policy types.
+ */
+function validateNetworkPolicy(np: Rec, opts: NetworkPolicyOptions = { allowInvalidLabelValue: false }): FieldError[] {
   const errs = validateObjectMeta(np.metadata, true, NameRule.DNS1123Subdomain);
   const spec = rec(np.spec);
-  errs.push(...validateLabelSelector(rec(spec.podSelector), "spec.podSelector"));
+  errs.push(...validateLabelSelector(rec(spec.podSelector), "spec.podSelector", opts.allowInvalidLabelValue));
   for (const [dir, peersKey] of [["ingress", "from"], ["egress", "to"]] as const) {
     arr(spec[dir]).map(rec).forEach((rule, i) => {
       const rp = index(child("spec", dir), i);
       arr(rule.ports).map(rec).forEach((port, pi) => errs.push(...validateNetworkPolicyPort(port, index(child(rp, "ports"), pi))));
-      arr(rule[peersKey]).map(rec).forEach((peer, pi) => errs.push(...validateNetworkPolicyPeer(peer, index(child(rp, peersKey), pi))));
+      arr(rule[peersKey]).map(rec).forEach((peer, pi) => errs.push(...validateNetworkPolicyPeer(peer, index(child(rp, peersKey), pi), opts)));
     });
   }
   const types = arr(spec.policyTypes).map(str);
@@ -1751,6 +1776,167 @@ function validateMetaOnly(kind: string, o: Rec, prev: Rec | undefined): FieldErr
 }
 
 // ---------------------------------------------------------------------------------------------
+// Custom resources: the kinds defined by a SIG project's CRD (apiextensions-apiserver)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The CEL rules (x-kubernetes-validations) of the served CRD schemas, each with what it computes
+ * for `self`. There is no CEL interpreter here: a schema with a rule missing from this table
+ * throws when an object is validated against it (the unit tests walk every schema for that).
+ * A rule whose inputs are absent passes: the schema's required fields report those.
+ */
+export const CEL_RULES: Readonly<Record<string, (self: unknown) => boolean>> = {
+  // PortRange (network-policy-api v1alpha2).
+  "self.start < self.end": (self) => {
+    const r = rec(self);
+    return typeof r.start !== "number" || typeof r.end !== "number" || r.start < r.end;
+  },
+  // CIDR (network-policy-api v1alpha2): the Kubernetes CEL library's isCIDR.
+  "isCIDR(self)": (self) => typeof self !== "string" || celIsCidr(self),
+};
+
+/** An IPv4 address as netip.ParseAddr takes it: four decimal octets, no leading zeros. */
+const STRICT_IPV4 = /^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}$/;
+
+/**
+ * isCIDR of k8s.io/apiserver/pkg/cel/library/cidr.go: netip.ParsePrefix (IPv4 or IPv6 "addr/bits",
+ * host bits may be set; no leading zeros in an IPv4 octet or in the prefix length, no zone) and
+ * not an IPv4-mapped IPv6 address.
+ */
+export function celIsCidr(value: string): boolean {
+  const slash = value.indexOf("/");
+  if (slash < 0) return false;
+  const addr = value.slice(0, slash);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(value.slice(slash + 1))) return false;
+  const v4Part = addr.includes(":") ? (addr.includes(".") ? addr.slice(addr.lastIndexOf(":") + 1) : undefined) : addr;
+  if (v4Part !== undefined && !STRICT_IPV4.test(v4Part)) return false;
+  const cidr = parseIpCidr(value);
+  if (!cidr) return false;
+  return !(addr.includes(":") && ipTo4(cidr.address) !== undefined);
+}
+
+/** Errors of one object against a CRD schema, in the three passes apiextensions-apiserver runs. */
+interface SchemaErrors {
+  /** kube-openapi's validator: types, enums, bounds, sizes, required fields. */
+  schema: FieldError[];
+  /** x-kubernetes-list-type set/map: duplicate items or keys. */
+  listType: FieldError[];
+  /** x-kubernetes-validations. */
+  cel: FieldError[];
+}
+
+/** kube-openapi's "<path> in body ..." message body. */
+const inBody = (path: string, detail: string): string => `${path} in body ${detail}`;
+
+/** field.TooLongMaxLength (what apiextensions reports for maxLength); it never prints the value. */
+function tooLongMaxLength(field: string, max: number): FieldError {
+  return { type: FieldErrorType.TooLong, field, message: `Too long: may not be longer than ${max}` };
+}
+
+/** Go's %#v of the key fields of a list-map item, as listtype's Duplicate prints them. */
+function goKeyMap(item: Rec, keys: readonly string[]): GoRepr {
+  const parts = keys.filter((k) => present(item[k])).map((k) => `${goQuote(k)}:${typeof item[k] === "string" ? goQuote(item[k] as string) : String(item[k])}`);
+  return new GoRepr(`map[string]interface {}{${parts.join(", ")}}`);
+}
+
+/**
+ * One value against its schema. Nulls count as absent (apiextensions drops the null of a field
+ * that is not nullable before validating). Wrong JSON types were rejected before (schema.ts), so
+ * a value of another type than its schema's is left alone here.
+ */
+function validateSchemaValue(schemaRef: JsonObject, v: unknown, path: string, out: SchemaErrors): void {
+  if (v === undefined || v === null) return;
+  const s = derefSchema(schemaRef);
+  if (Array.isArray(s.enum) && !s.enum.some((e) => e === v)) out.schema.push(notSupported(path, v, s.enum.map((e) => (typeof e === "string" ? e : JSON.stringify(e)))));
+  if (typeof v === "number") {
+    if (typeof s.maximum === "number" && v > s.maximum) out.schema.push(invalid(path, v, inBody(path, `should be less than or equal to ${s.maximum}`)));
+    if (typeof s.minimum === "number" && v < s.minimum) out.schema.push(invalid(path, v, inBody(path, `should be greater than or equal to ${s.minimum}`)));
+  }
+  if (typeof v === "string") {
+    const length = [...v].length;
+    if (typeof s.maxLength === "number" && length > s.maxLength) out.schema.push(tooLongMaxLength(path, s.maxLength));
+    if (typeof s.minLength === "number" && length < s.minLength) out.schema.push(invalid(path, v, inBody(path, `should be at least ${s.minLength} chars long`)));
+    if (typeof s.pattern === "string" && !new RegExp(s.pattern, "u").test(v)) out.schema.push(invalid(path, v, inBody(path, `should match '${s.pattern}'`)));
+  }
+  if (Array.isArray(v) && s.type === "array") {
+    if (typeof s.maxItems === "number" && v.length > s.maxItems) out.schema.push(tooMany(path, v.length, s.maxItems));
+    if (typeof s.minItems === "number" && v.length < s.minItems) out.schema.push(invalid(path, v.length, inBody(path, `should have at least ${s.minItems} items`)));
+    const items = isRec(s.items) ? (s.items as JsonObject) : undefined;
+    if (items) v.forEach((item, i) => validateSchemaValue(items, item, index(path, i), out));
+    const listType = s["x-kubernetes-list-type"];
+    if (listType === "set") {
+      v.forEach((item, i) => {
+        if (v.slice(0, i).some((earlier) => deepEqual(earlier, item))) out.listType.push(duplicate(index(path, i), item));
+      });
+    } else if (listType === "map" && Array.isArray(s["x-kubernetes-list-map-keys"])) {
+      const keys = s["x-kubernetes-list-map-keys"].map(String);
+      const seen = new Set<string>();
+      v.forEach((item, i) => {
+        if (!isRec(item)) return;
+        const key = JSON.stringify(keys.map((k) => item[k] ?? null));
+        if (seen.has(key)) out.listType.push(duplicate(index(path, i), goKeyMap(item, keys)));
+        seen.add(key);
+      });
+    }
+  }
+  if (isRec(v) && s.type === "object") {
+    for (const key of Array.isArray(s.required) ? s.required.map(String) : []) {
+      if (!present(v[key])) out.schema.push(required(child(path, key)));
+    }
+    const count = Object.keys(v).filter((k) => present(v[k])).length;
+    if (typeof s.maxProperties === "number" && count > s.maxProperties) out.schema.push(tooMany(path, count, s.maxProperties));
+    if (typeof s.minProperties === "number" && count < s.minProperties) out.schema.push(invalid(path, count, inBody(path, `should have at least ${s.minProperties} properties`)));
+    const props = isRec(s.properties) ? (s.properties as Record<string, JsonObject>) : {};
+    const additional = isRec(s.additionalProperties) ? (s.additionalProperties as JsonObject) : undefined;
+    // kube-openapi walks properties in map order (random); the schema's (alphabetical) order here.
+    for (const [key, sub] of Object.entries(props)) validateSchemaValue(sub, v[key], child(path, key), out);
+    if (additional) {
+      for (const [key, child_] of Object.entries(v)) if (!(key in props)) validateSchemaValue(additional, child_, child(path, key), out);
+    }
+  }
+  const rules = Array.isArray(s["x-kubernetes-validations"]) ? s["x-kubernetes-validations"].map(rec) : [];
+  for (const r of rules) {
+    const rule = str(r.rule);
+    const check = CEL_RULES[rule];
+    if (!check) throw new Error(`no implementation of the CEL rule ${JSON.stringify(rule)} (at ${path})`);
+    if (!check(v)) out.cel.push(invalid(path, str(s.type), str(r.message) || `failed rule: ${rule}`));
+  }
+}
+
+/** hasBlockingErr (customresource strategy.go): these errors stop the CEL rules from being evaluated. */
+const BLOCKING: ReadonlySet<FieldErrorType> = new Set([FieldErrorType.NotSupported, FieldErrorType.Required, FieldErrorType.TooLong, FieldErrorType.TooMany]);
+
+/**
+ * A custom resource's validation (customResourceStrategy.Validate / ValidateUpdate): its
+ * metadata, then its schema, its list types, and its CEL rules unless an earlier error blocks
+ * them. Spec-level restrictions beyond the CRD's schema are the CRD's CEL rules only; in
+ * ClusterNetworkPolicy v1alpha2 every action, Pass included, is allowed in either tier.
+ */
+function validateCustomResource(kind: string, o: Rec, prev: Rec | undefined): FieldError[] {
+  const schema = crdKindSchema(kind);
+  if (!schema) return [];
+  const meta = KINDS[kind];
+  const errs = prev ? validateObjectMetaUpdate(o.metadata, prev.metadata) : [];
+  errs.push(...validateObjectMeta(o.metadata, meta?.namespaced ?? false, meta?.nameRule ?? NameRule.DNS1123Subdomain));
+  const out: SchemaErrors = { schema: [], listType: [], cel: [] };
+  // metadata is ObjectMeta, checked above as for every kind. status is the status subresource's,
+  // which this registry does not validate for any kind (its writes get the structural check only);
+  // judging it here would fail a spec update for what a status write stored.
+  const { metadata: _metadata, status: _status, ...rest } = o;
+  validateSchemaValue({ ...schema, required: arr(schema.required).map(str).filter((k) => k !== "metadata") }, rest, "", out);
+  errs.push(...out.schema, ...out.listType);
+  if (errs.some((e) => BLOCKING.has(e.type))) {
+    // The CEL validator exists only for a schema with rules (cel.NewValidator returns nil otherwise).
+    if (JSON.stringify(schema).includes('"x-kubernetes-validations"')) {
+      errs.push(invalid("<nil>", null, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
+    }
+  } else {
+    errs.push(...out.cel);
+  }
+  return errs;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------
 
@@ -1780,8 +1966,12 @@ export function validateObject(kind: string, obj: any, old?: any): FieldError[] 
       return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateDeployment(o), ...validateSelectorImmutable(o, prev)] : validateDeployment(o);
     case "ReplicaSet":
       return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateReplicaSet(o), ...validateSelectorImmutable(o, prev)] : validateReplicaSet(o);
-    case "NetworkPolicy":
-      return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateNetworkPolicy(o)] : validateNetworkPolicy(o);
+    case "NetworkPolicy": {
+      if (!prev) return validateNetworkPolicy(o);
+      // ValidationOptionsForNetworking: a stored policy whose pod selector no longer passes may keep its selector values.
+      const allowInvalidLabelValue = validateLabelSelector(rec(rec(prev.spec).podSelector), "spec.podSelector").length > 0;
+      return [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateNetworkPolicy(o, { allowInvalidLabelValue })];
+    }
     case "Ingress":
       return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateIngress(o)] : validateIngress(o);
     case "Event":
@@ -1794,6 +1984,8 @@ export function validateObject(kind: string, obj: any, old?: any): FieldError[] 
       return validateJob(o, prev);
     case "CronJob":
       return validateCronJob(o, prev);
+    case "ClusterNetworkPolicy":
+      return validateCustomResource(kind, o, prev);
     default:
       return validateMetaOnly(kind, o, prev) ?? [];
   }

@@ -151,6 +151,7 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_DNS_PORT",
       "KUBEWIRE_DNS_UPSTREAM",
       "KUBEWIRE_EVENT_TTL_SECONDS",
+      "KUBEWIRE_FLOW_BUFFER",
       "KUBEWIRE_HEARTBEAT_SECONDS",
       "KUBEWIRE_HOST_ADDRESS",
       "KUBEWIRE_HOUSEKEEPING_SECONDS",
@@ -212,6 +213,7 @@ describe("loadNodeAgentConfig", () => {
       ipvsScheduler: "rr",
       dnsPort: 1053,
       dnsUpstream: ["10.255.255.53:53"],
+      flowBuffer: 65_536,
     });
   });
 

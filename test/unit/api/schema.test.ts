@@ -219,7 +219,7 @@ describe("fieldValidation", () => {
     const err = await rejected(registry.create(resourceByKind("Pod"), "default", withUnknown(), { fieldValidation: "Strict" }));
     expect(err.status.code).toBe(400);
     expect(err.status.reason).toBe("BadRequest");
-    expect(err.status.message).toBe('strict decoding error: unknown field "spec.foo", unknown field "spec.containers[0].bogus"');
+    expect(err.status.message).toBe('Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.foo", unknown field "spec.containers[0].bogus"');
     expect(stored("Pod")).toEqual([]);
   });
 
