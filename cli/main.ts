@@ -31,6 +31,7 @@ import {
   type TraceRequest,
 } from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
+import { PolicyEngine, formatExplain } from "../node-agent/policy/engine.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
@@ -55,6 +56,9 @@ const USAGE = `usage: kubewire <command> [flags]
   info [-o json]                     where the cluster's API, DNS and NATS are
   observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--since 5m | --last N] [-f] [-o json]
                                      flow records of every node (pods' traffic and every drop, with its reason)
+  policy explain FROM TO [--port P[/PROTO]]
+                                     which policies select each side, which rule decides, the verdict
+                                     (FROM, TO: NS/POD, POD or IP); exit 1 when denied
   get nodes|pods                     list nodes or pods
   run POD [--node NODE] [--port P/udp]
                                      create a pod (on NODE, or where the scheduler puts it)
@@ -370,6 +374,37 @@ async function observe(args: string[]): Promise<number> {
   });
 }
 
+/**
+ * `kubewire policy explain FROM TO [--port P/PROTO]`: the verdict for a connection, computed
+ * from the cluster's current objects by the same engine every node runs (so identical to what
+ * the datapath does), with the policies that select each side in each tier and the rule that
+ * decided. FROM and TO: NS/POD, POD (in -n NS or default) or an IP address.
+ */
+async function policy(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { port: { type: "string" }, output: { type: "string", short: "o" } }, 3);
+  const [verb, from, to] = positionals;
+  if (verb !== "explain" || !from || !to) throw new CliError("policy: usage: kubewire policy explain FROM TO [--port PORT[/TCP|UDP|SCTP]]   (FROM, TO: NS/POD, POD or an IP)", 2);
+  const m = values.port === undefined ? undefined : /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(values.port);
+  if (values.port !== undefined && !m) throw new CliError(`--port: want PORT[/TCP|UDP|SCTP], got "${values.port}"`, 2);
+  const ns = values.namespace;
+  const qualify = (e: string) => (parseIpv4Addr(e) !== undefined || e.includes("/") || ns === undefined ? e : `${ns}/${e}`);
+  return withCluster(values["state-dir"], async (_nc, kube) => {
+    const [pods, namespaces, nodes, networkPolicies, clusterNetworkPolicies] = await Promise.all([
+      kube.list("/api/v1/pods"),
+      kube.list("/api/v1/namespaces"),
+      kube.list("/api/v1/nodes"),
+      kube.list("/apis/networking.k8s.io/v1/networkpolicies"),
+      kube.list("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"),
+    ]);
+    const engine = new PolicyEngine();
+    engine.replaceAll({ pods, namespaces, nodes, networkPolicies, clusterNetworkPolicies });
+    const r = engine.explain(qualify(from), qualify(to), m ? { port: Number(m[1]), protocol: (m[2] ?? "TCP").toUpperCase() } : {});
+    if (r.kind === "error") throw new CliError(`policy explain: ${r.message}`);
+    console.log(values.output === "json" ? JSON.stringify(r.explanation, (k, v) => (k === "verdict" ? { allowed: v.allowed, describe: v.describe() } : v), 2) : formatExplain(r.explanation));
+    return r.explanation.verdict.allowed ? 0 : 1;
+  });
+}
+
 /** `kubewire info [-o json]`: the addresses a client needs. */
 async function info(args: string[]): Promise<void> {
   const { values } = parse(args, { output: { type: "string", short: "o" } }, 0);
@@ -679,6 +714,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "observe":
       return observe(rest);
+    case "policy":
+      return policy(rest);
     case "get":
       await get(rest);
       return 0;
