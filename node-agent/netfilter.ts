@@ -60,6 +60,8 @@ export const DropReason = {
   CtInvalid: "ct_invalid",
   /** A netfilter rule's drop or reject (kube-proxy: the rule is named on the verdict). */
   Rule: "rule",
+  /** kube-proxy: a Service port with no endpoint to send to (rejected with ICMP port unreachable). */
+  NoEndpoints: "no_endpoints",
   /** NetworkPolicy or ClusterNetworkPolicy denied the connection (the deciding policy and rule are named). */
   Policy: "policy_denied",
   /** Fault injection: the loss model chose this packet. */
@@ -81,7 +83,8 @@ export type Verdict =
   /** No decision: the next rule set decides (the end of a chain without a policy). */
   | { readonly kind: "continue" }
   | { readonly kind: "drop"; readonly reason: DropReason; readonly rule?: string }
-  | { readonly kind: "reject"; readonly with: RejectWith; readonly rule?: string }
+  /** `reason`: how the drop is counted and shown (Rule when absent). */
+  | { readonly kind: "reject"; readonly with: RejectWith; readonly rule?: string; readonly reason?: DropReason }
   | { readonly kind: "dnat"; readonly addr: Ipv4Addr; readonly port?: number; readonly rule?: string }
   | { readonly kind: "snat"; readonly addr: Ipv4Addr; readonly port?: number; readonly rule?: string }
   /** SNAT to the address of the output interface (the route's source). */

@@ -670,7 +670,7 @@ export class Netns {
         return false;
       case "reject":
         this.reject(pkt, v.with);
-        this.drop(pkt, DropReason.Rule, dev, `rejected (${v.with})${v.rule ? `: ${v.rule}` : ""}`);
+        this.drop(pkt, v.reason ?? DropReason.Rule, dev, `rejected (${v.with})${v.rule ? `: ${v.rule}` : ""}`);
         return false;
       case "dnat":
         if (pkt.ct) this.conntrack.bindNat(pkt.ct, "dnat", v.addr, v.port, this.dp.rng);

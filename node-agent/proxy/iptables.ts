@@ -532,7 +532,8 @@ export class IptablesBackend implements ProxyBackend {
         comment,
         target: T.Verdict,
         j: target === "REJECT" ? "REJECT --reject-with icmp-port-unreachable" : target,
-        verdict: target === "REJECT" ? { kind: "reject", with: "icmp-port-unreachable", rule: `${chain} ${comment} -> REJECT` } : dropVerdict(`${chain} ${comment} -> DROP`),
+        // kube-proxy REJECTs only for Services without endpoints (KUBE-SERVICES, KUBE-EXTERNAL-SERVICES).
+        verdict: target === "REJECT" ? { kind: "reject", with: "icmp-port-unreachable", rule: `${chain} ${comment} -> REJECT`, reason: DropReason.NoEndpoints } : dropVerdict(`${chain} ${comment} -> DROP`),
       });
 
     const clusterIP = host(sp.clusterIP);

@@ -451,7 +451,7 @@ export class IpvsBackend implements ProxyBackend {
       const t = vs.title;
       vs.verdictsOwner = sp.id;
       vs.verdictsPersist = persist;
-      vs.rejectNoDest = { kind: "reject", with: "icmp-port-unreachable", rule: `ipvs ${t} ${this.scheduler}: no destination available (${sp.id})` };
+      vs.rejectNoDest = { kind: "reject", with: "icmp-port-unreachable", rule: `ipvs ${t} ${this.scheduler}: no destination available (${sp.id})`, reason: DropReason.NoEndpoints };
       vs.dropNoLocal = { kind: "drop", reason: DropReason.Rule, rule: `ipvs ${t} (${sp.id}) has no local endpoints` };
       vs.dropFirewall = { kind: "drop", reason: DropReason.Rule, rule: `KUBE-SOURCE-RANGES-FIREWALL ${t} (${sp.id}) source not in loadBalancerSourceRanges -j DROP` };
       for (const rs of vs.dests) this.buildVerdicts(vs, rs, sp.id);

@@ -869,7 +869,7 @@ export class NftablesBackend implements ProxyBackend {
   private addNoEndpoints(port: CompiledPort, table: "no-endpoint-services" | "no-endpoint-nodeports", ip: number, pp: number, key: string): void {
     const reject = !port.layout.hasEndpoints;
     const where = `nft ${table} ${key} (${port.id})`;
-    const verdict: Verdict = reject ? { kind: "reject", with: "icmp-port-unreachable", rule: `${where} -> goto reject-chain -> reject` } : { kind: "drop", reason: DropReason.Rule, rule: `${where} -> drop` };
+    const verdict: Verdict = reject ? { kind: "reject", with: "icmp-port-unreachable", rule: `${where} -> goto reject-chain -> reject`, reason: DropReason.NoEndpoints } : { kind: "drop", reason: DropReason.Rule, rule: `${where} -> drop` };
     const text = `${key} comment "${port.id}" : ${reject ? "goto reject-chain" : "drop"}`;
     this.filterTables[table].set(ip, pp, { ip, pp, text, owner: port.id, verdict } as VerdictElem);
     port.elems.push({ table, ip, pp });

@@ -148,9 +148,9 @@ describe("ClusterIP from pods (iptables mode)", () => {
       return all.some((f: { verdict: string; dst: string }) => f.verdict === "DROPPED" && f.dst === vip) ? all : undefined;
     }, 15_000);
     expect(flows).toContainEqual(expect.objectContaining({ verdict: "FORWARDED", observation: "from-endpoint", srcPod: "default/client", dst: vip, dport: 80 }));
-    expect(flows).toContainEqual(expect.objectContaining({ verdict: "DROPPED", reason: "rule", srcPod: "default/client", dst: vip, detail: expect.stringContaining("default/empty has no endpoints") }));
+    expect(flows).toContainEqual(expect.objectContaining({ verdict: "DROPPED", reason: "no_endpoints", srcPod: "default/client", dst: vip, detail: expect.stringContaining("default/empty has no endpoints") }));
     const text = await cluster.kubewire(["observe", "--verdict", "DROPPED", "--pod", "client", "--since", "1m"]);
-    expect(text.stdout).toMatch(new RegExp(`\\[node-1\\] default/client:\\d+ -> ${vip.replace(/\./g, "\\.")}:80 drop DROPPED \\(TCP Flags: SYN\\) rule: .*default/empty has no endpoints`));
+    expect(text.stdout).toMatch(new RegExp(`\\[node-1\\] default/client:\\d+ -> ${vip.replace(/\./g, "\\.")}:80 drop DROPPED \\(TCP Flags: SYN\\) no_endpoints: .*default/empty has no endpoints`));
   });
 
   it("iptables-save on a node shows the Service chains; conntrack -L shows the DNAT entries", async () => {
