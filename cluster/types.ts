@@ -60,7 +60,21 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy";
+
+/** Whether a node's policy engine holds a policy, and at which resourceVersion (programming latency). */
+export interface PolicyStateRequest {
+  kind: "NetworkPolicy" | "ClusterNetworkPolicy";
+  namespace?: string;
+  name: string;
+}
+
+export interface PolicyStateResponse {
+  present: boolean;
+  resourceVersion?: string;
+  /** The engine's generation (bumped on every change it saw). */
+  generation: number;
+}
 
 /** `kubewire observe`: a node's flow records matching these (every field optional). */
 export interface ObserveRequest {

@@ -25,6 +25,8 @@ import {
   type LogsRequest,
   type NodeStatus,
   type ObserveRequest,
+  type PolicyStateRequest,
+  type PolicyStateResponse,
   type ObserveResponse,
   type PodFinalizeRequest,
   type PodStatusRequest,
@@ -128,6 +130,8 @@ export class NodeAgent {
    * and policy, judged in the root netns's FORWARD hook (policy/ruleset.ts).
    */
   private policy!: PolicyEngine;
+  /** The resourceVersion of each policy the engine holds, by "Kind/namespace/name". */
+  private readonly policyVersions = new Map<string, string>();
   /** Every pod's IP -> "namespace/name", from the pods watch (flow records name their pods). */
   private readonly podByIp = new Map<number, string>();
 
@@ -345,6 +349,9 @@ export class NodeAgent {
       const inf = new Informer(r, source, systemClock, this.log);
       inf.onChange((obj, type) => {
         const changed = type === "DELETED" ? this.policy.remove(kind, obj) : this.policy.upsert(kind, obj);
+        const key = `${kind}/${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+        if (type === "DELETED") this.policyVersions.delete(key);
+        else this.policyVersions.set(key, obj.metadata.resourceVersion ?? "");
         if (changed) this.log.debug({ node: this.cfg.nodeName, kind, name: obj.metadata.name, namespace: obj.metadata.namespace, event: type }, "policy state changed");
       });
       this.informers.push(inf);
@@ -832,6 +839,11 @@ export class NodeAgent {
           ...(this.podByIp.has(r.dst) ? { dstPod: this.podByIp.get(r.dst)! } : {}),
         })),
       };
+    });
+
+    on("policy", async (req: PolicyStateRequest): Promise<PolicyStateResponse> => {
+      const rv = this.policyVersions.get(`${req?.kind}/${req?.namespace ?? ""}/${req?.name}`);
+      return { present: rv !== undefined, ...(rv !== undefined ? { resourceVersion: rv } : {}), generation: this.policy.generation };
     });
 
     on("logs", async (req: LogsRequest): Promise<string> => {
