@@ -4,16 +4,20 @@
  * overlay (test/unit/netsim.ts). Baseline in the same run: the same number of frames of the same
  * size pushed through the in-memory hub's batching and delivery with no datapath around it.
  * Tells how much of the overlay benchmark's per-frame time is spent in kubewire's own code.
+ * The datapath runs twice, without and with flow records (a ring per node, as node-agents keep
+ * by default): the last column is the cost of recording every frame at both pods' veths.
  */
 import { MemoryOverlayHub } from "../../overlay/memory-transport.ts";
 import { decodeBatch } from "../../overlay/wire/index.ts";
+import { DEFAULT_FLOW_CAPACITY, FlowLog } from "../../node-agent/flows.ts";
 import { SimCluster } from "../unit/netsim.ts";
 
 const N = Number(process.env.BENCH_FRAMES ?? 200_000);
 const BURST = 64;
 
-function datapath(size: number): number {
+function datapath(size: number, flows: boolean): number {
   const c = new SimCluster(2);
+  if (flows) for (const n of c.nodes.values()) n.dp.flows = new FlowLog(DEFAULT_FLOW_CAPACITY, n.name);
   const a = c.addPod("node-1", "pod-a", "10.244.0.2");
   const b = c.addPod("node-2", "pod-b", "10.244.1.2");
   let got = 0;
@@ -57,9 +61,13 @@ function hubOnly(size: number): number {
 }
 
 console.log(`kubewire datapath benchmark: ${N.toLocaleString("en-US")} UDP frames pod-to-pod across two simulated nodes, one process`);
-console.log(`${"payload".padEnd(10)}${"hub only frames/s".padStart(20)}${"datapath frames/s".padStart(20)}${"us/frame".padStart(12)}${"ratio".padStart(10)}`);
+console.log(`${"payload".padEnd(10)}${"hub only frames/s".padStart(20)}${"datapath frames/s".padStart(20)}${"us/frame".padStart(12)}${"ratio".padStart(10)}${"with flows f/s".padStart(18)}${"flows on/off".padStart(14)}`);
 for (const size of [100, 1400]) {
   const base = hubOnly(size);
-  const dp = datapath(size);
-  console.log(`${`${size} B`.padEnd(10)}${Math.round(base).toLocaleString("en-US").padStart(20)}${Math.round(dp).toLocaleString("en-US").padStart(20)}${(1e6 / dp).toFixed(2).padStart(12)}${`${(dp / base).toFixed(2)}x`.padStart(10)}`);
+  const dp = datapath(size, false);
+  const withFlows = datapath(size, true);
+  console.log(
+    `${`${size} B`.padEnd(10)}${Math.round(base).toLocaleString("en-US").padStart(20)}${Math.round(dp).toLocaleString("en-US").padStart(20)}${(1e6 / dp).toFixed(2).padStart(12)}${`${(dp / base).toFixed(2)}x`.padStart(10)}` +
+      `${Math.round(withFlows).toLocaleString("en-US").padStart(18)}${`${(withFlows / dp).toFixed(2)}x`.padStart(14)}`,
+  );
 }
