@@ -149,7 +149,8 @@ export class NodeAgent {
     let transport: NatsOverlayTransport | undefined;
     const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node);
     const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr), mustParseCidr(cfg.lbCidr));
-    if (cfg.flowBuffer > 0) dp.flows = new FlowLog(cfg.flowBuffer, cfg.nodeName);
+    // Record times from the datapath's clock (sampled per drain, as cheap as a field read) on the wall's scale.
+    if (cfg.flowBuffer > 0) dp.flows = new FlowLog(cfg.flowBuffer, cfg.nodeName, () => performance.timeOrigin + dp.clock());
     const agent = new NodeAgent(nc, cfg, log, dp, net);
     transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
       net.receiveMessage(message, trace, (id) => agent.traceSink(id));

@@ -17,7 +17,7 @@ const BURST = 64;
 
 function datapath(size: number, flows: boolean): number {
   const c = new SimCluster(2);
-  if (flows) for (const n of c.nodes.values()) n.dp.flows = new FlowLog(DEFAULT_FLOW_CAPACITY, n.name);
+  if (flows) for (const n of c.nodes.values()) n.dp.flows = new FlowLog(DEFAULT_FLOW_CAPACITY, n.name, () => n.dp.clock());
   const a = c.addPod("node-1", "pod-a", "10.244.0.2");
   const b = c.addPod("node-2", "pod-b", "10.244.1.2");
   let got = 0;
