@@ -3,31 +3,23 @@
  * anywhere are answered 422 naming the field and nothing is stored; an unknown field is a
  * warning with --validate=warn, a 400 with --validate=strict, and never stored.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { KubeApiError } from "../../cluster/kube-client.ts";
 import { TestCluster } from "./fixture.ts";
 
 let cluster: TestCluster;
-let dir: string;
 
 beforeAll(async () => {
   cluster = await TestCluster.start(1);
-  dir = mkdtempSync(join(tmpdir(), "kubewire-strict-"));
 }, 120_000);
 
 afterAll(async () => {
   await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function manifest(name: string, text: string): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, text);
-  return file;
+  return cluster.manifestFile(name, text);
 }
 
 const CASES: Array<{ what: string; resource: string; field: string; yaml: string }> = [
@@ -82,8 +74,7 @@ describe("structural validation through kubectl", () => {
         expect(res.stderr).toContain(" is invalid: ");
         expect(res.stderr).toContain(c.field);
       }
-      const json = join(dir, `${c.resource}-${c.field.split(":")[0]}.json`);
-      writeFileSync(json, JSON.stringify(parseYaml(c.yaml)));
+      const json = cluster.manifestFile(`${c.resource}-${c.field.split(":")[0]}`, JSON.stringify(parseYaml(c.yaml)));
       const raw = await cluster.kubectl(["create", "--raw", path, "-f", json]);
       expect(raw.code, raw.stdout + raw.stderr).not.toBe(0);
       expect(raw.stderr).toContain(c.field);

@@ -103,6 +103,13 @@ export class TestCluster {
     return { KUBEWIRE_LB_CIDR: this.lbCidr, ...(this.opts.env ?? {}) };
   }
 
+  /** Writes a manifest file (YAML or JSON text) into the cluster's directory for kubectl -f; its path. */
+  manifestFile(name: string, text: string): string {
+    const file = join(this.dir, `${name}.yaml`);
+    writeFileSync(file, text);
+    return file;
+  }
+
   /** kubectl apply of one manifest object. */
   async apply(manifest: object): Promise<void> {
     const m = manifest as { kind?: string; metadata?: { name?: string } };

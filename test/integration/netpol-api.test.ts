@@ -6,29 +6,21 @@
  * described, explained and validated; the kubernetes.io/metadata.name label of every Namespace;
  * `kubectl apply -f` of a `kind: List`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestCluster } from "./fixture.ts";
 
 let cluster: TestCluster;
-let dir: string;
 
 beforeAll(async () => {
   cluster = await TestCluster.start({ nodes: 1 });
-  dir = mkdtempSync(join(tmpdir(), "kubewire-netpol-"));
 }, 120_000);
 
 afterAll(async () => {
   await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function manifest(name: string, text: string): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, text);
-  return file;
+  return cluster.manifestFile(name, text);
 }
 
 async function ok(args: string[]): Promise<string> {
