@@ -32,6 +32,7 @@ import {
 } from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { PolicyEngine, formatExplain } from "../node-agent/policy/engine.ts";
+import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
@@ -73,6 +74,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      query) and print every hop it met; a NAME is resolved in the pod
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
                                      capture a device of a node to a pcap file
+
+${PROBE_USAGE.replace(/^usage: kubewire /, "  ")}
 
 global flags: --state-dir DIR (default ~/.kubewire, or $KUBEWIRE_STATE_DIR), -n/--namespace NS`;
 
@@ -716,6 +719,10 @@ export async function main(argv: string[]): Promise<number> {
       return observe(rest);
     case "policy":
       return policy(rest);
+    case "probe": {
+      const pre = probePreflight(rest);
+      return pre.kind === "exit" ? pre.code : withCluster(pre.stateDir, (nc, kube) => probe(rest, { kube, nc }));
+    }
     case "get":
       await get(rest);
       return 0;
@@ -749,18 +756,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exit once stdout has been written out: a pipe takes writes asynchronously, and exiting at once
+// would cut a long output (kubewire observe -o json | ...) short.
+const exitAfterOutput = (code: number) => process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (err: unknown) => {
-    if (err instanceof CliError) {
-      console.error(`error: ${err.message}`);
-      process.exit(err.exitCode);
-    }
-    if (err instanceof RpcError) {
-      console.error(`error: ${err.message}`);
-      process.exit(1);
-    }
     console.error(`error: ${(err as Error)?.message ?? String(err)}`);
-    process.exit(1);
+    exitAfterOutput(err instanceof CliError ? err.exitCode : 1);
   },
 );
