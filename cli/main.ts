@@ -354,9 +354,17 @@ async function observe(args: string[]): Promise<number> {
         ...(values.verdict !== undefined ? { verdict: values.verdict as "DROPPED" | "FORWARDED" } : {}),
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
         ...(port !== undefined ? { port } : {}),
-        limit: values.since !== undefined || values.follow ? 10_000 : last,
+        limit: values.since !== undefined || values.follow ? 2000 : last,
       };
-      const answers = await Promise.all(nodes.map((n) => request<ObserveResponse>(nc, Subjects.node(n, "observe"), req, 5000).catch(() => undefined)));
+      const answers = await Promise.all(
+        nodes.map((n) =>
+          request<ObserveResponse>(nc, Subjects.node(n, "observe"), req, 5000).catch((err: unknown) => {
+            console.error(`(${n}: no flow records: ${(err as Error)?.message ?? String(err)})`);
+            return undefined;
+          }),
+        ),
+      );
+      for (const [i, a] of answers.entries()) if (a?.truncated) console.error(`(${nodes[i]}: only the newest 2000 matching flow records; narrow with --since, --pod, --port or --verdict)`);
       let flows = answers.flatMap((a) => a?.flows ?? []).sort((a, b) => a.time - b.time);
       if (!values.follow && values.since === undefined) flows = flows.slice(-last);
       for (const f of flows) {

@@ -115,6 +115,8 @@ export interface ObserveResponse {
   evicted: number;
   /** False when the node keeps no flows (KUBEWIRE_FLOW_BUFFER=0). */
   enabled: boolean;
+  /** More records matched than one reply carries: these are the newest. */
+  truncated?: boolean;
 }
 
 /** A node's kube-proxy: its mode, sync counters and network programming latencies (ms, newest last). */

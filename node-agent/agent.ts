@@ -70,6 +70,8 @@ import { nthAddress } from "../cluster/addressing.ts";
 import { readFileSync } from "node:fs";
 
 const TICK_MS = 200;
+/** Flow records one `observe` reply carries at most (~250 bytes each, under NATS's 1 MiB). */
+const OBSERVE_MAX = 2000;
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const SERVICES = resourceByKind("Service");
@@ -826,12 +828,16 @@ export class NodeAgent {
         reason: typeof req?.reason === "string" ? req.reason : undefined,
         port: num(req?.port),
         ips,
-        limit: Math.min(num(req?.limit) ?? 10_000, 10_000),
+        limit: Math.min(num(req?.limit) ?? OBSERVE_MAX, OBSERVE_MAX) + 1,
       });
+      // One NATS reply must stay under the server's max_payload (1 MiB): the newest OBSERVE_MAX.
+      const truncated = records.length > OBSERVE_MAX;
+      if (truncated) records.shift();
       return {
         total: flows.total,
         evicted: flows.evicted,
         enabled: true,
+        truncated,
         flows: records.map((r) => ({
           ...r,
           src: formatIpv4(r.src),

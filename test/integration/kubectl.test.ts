@@ -133,12 +133,19 @@ describe("kubectl against kubewire", () => {
     expect(new Set(rows.map((r) => r.node)).size).toBe(3);
   });
 
-  it("execs ping from one pod to a pod on another node", async () => {
+  it("execs ping from one pod to a pod on another node; the web pods' NetworkPolicy drops ICMP to them", async () => {
     const rows = wideRows(await ok(["get", "pods", "-n", "shop", "-o", "wide"]));
     const a = rows[0]!;
     const b = rows.find((r) => r.node !== a.node)!;
-    const out = await ok(["exec", "-n", "shop", a.name, "--", "ping", "-c", "2", "-i", "0.2", b.ip]);
+    // web-allow-shop isolates the web pods for ingress and allows only UDP 8081: no ICMP.
+    const denied = await kubectl(["exec", "-n", "shop", a.name, "--", "ping", "-c", "1", "-W", "0.5", b.ip]);
+    expect(denied.stdout).toContain("1 packets transmitted, 0 received, 100% packet loss");
+    // A pod no policy selects, on b's node, answers.
+    await ok(["run", "pingee", "-n", "shop", "--image=registry.k8s.io/e2e-test-images/agnhost:2.53", `--overrides={"spec":{"nodeName":"${b.node}"}}`, "--", "pause"]);
+    const pingee = await until(["get", "pod", "pingee", "-n", "shop", "-o", "jsonpath={.status.phase} {.status.podIP}"], (o) => o.startsWith("Running "));
+    const out = await ok(["exec", "-n", "shop", a.name, "--", "ping", "-c", "2", "-i", "0.2", pingee.split(" ")[1]!]);
     expect(out).toContain("2 packets transmitted, 2 received, 0% packet loss");
+    await ok(["delete", "pod", "pingee", "-n", "shop", "--wait=false"]);
     const failed = await kubectl(["exec", "-n", "shop", a.name, "--", "ping", "-c", "1", "-W", "0.5", "10.244.250.250"]);
     expect(failed.code).not.toBe(0);
   });
