@@ -180,8 +180,8 @@ async function explainAgrees(p: string, r: Reachability, cells: Array<[string, s
 
 /**
  * The drops the nodes recorded during this case for pod `to` on port `dport`, as `kubewire
- * observe --verdict DROPPED -n NS --pod POD --port P --since D -o json` prints them. Narrow on
- * purpose: the CLI ends with process.exit(), which cuts piped output past 64 KiB (see the report).
+ * observe --verdict DROPPED -n NS --pod POD --port P --since D -o json` prints them: narrow, so
+ * a case's drops are not mixed with an earlier case's.
  */
 async function dropsOf(to: string, dport: number): Promise<ObservedFlow[]> {
   const [namespace, pod] = to.split("/") as [string, string];
