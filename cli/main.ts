@@ -24,14 +24,15 @@ import {
   type FaultSpecRecord,
   type NodeRecord,
   type NodeStatus,
+  OBSERVE_REPLY_MAX,
   type ObserveRequest,
-  type ObserveResponse,
   type ObservedFlow,
   type TraceHop,
   type TraceRequest,
 } from "../cluster/types.ts";
 import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
-import { PolicyEngine, formatExplain } from "../node-agent/policy/engine.ts";
+import { formatExplain } from "../node-agent/policy/engine.ts";
+import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type ManagedProcess } from "./processes.ts";
@@ -55,7 +56,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      --dns-port the cluster DNS port on each node's address (1053)
   down                               stop every process of the cluster
   info [-o json]                     where the cluster's API, DNS and NATS are
-  observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--since 5m | --last N] [-f] [-o json]
+  observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--type drop|to-endpoint|from-endpoint]
+          [--since 5m | --last N] [-f] [-o json]
                                      flow records of every node (pods' traffic and every drop, with its reason)
   policy explain FROM TO [--port P[/PROTO]]
                                      which policies select each side, which rule decides, the verdict
@@ -329,6 +331,7 @@ async function observe(args: string[]): Promise<number> {
       verdict: { type: "string" },
       reason: { type: "string" },
       port: { type: "string" },
+      type: { type: "string", multiple: true },
       since: { type: "string" },
       last: { type: "string" },
       follow: { type: "boolean", short: "f", default: false },
@@ -340,6 +343,10 @@ async function observe(args: string[]): Promise<number> {
   if (values.output !== undefined && values.output !== "json") throw new CliError(`--output: only json is supported, got "${values.output}"`, 2);
   const port = values.port === undefined ? undefined : Number(values.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new CliError(`--port: want 0-65535, got "${values.port}"`, 2);
+  // hubble observe --type: drop, trace:to-endpoint, trace:from-endpoint (the "trace:" optional).
+  const types = values.type?.flatMap((t) => t.split(",")).map((t) => t.trim().replace(/^trace:/, ""));
+  const badType = types?.find((t) => t !== "drop" && t !== "to-endpoint" && t !== "from-endpoint");
+  if (badType !== undefined) throw new CliError(`--type: drop, to-endpoint or from-endpoint, got "${badType}"`, 2);
   const last = values.last === undefined ? 20 : Number(values.last);
   if (!(Number.isInteger(last) && last > 0)) throw new CliError(`--last: want a positive integer, got "${values.last}"`, 2);
   let since = values.since !== undefined ? Date.now() - duration(values.since) : undefined;
@@ -354,17 +361,11 @@ async function observe(args: string[]): Promise<number> {
         ...(values.verdict !== undefined ? { verdict: values.verdict as "DROPPED" | "FORWARDED" } : {}),
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
         ...(port !== undefined ? { port } : {}),
-        limit: values.since !== undefined || values.follow ? 2000 : last,
+        ...(types !== undefined ? { types } : {}),
+        limit: values.since !== undefined || values.follow ? OBSERVE_REPLY_MAX : last,
       };
-      const answers = await Promise.all(
-        nodes.map((n) =>
-          request<ObserveResponse>(nc, Subjects.node(n, "observe"), req, 5000).catch((err: unknown) => {
-            console.error(`(${n}: no flow records: ${(err as Error)?.message ?? String(err)})`);
-            return undefined;
-          }),
-        ),
-      );
-      for (const [i, a] of answers.entries()) if (a?.truncated) console.error(`(${nodes[i]}: only the newest 2000 matching flow records; narrow with --since, --pod, --port or --verdict)`);
+      const answers = await observeNodes(nc, nodes, req, (n, message) => console.error(`(${n}: no flow records: ${message})`));
+      for (const [i, a] of answers.entries()) if (a?.truncated) console.error(`(${nodes[i]}: only the newest ${OBSERVE_REPLY_MAX} matching flow records; narrow with --since, --pod, --port or --verdict)`);
       let flows = answers.flatMap((a) => a?.flows ?? []).sort((a, b) => a.time - b.time);
       if (!values.follow && values.since === undefined) flows = flows.slice(-last);
       for (const f of flows) {
@@ -400,15 +401,7 @@ async function policy(args: string[]): Promise<number> {
   const ns = values.namespace;
   const qualify = (e: string) => (parseIpv4Addr(e) !== undefined || e.includes("/") || ns === undefined ? e : `${ns}/${e}`);
   return withCluster(values["state-dir"], async (_nc, kube) => {
-    const [pods, namespaces, nodes, networkPolicies, clusterNetworkPolicies] = await Promise.all([
-      kube.list("/api/v1/pods"),
-      kube.list("/api/v1/namespaces"),
-      kube.list("/api/v1/nodes"),
-      kube.list("/apis/networking.k8s.io/v1/networkpolicies"),
-      kube.list("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"),
-    ]);
-    const engine = new PolicyEngine();
-    engine.replaceAll({ pods, namespaces, nodes, networkPolicies, clusterNetworkPolicies });
+    const engine = await policyEngineOf(kube);
     const r = engine.explain(qualify(from), qualify(to), m ? { port: Number(m[1]), protocol: (m[2] ?? "TCP").toUpperCase() } : {});
     if (r.kind === "error") throw new CliError(`policy explain: ${r.message}`);
     console.log(values.output === "json" ? JSON.stringify(r.explanation, (k, v) => (k === "verdict" ? { allowed: v.allowed, describe: v.describe() } : v), 2) : formatExplain(r.explanation));

@@ -39,8 +39,10 @@ import type { NatsConnection } from "nats";
 import { KubeApiError, paths, type KubeClient, type KubeObjectLike } from "../cluster/kube-client.ts";
 import { podRecordFrom } from "../cluster/kube-objects.ts";
 import { request } from "../cluster/rpc.ts";
-import { Subjects, type ExecRequest, type ExecResult } from "../cluster/types.ts";
+import { OBSERVE_REPLY_MAX, Subjects, type ExecRequest, type ExecResult, type ObserveRequest, type ObservedFlow } from "../cluster/types.ts";
 import { plan } from "../node-agent/apps/index.ts";
+import type { PolicyEngine } from "../node-agent/policy/engine.ts";
+import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -61,6 +63,8 @@ export interface ProbeOptions {
   readonly timeoutSeconds: number;
   readonly concurrency: number;
   readonly expectFile: string | undefined;
+  /** Also judge every cell by policy explain and by the nodes' flow records. */
+  readonly verify: boolean;
   readonly output: "table" | "json";
   readonly stateDir: string | undefined;
 }
@@ -68,13 +72,16 @@ export interface ProbeOptions {
 export type Parsed<T> = { readonly kind: "ok"; readonly value: T } | { readonly kind: "invalid"; readonly message: string };
 
 export const PROBE_USAGE = `usage: kubewire probe (--pods NS/POD,... | --namespaces NS,...) [--port PORT/TCP|PORT/UDP]...
-                      [--expect FILE] [--timeout SECONDS] [--concurrency N] [-o json]
+                      [--expect FILE] [--verify] [--timeout SECONDS] [--concurrency N] [-o json]
 
   Connects from every pod to every pod (itself included) on each port, from inside the source
   pod, and prints the truth table as Kubernetes' NetworkPolicy e2e suite does ("." connected,
   "X" not). --port defaults to 80/TCP; UDP needs agnhost netexec in the source pods. With
   --expect, the cells that differ from FILE (a truth table in the same format) are listed and
-  the exit code is 1 when any does.`;
+  the exit code is 1 when any does. With --verify, every cell is also judged by what
+  \`kubewire policy explain\` says of the cluster's policies and by the nodes' flow records of
+  the probe's own packets (delivered to the pod, or dropped and why), and the cells where
+  either disagrees with the connection are listed (exit code 1).`;
 
 export const DEFAULT_TIMEOUT_SECONDS = 1;
 export const DEFAULT_CONCURRENCY = 16;
@@ -126,6 +133,7 @@ export function parseProbeArgs(args: readonly string[]): Parsed<ProbeOptions> {
         namespaces: { type: "string", multiple: true },
         port: { type: "string", multiple: true },
         expect: { type: "string" },
+        verify: { type: "boolean", default: false },
         timeout: { type: "string" },
         concurrency: { type: "string" },
         output: { type: "string", short: "o" },
@@ -165,7 +173,7 @@ export function parseProbeArgs(args: readonly string[]): Parsed<ProbeOptions> {
   if (values.output !== undefined && values.output !== "json") return { kind: "invalid", message: `--output: only json is supported, got "${values.output}"` };
   return {
     kind: "ok",
-    value: { selection, ports, timeoutSeconds, concurrency, expectFile: values.expect, output: values.output === "json" ? "json" : "table", stateDir: values["state-dir"] },
+    value: { selection, ports, timeoutSeconds, concurrency, expectFile: values.expect, verify: values.verify === true, output: values.output === "json" ? "json" : "table", stateDir: values["state-dir"] },
   };
 }
 
@@ -422,6 +430,132 @@ export function probeErrors(r: ProbeResult): string[] {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// --verify: each cell judged again by policy explain and by the flow records
+
+/** What another source says of a cell: "." allowed or delivered, "X" denied or dropped, "?" nothing. */
+export interface Judgement {
+  readonly mark: Mark;
+  readonly why: string;
+  /** For a flow drop: its reason from the datapath's list (policy_denied, no_route...). */
+  readonly reason?: string;
+  /** For a flow drop: what decided it, as the node recorded it (a policy drop: the verdict's text). */
+  readonly detail?: string;
+}
+
+export type Judge = (from: ProbePod, to: ProbePod, port: ProbePort) => Judgement;
+
+const PROTOCOL_NUMBERS: Record<ProbeProtocol, number> = { TCP: 6, UDP: 17 };
+
+/** The verdict `kubewire policy explain FROM TO --port P` prints, by the engine every node runs. */
+export function explainJudge(engine: PolicyEngine): Judge {
+  return (from, to, port) => {
+    const r = engine.explain(from.key, to.key, { port: port.port, protocol: port.protocol });
+    if (r.kind === "error") return { mark: "?", why: r.message };
+    const v = r.explanation.verdict;
+    return { mark: v.allowed ? "." : "X", why: v.describe() };
+  };
+}
+
+/**
+ * A cell as the nodes' flow records of the probe saw it: a packet of the connection (original
+ * direction, to the destination pod's IP and port) handed to the destination pod's veth
+ * ("to-endpoint") is ".", whatever else happened (a retransmitted SYN may follow a drop while a
+ * policy is being applied); only drops is "X" with the first drop's reason; no record is "?".
+ * `flows` are the records of the probe's window, from every node involved.
+ */
+export function flowJudge(flows: readonly ObservedFlow[]): Judge {
+  const seen = new Map<string, { delivered: ObservedFlow | undefined; dropped: ObservedFlow | undefined }>();
+  for (const f of flows) {
+    if (f.isReply) continue;
+    const key = `${f.src} ${f.dst} ${f.dport} ${f.proto}`;
+    let e = seen.get(key);
+    if (!e) seen.set(key, (e = { delivered: undefined, dropped: undefined }));
+    if (f.verdict === "FORWARDED" && f.observation === "to-endpoint") e.delivered ??= f;
+    else if (f.verdict === "DROPPED") e.dropped ??= f;
+  }
+  return (from, to, port) => {
+    const e = seen.get(`${from.ip} ${to.ip} ${port.port} ${PROTOCOL_NUMBERS[port.protocol]}`);
+    if (e?.delivered) return { mark: ".", why: `delivered to ${to.key} on ${e.delivered.node}` };
+    if (e?.dropped) {
+      const f = e.dropped;
+      // The node's detail of a rule's drop starts with the reason ("policy_denied: denied (ingress): ...").
+      const detail = f.detail !== undefined && f.reason !== undefined && f.detail.startsWith(`${f.reason}: `) ? f.detail.slice(f.reason.length + 2) : f.detail;
+      return { mark: "X", why: `dropped on ${f.node} at ${f.where}: ${f.reason ?? "unknown"}${detail ? `: ${detail}` : ""}`, reason: f.reason, detail };
+    }
+    return { mark: "?", why: "no flow record of the connection" };
+  };
+}
+
+export interface Disagreement {
+  readonly source: "explain" | "flows";
+  readonly from: string;
+  readonly to: string;
+  readonly probed: Mark;
+  readonly said: Mark;
+  readonly why: string;
+}
+
+export interface Tally {
+  readonly agree: number;
+  readonly compared: number;
+}
+
+export interface Verification {
+  readonly explain: Tally;
+  /** Undefined when the flow records could not be read (a node keeps none, or did not answer). */
+  readonly flows: Tally | undefined;
+  readonly disagreements: readonly Disagreement[];
+}
+
+/**
+ * Every cell the probe has a value for, bar a pod reaching itself (its own loopback: no policy
+ * judges it and no veth sees it, upstream's ignoreLoopback), against `explain`, and against
+ * `flows` when given. A policy drop in the flows must also name what explain names: the flow's
+ * detail is the very verdict text (node-agent/policy/ruleset.ts), so a difference means the node
+ * enforced other state than the API holds.
+ */
+export function verifyResult(r: ProbeResult, pods: readonly ProbePod[], explain: Judge, flows: Judge | undefined): Verification {
+  const disagreements: Disagreement[] = [];
+  let ea = 0;
+  let ec = 0;
+  let fa = 0;
+  let fc = 0;
+  r.cells.forEach((row, i) =>
+    row.forEach((cell, j) => {
+      const probed = markOf(cell);
+      if (i === j || probed === "?") return;
+      const from = pods[i]!;
+      const to = pods[j]!;
+      const e = explain(from, to, r.port);
+      ec++;
+      if (e.mark === probed) ea++;
+      else disagreements.push({ source: "explain", from: from.key, to: to.key, probed, said: e.mark, why: e.why });
+      if (!flows) return;
+      const f = flows(from, to, r.port);
+      fc++;
+      if (f.mark !== probed) disagreements.push({ source: "flows", from: from.key, to: to.key, probed, said: f.mark, why: f.why });
+      else if (f.reason === "policy_denied" && e.mark === "X" && f.detail !== e.why) {
+        disagreements.push({ source: "flows", from: from.key, to: to.key, probed, said: f.mark, why: `${f.why}, but policy explain says: ${e.why}` });
+      } else fa++;
+    }),
+  );
+  return { explain: { agree: ea, compared: ec }, flows: flows ? { agree: fa, compared: fc } : undefined, disagreements };
+}
+
+const SAID: Record<Disagreement["source"], Record<Mark, string>> = {
+  explain: { ".": "allows", X: "denies", "?": "cannot judge" },
+  flows: { ".": "show it delivered", X: "show it dropped", "?": "have no record" },
+};
+
+export function formatDisagreement(d: Disagreement): string {
+  return `${d.from} -> ${d.to}: probed ${d.probed} (${MARK_WORD[d.probed]}), but ${d.source === "explain" ? "policy explain" : "the flows"} ${SAID[d.source][d.said]}: ${d.why}`;
+}
+
+function formatTally(name: string, t: Tally | undefined): string {
+  return t === undefined ? `${name}: not checked` : `${name}: ${t.agree}/${t.compared} cells agree`;
+}
+
 export interface Report {
   /** stdout. */
   readonly text: string;
@@ -434,7 +568,7 @@ export interface Report {
  * What `kubewire probe` prints for its results and the expectation (if any), and its exit code:
  * 1 when a cell differs from the expectation or a probe failed, else 0.
  */
-export function report(results: readonly ProbeResult[], expected: readonly ExpectedTable[] | undefined, output: "table" | "json"): Report {
+export function report(results: readonly ProbeResult[], expected: readonly ExpectedTable[] | undefined, output: "table" | "json", verifications?: readonly Verification[]): Report {
   const warnings = results.flatMap(probeErrors);
   const missing = expected ? results.filter((r) => expectedFor(expected, r.port) === undefined).map((r) => `the expectation has no table for ${formatPort(r.port)}`) : [];
   warnings.push(...missing);
@@ -443,7 +577,8 @@ export function report(results: readonly ProbeResult[], expected: readonly Expec
     return want ? compareTables(want, tableOf(r)) : undefined;
   });
   const differs = comparisons.some((c) => c !== undefined && c.differences.length > 0);
-  const exitCode = differs || warnings.length > 0 ? 1 : 0;
+  const disagrees = verifications?.some((v) => v.disagreements.length > 0 || v.flows === undefined) ?? false;
+  const exitCode = differs || disagrees || warnings.length > 0 ? 1 : 0;
   if (output === "json") {
     const json = {
       pods: results[0]?.pods ?? [],
@@ -453,6 +588,7 @@ export function report(results: readonly ProbeResult[], expected: readonly Expec
         matrix: Object.fromEntries(r.pods.map((from, i) => [from, Object.fromEntries(r.pods.map((to, j) => [to, r.cells[i]![j]!.kind === "error" ? null : r.cells[i]![j]!.kind === "connected"]))])),
         cells: r.pods.flatMap((from, i) => r.pods.map((to, j) => ({ from, to, ...r.cells[i]![j]! }))),
         ...(comparisons[k] ? { correct: comparisons[k]!.correct, differences: comparisons[k]!.differences } : {}),
+        ...(verifications?.[k] ? { verification: verifications[k] } : {}),
       })),
     };
     return { text: `${JSON.stringify(json, null, 2)}\n`, warnings, exitCode };
@@ -463,6 +599,11 @@ export function report(results: readonly ProbeResult[], expected: readonly Expec
     if (c) {
       if (c.differences.length > 0) lines.push("", `${formatPort(r.port)}: ${c.differences.length} cell(s) differ from the expectation:`, ...c.differences.map((d) => `  ${formatDifference(d)}`));
       lines.push(formatSummary(c));
+    }
+    const v = verifications?.[k];
+    if (v) {
+      lines.push(`${formatTally("policy explain", v.explain)}; ${formatTally("flows", v.flows)} (a pod to itself is not judged)`);
+      if (v.disagreements.length > 0) lines.push(`${formatPort(r.port)}: ${v.disagreements.length} cell(s) judged otherwise:`, ...v.disagreements.map((d) => `  ${formatDisagreement(d)}`));
     }
     return lines.join("\n");
   });
@@ -500,6 +641,32 @@ export async function probeMatrices(pods: readonly ProbePod[], ports: readonly P
   };
   await Promise.all(Array.from({ length: Math.min(opts.concurrency, jobs.length) }, worker));
   return ports.map((port, k) => ({ port, pods: pods.map((p) => p.key), cells: cells[k]! }));
+}
+
+/**
+ * The flow records of the probe's own packets: records since it started, of its ports, in the
+ * original direction, delivered to a pod or dropped, from every node a probed pod runs on (a
+ * packet is dropped on its source's node or its destination's). Undefined, with the reason
+ * given to `warn`, when a node keeps no records, did not answer or had more than one reply holds.
+ */
+async function probeFlows(nc: NatsConnection, pods: readonly ProbePod[], ports: readonly ProbePort[], since: number, warn: (w: string) => void): Promise<ObservedFlow[] | undefined> {
+  const nodes = [...new Set(pods.map((p) => p.nodeName))].sort();
+  const out: ObservedFlow[] = [];
+  let complete = true;
+  for (const port of new Set(ports.map((p) => p.port))) {
+    const req: ObserveRequest = { since, port, types: ["to-endpoint", "drop"], reply: false, limit: OBSERVE_REPLY_MAX };
+    const answers = await observeNodes(nc, nodes, req, (n, message) => {
+      warn(`--verify: ${n} gave no flow records: ${message}`);
+      complete = false;
+    });
+    answers.forEach((a, i) => {
+      if (a && !a.enabled) warn(`--verify: ${nodes[i]} keeps no flow records (KUBEWIRE_FLOW_BUFFER=0)`);
+      if (a?.truncated) warn(`--verify: ${nodes[i]} had more than ${OBSERVE_REPLY_MAX} flow records of port ${port} (probe fewer pods or ports at once)`);
+      if (!a || !a.enabled || a.truncated) complete = false;
+      else out.push(...a.flows);
+    });
+  }
+  return complete ? out : undefined;
 }
 
 export interface ProbeContext {
@@ -604,8 +771,17 @@ async function run(args: string[], ctx: ProbeContext, stdout: (t: string) => voi
 
   const exec: PodExec = (pod, argv, timeoutMs) =>
     request<ExecResult>(ctx.nc, Subjects.node(pod.nodeName, "exec"), { namespace: pod.namespace, pod: pod.name, argv } satisfies ExecRequest, timeoutMs);
+  const started = Date.now();
   const results = await probeMatrices(pods, opts.ports, { exec, timeoutSeconds: opts.timeoutSeconds, concurrency: opts.concurrency });
-  const out = report(results, expected, opts.output);
+  let verifications: Verification[] | undefined;
+  if (opts.verify) {
+    const engine = await policyEngineOf(ctx.kube);
+    const flows = await probeFlows(ctx.nc, pods, opts.ports, started, (w) => stderr(`${w}\n`));
+    const explain = explainJudge(engine);
+    const judgeFlows = flows && flowJudge(flows);
+    verifications = results.map((r) => verifyResult(r, pods, explain, judgeFlows));
+  }
+  const out = report(results, expected, opts.output, verifications);
   stdout(out.text);
   for (const w of out.warnings) stderr(`${w}\n`);
   return out.exitCode;

@@ -85,6 +85,10 @@ export interface ObserveRequest {
   verdict?: "FORWARDED" | "DROPPED";
   reason?: string;
   port?: number;
+  /** Only these observations: "to-endpoint", "from-endpoint", "drop". */
+  types?: string[];
+  /** Only replies (true) or only the original direction (false). */
+  reply?: boolean;
   limit?: number;
 }
 
@@ -107,6 +111,9 @@ export interface ObservedFlow {
   reason?: string;
   detail?: string;
 }
+
+/** Flow records one `observe` reply carries at most (~250 bytes each, under NATS's 1 MiB max_payload). */
+export const OBSERVE_REPLY_MAX = 2000;
 
 export interface ObserveResponse {
   flows: ObservedFlow[];

@@ -33,6 +33,7 @@ import {
   type ProxyStatus,
   type RegisterNodeRequest,
   type TraceRequest,
+  OBSERVE_REPLY_MAX,
 } from "../cluster/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
 import { IpProtocol, TcpFlag, emitTcp, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
@@ -42,7 +43,7 @@ import { Informer, type ListerWatcher } from "../cluster/informer.ts";
 import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
-import { FlowLog } from "./flows.ts";
+import { FlowLog, OBSERVATION_NAMES } from "./flows.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { policyRuleSet } from "./policy/ruleset.ts";
 import { NodeNetwork, type PodNetwork } from "./node.ts";
@@ -70,8 +71,6 @@ import { nthAddress } from "../cluster/addressing.ts";
 import { readFileSync } from "node:fs";
 
 const TICK_MS = 200;
-/** Flow records one `observe` reply carries at most (~250 bytes each, under NATS's 1 MiB). */
-const OBSERVE_MAX = 2000;
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const SERVICES = resourceByKind("Service");
@@ -828,10 +827,12 @@ export class NodeAgent {
         reason: typeof req?.reason === "string" ? req.reason : undefined,
         port: num(req?.port),
         ips,
-        limit: Math.min(num(req?.limit) ?? OBSERVE_MAX, OBSERVE_MAX) + 1,
+        observations: Array.isArray(req?.types) ? OBSERVATION_NAMES.filter((n) => req.types!.includes(n)) : undefined,
+        reply: typeof req?.reply === "boolean" ? req.reply : undefined,
+        limit: Math.min(num(req?.limit) ?? OBSERVE_REPLY_MAX, OBSERVE_REPLY_MAX) + 1,
       });
-      // One NATS reply must stay under the server's max_payload (1 MiB): the newest OBSERVE_MAX.
-      const truncated = records.length > OBSERVE_MAX;
+      // One NATS reply must stay under the server's max_payload (1 MiB): the newest OBSERVE_REPLY_MAX.
+      const truncated = records.length > OBSERVE_REPLY_MAX;
       if (truncated) records.shift();
       return {
         total: flows.total,

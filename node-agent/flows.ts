@@ -12,7 +12,8 @@ import { DROP_REASONS, type DropReason } from "./netfilter.ts";
 
 export const Observation = { ToEndpoint: 0, FromEndpoint: 1, Drop: 2 } as const;
 export type Observation = (typeof Observation)[keyof typeof Observation];
-const OBSERVATION_NAMES = ["to-endpoint", "from-endpoint", "drop"] as const;
+export const OBSERVATION_NAMES = ["to-endpoint", "from-endpoint", "drop"] as const;
+export type ObservationName = (typeof OBSERVATION_NAMES)[number];
 
 /** What `record` reads: the packet descriptor's parsed fields (a Packet is one). */
 export interface FlowFields {
@@ -30,7 +31,7 @@ export interface FlowRecord {
   time: number;
   node: string;
   verdict: "FORWARDED" | "DROPPED";
-  observation: (typeof OBSERVATION_NAMES)[number];
+  observation: ObservationName;
   /** The device or place (host veth name for endpoint observations). */
   where: string;
   src: number;
@@ -54,6 +55,10 @@ export interface FlowFilter {
   port?: number;
   /** Either end's address, one of these. */
   ips?: ReadonlySet<number>;
+  /** Only these observations (hubble observe --type). */
+  observations?: readonly ObservationName[];
+  /** Only the reply direction (true) or only the original direction (false) of connections. */
+  reply?: boolean;
   limit?: number;
 }
 
@@ -132,6 +137,8 @@ export class FlowLog {
       const dport = this.ports[i * 2 + 1]!;
       if (filter.port !== undefined && sport !== filter.port && dport !== filter.port) continue;
       if (filter.ips !== undefined && !filter.ips.has(this.src[i]!) && !filter.ips.has(this.dst[i]!)) continue;
+      if (filter.observations !== undefined && !filter.observations.includes(OBSERVATION_NAMES[m & 3]!)) continue;
+      if (filter.reply !== undefined && filter.reply !== ((m & 8) !== 0)) continue;
       const rec: FlowRecord = {
         time: this.time[i]!,
         node: this.nodeName,

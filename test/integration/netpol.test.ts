@@ -17,8 +17,11 @@
  * - Nodes apply policy from their watch, so a case polls the probe until the matrix matches,
  *   for 20 s at most (upstream polls each probe for 10 s); between cases every policy is
  *   deleted and the next case starts only once the whole matrix is open again.
- * - A few cells are cross-checked against `kubewire observe` (the drop, its reason
- *   policy_denied and the deciding policy) and `kubewire policy explain` (same verdict).
+ * - Every cell of every case is also judged by `kubewire policy explain` and by the nodes' flow
+ *   records of the probe's own packets (`kubewire probe --verify`): the case passes only when
+ *   the connections, the explanation and the flows (delivered, or dropped naming the very rule
+ *   explain names) agree on all 72 cells of each table that are not a pod reaching itself. A few
+ *   cells are also read through `kubewire observe` and `kubewire policy explain` themselves.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -117,13 +120,13 @@ function runProbe(args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 /**
- * `kubewire probe --namespaces x,y,z --port P... --expect FILE` until it exits 0 (every cell as
+ * `kubewire probe --namespaces x,y,z --port P... --expect FILE --verify` until it exits 0 (every cell as
  * `expectations` say), for ENFORCE_WITHIN_MS at most; then fails with the last tables and diff.
  */
 async function expectReachability(...expectations: Array<[string, Reachability]>): Promise<void> {
   const file = join(dir, `expect-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, expectations.map(([p, r]) => `${formatPort(port(p))}\n${expectedTable(r)}\n`).join("\n"));
-  const args = ["--namespaces", "x,y,z", ...expectations.flatMap(([p]) => ["--port", p]), "--expect", file, "--concurrency", CONCURRENCY];
+  const args = ["--namespaces", "x,y,z", ...expectations.flatMap(([p]) => ["--port", p]), "--expect", file, "--verify", "--concurrency", CONCURRENCY];
   const deadline = Date.now() + ENFORCE_WITHIN_MS;
   for (;;) {
     const r = await runProbe(args);

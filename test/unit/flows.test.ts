@@ -28,5 +28,8 @@ describe("FlowLog", () => {
     expect(log.query({ port: 80 }).map((r) => r.observation)).toEqual(["from-endpoint"]);
     expect(log.query({ ips: new Set([3]) }).map((r) => r.dport)).toEqual([81]);
     expect(log.query({ since: 1030 }).map((r) => [r.isReply, r.tcpFlags])).toEqual([[true, 0x12]]);
+    expect(log.query({ observations: ["to-endpoint", "drop"] }).map((r) => r.observation)).toEqual(["drop", "to-endpoint"]);
+    expect(log.query({ reply: false }).map((r) => r.observation)).toEqual(["from-endpoint", "drop"]);
+    expect(log.query({ reply: true, observations: ["drop"] })).toEqual([]);
   });
 });

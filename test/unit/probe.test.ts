@@ -26,8 +26,14 @@ import {
   type ProbePort,
   type ProbeResult,
   type TruthTable,
+  explainJudge,
+  flowJudge,
+  verifyResult,
 } from "../../cli/probe.ts";
 import type { KubeObjectLike } from "../../cluster/kube-client.ts";
+import type { ObservedFlow } from "../../cluster/types.ts";
+import { PolicyEngine } from "../../node-agent/policy/engine.ts";
+import { ingressRules, ipText, modelObjects, netpolMatch, nodeOf } from "./policy/fixtures.ts";
 
 const PODS = ["x/a", "x/b", "x/c", "y/a", "y/b", "y/c", "z/a", "z/b", "z/c"];
 
@@ -212,11 +218,11 @@ describe("command line", () => {
   it("defaults to 80/TCP, 1 s, 16 at a time, the table", () => {
     expect(parseProbeArgs(["--namespaces", "x,y", "--namespaces", "z"])).toEqual({
       kind: "ok",
-      value: { selection: { kind: "namespaces", namespaces: ["x", "y", "z"] }, ports: [{ port: 80, protocol: "TCP" }], timeoutSeconds: 1, concurrency: 16, expectFile: undefined, output: "table", stateDir: undefined },
+      value: { selection: { kind: "namespaces", namespaces: ["x", "y", "z"] }, ports: [{ port: 80, protocol: "TCP" }], timeoutSeconds: 1, concurrency: 16, expectFile: undefined, verify: false, output: "table", stateDir: undefined },
     });
-    expect(parseProbeArgs(["-n", "x", "--pods", "a,b", "--port", "80", "--port", "81/UDP", "--expect", "f.txt", "-o", "json", "--timeout", "0.5", "--concurrency", "81", "--state-dir", "/s"])).toEqual({
+    expect(parseProbeArgs(["-n", "x", "--pods", "a,b", "--port", "80", "--port", "81/UDP", "--expect", "f.txt", "--verify", "-o", "json", "--timeout", "0.5", "--concurrency", "81", "--state-dir", "/s"])).toEqual({
       kind: "ok",
-      value: { selection: { kind: "pods", pods: ["x/a", "x/b"] }, ports: [{ port: 80, protocol: "TCP" }, { port: 81, protocol: "UDP" }], timeoutSeconds: 0.5, concurrency: 81, expectFile: "f.txt", output: "json", stateDir: "/s" },
+      value: { selection: { kind: "pods", pods: ["x/a", "x/b"] }, ports: [{ port: 80, protocol: "TCP" }, { port: 81, protocol: "UDP" }], timeoutSeconds: 0.5, concurrency: 81, expectFile: "f.txt", verify: true, output: "json", stateDir: "/s" },
     });
   });
 
@@ -337,5 +343,100 @@ describe("probeMatrices", () => {
     );
     expect(tcp!.cells[5]![6]).toEqual({ kind: "error", message: "no one answers" });
     expect(udp!.cells.every((row, i) => row.every((c, j) => (i === 5 && j === 6 ? c.kind === "error" : PODS[j] === "y/b" ? c.kind === "blocked" : c.kind === "connected")))).toBe(true);
+  });
+});
+
+describe("--verify: each cell judged by policy explain and by the flow records", () => {
+  // The policy suite's model (test/unit/policy/fixtures.ts): x/a on node-1 at 10.244.1.10...
+  const pods: ProbePod[] = PODS.map((key) => {
+    const [namespace, name] = key.split("/") as [string, string];
+    return { key, namespace, name, nodeName: nodeOf(key), ip: ipText(key), netexecHttpPort: 80 };
+  });
+  const tcp80: ProbePort = { port: 80, protocol: "TCP" };
+  /** x/a accepts only from namespace y (upstream's example above). */
+  const engine = new PolicyEngine();
+  engine.replaceAll({ ...modelObjects(), networkPolicies: [netpolMatch("x", "allow-y", { pod: "a" }, ingressRules({ from: [{ namespaceSelector: { matchLabels: { ns: "y" } } }] }))] });
+  const deny = "denied (ingress): default deny: selected by x/allow-y, no rule allows";
+  const connected: Cell = { kind: "connected" };
+  const blocked: Cell = { kind: "blocked", why: "timed out" };
+  const result = (cell: (f: string, t: string) => Cell): ProbeResult => ({ port: tcp80, pods: PODS, cells: PODS.map((f) => PODS.map((t) => cell(f, t))) });
+  const truth = result((f, t) => (xaIsolated(f, t) === "." || f === t ? connected : blocked));
+  const flow = (from: string, to: string, over: Partial<ObservedFlow>): ObservedFlow => ({
+    time: 1,
+    node: nodeOf(to),
+    verdict: "FORWARDED",
+    observation: "to-endpoint",
+    where: "veth",
+    src: ipText(from),
+    dst: ipText(to),
+    sport: 40000,
+    dport: 80,
+    proto: 6,
+    tcpFlags: 2,
+    isReply: false,
+    ...over,
+  });
+  /** What the nodes record for the true matrix: a delivery, or x/a's node dropping the SYN. */
+  const trueFlows = PODS.flatMap((f) =>
+    PODS.filter((t) => t !== f).map((t) =>
+      xaIsolated(f, t) === "." ? flow(f, t, {}) : flow(f, t, { verdict: "DROPPED", observation: "drop", where: "cni0", reason: "policy_denied", detail: `policy_denied: ${deny}` }),
+    ),
+  );
+
+  it("policy explain judges a cell as the engine does, with the verdict's words", () => {
+    const judge = explainJudge(engine);
+    expect(judge(pods[3]!, pods[0]!, tcp80)).toEqual({ mark: ".", why: expect.stringMatching(/^allowed: /) });
+    expect(judge(pods[1]!, pods[0]!, tcp80)).toEqual({ mark: "X", why: deny });
+  });
+
+  it("the flows: a delivery to the pod is '.', only drops 'X' with the reason, nothing '?'; replies and other ports do not count", () => {
+    const judge = flowJudge([
+      flow("x/b", "x/a", { verdict: "DROPPED", observation: "drop", where: "cni0", reason: "policy_denied", detail: `policy_denied: ${deny}` }),
+      flow("y/a", "x/a", { verdict: "DROPPED", observation: "drop", where: "cni0", reason: "policy_denied", detail: "policy_denied: x" }),
+      flow("y/a", "x/a", {}),
+      flow("x/a", "x/c", { isReply: true }),
+      flow("x/a", "x/b", { dport: 81 }),
+      flow("x/a", "y/b", { proto: 17 }),
+    ]);
+    expect(judge(pods[1]!, pods[0]!, tcp80)).toEqual({ mark: "X", why: `dropped on node-1 at cni0: policy_denied: ${deny}`, reason: "policy_denied", detail: deny });
+    expect(judge(pods[3]!, pods[0]!, tcp80)).toMatchObject({ mark: ".", why: "delivered to x/a on node-1" });
+    for (const to of [2, 1, 4]) expect(judge(pods[0]!, pods[to]!, tcp80).mark).toBe("?");
+    expect(judge(pods[0]!, pods[4]!, { port: 80, protocol: "UDP" }).mark).toBe(".");
+  });
+
+  it("agrees on every cell but a pod to itself when the matrix, explain and flows say the same", () => {
+    const v = verifyResult(truth, pods, explainJudge(engine), flowJudge(trueFlows));
+    expect(v).toEqual({ explain: { agree: 72, compared: 72 }, flows: { agree: 72, compared: 72 }, disagreements: [] });
+    const r = report([truth], undefined, "table", [v]);
+    expect(r.exitCode).toBe(0);
+    expect(r.text).toContain("policy explain: 72/72 cells agree; flows: 72/72 cells agree (a pod to itself is not judged)");
+  });
+
+  it("lists every cell judged otherwise, including a drop naming another rule than explain, and exits 1", () => {
+    const wrong = result((f, t) => (f === "y/b" && t === "x/a" ? blocked : xaIsolated(f, t) === "." || f === t ? connected : blocked));
+    const flows = trueFlows.filter((f) => !(f.src === ipText("z/c") && f.dst === ipText("x/a"))).map((f) => (f.src === ipText("x/b") && f.dst === ipText("x/a") ? { ...f, detail: "policy_denied: denied (ingress): Admin other rule r denies" } : f));
+    const v = verifyResult(wrong, pods, explainJudge(engine), flowJudge(flows));
+    expect(v.explain).toEqual({ agree: 71, compared: 72 });
+    expect(v.flows).toEqual({ agree: 69, compared: 72 });
+    expect(v.disagreements.map((d) => [d.source, d.from, d.to, d.probed, d.said])).toEqual([
+      ["flows", "x/b", "x/a", "X", "X"],
+      ["explain", "y/b", "x/a", "X", "."],
+      ["flows", "y/b", "x/a", "X", "."],
+      ["flows", "z/c", "x/a", "X", "?"],
+    ]);
+    const r = report([wrong], undefined, "table", [v]);
+    expect(r.exitCode).toBe(1);
+    expect(r.text).toContain("80/TCP: 4 cell(s) judged otherwise:");
+    expect(r.text).toContain(`  x/b -> x/a: probed X (blocked), but the flows show it dropped: dropped on node-1 at cni0: policy_denied: denied (ingress): Admin other rule r denies, but policy explain says: ${deny}`);
+    expect(r.text).toContain("  z/c -> x/a: probed X (blocked), but the flows have no record: no flow record of the connection");
+    expect(JSON.parse(report([wrong], undefined, "json", [v]).text).ports[0].verification.disagreements).toHaveLength(4);
+  });
+
+  it("without flow records the flows are not checked, and that is not a pass", () => {
+    const v = verifyResult(truth, pods, explainJudge(engine), undefined);
+    expect(v.flows).toBeUndefined();
+    const r = report([truth], undefined, "table", [v]);
+    expect(r.exitCode).toBe(1);
+    expect(r.text).toContain("policy explain: 72/72 cells agree; flows: not checked");
   });
 });
