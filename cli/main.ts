@@ -34,8 +34,9 @@ import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { formatExplain } from "../node-agent/policy/engine.ts";
 import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
+import { chaos } from "./chaos.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
-import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type ManagedProcess } from "./processes.ts";
+import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
 
 class CliError extends Error {
@@ -59,6 +60,8 @@ const USAGE = `usage: kubewire <command> [flags]
   observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--type drop|to-endpoint|from-endpoint]
           [--since 5m | --last N] [-f] [-o json]
                                      flow records of every node (pods' traffic and every drop, with its reason)
+  chaos kill|pause|resume|restart NODE|nats|control-plane
+                                     process faults: SIGKILL, SIGSTOP, SIGCONT, or stop and start again as up did
   policy explain FROM TO [--port P[/PROTO]]
                                      which policies select each side, which rule decides, the verdict
                                      (FROM, TO: NS/POD, POD or IP); exit 1 when denied
@@ -177,29 +180,33 @@ async function up(args: string[]): Promise<void> {
   const logDir = join(dir, "logs");
   const opts = { logDir, detached: values.detach, env };
   const started: ManagedProcess[] = [];
+  const launches = new Map<string, LaunchSpec>();
+  // The state file's PIDs too: `kubewire chaos restart` replaces a process (and its PID) there.
   const stopAll = async () => {
-    for (const p of [...started].reverse()) await stopPid(p.pid);
+    const current = readState(dir)?.processes.map((p) => p.pid) ?? [];
+    for (const pid of new Set([...current, ...started.map((p) => p.pid)].reverse())) await stopPid(pid);
   };
   try {
     const nats = await startNats({ ...opts, dataDir: join(dir, "nats") });
     started.push(nats);
+    launches.set("nats", { role: "nats", port: nats.port, dataDir: join(dir, "nats"), env });
     const token = randomBytes(24).toString("base64url");
     const apiPort = await freePort();
     const apiUrl = `https://127.0.0.1:${apiPort}`;
     const tls = await generateServingCert();
     writeFileSync(join(dir, "apiserver.crt"), tls.cert);
     writeFileSync(join(dir, "apiserver.key"), tls.key, { mode: 0o600 });
-    started.push(
-      startControlPlane(nats.url, {
-        ...opts,
-        env: { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") },
-      }),
-    );
+    const cpEnv = { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") };
+    started.push(startControlPlane(nats.url, { ...opts, env: cpEnv }));
+    launches.set("control-plane", { role: "control-plane", natsUrl: nats.url, env: cpEnv });
     writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, tls.cert), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
-    names.forEach((name, i) => started.push(startNodeAgent(nats.url, name, i + 1, opts)));
+    names.forEach((name, i) => {
+      started.push(startNodeAgent(nats.url, name, i + 1, opts));
+      launches.set(name, { role: "node", natsUrl: nats.url, index: i + 1, env });
+    });
     const dnsPort = loadNodeAgentConfig({ ...process.env, ...env, KUBEWIRE_NODE_NAME: "node-1" }, () => "").dnsPort;
-    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile })) });
+    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile, launch: launches.get(name) })) });
     const nc = await connectNats(nats.url, "kubewire-cli");
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
@@ -723,6 +730,13 @@ export async function main(argv: string[]): Promise<number> {
     case "probe": {
       const pre = probePreflight(rest);
       return pre.kind === "exit" ? pre.code : withCluster(pre.stateDir, (nc, kube) => probe(rest, { kube, nc }));
+    }
+    case "chaos": {
+      // --state-dir is the one global flag chaos takes; the rest is its own grammar.
+      const at = rest.indexOf("--state-dir");
+      const dir = stateDir(at >= 0 ? rest[at + 1] : undefined);
+      if (at >= 0) rest.splice(at, 2);
+      return chaos(rest, dir, { stdout: (l) => console.log(l), stderr: (l) => console.error(l) });
     }
     case "get":
       await get(rest);

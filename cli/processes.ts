@@ -23,6 +23,28 @@ export interface ManagedProcess {
   exited: Promise<number | string>;
 }
 
+/**
+ * How a process of a cluster was started, so that `kubewire chaos restart` starts it again the
+ * same way (same name, NATS port and data dir, host address, environment). Kept in the state file.
+ */
+export type LaunchSpec =
+  | { readonly role: "nats"; readonly port: number; readonly dataDir: string; readonly env: Record<string, string> }
+  | { readonly role: "control-plane"; readonly natsUrl: string; readonly env: Record<string, string> }
+  | { readonly role: "node"; readonly natsUrl: string; readonly index: number; readonly env: Record<string, string> };
+
+/** Starts a process again from its LaunchSpec, detached (it outlives the CLI that restarts it). */
+export async function relaunch(name: string, spec: LaunchSpec, logDir: string): Promise<ManagedProcess> {
+  const opts = { logDir, detached: true, env: spec.env };
+  switch (spec.role) {
+    case "nats":
+      return startNats({ ...opts, dataDir: spec.dataDir, port: spec.port });
+    case "control-plane":
+      return startControlPlane(spec.natsUrl, opts);
+    case "node":
+      return startNodeAgent(spec.natsUrl, name, spec.index, opts);
+  }
+}
+
 export interface SpawnOptions {
   logDir: string;
   /** Detached processes outlive the CLI (`kubewire up --detach`). */

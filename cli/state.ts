@@ -6,6 +6,7 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import type { LaunchSpec } from "./processes.ts";
 
 export interface ClusterState {
   natsUrl: string;
@@ -17,7 +18,15 @@ export interface ClusterState {
   stateDir: string;
   /** The cluster DNS port on every node's host address (UDP and TCP). */
   dnsPort?: number;
-  processes: Array<{ name: string; pid: number; logFile: string }>;
+  processes: ClusterProcess[];
+}
+
+export interface ClusterProcess {
+  name: string;
+  pid: number;
+  logFile: string;
+  /** How to start it again (`kubewire chaos restart`); absent in state files of older versions. */
+  launch?: LaunchSpec;
 }
 
 export function stateDir(explicit?: string): string {

@@ -15,7 +15,8 @@ import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike 
 import { nodeRecordFrom } from "../../cluster/kube-objects.ts";
 import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../cluster/types.ts";
 import { generateServingCert } from "../../cluster/tls.ts";
-import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type ManagedProcess } from "../../cli/processes.ts";
+import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type LaunchSpec, type ManagedProcess } from "../../cli/processes.ts";
+import { readState, type ClusterState } from "../../cli/state.ts";
 
 /** A pod as the tests use it: where it runs and its IP. */
 export interface TestPod {
@@ -40,6 +41,9 @@ export interface ClusterOptions {
 
 export interface NatsHandle {
   url: string;
+  /** The server's PID and how to start it again (`kubewire chaos restart nats`), when local. */
+  pid?(): number;
+  launch?: LaunchSpec;
   stop(): Promise<void>;
   /** Restarts the server on the same port and data dir (JetStream state survives). */
   restart?(): Promise<void>;
@@ -59,6 +63,8 @@ export async function startTestNats(dir: string): Promise<NatsHandle> {
   const port = proc.port;
   return {
     url: proc.url,
+    pid: () => proc.pid,
+    launch: { role: "nats", port, dataDir: join(dir, "nats"), env: {} },
     stop: () => stopPid(proc.pid),
     restart: async () => {
       await stopPid(proc.pid);
@@ -141,7 +147,6 @@ export class TestCluster {
       cluster.kube = new KubeClient(cluster.apiUrl, cluster.token, cluster.tls.cert);
       writeFileSync(cluster.kubeconfig, renderKubeconfig(cluster.apiUrl, cluster.token, cluster.tls.cert));
       // The CLI finds the cluster the way it does after `kubewire up`.
-      writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: nats.url, apiUrl: cluster.apiUrl, token: cluster.token, ca: cluster.tls.cert, stateDir: dir, processes: [] }));
       cluster.startControlPlane();
       await cluster.waitForApi();
       cluster.nodeNames.forEach((n) => cluster.startNode(n));
@@ -169,6 +174,28 @@ export class TestCluster {
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
     Object.assign(env, this.commonEnv, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
+    this.launches.set("control-plane", { role: "control-plane", natsUrl: this.nats.url, env });
+    this.writeState();
+  }
+
+  private readonly launches = new Map<string, LaunchSpec>();
+
+  /**
+   * cluster.json as `kubewire up` writes it: the CLI finds the cluster there, and `kubewire chaos`
+   * the processes (with how to start them again). A process the CLI restarts gets a new PID there;
+   * stop() stops those too.
+   */
+  private writeState(): void {
+    const nats = this.nats.pid && this.nats.launch ? [{ name: "nats", pid: this.nats.pid(), logFile: join(this.logDir, "nats.log"), launch: this.nats.launch }] : [];
+    const state: ClusterState = {
+      natsUrl: this.nats.url,
+      apiUrl: this.apiUrl,
+      token: this.token,
+      ca: this.tls.cert,
+      stateDir: this.dir,
+      processes: [...nats, ...[...this.procs.values()].map((p) => ({ name: p.name, pid: p.pid, logFile: p.logFile, launch: this.launches.get(p.name) }))],
+    };
+    writeFileSync(join(this.dir, "cluster.json"), JSON.stringify(state));
   }
 
   /** Resolves once the API answers (the control plane is up and its store open). */
@@ -194,6 +221,8 @@ export class TestCluster {
     const env: Record<string, string> = { ...this.commonEnv, KUBEWIRE_HOST_ADDRESS: this.hostAddress(name) };
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
     this.procs.set(name, startNodeAgent(this.nats.url, name, this.nodeNames.indexOf(name) + 1, { logDir: this.logDir, env }));
+    this.launches.set(name, { role: "node", natsUrl: this.nats.url, index: this.nodeNames.indexOf(name) + 1, env });
+    this.writeState();
   }
 
   /** kill -9: no goodbye to NATS, no cleanup. */
@@ -318,6 +347,8 @@ export class TestCluster {
   async stop(): Promise<void> {
     await this.nc?.close().catch(() => {});
     for (const p of [...this.procs.values()].reverse()) await stopPid(p.pid);
+    // Processes `kubewire chaos restart` started in this cluster (their PIDs are only there).
+    for (const p of readState(this.dir)?.processes ?? []) await stopPid(p.pid);
     await this.nats.stop();
     if (!process.env.KUBEWIRE_KEEP_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,0 +1,188 @@
+/**
+ * `kubewire chaos kill|pause|resume|restart TARGET`: process faults on a cluster's own processes
+ * (a node-agent by node name, `nats`, `control-plane`), what `docker kill`, `docker pause`,
+ * `docker unpause` and `docker restart` do to a container:
+ * - kill: SIGKILL, as `kill -9` (a node crash: no goodbye, its lease just stops being renewed);
+ *   the process stays down until `restart`.
+ * - pause: SIGSTOP, a hung process (a node that holds its NATS connection but answers nothing);
+ *   resume: SIGCONT.
+ * - restart: SIGTERM (after a SIGCONT, so a paused process can handle it), SIGKILL after a grace,
+ *   then the process started again exactly as `kubewire up` started it (the LaunchSpec kept in
+ *   the state file: same name, host address, NATS port and data dir, environment), detached, and
+ *   waited for: a node until it answers on its NATS subject, NATS until it listens, the control
+ *   plane until the API answers. The state file is updated with the new PID, so `kubewire down`
+ *   (and a foreground `kubewire up`'s Ctrl-C) stops the new process.
+ *
+ * The parsing and the choice of process are pure (unit tested); signals and processes are at the
+ * edge, in `chaos`.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { KubeClient, paths } from "../cluster/kube-client.ts";
+import { connectNats, request } from "../cluster/rpc.ts";
+import { Subjects } from "../cluster/types.ts";
+import { isAlive, relaunch, stopPid } from "./processes.ts";
+import { readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
+
+export const CHAOS_VERBS = ["kill", "pause", "resume", "restart"] as const;
+export type ChaosVerb = (typeof CHAOS_VERBS)[number];
+
+export const CHAOS_USAGE = `usage: kubewire chaos kill|pause|resume|restart TARGET [--timeout SECONDS]
+
+  TARGET is a node (node-2), nats or control-plane: a process of the cluster \`kubewire up\` started.
+  kill      SIGKILL (kill -9): the process is gone until restart
+  pause     SIGSTOP: the process hangs, holding its connections; resume: SIGCONT
+  restart   stop (SIGTERM, then SIGKILL), start again as \`kubewire up\` did, and wait until it
+            serves again (a node answers, NATS listens, the API answers), --timeout s at most (60)`;
+
+export type ChaosCommand = { readonly kind: "ok"; readonly verb: ChaosVerb; readonly target: string; readonly timeoutMs: number } | { readonly kind: "invalid"; readonly message: string };
+
+export function parseChaosArgs(args: readonly string[]): ChaosCommand {
+  const rest = [...args];
+  let timeoutMs = 60_000;
+  const t = rest.indexOf("--timeout");
+  if (t >= 0) {
+    const v = Number(rest[t + 1]);
+    if (!(v > 0 && v <= 600)) return { kind: "invalid", message: `--timeout: want seconds in (0, 600], got "${rest[t + 1] ?? ""}"` };
+    timeoutMs = v * 1000;
+    rest.splice(t, 2);
+  }
+  const unknown = rest.find((a) => a.startsWith("-"));
+  if (unknown !== undefined) return { kind: "invalid", message: `unknown option "${unknown}"` };
+  const [verb, target, extra] = rest;
+  if (verb === undefined) return { kind: "invalid", message: "say what to do: kill, pause, resume or restart" };
+  if (!(CHAOS_VERBS as readonly string[]).includes(verb)) return { kind: "invalid", message: `unknown action "${verb}" (kill, pause, resume, restart)` };
+  if (target === undefined) return { kind: "invalid", message: `${verb}: name the process: a node (node-1), nats or control-plane` };
+  if (extra !== undefined) return { kind: "invalid", message: `unexpected argument "${extra}"` };
+  return { kind: "ok", verb: verb as ChaosVerb, target, timeoutMs };
+}
+
+/** The process `target` names in the state file, or why none does (naming the ones there are). */
+export function findProcess(state: Pick<ClusterState, "processes">, target: string): { kind: "ok"; process: ClusterProcess } | { kind: "invalid"; message: string } {
+  const p = state.processes.find((q) => q.name === target);
+  if (p) return { kind: "ok", process: p };
+  return { kind: "invalid", message: `no process "${target}" in this cluster; its processes: ${state.processes.map((q) => q.name).join(", ")}` };
+}
+
+/** The scheduler state of a PID from /proc (R, S, D, T stopped, Z...), undefined when gone. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so read after the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ok()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ChaosIo {
+  readonly stdout: (line: string) => void;
+  readonly stderr: (line: string) => void;
+}
+
+/** Runs `kubewire chaos ARGS` on the cluster of `dir`; the exit code (2: usage, 1: failed). */
+export async function chaos(args: string[], dir: string, io: ChaosIo): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    io.stdout(CHAOS_USAGE);
+    return 0;
+  }
+  const cmd = parseChaosArgs(args);
+  if (cmd.kind === "invalid") {
+    io.stderr(`error: chaos: ${cmd.message}\n${CHAOS_USAGE}`);
+    return 2;
+  }
+  const state = readState(dir);
+  if (!state) {
+    io.stderr(`error: no cluster running (no ${join(dir, "cluster.json")}); start one with: kubewire up --nodes 3`);
+    return 1;
+  }
+  const found = findProcess(state, cmd.target);
+  if (found.kind === "invalid") {
+    io.stderr(`error: chaos ${cmd.verb}: ${found.message}`);
+    return 2;
+  }
+  const proc = found.process;
+  const alive = isAlive(proc.pid) && procState(proc.pid) !== "Z";
+  try {
+    switch (cmd.verb) {
+      case "kill":
+        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid}); start it with: kubewire chaos restart ${proc.name}`);
+        process.kill(proc.pid, "SIGKILL");
+        await waitFor(`${proc.name} (pid ${proc.pid}) to die`, () => !isAlive(proc.pid) || procState(proc.pid) === "Z", cmd.timeoutMs);
+        io.stdout(`killed ${proc.name} (pid ${proc.pid}, SIGKILL)`);
+        return 0;
+      case "pause":
+        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid})`);
+        process.kill(proc.pid, "SIGSTOP");
+        await waitFor(`${proc.name} (pid ${proc.pid}) to stop`, () => procState(proc.pid) === "T", cmd.timeoutMs);
+        io.stdout(`paused ${proc.name} (pid ${proc.pid}, SIGSTOP); resume with: kubewire chaos resume ${proc.name}`);
+        return 0;
+      case "resume":
+        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid})`);
+        process.kill(proc.pid, "SIGCONT");
+        await waitFor(`${proc.name} (pid ${proc.pid}) to run`, () => procState(proc.pid) !== "T", cmd.timeoutMs);
+        io.stdout(`resumed ${proc.name} (pid ${proc.pid}, SIGCONT)`);
+        return 0;
+      case "restart":
+        return await restart(state, proc, alive, cmd.timeoutMs, io);
+    }
+  } catch (err) {
+    return fail(io, `chaos ${cmd.verb} ${proc.name}: ${(err as Error).message}`);
+  }
+}
+
+function fail(io: ChaosIo, message: string): number {
+  io.stderr(`error: ${message}`);
+  return 1;
+}
+
+async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean, timeoutMs: number, io: ChaosIo): Promise<number> {
+  if (!proc.launch) return fail(io, `${proc.name} was started by an older kubewire that did not record how; restart the cluster (kubewire down; kubewire up)`);
+  const started = Date.now();
+  if (alive) {
+    // A stopped process cannot handle SIGTERM: let it run first, as docker restart does.
+    process.kill(proc.pid, "SIGCONT");
+    await stopPid(proc.pid);
+  }
+  const next = await relaunch(proc.name, proc.launch, join(state.stateDir, "logs"));
+  // Re-read: another command may have changed other entries meanwhile.
+  const now = readState(state.stateDir) ?? state;
+  writeState({ ...now, processes: now.processes.map((p) => (p.name === proc.name ? { ...p, pid: next.pid, logFile: next.logFile } : p)) });
+  const dead = () => {
+    if (!isAlive(next.pid)) throw new Error(`exited during start-up; see ${next.logFile}`);
+  };
+  if (proc.launch.role === "node") {
+    const nc = await connectNats(state.natsUrl, "kubewire-cli");
+    try {
+      await waitFor(`${proc.name} to answer`, async () => {
+        dead();
+        return request(nc, Subjects.node(proc.name, "status"), {}, 1000).then(
+          () => true,
+          () => false,
+        );
+      }, timeoutMs);
+    } finally {
+      await nc.close();
+    }
+  } else if (proc.launch.role === "control-plane") {
+    const kube = new KubeClient(state.apiUrl, state.token, state.ca);
+    await waitFor("the API to answer", async () => {
+      dead();
+      return kube.list(paths.nodes()).then(
+        () => true,
+        () => false,
+      );
+    }, timeoutMs);
+  }
+  io.stdout(`restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms`);
+  return 0;
+}
