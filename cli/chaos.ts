@@ -18,9 +18,12 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { NatsConnection } from "nats";
 import { KubeClient, paths } from "../cluster/kube-client.ts";
 import { connectNats, request } from "../cluster/rpc.ts";
-import { Subjects } from "../cluster/types.ts";
+import { parseDuration } from "../cluster/syntax.ts";
+import { Subjects, type NodeConvergence } from "../cluster/types.ts";
+import { addressViolations, convergenceViolations, expectedConvergence, type AddressCounts, type ClusterObjects, type Violation } from "./invariants.ts";
 import { isAlive, relaunch, stopPid } from "./processes.ts";
 import { readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
 
@@ -28,16 +31,41 @@ export const CHAOS_VERBS = ["kill", "pause", "resume", "restart"] as const;
 export type ChaosVerb = (typeof CHAOS_VERBS)[number];
 
 export const CHAOS_USAGE = `usage: kubewire chaos kill|pause|resume|restart TARGET [--timeout SECONDS]
+       kubewire chaos check [--wait DURATION] [-o json]
 
   TARGET is a node (node-2), nats or control-plane: a process of the cluster \`kubewire up\` started.
   kill      SIGKILL (kill -9): the process is gone until restart
   pause     SIGSTOP: the process hangs, holding its connections; resume: SIGCONT
   restart   stop (SIGTERM, then SIGKILL), start again as \`kubewire up\` did, and wait until it
-            serves again (a node answers, NATS listens, the API answers), --timeout s at most (60)`;
+            serves again (a node answers, NATS listens, the API answers), --timeout s at most (60)
+  check     the invariants every fault must leave intact: no pod IP, pod CIDR, ClusterIP or
+            NodePort held twice; every node converged (routes to exactly the other nodes' pod
+            CIDRs, networks for exactly its live pods, kube-proxy rules equal to what the API's
+            Services and EndpointSlices make, exactly the API's policies); exit 1 on a violation.
+            --wait: keep checking until all hold, that long at most, and say how long it took`;
 
-export type ChaosCommand = { readonly kind: "ok"; readonly verb: ChaosVerb; readonly target: string; readonly timeoutMs: number } | { readonly kind: "invalid"; readonly message: string };
+export type ChaosCommand =
+  | { readonly kind: "ok"; readonly verb: ChaosVerb; readonly target: string; readonly timeoutMs: number }
+  | { readonly kind: "check"; readonly waitMs: number; readonly json: boolean }
+  | { readonly kind: "invalid"; readonly message: string };
 
 export function parseChaosArgs(args: readonly string[]): ChaosCommand {
+  if (args[0] === "check") {
+    let waitMs = 0;
+    let json = false;
+    for (let i = 1; i < args.length; i++) {
+      const a = args[i]!;
+      if (a === "--wait") {
+        const ms = parseDuration(args[++i] ?? "");
+        if (ms === undefined || ms > 600_000) return { kind: "invalid", message: `--wait: want a duration up to 10m like 30s, got "${args[i] ?? ""}"` };
+        waitMs = ms;
+      } else if (a === "-o" || a === "--output") {
+        if (args[++i] !== "json") return { kind: "invalid", message: `--output: only json is supported, got "${args[i] ?? ""}"` };
+        json = true;
+      } else return { kind: "invalid", message: `check: unexpected argument "${a}"` };
+    }
+    return { kind: "check", waitMs, json };
+  }
   const rest = [...args];
   let timeoutMs = 60_000;
   const t = rest.indexOf("--timeout");
@@ -50,7 +78,7 @@ export function parseChaosArgs(args: readonly string[]): ChaosCommand {
   const unknown = rest.find((a) => a.startsWith("-"));
   if (unknown !== undefined) return { kind: "invalid", message: `unknown option "${unknown}"` };
   const [verb, target, extra] = rest;
-  if (verb === undefined) return { kind: "invalid", message: "say what to do: kill, pause, resume or restart" };
+  if (verb === undefined) return { kind: "invalid", message: "say what to do: kill, pause, resume, restart or check" };
   if (!(CHAOS_VERBS as readonly string[]).includes(verb)) return { kind: "invalid", message: `unknown action "${verb}" (kill, pause, resume, restart)` };
   if (target === undefined) return { kind: "invalid", message: `${verb}: name the process: a node (node-1), nats or control-plane` };
   if (extra !== undefined) return { kind: "invalid", message: `unexpected argument "${extra}"` };
@@ -101,6 +129,10 @@ export async function chaos(args: string[], dir: string, io: ChaosIo): Promise<n
     return 2;
   }
   const state = readState(dir);
+  if (cmd.kind === "check") {
+    if (!state) return fail(io, `no cluster running (no ${join(dir, "cluster.json")}); start one with: kubewire up --nodes 3`);
+    return check(state, cmd.waitMs, cmd.json, io);
+  }
   if (!state) {
     io.stderr(`error: no cluster running (no ${join(dir, "cluster.json")}); start one with: kubewire up --nodes 3`);
     return 1;
@@ -185,4 +217,54 @@ async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean
   }
   io.stdout(`restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms`);
   return 0;
+}
+
+/** The API's objects the invariants read, and every node's account of what it installed. */
+export async function clusterCheck(kube: KubeClient, nc: NatsConnection): Promise<{ violations: Violation[]; counts: AddressCounts; nodes: string[] }> {
+  const [nodes, pods, services, endpointSlices, networkPolicies, clusterNetworkPolicies] = await Promise.all([
+    kube.list(paths.nodes()),
+    kube.list(paths.pods()),
+    kube.list("/api/v1/services"),
+    kube.list("/apis/discovery.k8s.io/v1/endpointslices"),
+    kube.list("/apis/networking.k8s.io/v1/networkpolicies"),
+    kube.list("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"),
+  ]);
+  const objects: ClusterObjects = { nodes, pods, services, endpointSlices, networkPolicies, clusterNetworkPolicies };
+  const addresses = addressViolations(objects);
+  const names = nodes.map((n) => n.metadata.name ?? "").filter((n) => n !== "").sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+  const answers = await Promise.all(
+    names.map((n) =>
+      request<NodeConvergence>(nc, Subjects.node(n, "converged"), {}, 5000).then(
+        (c) => ({ c, why: undefined }),
+        (err: unknown) => ({ c: undefined, why: (err as Error)?.message ?? String(err) }),
+      ),
+    ),
+  );
+  const violations = [...addresses.violations, ...names.flatMap((n, i) => convergenceViolations(n, expectedConvergence(n, objects), answers[i]!.c, answers[i]!.why))];
+  return { violations, counts: addresses.counts, nodes: names };
+}
+
+async function check(state: ClusterState, waitMs: number, json: boolean, io: ChaosIo): Promise<number> {
+  const kube = new KubeClient(state.apiUrl, state.token, state.ca);
+  const nc = await connectNats(state.natsUrl, "kubewire-cli");
+  const started = Date.now();
+  try {
+    for (;;) {
+      const r = await clusterCheck(kube, nc);
+      const tookMs = Date.now() - started;
+      if (r.violations.length === 0 || tookMs >= waitMs) {
+        if (json) io.stdout(JSON.stringify({ holds: r.violations.length === 0, checkedForMs: tookMs, nodes: r.nodes, counts: r.counts, violations: r.violations }, null, 2));
+        else {
+          const c = r.counts;
+          io.stdout(`addresses: ${c.podIps} pod IPs, ${c.podCidrs} pod CIDRs, ${c.clusterIps} ClusterIPs, ${c.nodePorts} NodePorts`);
+          for (const v of r.violations) io.stdout(`VIOLATED ${v.invariant}: ${v.message}`);
+          io.stdout(r.violations.length === 0 ? `all invariants hold on ${r.nodes.length} node(s)${waitMs > 0 ? ` (after ${tookMs} ms)` : ""}` : `${r.violations.length} violation(s)${waitMs > 0 ? ` after ${tookMs} ms of checking` : ""}`);
+        }
+        return r.violations.length === 0 ? 0 : 1;
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  } finally {
+    await nc.close();
+  }
 }

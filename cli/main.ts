@@ -9,7 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
 import type { NatsConnection } from "nats";
 import { loadClusterConfig, loadNodeAgentConfig } from "../cluster/config.ts";
-import { isDns1123Label } from "../cluster/syntax.ts";
+import { isDns1123Label, parseDuration } from "../cluster/syntax.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../cluster/kube-client.ts";
 import { nodeIsReady, nodeRecordFrom } from "../cluster/kube-objects.ts";
 import { generateServingCert } from "../cluster/tls.ts";
@@ -308,9 +308,9 @@ const TCP_FLAG_NAMES: Array<[number, string]> = [[0x02, "SYN"], [0x10, "ACK"], [
 
 /** "5m", "30s", "2h" -> milliseconds. */
 function duration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
-  if (!m) throw new CliError(`--since: want a duration like 30s, 5m or 1h, got "${text}"`, 2);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new CliError(`--since: want a duration like 30s, 5m or 1h, got "${text}"`, 2);
+  return ms;
 }
 
 /** One flow as `hubble observe` prints it (compact). */

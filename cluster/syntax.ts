@@ -150,3 +150,9 @@ export const isQualifiedName = (value: string): boolean => qualifiedNameErrors(v
 export const isValidLabelValue = (value: string): boolean => labelValueErrors(value).length === 0;
 export const isValidPortNum = (port: number): boolean => portNumErrors(port).length === 0;
 export const isValidPortName = (port: string): boolean => portNameErrors(port).length === 0;
+
+/** "500ms", "30s", "5m", "1.5h" -> milliseconds (a Go-like duration with one unit); undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  return m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"] : undefined;
+}

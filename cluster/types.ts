@@ -60,13 +60,29 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy" | "converged";
 
 /** Whether a node's policy engine holds a policy, and at which resourceVersion (programming latency). */
 export interface PolicyStateRequest {
   kind: "NetworkPolicy" | "ClusterNetworkPolicy";
   namespace?: string;
   name: string;
+}
+
+/**
+ * What a node has installed, for comparison with what the API holds (`kubewire chaos check`):
+ * every part is level state the node derives from its watches, so a converged node equals the
+ * same derivation from the API's objects.
+ */
+export interface NodeConvergence {
+  /** Pod CIDRs of the other nodes routed over the VXLAN device, sorted. */
+  peerRoutes: string[];
+  /** Pods with a network on the node, "namespace/name", sorted. */
+  pods: string[];
+  /** kube-proxy's installed state (node-agent/proxy/model.ts proxyStateSummary). */
+  proxy: { servicePorts: number; endpoints: number; digest: string };
+  /** The policies the node's engine holds: "NetworkPolicy/ns/name" or "ClusterNetworkPolicy//name" -> resourceVersion. */
+  policies: Record<string, string>;
 }
 
 export interface PolicyStateResponse {

@@ -24,6 +24,7 @@ import {
   type NodeRecord,
   type LogsRequest,
   type NodeStatus,
+  type NodeConvergence,
   type ObserveRequest,
   type PolicyStateRequest,
   type PolicyStateResponse,
@@ -55,7 +56,7 @@ import { QTYPE, encodeQuery } from "./dns/wire.ts";
 import { runTool, TOOL_NAMES } from "./tools/index.ts";
 import type { ProxyBackend } from "./proxy/backend.ts";
 import { createBackend } from "./proxy/index.ts";
-import { ChangeTracker, serviceKeyOf } from "./proxy/model.ts";
+import { ChangeTracker, proxyStateSummary, serviceKeyOf } from "./proxy/model.ts";
 import { Proxier } from "./proxy/proxier.ts";
 import { ProxySockets } from "./proxy/sockets.ts";
 import { DnsStats, type DnsBackend } from "./apps/dns.ts";
@@ -853,6 +854,14 @@ export class NodeAgent {
       const rv = this.policyVersions.get(`${req?.kind}/${req?.namespace ?? ""}/${req?.name}`);
       return { present: rv !== undefined, ...(rv !== undefined ? { resourceVersion: rv } : {}), generation: this.policy.generation };
     });
+
+    on("converged", async (): Promise<NodeConvergence> => ({
+      peerRoutes: this.net.peerRoutes(),
+      // Pod keys are "namespace.name": a namespace has no dot, so the first one splits them.
+      pods: this.net.podKeys().map((k) => k.replace(".", "/")).sort(),
+      proxy: proxyStateSummary(this.proxier?.state ?? { servicePorts: [] }),
+      policies: Object.fromEntries(this.policyVersions),
+    }));
 
     on("logs", async (req: LogsRequest): Promise<string> => {
       const lines = this.podLogs.get(`${req.namespace}.${req.pod}`) ?? [];

@@ -14,7 +14,7 @@
  * This module is the whole wiring of a node, shared by the node-agent process and the
  * deterministic simulation: they differ only in the overlay transport they hand it.
  */
-import { mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../cluster/addressing.ts";
+import { formatCidr, mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../cluster/addressing.ts";
 import type { NodeRecord, PodRecord, TraceHop } from "../cluster/types.ts";
 import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
 import { ETHERNET_HEADER_LEN, parseIpv4Addr, parseMac, readU16, readU32, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
@@ -248,6 +248,15 @@ export class NodeNetwork {
 
   podKeys(): string[] {
     return [...this.pods.keys()];
+  }
+
+  /** The pod CIDRs the VXLAN device routes to (one per peer node, as syncPeers installed them). */
+  peerRoutes(): string[] {
+    return this.root.routes
+      .list()
+      .filter((r) => r.dev === Devices.vtep)
+      .map((r) => formatCidr(r.dst))
+      .sort();
   }
 
   pod(key: string): PodNetwork | undefined {

@@ -18,6 +18,7 @@ import type { Cidr } from "../../cluster/addressing.ts";
 import { parseCidr } from "../../cluster/addressing.ts";
 import { IpProtocol, formatIpv4, parseIpv4Addr, type Ipv4Addr } from "../../overlay/wire/index.ts";
 import { asArray as arr, asObject as obj, asPort as port, asString as str } from "../../cluster/untrusted.ts";
+import { fnv1a32String } from "../../cluster/hash.ts";
 
 export type ProxyMode = "iptables" | "ipvs" | "nftables";
 export const PROXY_MODES: readonly ProxyMode[] = ["iptables", "ipvs", "nftables"];
@@ -367,4 +368,40 @@ export class ChangeTracker {
     const servicePorts = [...next.values()].flat().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.protocol - b.protocol));
     return { state: { servicePorts }, changed: full ? undefined : changed, removed };
   }
+}
+
+/**
+ * The state a node's kube-proxy would build from these objects: the same tracker and the same
+ * reading of Services and EndpointSlices the node runs (serviceKeyOf, endpointsOf), so a client
+ * can compare what a node installed with what the API holds (`kubewire chaos check`).
+ */
+export function proxyStateOf(services: readonly ServiceLike[], slices: readonly EndpointSliceLike[], nodeName: string): ProxyState {
+  const tracker = new ChangeTracker(nodeName);
+  for (const svc of services) {
+    const key = serviceKeyOf(svc, false);
+    if (key !== undefined) tracker.service(key, svc);
+  }
+  for (const slice of slices) {
+    const key = serviceKeyOf(slice, true);
+    if (key !== undefined) tracker.slice(key, slice.metadata.name ?? "", slice);
+  }
+  return tracker.take().state;
+}
+
+export interface ProxyStateSummary {
+  readonly servicePorts: number;
+  readonly endpoints: number;
+  /** FNV-1a over every service port's addresses and its endpoints with their conditions. */
+  readonly digest: string;
+}
+
+/** A short fingerprint of a proxy state: equal states, equal summaries (node-independent). */
+export function proxyStateSummary(state: ProxyState): ProxyStateSummary {
+  let endpoints = 0;
+  const lines = state.servicePorts.map((sp) => {
+    endpoints += sp.endpoints.length;
+    const eps = sp.endpoints.map((e) => `${formatIpv4(e.ip)}:${e.port}${e.ready ? "" : "/not-ready"}${e.serving ? "" : "/not-serving"}${e.terminating ? "/terminating" : ""}`);
+    return `${sp.id}/${protocolName(sp.protocol)} ${formatIpv4(sp.clusterIP)}:${sp.port} nodePort=${sp.nodePort} -> ${eps.join(",")}`;
+  });
+  return { servicePorts: state.servicePorts.length, endpoints, digest: fnv1a32String(lines.join("\n")).toString(16).padStart(8, "0") };
 }

@@ -45,11 +45,13 @@ async function untilAToB(what: string): Promise<void> {
 
 beforeAll(async () => {
   cluster = await TestCluster.start({ nodes: 2 });
-  await cluster.apply(netexecPod("a", "node-1", { app: "a" }));
-  await cluster.apply(netexecPod("b", "node-2", { app: "b" }));
+  await cluster.apply(netexecPod("a", "node-1", { app: "a", chaos: "ab" }));
+  await cluster.apply(netexecPod("b", "node-2", { app: "b", chaos: "ab" }));
   a = await cluster.waitForPodRunning("default", "a");
   b = await cluster.waitForPodRunning("default", "b");
   await untilAToB("a reaching b");
+  // A service with endpoints on both nodes, so convergence covers kube-proxy's rules too.
+  await cluster.apply({ apiVersion: "v1", kind: "Service", metadata: { name: "ab" }, spec: { selector: { chaos: "ab" }, ports: [{ port: 80, targetPort: 8080 }] } });
 }, 120_000);
 
 afterAll(async () => {
@@ -57,6 +59,15 @@ afterAll(async () => {
 });
 
 describe("kubewire chaos on processes", () => {
+  it("check: on a healthy cluster every invariant holds", async () => {
+    const r = await cluster.kubewire(["chaos", "check", "--wait", "30s", "-o", "json"]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { holds: boolean; nodes: string[]; counts: { podIps: number; clusterIps: number } };
+    expect(out).toMatchObject({ holds: true, nodes: ["node-1", "node-2"] });
+    expect(out.counts.podIps).toBeGreaterThanOrEqual(4);
+    expect(out.counts.clusterIps).toBeGreaterThanOrEqual(2);
+  });
+
   it("pause stops the node's process (SIGSTOP) and its pods stop answering; resume brings them back", async () => {
     const pid = pidOf("node-2");
     expect(await chaos("pause", "node-2")).toMatch(/^paused node-2 \(pid \d+, SIGSTOP\)/);
@@ -77,6 +88,10 @@ describe("kubewire chaos on processes", () => {
     const again = await cluster.kubewire(["chaos", "kill", "node-2"]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/node-2 is not running .* kubewire chaos restart node-2/);
+    // The check sees the dead node.
+    const check = await cluster.kubewire(["chaos", "check"]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toMatch(/VIOLATED convergence: node-2 did not answer/);
     expect(await chaos("restart", "node-2")).toMatch(/^restarted node-2: pid \(not running\) -> \d+, serving again after \d+ ms/);
     const next = pidOf("node-2");
     expect(next).not.toBe(pid);
@@ -104,6 +119,12 @@ describe("kubewire chaos on processes", () => {
     await cluster.apply(netexecPod("after-cp", "node-1", { app: "late" }));
     await cluster.waitForPodRunning("default", "after-cp", 60_000);
     await untilAToB("a reaching b after the control-plane restart");
+  });
+
+  it("check: after every restart, all invariants hold again (routes, pods, kube-proxy rules, addresses)", async () => {
+    const r = await cluster.kubewire(["chaos", "check", "--wait", "60s"], { timeoutMs: 90_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/all invariants hold on 2 node\(s\)/);
   });
 
   it("refuses an unknown action or process with the ones there are (exit 2)", async () => {

@@ -10,6 +10,8 @@ describe("kubewire chaos command line", () => {
   it("takes an action and a target, and a timeout", () => {
     expect(parseChaosArgs(["kill", "node-2"])).toEqual({ kind: "ok", verb: "kill", target: "node-2", timeoutMs: 60_000 });
     expect(parseChaosArgs(["restart", "--timeout", "5", "nats"])).toEqual({ kind: "ok", verb: "restart", target: "nats", timeoutMs: 5000 });
+    expect(parseChaosArgs(["check"])).toEqual({ kind: "check", waitMs: 0, json: false });
+    expect(parseChaosArgs(["check", "--wait", "30s", "-o", "json"])).toEqual({ kind: "check", waitMs: 30_000, json: true });
   });
 
   it("says what is wrong, as a value", () => {
@@ -17,7 +19,9 @@ describe("kubewire chaos command line", () => {
       const r = parseChaosArgs(args);
       return r.kind === "invalid" ? r.message : "";
     };
-    expect(message([])).toMatch(/kill, pause, resume or restart/);
+    expect(message([])).toMatch(/kill, pause, resume, restart or check/);
+    expect(message(["check", "--wait", "forever"])).toMatch(/--wait: want a duration/);
+    expect(message(["check", "node-1"])).toBe('check: unexpected argument "node-1"');
     expect(message(["frob", "node-1"])).toBe('unknown action "frob" (kill, pause, resume, restart)');
     expect(message(["pause"])).toMatch(/name the process/);
     expect(message(["pause", "node-1", "node-2"])).toBe('unexpected argument "node-2"');
