@@ -32,6 +32,7 @@ export type ChaosVerb = (typeof CHAOS_VERBS)[number];
 
 export const CHAOS_USAGE = `usage: kubewire chaos kill|pause|resume|restart TARGET [--timeout SECONDS]
        kubewire chaos check [--wait DURATION] [-o json]
+       kubewire chaos run SCENARIO.yaml [-o json]
 
   TARGET is a node (node-2), nats or control-plane: a process of the cluster \`kubewire up\` started.
   kill      SIGKILL (kill -9): the process is gone until restart
@@ -42,7 +43,9 @@ export const CHAOS_USAGE = `usage: kubewire chaos kill|pause|resume|restart TARG
             NodePort held twice; every node converged (routes to exactly the other nodes' pod
             CIDRs, networks for exactly its live pods, kube-proxy rules equal to what the API's
             Services and EndpointSlices make, exactly the API's policies); exit 1 on a violation.
-            --wait: keep checking until all hold, that long at most, and say how long it took`;
+            --wait: keep checking until all hold, that long at most, and say how long it took
+  run       a scenario file: faults at their times during a \`kubewire load\`, then the invariants
+            (and no write the API acknowledged during the run lost), recovery time per step`;
 
 export type ChaosCommand =
   | { readonly kind: "ok"; readonly verb: ChaosVerb; readonly target: string; readonly timeoutMs: number }
@@ -129,56 +132,59 @@ export async function chaos(args: string[], dir: string, io: ChaosIo): Promise<n
     return 2;
   }
   const state = readState(dir);
-  if (cmd.kind === "check") {
-    if (!state) return fail(io, `no cluster running (no ${join(dir, "cluster.json")}); start one with: kubewire up --nodes 3`);
-    return check(state, cmd.waitMs, cmd.json, io);
-  }
   if (!state) {
     io.stderr(`error: no cluster running (no ${join(dir, "cluster.json")}); start one with: kubewire up --nodes 3`);
     return 1;
   }
+  if (cmd.kind === "check") return check(state, cmd.waitMs, cmd.json, io);
   const found = findProcess(state, cmd.target);
   if (found.kind === "invalid") {
     io.stderr(`error: chaos ${cmd.verb}: ${found.message}`);
     return 2;
   }
-  const proc = found.process;
+  const r = await processAction(state, found.process, cmd.verb, cmd.timeoutMs);
+  if (r.ok) io.stdout(r.message);
+  else io.stderr(`error: ${r.message}`);
+  return r.ok ? 0 : 1;
+}
+
+/** The outcome of one process action: what happened, in one line. */
+export interface ActionResult {
+  readonly ok: boolean;
+  readonly message: string;
+}
+
+/** kill, pause, resume or restart one process of the cluster (`kubewire chaos VERB`, and `chaos run`'s steps). */
+export async function processAction(state: ClusterState, proc: ClusterProcess, verb: ChaosVerb, timeoutMs: number): Promise<ActionResult> {
   const alive = isAlive(proc.pid) && procState(proc.pid) !== "Z";
+  const bad = (message: string): ActionResult => ({ ok: false, message });
   try {
-    switch (cmd.verb) {
+    switch (verb) {
       case "kill":
-        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid}); start it with: kubewire chaos restart ${proc.name}`);
+        if (!alive) return bad(`${proc.name} is not running (pid ${proc.pid}); start it with: kubewire chaos restart ${proc.name}`);
         process.kill(proc.pid, "SIGKILL");
-        await waitFor(`${proc.name} (pid ${proc.pid}) to die`, () => !isAlive(proc.pid) || procState(proc.pid) === "Z", cmd.timeoutMs);
-        io.stdout(`killed ${proc.name} (pid ${proc.pid}, SIGKILL)`);
-        return 0;
+        await waitFor(`${proc.name} (pid ${proc.pid}) to die`, () => !isAlive(proc.pid) || procState(proc.pid) === "Z", timeoutMs);
+        return { ok: true, message: `killed ${proc.name} (pid ${proc.pid}, SIGKILL)` };
       case "pause":
-        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid})`);
+        if (!alive) return bad(`${proc.name} is not running (pid ${proc.pid})`);
         process.kill(proc.pid, "SIGSTOP");
-        await waitFor(`${proc.name} (pid ${proc.pid}) to stop`, () => procState(proc.pid) === "T", cmd.timeoutMs);
-        io.stdout(`paused ${proc.name} (pid ${proc.pid}, SIGSTOP); resume with: kubewire chaos resume ${proc.name}`);
-        return 0;
+        await waitFor(`${proc.name} (pid ${proc.pid}) to stop`, () => procState(proc.pid) === "T", timeoutMs);
+        return { ok: true, message: `paused ${proc.name} (pid ${proc.pid}, SIGSTOP); resume with: kubewire chaos resume ${proc.name}` };
       case "resume":
-        if (!alive) return fail(io, `${proc.name} is not running (pid ${proc.pid})`);
+        if (!alive) return bad(`${proc.name} is not running (pid ${proc.pid})`);
         process.kill(proc.pid, "SIGCONT");
-        await waitFor(`${proc.name} (pid ${proc.pid}) to run`, () => procState(proc.pid) !== "T", cmd.timeoutMs);
-        io.stdout(`resumed ${proc.name} (pid ${proc.pid}, SIGCONT)`);
-        return 0;
+        await waitFor(`${proc.name} (pid ${proc.pid}) to run`, () => procState(proc.pid) !== "T", timeoutMs);
+        return { ok: true, message: `resumed ${proc.name} (pid ${proc.pid}, SIGCONT)` };
       case "restart":
-        return await restart(state, proc, alive, cmd.timeoutMs, io);
+        return await restart(state, proc, alive, timeoutMs);
     }
   } catch (err) {
-    return fail(io, `chaos ${cmd.verb} ${proc.name}: ${(err as Error).message}`);
+    return bad(`chaos ${verb} ${proc.name}: ${(err as Error).message}`);
   }
 }
 
-function fail(io: ChaosIo, message: string): number {
-  io.stderr(`error: ${message}`);
-  return 1;
-}
-
-async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean, timeoutMs: number, io: ChaosIo): Promise<number> {
-  if (!proc.launch) return fail(io, `${proc.name} was started by an older kubewire that did not record how; restart the cluster (kubewire down; kubewire up)`);
+async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean, timeoutMs: number): Promise<ActionResult> {
+  if (!proc.launch) return { ok: false, message: `${proc.name} was started by an older kubewire that did not record how; restart the cluster (kubewire down; kubewire up)` };
   const started = Date.now();
   if (alive) {
     // A stopped process cannot handle SIGTERM: let it run first, as docker restart does.
@@ -215,8 +221,7 @@ async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean
       );
     }, timeoutMs);
   }
-  io.stdout(`restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms`);
-  return 0;
+  return { ok: true, message: `restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms` };
 }
 
 /** The API's objects the invariants read, and every node's account of what it installed. */

@@ -34,7 +34,9 @@ import { pcapGlobalHeader, pcapRecord } from "../overlay/pcap.ts";
 import { formatExplain } from "../node-agent/policy/engine.ts";
 import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
+import { load, loadPreflight } from "./load.ts";
 import { chaos } from "./chaos.ts";
+import { chaosRun, loadDriver } from "./chaos-run.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
 import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
@@ -62,6 +64,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      flow records of every node (pods' traffic and every drop, with its reason)
   chaos kill|pause|resume|restart NODE|nats|control-plane
                                      process faults: SIGKILL, SIGSTOP, SIGCONT, or stop and start again as up did
+  chaos check [--wait D] [-o json]   the invariants: no address held twice, every node converged
+  chaos run SCENARIO.yaml [-o json]  timed process and network faults during a load, then the invariants
   policy explain FROM TO [--port P[/PROTO]]
                                      which policies select each side, which rule decides, the verdict
                                      (FROM, TO: NS/POD, POD or IP); exit 1 when denied
@@ -79,6 +83,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      query) and print every hop it met; a NAME is resolved in the pod
   capture --node NODE --dev DEV -w FILE [--count N | --seconds S]
                                      capture a device of a node to a pcap file
+  load TARGET [--scenario http|tcp-rr|tcp-stream|udp-rr] [--rate R] [--connections N] [--duration 10s] [--threshold EXPR]... [-o json]
+                                     load from pods on every node (or the host, nodeport/NAME); see kubewire load --help
 
 ${PROBE_USAGE.replace(/^usage: kubewire /, "  ")}
 
@@ -731,11 +737,22 @@ export async function main(argv: string[]): Promise<number> {
       const pre = probePreflight(rest);
       return pre.kind === "exit" ? pre.code : withCluster(pre.stateDir, (nc, kube) => probe(rest, { kube, nc }));
     }
+    case "load": {
+      const pre = loadPreflight(rest);
+      return pre.kind === "exit" ? pre.code : withCluster(pre.stateDir, (nc, kube) => load(rest, { kube, nc }));
+    }
     case "chaos": {
       // --state-dir is the one global flag chaos takes; the rest is its own grammar.
       const at = rest.indexOf("--state-dir");
       const dir = stateDir(at >= 0 ? rest[at + 1] : undefined);
       if (at >= 0) rest.splice(at, 2);
+      if (rest[0] === "run") {
+        const [, file, ...more] = rest;
+        const json = more.length === 2 && (more[0] === "-o" || more[0] === "--output") && more[1] === "json";
+        if (!file || file.startsWith("-") || (more.length > 0 && !json)) throw new CliError("chaos run: usage: kubewire chaos run SCENARIO.yaml [-o json]", 2);
+        const io = { stdout: (l: string) => console.log(l), stderr: (l: string) => console.error(l) };
+        return withCluster(dir, (nc, kube) => chaosRun(file, json, { kube, nc, stateDir: dir, load: loadDriver(kube, nc, io.stderr), ...io }));
+      }
       return chaos(rest, dir, { stdout: (l) => console.log(l), stderr: (l) => console.error(l) });
     }
     case "get":

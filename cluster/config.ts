@@ -24,9 +24,9 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_API_TOKEN: "bearer token the Kubernetes API requires (control plane)",
   KUBEWIRE_API_TLS_CERT: "PEM file of the API's serving certificate; a self-signed one is made when unset",
   KUBEWIRE_API_TLS_KEY: "PEM file of the API's serving key",
-  KUBEWIRE_NODE_GRACE_SECONDS: "seconds without heartbeats before a node goes NotReady",
-  KUBEWIRE_POD_EVICTION_SECONDS: "seconds a node stays NotReady before its pods are evicted",
-  KUBEWIRE_HEARTBEAT_SECONDS: "how often a node-agent sends its heartbeat",
+  KUBEWIRE_NODE_GRACE_SECONDS: "seconds without a Lease renewal or Ready heartbeat before a node is Ready Unknown and tainted unreachable (kube-controller-manager --node-monitor-grace-period; 10)",
+  KUBEWIRE_DEFAULT_TOLERATION_SECONDS: "tolerationSeconds of the not-ready/unreachable NoExecute tolerations given to pods without one: how long their node may be bad before they are evicted (kube-apiserver --default-unreachable-toleration-seconds, 300 there; 20)",
+  KUBEWIRE_HEARTBEAT_SECONDS: "how often a node-agent renews its Lease in kube-node-lease; the lease lasts 4 times that (kubelet's renew interval fraction 0.25; 1)",
   KUBEWIRE_EVENT_TTL_SECONDS: "seconds an Event is kept after its lastTimestamp (kube-apiserver --event-ttl)",
   KUBEWIRE_TOMBSTONE_TTL_SECONDS: "seconds a deleted object's delete marker stays in the store before it is purged",
   KUBEWIRE_HOUSEKEEPING_SECONDS: "how often the control plane expires Events and purges old delete markers",
@@ -93,8 +93,10 @@ export interface ControlPlaneConfig extends ClusterConfig {
   /** Paths of the serving certificate and key; both or neither. */
   apiTlsCert?: string;
   apiTlsKey?: string;
+  /** nodeMonitorGracePeriod. */
   nodeGraceSeconds: number;
-  podEvictionSeconds: number;
+  /** The DefaultTolerationSeconds admission plugin's tolerationSeconds. */
+  defaultTolerationSeconds: number;
   /** Events expire this long after their lastTimestamp. */
   eventTtlSeconds: number;
   /** Delete markers older than this are purged from the store (a watch from before gets 410). */
@@ -225,6 +227,29 @@ function dnsUpstream(env: Env, readResolvConf: () => string): string[] {
   return out;
 }
 
+/** The address `hostname` has in an /etc/hosts text (the first IPv4 line naming it), if any. */
+export function hostsAddressOf(hostsText: string, hostname: string): string | undefined {
+  for (const line of hostsText.split("\n")) {
+    const [ip, ...names] = line.replace(/#.*/, "").trim().split(/\s+/);
+    if (ip !== undefined && parseIpv4Addr(ip) !== undefined && names.some((n) => n.toLowerCase() === hostname.toLowerCase())) return ip;
+  }
+  return undefined;
+}
+
+/**
+ * The node-agent's environment with the machine's identity filled in where none is given, as a
+ * kubelet names itself after its hostname (lower-cased) and takes the address its hostname
+ * resolves to: KUBEWIRE_NODE_NAME from `hostname`, KUBEWIRE_HOST_ADDRESS from /etc/hosts (where
+ * Docker writes each container's own address; 127.0.1.1 on a Debian host), else unset. This is
+ * what lets every replica of one compose service be its own node.
+ */
+export function withMachineIdentity(env: Env, machine: { hostname: string; hostsText: string }): Env {
+  const out: Record<string, string | undefined> = { ...env };
+  if (out.KUBEWIRE_NODE_NAME === undefined) out.KUBEWIRE_NODE_NAME = machine.hostname.toLowerCase();
+  if (out.KUBEWIRE_HOST_ADDRESS === undefined) out.KUBEWIRE_HOST_ADDRESS = hostsAddressOf(machine.hostsText, machine.hostname);
+  return out;
+}
+
 export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () => string = () => readFileSync("/etc/resolv.conf", "utf8")): NodeAgentConfig {
   const nodeName = env.KUBEWIRE_NODE_NAME;
   if (!nodeName) throw new ConfigError("KUBEWIRE_NODE_NAME", "required");
@@ -266,7 +291,7 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
     apiPort: Number(m[2]),
     apiToken,
     nodeGraceSeconds: int(env, "KUBEWIRE_NODE_GRACE_SECONDS", 10, 1, 3600),
-    podEvictionSeconds: int(env, "KUBEWIRE_POD_EVICTION_SECONDS", 5, 0, 3600),
+    defaultTolerationSeconds: int(env, "KUBEWIRE_DEFAULT_TOLERATION_SECONDS", 20, 0, 86400),
     eventTtlSeconds: int(env, "KUBEWIRE_EVENT_TTL_SECONDS", 3600, 1, 365 * 86400),
     tombstoneTtlSeconds: int(env, "KUBEWIRE_TOMBSTONE_TTL_SECONDS", 300, 0, 86400),
     housekeepingSeconds: int(env, "KUBEWIRE_HOUSEKEEPING_SECONDS", 60, 1, 3600),

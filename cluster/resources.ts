@@ -63,6 +63,9 @@ export const RESOURCES: readonly ResourceInfo[] = [
   // The network-policy-api project's cluster-wide policy (kubernetes-sigs/network-policy-api,
   // v1alpha2), served as if its CRD were installed.
   { group: "policy.networking.k8s.io", version: "v1alpha2", plural: "clusternetworkpolicies", singular: "clusternetworkpolicy", kind: "ClusterNetworkPolicy", namespaced: false, shortNames: ["cnp"], subresources: ["status"], source: "crd" },
+  // kubewire's network faults (node-agent/faults/), shaped after Chaos Mesh's NetworkChaos and
+  // served like a CRD-defined kind.
+  { group: "chaos.kubewire.io", version: "v1alpha1", plural: "networkchaos", singular: "networkchaos", kind: "NetworkChaos", namespaced: true, shortNames: ["netchaos"], categories: ["chaos"], subresources: ["status"], source: "crd" },
 ];
 
 export function groupVersion(r: Pick<ResourceInfo, "group" | "version">): string {

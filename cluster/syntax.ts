@@ -151,8 +151,21 @@ export const isValidLabelValue = (value: string): boolean => labelValueErrors(va
 export const isValidPortNum = (port: number): boolean => portNumErrors(port).length === 0;
 export const isValidPortName = (port: string): boolean => portNameErrors(port).length === 0;
 
-/** "500ms", "30s", "5m", "1.5h" -> milliseconds (a Go-like duration with one unit); undefined when malformed. */
+/** A Go duration (time.ParseDuration: "50ms", "1.5s", "1m30s"), as Kubernetes and Chaos Mesh fields take it. */
+export const GO_DURATION_PATTERN = "^(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|ms|s|m|h))+$";
+const GO_DURATION = new RegExp(GO_DURATION_PATTERN, "u");
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration in milliseconds ("500ms", "30s", "1m30s"); undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  return m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"] : undefined;
+  const t = text.trim();
+  if (!GO_DURATION.test(t)) return undefined;
+  let ms = 0;
+  for (const m of t.matchAll(/([0-9]*\.?[0-9]*)(ns|us|µs|ms|s|m|h)/gu)) ms += Number(m[1]) * DURATION_UNIT_MS[m[2]!]!;
+  return ms;
 }
+
+/** A percentage as Chaos Mesh writes it ("25", "0.5"; a trailing "%" as tc takes it). */
+export const PERCENT_PATTERN = "^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%?$";
+/** A tc rate (tc(8) units: bit, kbit, mbit, gbit per second; bps, kbps, mbps, gbps bytes per second). */
+export const TC_RATE_PATTERN = "^[0-9]+(\\.[0-9]+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$";

@@ -46,8 +46,13 @@ export interface PodRecord {
 
 export const Subjects = {
   registerNode: "kubewire.cp.nodes.register",
-  /** A node-agent's heartbeat: kubewire.cp.heartbeat.<node>. */
+  /**
+   * A node-agent's Lease renewal (LeaseRenewRequest): kubewire.cp.heartbeat.<node>, the node in
+   * the subject so a node may renew only its own Lease (kube-node-lease/<node>).
+   */
   heartbeat: (node: string) => `kubewire.cp.heartbeat.${node}`,
+  /** The kubelet's node status update: its Ready condition (NodeStatusRequest). */
+  nodeStatus: "kubewire.cp.nodes.status",
   /** The kubelet's pod status update. */
   podStatus: "kubewire.cp.pods.status",
   /** The kubelet's last word on a gracefully deleted pod: torn down, remove it. */
@@ -60,7 +65,7 @@ export const Subjects = {
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
 } as const;
 
-export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy" | "converged";
+export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy" | "load" | "converged";
 
 /** Whether a node's policy engine holds a policy, and at which resourceVersion (programming latency). */
 export interface PolicyStateRequest {
@@ -171,6 +176,24 @@ export interface PodStatusRequest {
    */
   terminated?: { exitCode: number; startedAt: string; finishedAt: string };
 }
+/**
+ * The kubelet's nodelease controller's renewal of kube-node-lease/<node>: renewTime from the
+ * node's clock (metav1.MicroTime), leaseDurationSeconds as the kubelet's
+ * --node-lease-duration-seconds.
+ */
+export interface LeaseRenewRequest {
+  renewTime: string;
+  leaseDurationSeconds: number;
+}
+
+/** The kubelet's node status update of its Ready condition (pkg/kubelet/nodestatus ReadyCondition). */
+export interface NodeStatusRequest {
+  name: string;
+  ready: boolean;
+  /** Why the node is not ready (the condition's message). */
+  message?: string;
+}
+
 export interface PodFinalizeRequest {
   namespace: string;
   name: string;
@@ -191,12 +214,22 @@ export interface ExecRequest {
   argv: string[];
 }
 
-/** Impairments for a node's underlay link, or one pod's veth (probabilities in [0, 1], times in ms). */
+/**
+ * Impairments for a node's underlay link, or one pod's veth (probabilities in [0, 1], times in
+ * ms). With `stats: true` nothing is set: the node answers a FaultStatsResponse.
+ */
 export interface FaultRequest {
   pod?: string;
   namespace?: string;
   egress?: FaultSpecRecord;
   ingress?: FaultSpecRecord;
+  stats?: boolean;
+}
+
+/** What each NetworkChaos this node applies did here (cumulative counters, node-agent/faults/netem.ts). */
+export interface FaultStatsResponse {
+  node: string;
+  faults: Array<{ key: string; packets: number; delayed: number; dropped: number; duplicated: number; corrupted: number; reordered: number }>;
 }
 export interface FaultSpecRecord {
   loss?: number;
@@ -272,3 +305,81 @@ export const ErrorCode = {
   Internal: "Internal",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+// ---------------------------------------------------------------------------------------------
+// `kubewire load`: the node verb "load" runs load clients and servers inside pods' netns.
+
+/** netperf's test names where they fit (TCP_RR, TCP_STREAM, UDP_RR), and HTTP to agnhost netexec. */
+export type LoadScenario = "http" | "tcp-rr" | "tcp-stream" | "udp-rr";
+
+/** What one load client runs (a share of the whole run's connections and rate). */
+export interface LoadWorkload {
+  scenario: LoadScenario;
+  /** Where connections go, spread round-robin (a pod IP, a ClusterIP, a node's host address). */
+  targets: { ip: string; port: number }[];
+  connections: number;
+  /** Requests/s over all this client's connections; 0: closed loop, as fast as answers come. */
+  rate: number;
+  durationMs: number;
+  /** A request unanswered this long (or a connect not done) is a timeout error. */
+  timeoutMs: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** How often an interval snapshot is published. */
+  intervalMs: number;
+  /** false: every request on a connection of its own (each one load-balanced afresh). Default true. */
+  reuse?: boolean;
+}
+
+export interface LoadRequest {
+  /** client: run a workload and stream snapshots to `inbox`; server: serve tcp-rr/tcp-stream/udp-rr on `port`; stop: end the run's clients and servers on this node now. */
+  op: "client" | "server" | "stop";
+  runId: string;
+  namespace?: string;
+  pod?: string;
+  /** client: the name its snapshots carry. */
+  worker?: string;
+  inbox?: string;
+  workload?: LoadWorkload;
+  /** server: the port, the scenario and sizes it answers with, and how long it may live at most. */
+  port?: number;
+  scenario?: LoadScenario;
+  requestBytes?: number;
+  responseBytes?: number;
+  lifetimeMs?: number;
+}
+
+/** One server endpoint's share of a client's results (the endpoint as the client's node saw it after DNAT). */
+export interface LoadEndpointStats {
+  /** The server's IP after kube-proxy's DNAT (a pod IP), or the address connected to. */
+  endpoint: string;
+  requests: number;
+  errors: Record<string, number>;
+  bytesSent: number;
+  bytesReceived: number;
+  connects: number;
+  /** Latencies in microseconds, HdrHistogram compressed base64 (hdr-histogram-js encodeIntoCompressedBase64). */
+  latency: string;
+  connectLatency: string;
+}
+
+/** What a load client publishes to its inbox: interval snapshots while it runs, then one final. */
+export interface LoadSnapshot {
+  kind: "interval" | "final";
+  runId: string;
+  worker: string;
+  /** The client's node ("host" for the CLI's own NodePort clients). */
+  node: string;
+  seq: number;
+  /** Since the client started its load. */
+  elapsedMs: number;
+  /** Requests scheduled so far (open loop), requests sent so far. */
+  intended: number;
+  sent: number;
+  /** This interval only: completed requests, errors, bytes, latencies (encoded as above). */
+  interval: { requests: number; errors: number; bytesSent: number; bytesReceived: number; latency: string };
+  /** final: cumulative, by endpoint. */
+  endpoints?: LoadEndpointStats[];
+  /** final: set when the client could not run at all. */
+  error?: string;
+}

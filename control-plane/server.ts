@@ -20,7 +20,10 @@ import {
   ErrorCode,
   Subjects,
   type ExecResult,
+  type FaultStatsResponse,
+  type LeaseRenewRequest,
   type NodeRecord,
+  type NodeStatusRequest,
   type PodFinalizeRequest,
   type PodStatusRequest,
   type RegisterNodeRequest,
@@ -33,8 +36,10 @@ import { resourceByKind } from "../cluster/resources.ts";
 import { ApiError } from "./api/status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject } from "../cluster/store.ts";
 import { Controllers } from "./controllers/runtime.ts";
+import { leaseFresh, NODE_LEASE_NAMESPACE, NodeReadiness, nodeReadyCondition, parseTimeMs } from "./controllers/logic/nodelifecycle.ts";
 import { CloudProvider } from "./cloud/controller.ts";
 import { Housekeeping } from "./housekeeping.ts";
+import { NetworkChaosStatus } from "./controllers/networkchaos.ts";
 import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
 import { advertiseAddress, reconcileKubernetesService } from "./master.ts";
@@ -43,6 +48,7 @@ import { AddonManager } from "./addons.ts";
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
 const NAMESPACES = resourceByKind("Namespace");
+const LEASES = resourceByKind("Lease");
 const BOOTSTRAP_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
 /** How long /readyz waits for the store to answer before reporting it failed. */
 const READY_TIMEOUT_MS = 2000;
@@ -50,11 +56,10 @@ const READY_TIMEOUT_MS = 2000;
 
 export class ControlPlane {
   private subs: Subscription[] = [];
-  /** Last heartbeat per node, in systemClock.monotonicMs(); a restart starts everyone fresh. */
-  readonly heartbeats = new Map<string, number>();
   private controllers!: Controllers;
   private cloud?: CloudProvider;
   private housekeeping?: Housekeeping;
+  private chaosStatus?: NetworkChaosStatus;
   private addons?: AddonManager;
   private api!: ApiServer;
   apiAddress!: { host: string; port: number };
@@ -70,16 +75,21 @@ export class ControlPlane {
   static async start(nc: NatsConnection, cfg: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
     const store = await ObjectStore.open(nc, log);
     let cp: ControlPlane | undefined;
-    const registry = new Registry(store, createAdmission(cfg.serviceCidr), async (pod) => {
-      // Graceful only when a live node-agent will tear the pod down and confirm.
-      const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName;
-      if (!nodeName) return false;
-      // A Node whose stored value is bad (logged by the store) counts as no node: delete at once.
-      const node = await store.get(NODES, undefined, nodeName).catch((err: unknown) => {
+    // A stored value that does not decode (logged by the store) counts as absent.
+    const getOrNone = (r: typeof NODES, namespace: string | undefined, name: string) =>
+      store.get(r, namespace, name).catch((err: unknown) => {
         if (err instanceof StoreError && err.code === StoreErrorCode.Corrupt) return undefined;
         throw err;
       });
-      return !!node && nodeIsReady(node) && !!cp?.heartbeats.has(nodeName);
+    const registry = new Registry(store, createAdmission(cfg.serviceCidr, { defaultTolerationSeconds: cfg.defaultTolerationSeconds }), async (pod) => {
+      // Graceful only when a live node-agent will tear the pod down and confirm: its node is
+      // Ready and its Lease was renewed within the grace period.
+      const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName;
+      if (!nodeName) return false;
+      const node = await getOrNone(NODES, undefined, nodeName);
+      if (!node || !nodeIsReady(node)) return false;
+      const lease = await getOrNone(LEASES, NODE_LEASE_NAMESPACE, nodeName);
+      return leaseFresh(lease as Parameters<typeof leaseFresh>[0], Date.now(), cfg.nodeGraceSeconds * 1000);
     });
     cp = new ControlPlane(nc, cfg, log, store, registry);
     await cp.bootstrap();
@@ -87,24 +97,21 @@ export class ControlPlane {
       serve(nc, Subjects.registerNode, log, (req: RegisterNodeRequest) => cp.registerNode(req)),
       serve(nc, Subjects.podStatus, log, (req: PodStatusRequest) => cp.podStatus(req), { concurrent: true }),
       serve(nc, Subjects.podFinalize, log, (req: PodFinalizeRequest) => cp.podFinalize(req), { concurrent: true }),
-      nc.subscribe(Subjects.heartbeat("*"), {
-        callback: (_err, msg) => {
-          const node = msg.subject.slice(Subjects.heartbeat("").length);
-          const first = !cp.heartbeats.has(node);
-          cp.heartbeats.set(node, systemClock.monotonicMs());
-          if (first) cp.controllers?.nodeHeartbeatStarted(node);
-        },
-      }),
+      serve(nc, Subjects.heartbeat("*"), log, (req: LeaseRenewRequest, msg) => cp.renewLease(msg.subject.slice(Subjects.heartbeat("").length), req), { concurrent: true }),
+      serve(nc, Subjects.nodeStatus, log, (req: NodeStatusRequest) => cp.nodeStatus(req), { concurrent: true }),
     ];
     // The process edge: the real clock and a random seed go in here, nowhere deeper.
     const seed = randomBytes(4).readUInt32LE(0);
-    cp.controllers = new Controllers(registry, cp.heartbeats, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, podEvictionMs: cfg.podEvictionSeconds * 1000, seed, cronMinuteMs: cfg.cronMinuteSeconds * 1000 }, systemClock, log);
+    cp.controllers = new Controllers(registry, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, seed, cronMinuteMs: cfg.cronMinuteSeconds * 1000 }, systemClock, log);
     await cp.controllers.start();
     // What a cloud-controller-manager and the cloud's load balancers would do for type=LoadBalancer.
     cp.cloud = new CloudProvider(registry, { lbCidr: cfg.lbCidr }, systemClock, log.child({ subsystem: "cloud-provider" }));
     await cp.cloud.start();
     cp.housekeeping = new Housekeeping(registry, { eventTtlMs: cfg.eventTtlSeconds * 1000, tombstoneTtlMs: cfg.tombstoneTtlSeconds * 1000, intervalMs: cfg.housekeepingSeconds * 1000 }, log);
     cp.housekeeping.start();
+    // NetworkChaos status from the nodes' fault counters (the `fault` verb with stats).
+    cp.chaosStatus = new NetworkChaosStatus(registry, (node, timeoutMs) => request<FaultStatsResponse>(nc, Subjects.node(node, "fault"), { stats: true }, timeoutMs), systemClock, log.child({ subsystem: "networkchaos-status" }));
+    cp.chaosStatus.start();
     const pods: PodBackend = {
       exec: async (pod, argv) => {
         const nodeName = (pod.spec as { nodeName?: string }).nodeName;
@@ -158,6 +165,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     for (const sub of this.subs) sub.unsubscribe();
     await this.addons?.stop();
+    await this.chaosStatus?.stop();
     await this.housekeeping?.stop();
     await this.cloud?.stop();
     await this.controllers?.stop();
@@ -204,7 +212,8 @@ export class ControlPlane {
       node = await this.registry.create(NODES, undefined, desired);
       this.log.info({ node: record.name, podCidr: record.podCidr, internalIp: record.internalIp }, "node registered");
     } else {
-      node = await this.registry.update(NODES, undefined, record.name, { ...desired, metadata: { ...existing!.metadata, ...(desired.metadata as object), labels: { ...existing!.metadata.labels, ...(desired.metadata as { labels: Record<string, string> }).labels } } } as KubeObject);
+      // The rest of the spec (taints, unschedulable) stays: a kubelet's re-registration keeps them.
+      node = await this.registry.update(NODES, undefined, record.name, { ...desired, metadata: { ...existing!.metadata, ...(desired.metadata as object), labels: { ...existing!.metadata.labels, ...(desired.metadata as { labels: Record<string, string> }).labels } }, spec: { ...(existing!.spec as object), ...(desired.spec as object) } } as KubeObject);
     }
     const now = rfc3339(new Date());
     const maxPods = cidrSize(mustParseCidr(record.podCidr)) - 3;
@@ -310,6 +319,68 @@ export class ControlPlane {
       await this.registry.recordEvent(pod, "Warning", "BackOff", `Container ${containers[0]?.name ?? "app"} exited with code ${term.exitCode}`, "kubelet");
     }
     return { ok: true };
+  }
+
+  /**
+   * The node-agent's Lease renewal, written as the kubelet's nodelease controller writes it
+   * (k8s.io/component-helpers/apimachinery/lease/controller.go newLease): kube-node-lease/<node>,
+   * holderIdentity the node, its leaseDurationSeconds, renewTime from the node's clock, owned
+   * by the Node. Only for a node that exists: a deleted node's Lease goes with it.
+   */
+  private async renewLease(node: string, req: LeaseRenewRequest): Promise<{ ok: true }> {
+    if (!isDns1123Label(node)) throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(node)} is not a DNS-1123 label`);
+    if (typeof req?.renewTime !== "string" || parseTimeMs(req.renewTime) === undefined) throw new RpcError(ErrorCode.Invalid, "renewTime must be an RFC 3339 time");
+    const duration = req.leaseDurationSeconds;
+    if (!Number.isInteger(duration) || duration < 1 || duration > 3600) throw new RpcError(ErrorCode.Invalid, "leaseDurationSeconds must be an integer in [1, 3600]");
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const owner = await this.store.get(NODES, undefined, node);
+        if (!owner) throw new RpcError(ErrorCode.NotFound, `node ${node} not found`);
+        const existing = await this.store.get(LEASES, NODE_LEASE_NAMESPACE, node);
+        const spec = { holderIdentity: node, leaseDurationSeconds: duration, renewTime: req.renewTime };
+        const ownerReferences = [{ apiVersion: "v1", kind: "Node", name: node, uid: owner.metadata.uid! }];
+        if (!existing) {
+          await this.registry.create(LEASES, NODE_LEASE_NAMESPACE, { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: node, namespace: NODE_LEASE_NAMESPACE, ownerReferences }, spec });
+          this.log.info({ node, leaseDurationSeconds: duration }, "node lease created");
+        } else {
+          await this.registry.update(LEASES, NODE_LEASE_NAMESPACE, node, { ...existing, metadata: { ...existing.metadata, ownerReferences }, spec: { ...(existing.spec as object), ...spec } });
+        }
+        return { ok: true };
+      } catch (err) {
+        // A conflict with another write of the Lease (or its creation racing ours): read again.
+        if (attempt >= 3 || !(err instanceof ApiError && err.status.code === 409)) throw err;
+      }
+    }
+  }
+
+  /**
+   * The kubelet's node status update (pkg/kubelet/kubelet_node_status.go tryUpdateNodeStatus):
+   * its Ready condition, True (KubeletReady) or False (KubeletNotReady), heartbeat now; a
+   * transition is recorded as the kubelet records it (NodeReady / NodeNotReady).
+   */
+  private async nodeStatus(req: NodeStatusRequest): Promise<{ ok: true }> {
+    if (typeof req?.name !== "string" || !isDns1123Label(req.name)) throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(req?.name)} is not a DNS-1123 label`);
+    if (typeof req.ready !== "boolean") throw new RpcError(ErrorCode.Invalid, "ready must be a boolean");
+    const message = typeof req.message === "string" ? req.message.slice(0, 1024) : undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const node = await this.store.get(NODES, undefined, req.name);
+        if (!node) throw new RpcError(ErrorCode.NotFound, `node ${req.name} not found`);
+        const typed = node as Parameters<typeof nodeReadyCondition>[0];
+        const condition = nodeReadyCondition(typed, req.ready ? NodeReadiness.Ready : NodeReadiness.NotReady, new Date(), message);
+        const conditions = typed.status?.conditions ?? [];
+        const old = conditions.find((c) => c.type === "Ready");
+        await this.registry.update(NODES, undefined, req.name, { ...node, status: { ...(node.status as object), conditions: [...conditions.filter((c) => c.type !== "Ready"), condition] } } as KubeObject, { subresource: "status" });
+        if (old?.status !== condition.status) {
+          const reason = req.ready ? "NodeReady" : "NodeNotReady";
+          this.log.info({ node: req.name, ready: condition.status, was: old?.status }, "node posted its Ready condition");
+          await this.registry.recordEvent(node, "Normal", reason, `Node ${req.name} status is now: ${reason}`, "kubelet");
+        }
+        return { ok: true };
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof ApiError && err.status.code === 409)) throw err;
+      }
+    }
   }
 
   private async podFinalize(req: PodFinalizeRequest): Promise<{ ok: true }> {

@@ -20,7 +20,10 @@ import {
   type ExecRequest,
   type FaultRequest,
   type FaultSpecRecord,
+  type FaultStatsResponse,
   type ExecResult,
+  type LeaseRenewRequest,
+  type NodeStatusRequest,
   type NodeRecord,
   type LogsRequest,
   type NodeStatus,
@@ -34,6 +37,7 @@ import {
   type ProxyStatus,
   type RegisterNodeRequest,
   type TraceRequest,
+  type LoadRequest,
   OBSERVE_REPLY_MAX,
 } from "../cluster/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
@@ -44,6 +48,7 @@ import { Informer, type ListerWatcher } from "../cluster/informer.ts";
 import { systemClock } from "../cluster/clock.ts";
 import { allocateAddress } from "../cluster/ipam.ts";
 import { Datapath, Tracer } from "./datapath.ts";
+import { ChaosSync } from "./faults/sync.ts";
 import { FlowLog, OBSERVATION_NAMES } from "./flows.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { policyRuleSet } from "./policy/ruleset.ts";
@@ -54,6 +59,8 @@ import { MEMORY_CHECK_MS, MemoryValve } from "./memory.ts";
 import { lookupError, realClock, resolveName } from "./tools/common.ts";
 import { QTYPE, encodeQuery } from "./dns/wire.ts";
 import { runTool, TOOL_NAMES } from "./tools/index.ts";
+import { leaseDurationSeconds, microTime, nodeStatusDue } from "./nodelease.ts";
+import { LoadRuns } from "./load/runs.ts";
 import type { ProxyBackend } from "./proxy/backend.ts";
 import { createBackend } from "./proxy/index.ts";
 import { ChangeTracker, proxyStateSummary, serviceKeyOf } from "./proxy/model.ts";
@@ -80,6 +87,7 @@ const NAMESPACES = resourceByKind("Namespace");
 const CONFIGMAPS = resourceByKind("ConfigMap");
 const NETWORK_POLICIES = resourceByKind("NetworkPolicy");
 const CLUSTER_NETWORK_POLICIES = resourceByKind("ClusterNetworkPolicy");
+const NETWORK_CHAOS = resourceByKind("NetworkChaos");
 /** kubeadm's Corefile values, used until the coredns ConfigMap is read (and if it never parses). */
 const KUBEADM_DNS_TTL = 30;
 /** kubeadm's clusterDNS: the 10th address of the service CIDR (10.96.0.10 for 10.96.0.0/12). */
@@ -109,6 +117,14 @@ export class NodeAgent {
   private proxier: Proxier | undefined;
   private proxySockets: ProxySockets | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The node's own Node object as its watch shows it (for its Ready condition). */
+  private selfNode: KubeObject | undefined;
+  /** Set once the node runs pods: only then does it post Ready. */
+  private running = false;
+  private statusPosted = false;
+  private leaseInFlight = false;
+  private statusInFlight = false;
+  private leaseFailures = 0;
   /**
    * What the `kubernetes` plugin of a coredns pod on this node watches, kept for the whole node:
    * every Service, EndpointSlice, Pod and Namespace.
@@ -134,6 +150,8 @@ export class NodeAgent {
   private policy!: PolicyEngine;
   /** The resourceVersion of each policy the engine holds, by "Kind/namespace/name". */
   private readonly policyVersions = new Map<string, string>();
+  /** NetworkChaos -> this node's fault links (node-agent/faults/), fed by the informers. */
+  private chaos!: ChaosSync;
   /** Every pod's IP -> "namespace/name", from the pods watch (flow records name their pods). */
   private readonly podByIp = new Map<number, string>();
 
@@ -154,6 +172,16 @@ export class NodeAgent {
     // Record times from the datapath's clock (sampled per drain, as cheap as a field read) on the wall's scale.
     if (cfg.flowBuffer > 0) dp.flows = new FlowLog(cfg.flowBuffer, cfg.nodeName, () => performance.timeOrigin + dp.clock());
     const agent = new NodeAgent(nc, cfg, log, dp, net);
+    // The Lease is renewed from the start, as the kubelet starts its lease controller before its
+    // pods; Ready is posted once the node serves pods; the periodic pod sync retries whatever
+    // failed (a status update while the control plane restarted).
+    agent.renewLease();
+    agent.heartbeat = setInterval(() => {
+      agent.renewLease();
+      if (!agent.running) return;
+      agent.postStatusIfDue();
+      agent.scheduleSync();
+    }, cfg.heartbeatSeconds * 1000);
     transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
       net.receiveMessage(message, trace, (id) => agent.traceSink(id));
     });
@@ -163,6 +191,16 @@ export class NodeAgent {
     agent.transport = transport;
     agent.initDns();
     agent.policy = new PolicyEngine({ nodeName: cfg.nodeName });
+    agent.chaos = new ChaosSync({
+      node: cfg.nodeName,
+      apply: (faults) => {
+        net.setChaos(faults);
+        log.info({ node: cfg.nodeName, faults: faults.map((f) => f.key) }, "network chaos applied");
+      },
+      wallNow: () => Date.now(),
+      after: systemClock.after,
+      warn: (fields, msg) => log.warn({ node: cfg.nodeName, ...fields }, msg),
+    });
     net.root.netfilter.replace("policy", [policyRuleSet(agent.policy, (ip) => net.root.isLocalAddress(ip))]);
     await agent.watch();
     await agent.startHostDns();
@@ -170,14 +208,8 @@ export class NodeAgent {
     agent.valve = new MemoryValve();
     agent.valveTimer = setInterval(() => agent.valve!.check(), MEMORY_CHECK_MS);
     agent.timer = setInterval(() => net.tick(), TICK_MS);
-    // Heartbeats tell the node lifecycle controller this node is alive; the periodic pod sync
-    // retries whatever failed (a status update while the control plane restarted).
-    const beat = () => nc.publish(Subjects.heartbeat(cfg.nodeName));
-    beat();
-    agent.heartbeat = setInterval(() => {
-      beat();
-      agent.scheduleSync();
-    }, cfg.heartbeatSeconds * 1000);
+    agent.running = true;
+    agent.postStatusIfDue();
     log.info({ node: record.name, podCidr: record.podCidr, internalIp: record.internalIp, vtepMac: record.vtepMac }, "node-agent ready");
     return agent;
   }
@@ -300,7 +332,9 @@ export class NodeAgent {
       else this.peers.delete(name);
       if (type === "DELETED") this.policy.remove("Node", obj);
       else this.policy.upsert("Node", obj);
+      this.chaos.observe("Node", obj, type === "DELETED");
       this.net.syncPeers([...this.peers.values()]);
+      if (name === this.cfg.nodeName) this.selfNode = type === "DELETED" ? undefined : obj;
       if (name === this.cfg.nodeName && record) nodesReady();
       this.log.debug({ node: this.cfg.nodeName, peer: name, peers: this.peers.size - 1, event: type }, "peers synced");
     });
@@ -318,6 +352,7 @@ export class NodeAgent {
       this.indexPodIp(obj, type === "DELETED");
       if (type === "DELETED") this.policy.remove("Pod", obj);
       else this.policy.upsert("Pod", obj);
+      this.chaos.observe("Pod", obj, type === "DELETED");
       if (mine || type === "DELETED") this.scheduleSync();
     });
     this.informers.push(pods);
@@ -360,6 +395,10 @@ export class NodeAgent {
       this.informers.push(inf);
       await inf.start();
     }
+    const chaos = new Informer(NETWORK_CHAOS, source, systemClock, this.log);
+    chaos.onChange((obj, type) => this.chaos.observe("NetworkChaos", obj, type === "DELETED"));
+    this.informers.push(chaos);
+    await chaos.start();
     await this.startProxy(source);
     // Every informer the DNS data comes from has listed: answers may now say NXDOMAIN.
     this.dnsData.markSynced();
@@ -492,6 +531,40 @@ export class NodeAgent {
       store_bad_keys: this.store?.badKeys.size ?? 0,
       informer_skipped_objects_total: this.informers.reduce((n, i) => n + i.skipped, 0),
     };
+  }
+
+  /**
+   * One renewal of kube-node-lease/<node> (through the control plane: a node writes no cluster
+   * state itself). One at a time; a failure is retried on the next tick, logged once per outage.
+   */
+  private renewLease(): void {
+    if (this.leaseInFlight) return;
+    this.leaseInFlight = true;
+    const node = this.cfg.nodeName;
+    const req: LeaseRenewRequest = { renewTime: microTime(new Date()), leaseDurationSeconds: leaseDurationSeconds(this.cfg.heartbeatSeconds) };
+    request(this.nc, Subjects.heartbeat(node), req, Math.max(1000, this.cfg.heartbeatSeconds * 1000))
+      .then(() => {
+        if (this.leaseFailures > 0) this.log.info({ node, failures: this.leaseFailures }, "node lease renewed again");
+        this.leaseFailures = 0;
+      })
+      .catch((err: unknown) => {
+        if (this.leaseFailures++ === 0) this.log.warn({ node, err: (err as Error)?.message ?? String(err) }, "node lease renewal failed; retrying every renew interval");
+      })
+      .finally(() => (this.leaseInFlight = false));
+  }
+
+  /** The kubelet's node status update: Ready, when it changed or is due again. */
+  private postStatusIfDue(): void {
+    if (this.statusInFlight || !nodeStatusDue(this.selfNode, true, this.statusPosted, Date.now())) return;
+    this.statusInFlight = true;
+    const node = this.cfg.nodeName;
+    request(this.nc, Subjects.nodeStatus, { name: node, ready: true } satisfies NodeStatusRequest, 5000)
+      .then(() => {
+        if (!this.statusPosted) this.log.info({ node }, "node status posted: Ready");
+        this.statusPosted = true;
+      })
+      .catch((err: unknown) => this.log.warn({ node, err: (err as Error)?.message ?? String(err) }, "node status update failed; retrying"))
+      .finally(() => (this.statusInFlight = false));
   }
 
   private syncScheduled = false;
@@ -802,7 +875,9 @@ export class NodeAgent {
       return runTool({ ns: pod.ns, tcp: pod.ns.tcp, podName: pod.record.name, clock: realClock, conntrack: pod.ns.conntrack, fs: this.podFs.get(pod.key), env, random: this.dp.rng }, argv);
     });
 
-    on("fault", async (req: FaultRequest): Promise<{ applied: true }> => {
+    on("fault", async (req: FaultRequest): Promise<{ applied: true } | FaultStatsResponse> => {
+      // The NetworkChaos status controller's poll: what each fault applied here did.
+      if (req?.stats === true) return { node, faults: [...this.net.chaosCounters].map(([key, c]) => ({ key, ...c })) };
       const target = req.pod ? { pod: `${req.namespace ?? "default"}.${req.pod}` } : {};
       const spec = { egress: checkFault(req.egress), ingress: checkFault(req.ingress) };
       if (!this.net.setFault(target, spec)) throw new RpcError(ErrorCode.NotFound, `pod "${req.pod}" not found on node ${node}`);
@@ -892,6 +967,10 @@ export class NodeAgent {
       return { started: true };
     });
 
+    // `kubewire load`: load clients and servers in this node's pods (node-agent/load/).
+    const loads = new LoadRuns({ node, findPod: (ns, name) => this.findPod(ns, name), rootConntrack: this.net.root.conntrack, now: () => this.dp.now(), publish: (subject, data) => this.nc.publish(subject, data) });
+    on("load", async (req: LoadRequest) => loads.handle(req));
+
     on("capture", async (req: CaptureRequest): Promise<{ started: true }> => {
       if (!this.net.devices().includes(req.dev)) {
         throw new RpcError(ErrorCode.NotFound, `device "${req.dev}" not found on node ${node} (devices: ${this.net.devices().join(", ")})`);
@@ -921,6 +1000,7 @@ export class NodeAgent {
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     for (const i of this.informers) i.stop();
+    this.chaos?.stop();
     this.proxier?.stop();
     this.proxySockets?.close();
     this.hostDns?.close();

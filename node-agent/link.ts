@@ -12,12 +12,14 @@
  * - A frame longer than the link MTU plus its Ethernet header is dropped with reason "mtu" at
  *   transmit, as Linux drops what exceeds dev->mtu (the IP layer fragments before this).
  */
-import { ETHERNET_HEADER_LEN, type MacAddr } from "../overlay/wire/index.ts";
+import { ETHERNET_HEADER_LEN, readU16, readU32, type MacAddr } from "../overlay/wire/index.ts";
 import type { Datapath, Receiver } from "./datapath.ts";
 import { DropReason } from "./netfilter.ts";
 import { gsoSegment } from "./gso.ts";
 import { CtDir, type Packet } from "./packet.ts";
 import { Observation } from "./flows.ts";
+import { Netem, corruptionPoint, type NetemParams } from "./faults/netem.ts";
+import { matchPacket, type FaultMatch } from "./faults/compile.ts";
 
 export interface Link {
   readonly name: string;
@@ -191,15 +193,19 @@ export class TraceLink extends LinkWrapper {
 }
 
 /**
- * netem-like impairments (Linux sch_netem), per direction. Probabilities are in [0, 1];
- * delays in ms. Randomness and time come from the datapath (seeded and virtual in tests).
+ * The impairments `kubewire fault` sets on one link and direction (probabilities in [0, 1],
+ * times in ms): a netem qdisc matching every frame, run by the same engine as NetworkChaos.
  */
 export interface FaultSpec {
   loss?: number;
   duplicate?: number;
-  /** Probability that a packet is held back and sent after the next one (or after `delayMs`). */
+  /**
+   * With `delayMs`: netem's `delay D reorder P` (gap 1), that share of packets skips the delay.
+   * Without (netem cannot reorder without a delay): that share is held back 1 ms and overtaken
+   * by the packets behind it (netem `delay 1ms reorder 100-P`), so the others are not slowed.
+   */
   reorder?: number;
-  /** Probability that one random bit of the frame past the Ethernet header is flipped. */
+  /** Probability that one random bit of the packet past the Ethernet header is flipped. */
   corrupt?: number;
   delayMs?: number;
   jitterMs?: number;
@@ -207,106 +213,207 @@ export interface FaultSpec {
 
 export type FaultDirection = "egress" | "ingress";
 
-export interface FaultStats {
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  corrupted: number;
-  delayed: number;
+/** netem's parameters for a FaultSpec. */
+export function faultSpecNetem(s: FaultSpec): NetemParams {
+  const p: NetemParams = {};
+  const latencyMs = s.delayMs ?? 0;
+  const jitterMs = s.jitterMs ?? 0;
+  if (s.reorder && latencyMs === 0) {
+    p.reorder = { probability: 1 - s.reorder, correlation: 0, gap: 1 };
+    p.delay = { latencyMs: 1, jitterMs, correlation: 0, distribution: "uniform" };
+  } else {
+    if (s.reorder) p.reorder = { probability: s.reorder, correlation: 0, gap: 1 };
+    if (latencyMs > 0 || jitterMs > 0) p.delay = { latencyMs, jitterMs, correlation: 0, distribution: "uniform" };
+  }
+  if (s.loss) p.loss = { kind: "random", probability: s.loss, correlation: 0 };
+  if (s.duplicate) p.duplicate = { probability: s.duplicate, correlation: 0 };
+  if (s.corrupt) p.corrupt = { probability: s.corrupt, correlation: 0 };
+  return p;
 }
 
-/** Wraps a link with seeded impairments on transmit (egress) and/or receive (ingress). */
-export class FaultLink extends LinkWrapper {
-  private spec: { egress?: FaultSpec; ingress?: FaultSpec } = {};
-  readonly stats: FaultStats = { lost: 0, duplicated: 0, reordered: 0, corrupted: 0, delayed: 0 };
-  private held: { egress?: Packet; ingress?: Packet } = {};
+/** Where the IPv4 header of the frames crossing a fault link starts. */
+export const FrameLayout = {
+  /** Ethernet, IPv4 at 14 (a veth). */
+  Ethernet: 0,
+  /** Outer Ethernet/IPv4/UDP/VXLAN, then the inner Ethernet frame (the underlay): classify the inner packet. */
+  Vxlan: 1,
+} as const;
+export type FrameLayout = (typeof FrameLayout)[keyof typeof FrameLayout];
 
-  constructor(inner: Link, dp: Datapath) {
+/** One fault installed on one direction of a link: its netem state and what it matches. */
+export interface LinkFault {
+  /** "namespace/name" of its NetworkChaos, or "kubewire fault" for the CLI's. */
+  readonly key: string;
+  /** Undefined: every frame (the CLI's faults). */
+  readonly match: FaultMatch | undefined;
+  readonly netem: Netem;
+  /** The compiled fault's version: the same one keeps this state across a recompile. */
+  readonly version?: string;
+}
+
+const VXLAN_INNER_IP = 14 + 20 + 8 + 8 + 14;
+
+/**
+ * Wraps a link with faults on transmit (egress) and/or receive (ingress): the CLI's (one netem
+ * matching everything per direction) followed by the NetworkChaos faults (classified per
+ * packet, node-agent/faults/compile.ts), chained in that order. With none on a direction that
+ * direction costs one branch per packet.
+ */
+export class FaultLink extends LinkWrapper {
+  private manual: { egress?: LinkFault; ingress?: LinkFault } = {};
+  private chaos: LinkFault[] = [];
+  /** What each direction runs; undefined: nothing (the one branch). */
+  private tx: LinkFault[] | undefined;
+  private rxf: LinkFault[] | undefined;
+  private readonly txOut = (p: Packet) => this.inner.transmit(p);
+  private readonly rxOut = (p: Packet) => this.rx(p);
+
+  constructor(
+    inner: Link,
+    dp: Datapath,
+    readonly layout: FrameLayout = FrameLayout.Ethernet,
+    /**
+     * NetworkChaos faults act only on packets from these sources (a pod's veth: packets sent on
+     * this node; those from other nodes met their faults where they were sent).
+     */
+    private readonly chaosSource?: (ip: number) => boolean,
+  ) {
     super(inner, dp);
   }
 
-  /** Replaces the impairments (whole state); an empty spec makes the link transparent. */
+  /** Replaces the CLI's impairments (whole state); an empty spec clears them. */
   set(spec: { egress?: FaultSpec; ingress?: FaultSpec }): void {
-    this.spec = spec;
+    const make = (s: FaultSpec | undefined): LinkFault | undefined => (s ? { key: "kubewire fault", match: undefined, netem: new Netem(faultSpecNetem(s), this.dp.rng) } : undefined);
+    this.manual = { egress: make(spec.egress), ingress: make(spec.ingress) };
+    this.rebuild();
+  }
+
+  /** Replaces the NetworkChaos faults on transmit (whole state, in composition order). */
+  setChaos(faults: LinkFault[]): void {
+    this.chaos = faults;
+    this.rebuild();
+  }
+
+  /** The NetworkChaos faults installed (their state is reused across recompiles of one version). */
+  chaosFaults(): readonly LinkFault[] {
+    return this.chaos;
+  }
+
+  private rebuild(): void {
+    const tx = [...(this.manual.egress ? [this.manual.egress] : []), ...this.chaos];
+    this.tx = tx.length > 0 ? tx : undefined;
+    this.rxf = this.manual.ingress ? [this.manual.ingress] : undefined;
   }
 
   get active(): boolean {
-    return this.spec.egress !== undefined || this.spec.ingress !== undefined;
-  }
-
-  override transmit(pkt: Packet): void {
-    const s = this.spec.egress;
-    if (!s) return this.inner.transmit(pkt);
-    this.impairEach(s, "egress", pkt, (p) => this.inner.transmit(p));
-  }
-
-  protected override receive(pkt: Packet): void {
-    const s = this.spec.ingress;
-    if (!s) return this.rx(pkt);
-    this.impairEach(s, "ingress", pkt, (p) => this.rx(p));
+    return this.tx !== undefined || this.rxf !== undefined;
   }
 
   get impairsIngress(): boolean {
-    return this.spec.ingress !== undefined;
+    return this.rxf !== undefined;
   }
 
-  /** Impairments act per wire segment: a merged (GSO) packet is cut back into its segments first. */
-  private impairEach(s: FaultSpec, dir: FaultDirection, pkt: Packet, out: (p: Packet) => void): void {
-    if (pkt.gsoSize === 0) return this.impair(s, dir, pkt, out);
-    for (const seg of gsoSegment(pkt, this.dp.pool)) this.impair(s, dir, seg, out);
+  override transmit(pkt: Packet): void {
+    const f = this.tx;
+    if (f === undefined) return this.inner.transmit(pkt);
+    this.classify(f, pkt, this.txOut);
   }
 
-  private impair(s: FaultSpec, dir: FaultDirection, pkt: Packet, out: (p: Packet) => void): void {
-    const rng = this.dp.rng;
-    if (s.loss && rng() < s.loss) {
-      this.stats.lost++;
-      return this.dp.drop(pkt, DropReason.FaultLoss, this.name, `fault: ${dir} loss`);
-    }
-    if (s.corrupt && rng() < s.corrupt && pkt.len > ETHERNET_HEADER_LEN) {
-      this.stats.corrupted++;
-      const span = pkt.len - ETHERNET_HEADER_LEN;
-      const at = pkt.head + ETHERNET_HEADER_LEN + Math.floor(rng() * span);
-      pkt.buf[at]! ^= 1 << Math.floor(rng() * 8);
-      // Parsed fields no longer describe the bytes: whoever parses next must check them again.
-      pkt.csumOk = false;
-    }
-    const copies: Packet[] = [pkt];
-    if (s.duplicate && rng() < s.duplicate) {
-      this.stats.duplicated++;
-      copies.push(pkt.clone(this.dp.pool));
-    }
-    for (const p of copies) this.emit(s, dir, p, out);
+  protected override receive(pkt: Packet): void {
+    const f = this.rxf;
+    if (f === undefined) return this.rx(pkt);
+    this.classify(f, pkt, this.rxOut);
   }
 
-  private emit(s: FaultSpec, dir: FaultDirection, pkt: Packet, out: (p: Packet) => void): void {
-    const rng = this.dp.rng;
-    if (s.reorder && rng() < s.reorder) {
-      // Hold this one back; it goes out right after the next packet (or on its own after the
-      // delay), so the two swap places as netem's reorder does.
-      const prev = this.held[dir];
-      this.held[dir] = pkt;
-      this.stats.reordered++;
-      if (prev) out(prev);
-      const wait = Math.max(1, s.delayMs ?? 1);
-      this.dp.schedule(this.dp.clock() + wait, () => {
-        if (this.held[dir] === pkt) {
-          this.held[dir] = undefined;
-          out(pkt);
-        }
-      });
+  /** The offset of the IPv4 header the faults classify (the inner one under VXLAN), or -1. */
+  private ipOffset(pkt: Packet): number {
+    const b = pkt.buf;
+    let off = pkt.head;
+    if (this.layout === FrameLayout.Vxlan) {
+      if (pkt.len < VXLAN_INNER_IP + 20) return -1;
+      off += VXLAN_INNER_IP - 14;
+    } else if (pkt.len < 14 + 20) {
+      return -1;
+    }
+    return b[off + 12] === 0x08 && b[off + 13] === 0x00 && b[off + 14]! >> 4 === 4 ? off + 14 : -1;
+  }
+
+  private classify(faults: LinkFault[], pkt: Packet, out: Receiver): void {
+    let matched: LinkFault[] | undefined;
+    const ip = this.ipOffset(pkt);
+    let src = 0, dst = 0, proto = -1, sport = -1, dport = -1;
+    if (ip >= 0) {
+      const b = pkt.buf;
+      src = readU32(b, ip + 12);
+      dst = readU32(b, ip + 16);
+      proto = b[ip + 9]!;
+      const l4 = ip + (b[ip]! & 0x0f) * 4;
+      // Only a first fragment carries the ports.
+      if ((proto === 6 || proto === 17) && (readU16(b, ip + 6) & 0x1fff) === 0 && l4 + 4 <= pkt.end) {
+        sport = readU16(b, l4);
+        dport = readU16(b, l4 + 2);
+      }
+    }
+    const chaosOk = ip >= 0 && (this.chaosSource === undefined || this.chaosSource(src));
+    for (const f of faults) {
+      if (f.match === undefined ? true : chaosOk && matchPacket(f.match, src, dst, proto, sport, dport)) (matched ??= []).push(f);
+    }
+    if (matched === undefined) return out(pkt);
+    // Impairments act per wire segment: a merged (GSO) packet is cut back into its segments first.
+    if (pkt.gsoSize === 0) return this.step(pkt, matched, 0, -1, out);
+    for (const seg of gsoSegment(pkt, this.dp.pool)) this.step(seg, matched, 0, -1, out);
+  }
+
+  /**
+   * Runs faults[i..] on `pkt`: each netem decides (node-agent/faults/netem.ts), the packet is held
+   * until its time, then meets the bandwidth shaper, then the next fault. `noDup` is the index
+   * of the fault whose duplicate this packet is (netem re-enqueues the copy with duplication off).
+   */
+  private step(pkt: Packet, faults: LinkFault[], i: number, noDup: number, out: Receiver): void {
+    for (; i < faults.length; i++) {
+      const f = faults[i]!;
+      const now = this.dp.clock();
+      const v = f.netem.enqueue(now, i !== noDup);
+      if (v.kind === "drop") return this.dp.drop(pkt, DropReason.FaultLoss, this.name, `fault ${f.key}: ${v.cause}`);
+      if (v.duplicate) this.step(pkt.clone(this.dp.pool), faults, i, i, out);
+      if (v.corrupt) this.corrupt(pkt, f.netem);
+      if (v.reordered) pkt.tr?.hop(this.name, `fault ${f.key}: reordered (sent ahead of delayed packets)`);
+      if (v.at > now) {
+        pkt.tr?.hop(this.name, `fault ${f.key}: delayed ${(v.at - now).toFixed(1)} ms`);
+        const next = i;
+        this.dp.schedule(v.at, () => {
+          f.netem.release();
+          this.shaped(pkt, faults, next, out);
+        });
+        return;
+      }
+      if (f.netem.shapes) return this.shaped(pkt, faults, i, out);
+    }
+    out(pkt);
+  }
+
+  /** After fault i's netem released the packet: its bandwidth shaper, then fault i + 1. */
+  private shaped(pkt: Packet, faults: LinkFault[], i: number, out: Receiver): void {
+    const f = faults[i]!;
+    const now = this.dp.clock();
+    const v = f.netem.shape(now, pkt.len);
+    if (v.kind === "drop") return this.dp.drop(pkt, DropReason.FaultLoss, this.name, `fault ${f.key}: bandwidth queue full`);
+    if (v.at > now) {
+      this.dp.schedule(v.at, () => this.step(pkt, faults, i + 1, -1, out));
       return;
     }
-    const delay = (s.delayMs ?? 0) + (s.jitterMs ? (rng() * 2 - 1) * s.jitterMs : 0);
-    if (delay > 0) {
-      this.stats.delayed++;
-      this.dp.schedule(this.dp.clock() + delay, () => out(pkt));
-    } else {
-      out(pkt);
-    }
-    const held = this.held[dir];
-    if (held) {
-      this.held[dir] = undefined;
-      out(held);
-    }
+    this.step(pkt, faults, i + 1, -1, out);
+  }
+
+  /** netem's corruption: one random bit of the packet (the IP packet, past the Ethernet header). */
+  private corrupt(pkt: Packet, netem: Netem): void {
+    const ip = this.ipOffset(pkt);
+    const from = ip >= 0 ? ip : pkt.head + Math.min(ETHERNET_HEADER_LEN, pkt.len);
+    const span = pkt.end - from;
+    if (span <= 0) return;
+    const { byte, bit } = corruptionPoint(span, netem.rng);
+    pkt.buf[from + byte]! ^= 1 << bit;
+    // Parsed fields no longer describe the bytes: whoever parses next must check them again.
+    pkt.csumOk = false;
   }
 }

@@ -1,10 +1,13 @@
 /** node-agent process: one emulated node, until SIGTERM/SIGINT. */
-import { loadNodeAgentConfig } from "../cluster/config.ts";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { loadNodeAgentConfig, withMachineIdentity } from "../cluster/config.ts";
 import { createLogger } from "../cluster/log.ts";
 import { connectNats } from "../cluster/rpc.ts";
 import { NodeAgent } from "./agent.ts";
 
-const cfg = loadNodeAgentConfig();
+// Unnamed, a node takes its machine's hostname and address (each replica of a compose service).
+const cfg = loadNodeAgentConfig(withMachineIdentity(process.env, { hostname: hostname(), hostsText: readHosts() }));
 const log = createLogger("node-agent", cfg.logLevel, { node: cfg.nodeName });
 const nc = await connectNats(cfg.natsUrl, `node-agent ${cfg.nodeName}`);
 const agent = await NodeAgent.start(nc, cfg, log);
@@ -19,3 +22,11 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.once("SIGTERM", () => void shutdown("SIGTERM"));
 process.once("SIGINT", () => void shutdown("SIGINT"));
+
+function readHosts(): string {
+  try {
+    return readFileSync("/etc/hosts", "utf8");
+  } catch {
+    return ""; // no /etc/hosts: the default host address (127.0.0.1)
+  }
+}

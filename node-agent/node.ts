@@ -14,13 +14,18 @@
  * This module is the whole wiring of a node, shared by the node-agent process and the
  * deterministic simulation: they differ only in the overlay transport they hand it.
  */
+import { fnv1a32String } from "../cluster/hash.ts";
 import { formatCidr, mustParseCidr, nthAddress, podMac, underlayMac, vtepMac, type Cidr } from "../cluster/addressing.ts";
 import type { NodeRecord, PodRecord, TraceHop } from "../cluster/types.ts";
 import type { OverlayTransport, TraceContext } from "../overlay/transport.ts";
 import { ETHERNET_HEADER_LEN, parseIpv4Addr, parseMac, readU16, readU32, type Ipv4Addr, type MacAddr } from "../overlay/wire/index.ts";
 import { Bridge } from "./bridge.ts";
 import { Datapath, Tracer } from "./datapath.ts";
-import { CaptureLink, FaultLink, FlowLink, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
+import { CaptureLink, FaultLink, FlowLink, FrameLayout, Loopback, TraceLink, VethEnd, type FaultSpec, type Link } from "./link.ts";
+import { cidrContains } from "../cluster/addressing.ts";
+import { sendsTo, type CompiledFault } from "./faults/compile.ts";
+import { Netem, zeroCounters, type FaultCounters } from "./faults/netem.ts";
+import { seedFrom, seededRng } from "./faults/random.ts";
 import { DropReason } from "./netfilter.ts";
 import { Netns, type Iface } from "./netns.ts";
 import { groCandidate, groContinues, groMerge, type GroSegment } from "./gso.ts";
@@ -92,7 +97,8 @@ export class NodeNetwork {
     };
     const router = nthAddress(underlayCidr, 1);
     this.underlay = new Underlay(Devices.underlay, underlayMac(this.nodeIp), dp, wire, router);
-    this.underlayFault = new FaultLink(this.underlay, dp);
+    // Under the VTEP every frame is VXLAN: the faults classify the inner packet (node-pair scoping).
+    this.underlayFault = new FaultLink(this.underlay, dp, FrameLayout.Vxlan);
     this.vtep = new Vtep(Devices.vtep, vtepMac(this.nodeIp), vni, this.nodeIp, dp, this.underlayFault, underlayMac);
     this.bridge = new Bridge(Devices.bridge, podMac(this.gateway), OVERLAY_MTU, dp);
 
@@ -273,7 +279,8 @@ export class NodeNetwork {
     const [podEnd, hostEnd] = VethEnd.pair(this.dp, { name: "eth0", mac: podMac(ip) }, { name: hostName, mac: hostVethMac(key) }, OVERLAY_MTU);
     const podLabel = `${record.name}/eth0`;
     const podLink = new CaptureLink(podEnd, this.dp, podLabel);
-    const fault = new FaultLink(new FlowLink(hostEnd, this.dp), this.dp);
+    // NetworkChaos faults act here on packets sent on this node (node-agent/faults/compile.ts).
+    const fault = new FaultLink(new FlowLink(hostEnd, this.dp), this.dp, FrameLayout.Ethernet, this.sentHere);
     const hostLink = new TraceLink(new CaptureLink(fault, this.dp), this.dp, { tx: `to ${podLabel}`, rx: `from ${podLabel}` });
     ns.addIface({ name: Devices.loopback, mac: 0, mtu: 65536, link: new CaptureLink(new Loopback(this.dp), this.dp, `${record.name}/lo`), addr: { ip: LOOPBACK, prefix: 8 } });
     ns.addIface({ name: "eth0", mac: podEnd.mac, mtu: OVERLAY_MTU, link: podLink, addr: { ip, prefix: this.podCidr.prefix } });
@@ -282,6 +289,7 @@ export class NodeNetwork {
     this.bridge.addPort(hostLink);
     const pod: PodNetwork = { key, record, ns, hostVeth: hostLink, fault, ip };
     this.pods.set(key, pod);
+    this.installChaos(fault, hostName, this.chaos.filter((f) => sendsTo(f.match, ip)));
     return pod;
   }
 
@@ -309,6 +317,45 @@ export class NodeNetwork {
     if (!pod) return false;
     pod.fault.set(spec);
     return true;
+  }
+
+  /** Whether a packet with source `ip` was sent on this node (a pod of its CIDR, or the node itself). */
+  private readonly sentHere = (ip: number): boolean => cidrContains(this.podCidr, ip) || ip === this.nodeIp;
+
+  private chaos: CompiledFault[] = [];
+  /** What each NetworkChaos applied here did, by "namespace/name", summed over its links. */
+  readonly chaosCounters = new Map<string, FaultCounters>();
+
+  /**
+   * Whole-state swap of the NetworkChaos faults this node applies (compiled by
+   * node-agent/faults/compile.ts): on the underlay for frames to other nodes, on each pod's veth
+   * for packets from this node to that pod. A fault whose version is unchanged keeps its state.
+   */
+  setChaos(faults: CompiledFault[]): void {
+    this.chaos = faults;
+    const keys = new Set(faults.map((f) => f.key));
+    for (const k of [...this.chaosCounters.keys()]) if (!keys.has(k)) this.chaosCounters.delete(k);
+    for (const f of faults) if (!this.chaosCounters.has(f.key)) this.chaosCounters.set(f.key, zeroCounters());
+    this.installChaos(this.underlayFault, Devices.underlay, faults);
+    for (const pod of this.pods.values()) this.installChaos(pod.fault, vethName(pod.key), faults.filter((f) => sendsTo(f.match, pod.ip)));
+  }
+
+  /** The faults that apply, as of the last setChaos. */
+  chaosFaults(): readonly CompiledFault[] {
+    return this.chaos;
+  }
+
+  private installChaos(link: FaultLink, linkName: string, faults: CompiledFault[]): void {
+    const prev = new Map(link.chaosFaults().map((f) => [f.key, f]));
+    link.setChaos(
+      faults.map((f) => {
+        const old = prev.get(f.key);
+        if (old !== undefined && old.version === f.version) return { key: f.key, match: f.match, netem: old.netem, version: f.version };
+        // Each link draws from its own generator, seeded by the fault's seed, the node and the link: a run replays.
+        const rng = seededRng(seedFrom(f.seed, this.record.name, linkName));
+        return { key: f.key, match: f.match, netem: new Netem(f.netem, rng, this.chaosCounters.get(f.key)), version: f.version };
+      }),
+    );
   }
 
   /** Ageing and ARP retransmits; called on a timer by the agent. */
@@ -353,17 +400,11 @@ class RootUnderlayPort implements Link {
 
 /** A stable host-side veth name from the pod key, as CNI plugins derive one: "veth" + 8 hex. */
 export function vethName(key: string): string {
-  return `veth${fnv1a(key).toString(16).padStart(8, "0")}`;
+  return `veth${fnv1a32String(key).toString(16).padStart(8, "0")}`;
 }
 
 /** A locally administered MAC for the host end of a pod's veth. */
 function hostVethMac(key: string): MacAddr {
-  return 0x0200_0000_0000 + fnv1a(key);
-}
-
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return 0x0200_0000_0000 + fnv1a32String(key);
 }
 

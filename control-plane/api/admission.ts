@@ -2,8 +2,8 @@
  * Admission: what the API server does to an object of a given kind on its way into the store,
  * beyond defaulting and validation. Services get their ClusterIP, NodePorts and
  * healthCheckNodePort here (the allocation is serialized by the registry and computed from every
- * stored Service, so nothing is handed out twice, across restarts too); new pods start Pending;
- * namespaces Active.
+ * stored Service, so nothing is handed out twice, across restarts too); new pods start Pending
+ * with the DefaultTolerationSeconds plugin's tolerations; namespaces Active.
  */
 import { allocateClusterIp, allocateServiceNodePorts, nodePortsInUse, type ServiceSpecLike } from "../controllers/logic/allocators.ts";
 import type { Admission, Registry } from "./registry.ts";
@@ -25,13 +25,23 @@ interface ServiceSpec extends ServiceSpecLike {
   healthCheckNodePort?: number;
 }
 
-export function createAdmission(serviceCidr: string): Admission {
+export interface AdmissionOptions {
+  /**
+   * tolerationSeconds of the not-ready and unreachable NoExecute tolerations the
+   * DefaultTolerationSeconds plugin adds (kube-apiserver --default-not-ready-toleration-seconds
+   * and --default-unreachable-toleration-seconds, 300 by default).
+   */
+  defaultTolerationSeconds?: number;
+}
+
+export function createAdmission(serviceCidr: string, opts: AdmissionOptions = {}): Admission {
+  const tolerationSeconds = opts.defaultTolerationSeconds ?? 300;
   return async (r: ResourceInfo, obj: KubeObject, old: KubeObject | undefined, registry: Registry) => {
     switch (r.kind) {
       case "Service":
         return admitService(obj, old, registry, serviceCidr);
       case "Pod":
-        if (!old) return { ...obj, status: { phase: "Pending", qosClass: "BestEffort" } };
+        if (!old) return { ...defaultTolerations(obj, tolerationSeconds), status: { phase: "Pending", qosClass: "BestEffort" } };
         return obj;
       case "Namespace": {
         // Every namespace carries its name as a label, so namespaceSelectors can pick it (KEP-2161).
@@ -46,6 +56,27 @@ export function createAdmission(serviceCidr: string): Admission {
         return obj;
     }
   };
+}
+
+const NoExecuteTaintKeys = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] as const;
+
+/**
+ * The DefaultTolerationSeconds admission plugin
+ * (plugin/pkg/admission/defaulttolerationseconds/admission.go): a pod that has no toleration of
+ * the node.kubernetes.io/not-ready or .../unreachable NoExecute taint (by that key or an empty
+ * key, with effect NoExecute or empty) gets `{key, operator: Exists, effect: NoExecute,
+ * tolerationSeconds}` for it, so the taint eviction controller deletes it that long after its
+ * node went bad. Kubernetes runs it on updates too; here only on create, as the registry does
+ * not take toleration additions on a pod update.
+ */
+export function defaultTolerations(pod: KubeObject, tolerationSeconds: number): KubeObject {
+  const spec = (pod.spec ?? {}) as { tolerations?: unknown };
+  const existing = Array.isArray(spec.tolerations) ? (spec.tolerations as Array<{ key?: unknown; effect?: unknown } | null>) : [];
+  const tolerates = (key: string) =>
+    existing.some((t) => !!t && typeof t === "object" && (t.key === key || !t.key) && (t.effect === "NoExecute" || !t.effect));
+  const added = NoExecuteTaintKeys.filter((k) => !tolerates(k)).map((key) => ({ key, operator: "Exists", effect: "NoExecute", tolerationSeconds }));
+  if (added.length === 0) return pod;
+  return { ...pod, spec: { ...spec, tolerations: [...existing, ...added] } };
 }
 
 /**

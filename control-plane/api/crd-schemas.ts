@@ -23,6 +23,8 @@
  * peers (and its named-port CEL rule, which only concerns them) are not served.
  */
 
+import { GO_DURATION_PATTERN, PERCENT_PATTERN, TC_RATE_PATTERN } from "../../cluster/syntax.ts";
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
@@ -342,6 +344,169 @@ function clusterNetworkPolicy(typeMeta: TypeMetaDescriptions): JsonObject {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// NetworkChaos (chaos.kubewire.io/v1alpha1): kubewire's own kind, after Chaos Mesh's NetworkChaos
+// (api/v1alpha1/networkchaos_types.go) where it fits; node-agent/faults/spec.ts reads it.
+// ---------------------------------------------------------------------------------------------
+
+const percent = (description: string): JsonObject => ({ description: `${description} A percentage as a string, "0" to "100" ("25" is 25 %).`, type: "string", pattern: PERCENT_PATTERN });
+const duration = (description: string): JsonObject => ({ description: `${description} A Go duration ("50ms", "1.5s", "2m").`, type: "string", pattern: GO_DURATION_PATTERN });
+
+function chaosSelector(description: string): JsonObject {
+  return {
+    description,
+    type: "object",
+    properties: {
+      labelSelectors: { description: "Pods with all of these labels. With namespaces or labelSelectors the end is a set of pods (namespaces default to the object's own).", type: "object", additionalProperties: { type: "string" } },
+      namespaces: { description: "Pods in these namespaces.", type: "array", maxItems: 64, items: { type: "string", maxLength: 63 } },
+      nodeSelectors: { description: "Nodes with all of these labels: their pods, or the whole nodes when no pod criterion is given.", type: "object", additionalProperties: { type: "string" } },
+      nodes: { description: "Nodes by name: their pods, or the whole nodes (pod CIDRs and InternalIPs) when no pod criterion is given.", type: "array", maxItems: 256, items: { type: "string", maxLength: 253 } },
+    },
+  };
+}
+
+function networkChaos(typeMeta: TypeMetaDescriptions): JsonObject {
+  return {
+    description:
+      "NetworkChaos injects network faults with netem's vocabulary (Linux sch_netem, tc-netem(8)) between the pods or nodes it selects: delay, loss, duplication, corruption, reordering, a bandwidth limit, or a partition. Several objects matching one packet apply in order of namespace/name, each as a netem qdisc chained under the previous one.",
+    type: "object",
+    properties: {
+      apiVersion: { description: typeMeta.apiVersion, type: "string" },
+      kind: { description: typeMeta.kind, type: "string" },
+      metadata: ref(`${META}.ObjectMeta`, "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"),
+      spec: {
+        description: "The faults and the traffic they apply to.",
+        type: "object",
+        properties: {
+          action: { description: "netem: the impairments given (delay, loss, duplicate, corrupt, bandwidth) apply. partition: every matched packet is dropped. Default netem.", type: "string", enum: ["netem", "partition"] },
+          bandwidth: {
+            description: "A token bucket filter (tc-tbf) behind netem: a real bottleneck queue.",
+            type: "object",
+            properties: {
+              buffer: { description: "The bucket's depth in bytes: what may leave at once (tc's burst).", type: "integer", format: "int64", minimum: 1, maximum: 4294967295 },
+              limit: { description: "Bytes that may wait for tokens; a packet beyond is dropped.", type: "integer", format: "int64", minimum: 1, maximum: 4294967295 },
+              rate: { description: "The rate, in tc's units: bit, kbit, mbit, gbit (bits per second), bps, kbps, mbps, gbps (bytes per second).", type: "string", pattern: TC_RATE_PATTERN },
+            },
+            required: ["buffer", "limit", "rate"],
+          },
+          corrupt: {
+            description: "Flip one random bit of a share of the packets (netem corrupt).",
+            type: "object",
+            properties: { correlation: percent("How much each decision depends on the previous one (netem's correlation)."), corrupt: percent("The share of packets corrupted.") },
+            required: ["corrupt"],
+          },
+          delay: {
+            description: "Delay packets (netem delay), optionally reordering some.",
+            type: "object",
+            properties: {
+              correlation: percent("How much each delay depends on the previous one (netem's correlation)."),
+              distribution: { description: "The jitter's distribution: uniform (netem without a table), normal, pareto, paretonormal (iproute2's tables). Default uniform.", type: "string", enum: ["uniform", "normal", "pareto", "paretonormal"] },
+              jitter: duration("The jitter: the delay's spread around latency (half-width for uniform, sigma otherwise)."),
+              latency: duration("The delay added to each packet."),
+              reorder: {
+                description: "netem's reorder: once gap - 1 packets have been delayed, the next is sent at once with this probability, overtaking the delayed ones.",
+                type: "object",
+                properties: {
+                  correlation: percent("netem's correlation of the reorder decisions."),
+                  gap: { description: "netem's gap; default 1 (every packet is a candidate).", type: "integer", format: "int32", minimum: 0, maximum: 1000000 },
+                  reorder: percent("The probability that a candidate is sent at once."),
+                },
+                required: ["reorder"],
+              },
+            },
+            required: ["latency"],
+          },
+          direction: { description: "to: traffic from selector to target; from: traffic from target to selector; both. Default to.", type: "string", enum: ["to", "from", "both"] },
+          duplicate: {
+            description: "Send a share of the packets twice (netem duplicate).",
+            type: "object",
+            properties: { correlation: percent("netem's correlation of the decisions."), duplicate: percent("The share of packets duplicated.") },
+            required: ["duplicate"],
+          },
+          duration: duration("How long the faults run, from the object's creation; absent: until the object is deleted."),
+          loss: {
+            description: "Drop packets: at random (loss, with netem's correlation) or in bursts (gemodel). Exactly one of loss and gemodel.",
+            type: "object",
+            properties: {
+              correlation: percent("netem's correlation of the random loss decisions."),
+              gemodel: {
+                description: "The Gilbert-Elliott model, tc-netem(8)'s `loss gemodel p r 1-h 1-k`.",
+                type: "object",
+                properties: {
+                  oneMinusH: percent("1-h: the loss probability in the bad state; default 100."),
+                  oneMinusK: percent("1-k: the loss probability in the good state; default 0."),
+                  p: percent("The probability of moving from the good to the bad state."),
+                  r: percent("The probability of moving from the bad to the good state; default 100."),
+                },
+                required: ["p"],
+              },
+              loss: percent("The share of packets lost."),
+            },
+            minProperties: 1,
+            "x-kubernetes-validations": [{ rule: "!(has(self.loss) && has(self.gemodel))", message: "loss and gemodel are mutually exclusive" }],
+          },
+          ports: {
+            description: "Only packets to these ports of the target (their destination port towards the target, their source port from it). TCP and UDP.",
+            type: "array",
+            maxItems: 32,
+            items: { type: "integer", format: "int32", minimum: 1, maximum: 65535 },
+            "x-kubernetes-list-type": "set",
+          },
+          protocol: { description: "Only packets of this protocol.", type: "string", enum: ["TCP", "UDP", "ICMP"] },
+          seed: { description: "Seeds the faults' random generators (with the node and link), so a run replays; default a hash of namespace/name.", type: "integer", format: "int64", minimum: 0, maximum: 4294967295 },
+          selector: chaosSelector("One end of the traffic (Chaos Mesh's selector). Empty: every address."),
+          target: {
+            description: "The other end of the traffic; absent: every address.",
+            type: "object",
+            properties: { selector: chaosSelector("The target's pods or nodes.") },
+            required: ["selector"],
+          },
+        },
+        required: ["selector"],
+      },
+      status: {
+        description: "Where the faults apply and what they did, written by the control plane from the nodes' counters.",
+        type: "object",
+        properties: {
+          conditions: { type: "array", items: condition(), "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map" },
+          expiresAt: { description: "When the duration ends.", type: "string", format: "date-time" },
+          nodes: {
+            description: "Per node applying the faults: what they did there (cumulative since the node began applying them).",
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                corrupted: { type: "integer", format: "int64" },
+                delayed: { type: "integer", format: "int64" },
+                dropped: { type: "integer", format: "int64" },
+                duplicated: { type: "integer", format: "int64" },
+                node: { type: "string" },
+                packets: { description: "Packets the faults matched.", type: "integer", format: "int64" },
+                reordered: { type: "integer", format: "int64" },
+              },
+              required: ["node"],
+            },
+          },
+          phase: { description: "Pending (no node applies it yet), Active, or Expired.", type: "string", enum: ["Pending", "Active", "Expired"] },
+          totals: {
+            description: "The nodes' counters summed.",
+            type: "object",
+            properties: {
+              corrupted: { type: "integer", format: "int64" },
+              delayed: { type: "integer", format: "int64" },
+              dropped: { type: "integer", format: "int64" },
+              duplicated: { type: "integer", format: "int64" },
+              packets: { type: "integer", format: "int64" },
+              reordered: { type: "integer", format: "int64" },
+            },
+          },
+        },
+      },
+    },
+    required: ["metadata", "spec"],
+  };
+}
+
 function list(name: string, kind: string, typeMeta: TypeMetaDescriptions): JsonObject {
   return {
     description: `${kind}List is a list of ${kind} objects.`,
@@ -368,8 +533,11 @@ export function crdDefinitionName(group: string, version: string, kind: string):
 /** Every hand-written definition, by name; a kind's `<Kind>List` beside it. */
 export function crdDefinitions(typeMeta: TypeMetaDescriptions): Record<string, JsonObject> {
   const cnp = crdDefinitionName("policy.networking.k8s.io", "v1alpha2", "ClusterNetworkPolicy");
+  const chaos = crdDefinitionName("chaos.kubewire.io", "v1alpha1", "NetworkChaos");
   return {
     [cnp]: clusterNetworkPolicy(typeMeta),
     [`${cnp}List`]: list(cnp, "ClusterNetworkPolicy", typeMeta),
+    [chaos]: networkChaos(typeMeta),
+    [`${chaos}List`]: list(chaos, "NetworkChaos", typeMeta),
   };
 }

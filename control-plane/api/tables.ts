@@ -405,6 +405,23 @@ const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
     col("Priority", crdColumn(".spec.priority")),
     col("Age", crdColumn(".metadata.creationTimestamp"), 0, "date"),
   ],
+  // Served like a CRD (chaos.kubewire.io): its additionalPrinterColumns, the counters from status.totals.
+  NetworkChaos: () => [
+    NAME(),
+    col("Action", crdColumn(".spec.action")),
+    col("Direction", crdColumn(".spec.direction")),
+    col("Duration", crdColumn(".spec.duration")),
+    col("Phase", crdColumn(".status.phase")),
+    col("Packets", crdColumn(".status.totals.packets"), 0, "integer"),
+    col("Delayed", crdColumn(".status.totals.delayed"), 0, "integer"),
+    col("Dropped", crdColumn(".status.totals.dropped"), 0, "integer"),
+    col("Age", crdColumn(".metadata.creationTimestamp"), 0, "date"),
+    col("Latency", crdColumn(".spec.delay.latency"), 1),
+    col("Loss", crdColumn(".spec.loss.loss"), 1),
+    col("Duplicated", crdColumn(".status.totals.duplicated"), 1, "integer"),
+    col("Corrupted", crdColumn(".status.totals.corrupted"), 1, "integer"),
+    col("Reordered", crdColumn(".status.totals.reordered"), 1, "integer"),
+  ],
 };
 
 const DEFAULT_COLUMNS = (): TableColumnDefinition[] => [NAME(), col("Created At", CREATION_TIMESTAMP_DESCRIPTION, 0, "date")];
@@ -1061,6 +1078,33 @@ function printClusterNetworkPolicy(obj: KubeObject, now: Date): Printed {
   return { cells: [name(obj), crdStringCell(spec.tier), crdStringCell(spec.priority), has(created) ? age(obj, now) : null] };
 }
 
+/** NetworkChaos: spec fields and status.totals as the CRD's columns print them (absent: null, as kubectl shows <none>). */
+function printNetworkChaos(obj: KubeObject, now: Date): Printed {
+  const spec = rec(obj.spec);
+  const status = rec(obj.status);
+  const totals = rec(status.totals);
+  const created = rec(obj.metadata).creationTimestamp;
+  const count = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  return {
+    cells: [
+      name(obj),
+      crdStringCell(spec.action ?? "netem"),
+      crdStringCell(spec.direction ?? "to"),
+      crdStringCell(spec.duration),
+      crdStringCell(status.phase),
+      count(totals.packets),
+      count(totals.delayed),
+      count(totals.dropped),
+      has(created) ? age(obj, now) : null,
+      crdStringCell(rec(spec.delay).latency),
+      crdStringCell(rec(spec.loss).loss),
+      count(totals.duplicated),
+      count(totals.corrupted),
+      count(totals.reordered),
+    ],
+  };
+}
+
 function printDefault(obj: KubeObject): Printed {
   const ms = timeMs(rec(obj.metadata).creationTimestamp);
   // Go's zero time formats as 0001-01-01T00:00:00Z.
@@ -1100,6 +1144,7 @@ const PRINTERS: Record<string, Printer> = {
   Lease: printLease,
   PriorityClass: printPriorityClass,
   ClusterNetworkPolicy: printClusterNetworkPolicy,
+  NetworkChaos: printNetworkChaos,
 };
 
 function rowObject(obj: KubeObject, includeObject: IncludeObject): TableRow["object"] {

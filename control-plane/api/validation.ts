@@ -290,6 +290,7 @@ const KINDS: Readonly<Record<string, { nameRule: NameRule; namespaced: boolean }
   PriorityClass: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
   // Custom resources' names are DNS subdomains (customresource validator.go).
   ClusterNetworkPolicy: { nameRule: NameRule.DNS1123Subdomain, namespaced: false },
+  NetworkChaos: { nameRule: NameRule.DNS1123Subdomain, namespaced: true },
 };
 
 /** RBAC names are path segments (rbac/validation ValidateRBACName): "system:controller:x" is fine. */
@@ -1793,6 +1794,11 @@ export const CEL_RULES: Readonly<Record<string, (self: unknown) => boolean>> = {
   },
   // CIDR (network-policy-api v1alpha2): the Kubernetes CEL library's isCIDR.
   "isCIDR(self)": (self) => typeof self !== "string" || celIsCidr(self),
+  // NetworkChaos (chaos.kubewire.io/v1alpha1) spec.loss: random or Gilbert-Elliott, not both.
+  "!(has(self.loss) && has(self.gemodel))": (self) => {
+    const r = rec(self);
+    return !(present(r.loss) && present(r.gemodel));
+  },
 };
 
 /** An IPv4 address as netip.ParseAddr takes it: four decimal octets, no leading zeros. */
@@ -1985,6 +1991,7 @@ export function validateObject(kind: string, obj: any, old?: any): FieldError[] 
     case "CronJob":
       return validateCronJob(o, prev);
     case "ClusterNetworkPolicy":
+    case "NetworkChaos":
       return validateCustomResource(kind, o, prev);
     default:
       return validateMetaOnly(kind, o, prev) ?? [];

@@ -11,8 +11,10 @@
  *   deployment        deployment  Deployment -> its ReplicaSets (rolling update / recreate)
  *   endpointslice     service     Service selector -> EndpointSlices of ready/serving/terminating pods
  *   endpoints         service     Service -> core/v1 Endpoints (what older clients read)
- *   nodelifecycle     node        heartbeats -> Ready condition; NotReady -> pods unready, evicted;
+ *   nodelifecycle     node        Lease renewTime and Ready heartbeat -> Ready Unknown when stale;
+ *                                 Ready -> not-ready/unreachable taints; not Ready -> pods unready;
  *                                 pods bound to a deleted node -> removed (pod GC)
+ *   tainteviction     pod         NoExecute taints -> pods deleted once their tolerations run out
  *   garbagecollector  dependent   objects whose controller owner is gone -> deleted
  *   namespace         namespace   a terminating namespace -> everything in it deleted, then it
  *   job               job         Job -> pods run to completion (completions, parallelism, backoffLimit)
@@ -28,6 +30,7 @@
  */
 import type { DaemonSet, Deployment, ReplicaSet, StatefulSet } from "kubernetes-types/apps/v1.js";
 import type { CronJob, Job } from "kubernetes-types/batch/v1.js";
+import type { Lease } from "kubernetes-types/coordination/v1.js";
 import type { EndpointAddress, EndpointPort, EndpointSubset, Namespace, Node, Pod, PodCondition, Service } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { Clock } from "../../cluster/clock.ts";
@@ -41,7 +44,17 @@ import type { Registry } from "../api/registry.ts";
 import { ApiError } from "../api/status.ts";
 import { DeploymentAnnotation, reconcileDeployment } from "./logic/deployment.ts";
 import { desiredEndpointSlices, reconcileEndpointSlices } from "./logic/endpointslices.ts";
-import { nodeReadiness, nodeReadyCondition, podsToEvict } from "./logic/nodelifecycle.ts";
+import {
+  desiredNodeTaints,
+  findNodeCondition,
+  leaseSettleMs,
+  NODE_LEASE_NAMESPACE,
+  nodeHealthVerdict,
+  observeNodeHealth,
+  staleNodeConditions,
+  type NodeHealth,
+} from "./logic/nodelifecycle.ts";
+import { evictable, evictionDecision } from "./logic/tainteviction.ts";
 import { reconcileReplicaSet } from "./logic/replicaset.ts";
 import { reconcileCronJob } from "./logic/cronjob.ts";
 import { reconcileDaemonSet } from "./logic/daemonset.ts";
@@ -63,6 +76,7 @@ const R = {
   daemonset: resourceByKind("DaemonSet"),
   statefulset: resourceByKind("StatefulSet"),
   serviceaccount: resourceByKind("ServiceAccount"),
+  lease: resourceByKind("Lease"),
 } as const;
 
 /** A stored object of one kind: the kubernetes-types shape with the store's required metadata. */
@@ -75,8 +89,8 @@ const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 const EXPECTATIONS_TIMEOUT_MS = 5 * 60_000;
 
 export interface ControllerOptions {
+  /** nodeMonitorGracePeriod: how long a node may go without a sign of life before it is Unknown. */
   nodeGraceMs: number;
-  podEvictionMs: number;
   /** How often every key of every controller is enqueued again (the informers' resync period). */
   resyncMs?: number;
   /** Seed of the random generator (pod name suffixes, which pod to delete among equals). */
@@ -151,9 +165,10 @@ const NONE: readonly KubeObject[] = [];
 export class Controllers {
   private readonly informers = new Map<string, Informer>();
   private readonly running: RunningController[] = [];
-  private readonly startedAtMs: number;
-  /** When each node was first seen NotReady (monotonic ms). */
-  private readonly notReadySince = new Map<string, number>();
+  /** What the node lifecycle controller saw of each node (nodeHealthMap). */
+  private readonly nodeHealth = new Map<string, NodeHealth>();
+  /** Wall ms a pod was first seen under a NoExecute taint without timeAdded, by pod key. */
+  private readonly taintSeen = new Map<string, number>();
   /** Pods already reported unschedulable (key/uid -> message), so events are not repeated. */
   private readonly unschedulable = new Map<string, string>();
   /** The scheduler's assume cache: pods bound by us that the informer has not shown bound yet. */
@@ -161,17 +176,13 @@ export class Controllers {
   private readonly expectations = new Map<string, Expectation>();
   private seed: number;
   private cancelResync: (() => void) | undefined;
-  private nodeQueue: WorkQueue | undefined;
 
   constructor(
     private readonly registry: Registry,
-    /** Last heartbeat per node, in the clock's monotonic ms. */
-    private readonly heartbeats: ReadonlyMap<string, number>,
     private readonly opts: ControllerOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.startedAtMs = clock.monotonicMs();
     this.seed = opts.seed >>> 0 || 1;
     this.cronEpochMs = clock.now().getTime();
   }
@@ -225,15 +236,24 @@ export class Controllers {
   }
 
   private readonly changes = new Map<string, number>();
-  private readonly indexes = new Map<string, { version: number; byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]> }>();
+  private readonly indexes = new Map<string, { version: number; byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]>; byNode: Map<string, KubeObject[]> }>();
 
-  private index(r: ResourceInfo): { byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]> } {
+  private index(r: ResourceInfo): { byNamespace: Map<string | undefined, KubeObject[]>; byService: Map<string, KubeObject[]>; byNode: Map<string, KubeObject[]> } {
     const version = this.changes.get(r.kind) ?? 0;
     const have = this.indexes.get(r.kind);
     if (have && have.version === version) return have;
     const byNamespace = new Map<string | undefined, KubeObject[]>();
     const byService = new Map<string, KubeObject[]>();
+    // Pods by spec.nodeName: the node lifecycle controller looks at one node's pods every time
+    // its Lease is renewed.
+    const byNode = new Map<string, KubeObject[]>();
     for (const o of this.inf(r).list()) {
+      const nodeName = (o.spec as { nodeName?: unknown } | undefined)?.nodeName;
+      if (typeof nodeName === "string" && nodeName !== "") {
+        let n = byNode.get(nodeName);
+        if (!n) byNode.set(nodeName, (n = []));
+        n.push(o);
+      }
       const ns = o.metadata.namespace;
       let a = byNamespace.get(ns);
       if (!a) byNamespace.set(ns, (a = []));
@@ -246,7 +266,7 @@ export class Controllers {
         b.push(o);
       }
     }
-    const built = { version, byNamespace, byService };
+    const built = { version, byNamespace, byService, byNode };
     this.indexes.set(r.kind, built);
     return built;
   }
@@ -276,7 +296,6 @@ export class Controllers {
       const worker = runWorker(queue, spec.reconcile, (key, err) =>
         this.log.warn({ controller: spec.name, key, err: (err as Error)?.message ?? String(err) }, "reconcile failed; requeued with backoff"),
       );
-      if (spec.name === "nodelifecycle") this.nodeQueue = queue;
       this.running.push({ spec, queue, worker });
     }
     this.scheduleResync();
@@ -297,10 +316,6 @@ export class Controllers {
     } catch (err) {
       this.log.error({ controller: spec.name, err: (err as Error)?.message ?? String(err) }, "listing a controller's keys failed");
     }
-  }
-
-  nodeHeartbeatStarted(node: string): void {
-    this.nodeQueue?.add(node);
   }
 
   async stop(): Promise<void> {
@@ -378,12 +393,28 @@ export class Controllers {
         reconcile: (k) => this.syncNode(k),
         watches: [
           [R.node, (o) => [o.metadata.name!]],
+          [R.lease, (o) => (o.metadata.namespace === NODE_LEASE_NAMESPACE ? [o.metadata.name!] : [])],
           [R.pod, (o) => {
             const nodeName = (o as Stored<Pod>).spec?.nodeName;
             return nodeName ? [nodeName] : [];
           }],
         ],
         keys: () => new Set([...this.allKeys(R.node), ...this.list<Pod>(R.pod).flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : []))]),
+      },
+      {
+        name: "tainteviction",
+        reconcile: (k) => this.syncTaintEviction(k),
+        watches: [
+          [R.pod, (o, type) => {
+            if (type === "DELETED") this.taintSeen.delete(cacheKey(o));
+            return (o as Stored<Pod>).spec?.nodeName ? [cacheKey(o)] : [];
+          }],
+          [R.node, (o) => this.podKeysOn(o.metadata.name!)],
+        ],
+        // Only pods on nodes with a NoExecute taint have anything to wait for.
+        keys: () => this.list<Node>(R.node)
+          .filter((n) => (n.spec?.taints ?? []).some((t) => t.effect === "NoExecute"))
+          .flatMap((n) => this.podKeysOn(n.metadata.name!)),
       },
       {
         name: "garbagecollector",
@@ -672,58 +703,120 @@ export class Controllers {
 
   // ------------------------------------------------------------------ node lifecycle
 
+  /** The pods bound to a node, from the index (read-only). */
+  private podsOn(nodeName: string): ReadonlyArray<Stored<Pod>> {
+    return (this.index(R.pod).byNode.get(nodeName) ?? NONE) as ReadonlyArray<Stored<Pod>>;
+  }
+
+  private podKeysOn(nodeName: string): string[] {
+    return this.podsOn(nodeName).map(cacheKey);
+  }
+
+  /**
+   * monitorNodeHealth for one node: its health from its Lease and Ready heartbeat; a stale node's
+   * conditions go Unknown; the not-ready/unreachable taints follow the Ready condition; the pods
+   * of a node that is not Ready are marked not ready (MarkPodsNotReady), so their endpoints
+   * leave the Services at once, long before any eviction.
+   */
   private async syncNode(name: string): Promise<ReconcileResult> {
     const node = this.get<Node>(R.node, name);
+    const lease = this.get<Lease>(R.lease, keyOf(NODE_LEASE_NAMESPACE, name));
     const w = new Writes(this.log);
-    const onNode = this.list<Pod>(R.pod).filter((p) => p.spec?.nodeName === name);
+    const onNode = this.podsOn(name);
     if (!node) {
-      this.notReadySince.delete(name);
+      this.nodeHealth.delete(name);
       // Pod GC: pods bound to a node that no longer exists go too (pkg/controller/podgc).
       if (!this.inf(R.node).synced || !this.inf(R.pod).synced) return Reconciled.done;
       for (const pod of onNode) {
         await w.run(`gc orphan pod ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 }));
       }
+      // The node's Lease is owned by its Node (the kubelet sets the owner reference); it goes with it.
+      if (lease) await w.run(`gc lease of ${name}`, () => this.registry.delete(R.lease, NODE_LEASE_NAMESPACE, name, {}));
       return w.result();
     }
     const nowMs = this.clock.monotonicMs();
-    const old = node.status?.conditions?.find((c) => c.type === "Ready");
-    // A node not heard from since this control plane started gets the grace period from its
-    // start if its agent had posted Ready or NotReady; one whose condition is missing or Unknown
-    // (a Node object made by hand with no agent behind it, or a node already lost) is never made
-    // Ready by the controller: only the node's own heartbeat does that, as only a kubelet posts True.
-    const last = this.heartbeats.get(name) ?? (old && old.status !== "Unknown" ? this.startedAtMs : undefined);
-    const readiness = nodeReadiness(last, nowMs, this.opts.nodeGraceMs);
-    const condition = nodeReadyCondition(node, readiness, this.clock.now());
-    if (!old || old.status !== condition.status) {
-      const conditions = [...(node.status?.conditions ?? []).filter((c) => c.type !== "Ready"), condition];
-      const ready = readiness === "Ready";
-      await w.run(`node ${name} ${readiness}`, async () => {
-        await this.registry.update(R.node, undefined, name, { ...node, status: { ...node.status, conditions } }, { subresource: "status" });
-        await this.registry.recordEvent(node, ready ? "Normal" : "Warning", ready ? "NodeReady" : "NodeNotReady", `Node ${name} status is now: ${ready ? "NodeReady" : "NodeNotReady"}`, "node-controller");
-        this.log.info({ node: name, readiness }, "node readiness changed");
-      });
+    const now = this.clock.now();
+    const health = observeNodeHealth(this.nodeHealth.get(name), node, lease, nowMs, now.getTime(), this.opts.nodeGraceMs, leaseSettleMs(lease));
+    this.nodeHealth.set(name, health);
+    const verdict = nodeHealthVerdict(node, health, nowMs, this.opts.nodeGraceMs);
+    let current: Stored<Node> = node;
+    if (verdict.kind === "stale") {
+      const conditions = staleNodeConditions(node, now);
+      if (conditions) {
+        const updated = await w.run(`node ${name} Unknown`, async () => {
+          const u = await this.registry.update(R.node, undefined, name, { ...node, status: { ...node.status, conditions } }, { subresource: "status" });
+          this.log.warn({ node: name, renewTime: health.renewTime, lastHeartbeatTime: health.readyHeartbeat, graceMs: this.opts.nodeGraceMs }, "node stopped posting status and renewing its lease: Ready Unknown");
+          // RecordNodeStatusChange: a Normal event, "Node X status is now: NodeNotReady".
+          await this.registry.recordEvent(node, "Normal", "NodeNotReady", `Node ${name} status is now: NodeNotReady`, "node-controller");
+          return u as Stored<Node>;
+        });
+        // A conflict (the agent posted meanwhile) retries on the newer object; a 404: gone.
+        if (!updated) return w.result();
+        current = updated;
+      }
     }
-    if (readiness === "Ready") {
-      this.notReadySince.delete(name);
+    const taints = desiredNodeTaints(current, now);
+    if (taints) {
+      const updated = await w.run(`taints of node ${name}`, () => this.registry.update(R.node, undefined, name, { ...current, spec: { ...current.spec, taints } }));
+      if (updated) this.log.info({ node: name, taints: taints.map((t) => `${t.key}:${t.effect}`) }, "node taints updated");
+    }
+    const ready = findNodeCondition(current, "Ready")?.status;
+    if (ready === "True") {
+      // What the kubelet's status manager would post again for pods it runs: the pods this
+      // controller marked not ready are ready again with their node.
       for (const pod of onNode) if (markedUnready(pod)) await w.run(`ready ${pod.metadata.name}`, () => this.setPodReady(pod, true));
-      // Look again when the heartbeat would expire.
-      return w.result(Reconciled.after(Math.max(1, (last ?? nowMs) + this.opts.nodeGraceMs - nowMs + 1)));
+    } else if (ready !== undefined) {
+      // MarkPodsNotReady (pkg/controller/util/node/controller_utils.go), for Ready False and Unknown.
+      for (const pod of onNode) {
+        if (pod.metadata.deletionTimestamp || markedUnready(pod)) continue;
+        await w.run(`unready ${pod.metadata.name}`, async () => {
+          await this.setPodReady(pod, false);
+          this.log.info({ node: name, pod: pod.metadata.name, namespace: pod.metadata.namespace, nodeReady: ready }, "pod marked not ready: its node is not ready");
+        });
+      }
+      // No node-agent will confirm a graceful deletion there: pods already terminating go now.
+      for (const pod of onNode.filter((p) => p.metadata.deletionTimestamp)) {
+        await w.run(`force delete ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 }));
+      }
     }
-    if (!this.notReadySince.has(name)) this.notReadySince.set(name, nowMs);
-    const since = this.notReadySince.get(name)!;
-    // NotReady: the pods' endpoints leave the Services now; the pods are evicted after the timeout.
-    for (const pod of onNode) if (!pod.metadata.deletionTimestamp && !markedUnready(pod)) await w.run(`unready ${pod.metadata.name}`, () => this.setPodReady(pod, false));
-    for (const pod of onNode.filter((p) => p.metadata.deletionTimestamp)) {
-      await w.run(`force delete ${pod.metadata.name}`, () => this.registry.delete(R.pod, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0 }));
+    // Look again when the node's last sign of life would expire (the resync covers the rest).
+    return w.result(verdict.kind === "alive" ? Reconciled.after(verdict.recheckInMs) : Reconciled.done);
+  }
+
+  /**
+   * The taint eviction controller for one pod: deleted at once when it does not tolerate a
+   * NoExecute taint of its node, when its tolerationSeconds run out otherwise
+   * (taint_eviction.go processPodOnNode, then the deletion with a TaintManagerEviction event).
+   */
+  private async syncTaintEviction(key: string): Promise<ReconcileResult> {
+    const pod = this.get<Pod>(R.pod, key);
+    if (!pod || !evictable(pod)) {
+      this.taintSeen.delete(key);
+      return Reconciled.done;
     }
-    for (const pod of podsToEvict(node, onNode, since, nowMs, this.opts.podEvictionMs)) {
-      await w.run(`evict ${pod.metadata?.name}`, async () => {
-        await this.registry.recordEvent(pod as Stored<Pod>, "Warning", "NodeNotReady", `Evicting pod from NotReady node ${name}`, "node-controller");
-        await this.registry.delete(R.pod, pod.metadata!.namespace, pod.metadata!.name!, { gracePeriodSeconds: 0 });
-      });
+    const nodeName = pod.spec!.nodeName!;
+    const nowWallMs = this.clock.now().getTime();
+    const decision = evictionDecision(pod, this.get<Node>(R.node, nodeName), nowWallMs, this.taintSeen.get(key) ?? nowWallMs);
+    switch (decision.kind) {
+      case "none":
+      case "tolerated":
+        this.taintSeen.delete(key);
+        return Reconciled.done;
+      case "wait":
+        if (!this.taintSeen.has(key)) this.taintSeen.set(key, nowWallMs);
+        return Reconciled.after(Math.max(1, decision.inMs + 1));
+      case "evict": {
+        const w = new Writes(this.log);
+        const { namespace, name, uid } = pod.metadata;
+        await w.run(`evict ${key}`, async () => {
+          await this.registry.delete(R.pod, namespace, name!, { preconditions: { uid } });
+          this.taintSeen.delete(key);
+          this.log.info({ node: nodeName, pod: name, namespace, taint: `${decision.taint.key}:${decision.taint.effect}`, lateMs: Math.max(0, nowWallMs - decision.deadlineMs) }, "pod evicted by NoExecute taint");
+          await this.registry.recordEvent(pod, "Normal", "TaintManagerEviction", `Marking for deletion Pod ${namespace}/${name}`, "taint-eviction-controller");
+        });
+        return w.result();
+      }
     }
-    // Look again when the eviction timeout falls due (tolerations may make it later: the resync covers those).
-    return w.result(Reconciled.after(Math.max(1, since + this.opts.podEvictionMs - nowMs + 1)));
   }
 
   private async setPodReady(pod: Stored<Pod>, ready: boolean): Promise<void> {

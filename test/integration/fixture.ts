@@ -30,6 +30,7 @@ export interface ClusterOptions {
   nodes: number;
   /** KUBEWIRE_NODE_GRACE_SECONDS for the control plane (10 by default, as in Kubernetes' spirit). */
   nodeGraceSeconds?: number;
+  /** KUBEWIRE_DEFAULT_TOLERATION_SECONDS: how long pods stay on a bad node before eviction (20 by default). */
   podEvictionSeconds?: number;
   /** KUBEWIRE_NODE_CIDR_MASK for every process (24 by default). */
   nodeCidrMask?: number;
@@ -170,7 +171,7 @@ export class TestCluster {
       KUBEWIRE_API_TLS_KEY: join(this.dir, "apiserver.key"),
     };
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
-    if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_POD_EVICTION_SECONDS = String(this.opts.podEvictionSeconds);
+    if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_DEFAULT_TOLERATION_SECONDS = String(this.opts.podEvictionSeconds);
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
     Object.assign(env, this.commonEnv, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));

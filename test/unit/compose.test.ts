@@ -1,9 +1,10 @@
 /**
  * Static checks of the docker deployment (docker-compose.yml, deploy/Dockerfile, .dockerignore,
- * package.json and its lock), for a machine with no Docker engine: everything a `docker compose
- * up` would trip over at build or start time that can be seen by reading the files. The config
- * values go through the real loaders of cluster/config.ts, so a value the processes would reject
- * fails here. No sockets, no processes.
+ * tsconfig.build.json, deploy/local-images.sh, package.json and its lock): everything a `docker
+ * compose up` would trip over at build or start time that can be seen by reading the files, on
+ * any machine (test/integration/compose.test.ts runs the file for real where Docker is). The
+ * config values go through the real loaders of cluster/config.ts, so a value the processes would
+ * reject fails here. No sockets, no processes.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
@@ -18,6 +19,7 @@ import {
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
+  withMachineIdentity,
   type ClusterConfig,
 } from "../../cluster/config.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
@@ -27,8 +29,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const COMPOSE_FILE = "docker-compose.yml";
 const CONTROL_PLANE_ENTRY = "control-plane/main.ts";
 const NODE_AGENT_ENTRY = "node-agent/main.ts";
-/** Folders whose code runs inside the image (bin/ is the CLI launcher). */
-const RUNTIME_DIRS = ["api", "control-plane", "node-agent", "overlay", "cli", "bin"];
+/** Folders whose code runs inside the image, compiled (tsconfig.build.json's include). */
+const RUNTIME_DIRS = ["cluster", "control-plane", "node-agent", "overlay"];
+/** Kubernetes' NodePort range (kube-apiserver --service-node-port-range default). */
+const NODE_PORT_MIN = 30000;
+const NODE_PORT_MAX = 32767;
+/** A container's hostname under compose when the service sets none: its short container ID. */
+const CONTAINER_ID_HOSTNAME = "3f2a9c1b4d5e";
 
 // ---------------------------------------------------------------------------------------------
 // Plain data helpers: the parsed YAML is `unknown` until a check has looked at it.
@@ -146,11 +153,16 @@ function commandOf(name: string): string[] {
   return stringList(command, `services.${name}.command`);
 }
 
-/** The TypeScript entry point of a kubewire service's command (the `.ts` argument). */
-function scriptOf(name: string): string {
-  const scripts = commandOf(name).filter((arg) => /\.[cm]?ts$/.test(arg));
-  if (scripts.length !== 1) throw new Error(`services.${name}: expected one .ts script in the command, got ${JSON.stringify(commandOf(name))}`);
+/** The compiled entry point a command runs (its one `.js` argument), relative to the workdir. */
+function jsScriptIn(command: string[], where: string): string {
+  const scripts = command.filter((arg) => /\.[cm]?[jt]s$/.test(arg));
+  if (scripts.length !== 1 || !scripts[0]!.endsWith(".js")) throw new Error(`${where}: expected one compiled .js script in the command, got ${JSON.stringify(command)}`);
   return posix.normalize(scripts[0]!);
+}
+
+/** The TypeScript source of a kubewire service's entry point (its `.js` script's `.ts`). */
+function scriptOf(name: string): string {
+  return jsScriptIn(commandOf(name), `services.${name}`).replace(/\.js$/, ".ts");
 }
 
 function dependsOnOf(name: string): Map<string, string> {
@@ -222,6 +234,16 @@ interface Copy {
   sources: string[];
   dest: string;
   workdir: string;
+  /** Index of the stage (FROM) the COPY is in. */
+  stage: number;
+  /** The stage name or image of `--from=`; undefined for a copy from the build context. */
+  from?: string;
+}
+
+interface Stage {
+  index: number;
+  image: string;
+  name?: string;
 }
 
 interface Dockerfile {
@@ -229,6 +251,7 @@ interface Dockerfile {
   context: string;
   instructions: Instruction[];
   copies: Copy[];
+  stages: Stage[];
   /** WORKDIR after each instruction (index-aligned with `instructions`). */
   workdirs: string[];
   cmd: string[] | undefined;
@@ -316,24 +339,59 @@ function dockerfileOf(build: Build): Dockerfile {
   if (cached) return cached;
   const instructions = parseInstructions(readText(build.dockerfile));
   const copies: Copy[] = [];
+  const stages: Stage[] = [];
   const workdirs: string[] = [];
   let workdir = "/";
   let cmd: string[] | undefined;
   instructions.forEach((ins, index) => {
-    if (ins.keyword === "FROM") workdir = "/";
+    if (ins.keyword === "FROM") {
+      const words = ins.args.split(/\s+/).filter((w) => !w.startsWith("--"));
+      const as = words.findIndex((w) => w.toUpperCase() === "AS");
+      stages.push({ index, image: words[0]!, ...(as > 0 && words[as + 1] ? { name: words[as + 1]! } : {}) });
+      // A stage built on an earlier one inherits its WORKDIR.
+      const base = stages.slice(0, -1).find((st) => st.name === words[0]);
+      workdir = base ? workdirs[stages[stages.indexOf(base) + 1]!.index - 1]! : "/";
+    }
     if (ins.keyword === "WORKDIR") workdir = posix.resolve(workdir, ins.args);
     if (ins.keyword === "CMD") cmd = ins.args.startsWith("[") ? stringList(JSON.parse(ins.args), "CMD") : undefined;
     if (ins.keyword === "COPY" || ins.keyword === "ADD") {
       const { flags, words } = splitArgs(ins.args);
-      if (!flags.some((f) => f.startsWith("--from")) && words.length >= 2) {
-        copies.push({ index, sources: words.slice(0, -1), dest: words.at(-1)!, workdir });
-      }
+      const from = flags.find((f) => f.startsWith("--from="))?.slice("--from=".length);
+      if (words.length >= 2) copies.push({ index, sources: words.slice(0, -1), dest: words.at(-1)!, workdir, stage: stages.length - 1, ...(from ? { from } : {}) });
     }
     workdirs.push(workdir);
   });
-  const df = { path: build.dockerfile, context: build.context, instructions, copies, workdirs, cmd, ignored: dockerignoreOf(build.context, build.dockerfile) };
+  const df = { path: build.dockerfile, context: build.context, instructions, copies, stages, workdirs, cmd, ignored: dockerignoreOf(build.context, build.dockerfile) };
   dockerfiles.set(build.dockerfile, df);
   return df;
+}
+
+/** The stage instruction `index` belongs to. */
+function stageAt(df: Dockerfile, index: number): number {
+  let stage = 0;
+  df.stages.forEach((st, i) => {
+    if (st.index <= index) stage = i;
+  });
+  return stage;
+}
+
+/**
+ * Where a file the stage `from` has at `path` lands in the stage `to`, through its
+ * `COPY --from=` instructions (directory sources copy their contents, as from the context).
+ */
+function copiedFromStage(df: Dockerfile, from: number, to: number, path: string): string[] {
+  const fromStage = df.stages[from]!;
+  const out: string[] = [];
+  for (const copy of df.copies) {
+    if (copy.stage !== to || (copy.from !== fromStage.name && copy.from !== String(from))) continue;
+    const dest = posix.resolve(copy.workdir, copy.dest);
+    for (const raw of copy.sources) {
+      const src = posix.resolve("/", raw);
+      if (path.startsWith(`${src === "/" ? "" : src}/`)) out.push(posix.join(dest, posix.relative(src, path)));
+      else if (path === src) out.push(copy.dest.endsWith("/") ? posix.join(dest, posix.basename(path)) : dest);
+    }
+  }
+  return out;
 }
 
 /** Context-relative sources of a COPY, wildcards expanded against the context. */
@@ -353,11 +411,11 @@ function expandSources(df: Dockerfile, copy: Copy): string[] {
  * directory source copies its contents into dest; a file goes to dest, or into dest when dest
  * ends in '/' (or is '.') or there are several sources. Files the .dockerignore drops go nowhere.
  */
-function imagePathsOf(df: Dockerfile, file: string, before = Infinity): string[] {
+function imagePathsOf(df: Dockerfile, file: string, before = Infinity, stage = stageAt(df, Math.min(before, df.instructions.length) - 1)): string[] {
   if (df.ignored(file)) return [];
   const out: string[] = [];
   for (const copy of df.copies) {
-    if (copy.index >= before) continue;
+    if (copy.index >= before || copy.stage !== stage || copy.from !== undefined) continue;
     const sources = expandSources(df, copy);
     const dest = posix.resolve(copy.workdir, copy.dest);
     const destIsDir = copy.dest.endsWith("/") || copy.dest === "." || copy.dest === ".." || sources.length > 1;
@@ -434,6 +492,62 @@ const packageJson = JSON.parse(readText("package.json")) as {
 };
 const dependencies = packageJson.dependencies ?? {};
 
+/** tsconfig.build.json (comments allowed, as tsc allows them), with what it extends. */
+const buildTsconfig = JSON.parse(readText("tsconfig.build.json").replace(/^\s*\/\/.*$/gm, "")) as {
+  extends?: string;
+  compilerOptions?: { outDir?: string; rootDir?: string; noEmit?: boolean; rewriteRelativeImportExtensions?: boolean };
+  include?: string[];
+};
+const buildScript = (packageJson as { scripts?: Record<string, string> }).scripts?.build ?? "";
+
+/**
+ * The compose file's `${VAR:-default}` interpolation resolved to the defaults (what `docker
+ * compose up` uses when the shell sets nothing). Only KUBEWIRE_COMPOSE_* variables with a default
+ * are allowed, and only in `ports:`, checked by the tests below.
+ */
+function withDefaults(text: string): string {
+  return text.replace(/\$\{([A-Z0-9_]+):-([^}]*)\}/g, (_, _name: string, value: string) => value);
+}
+
+interface Published {
+  hostIp: string;
+  hostPorts: [number, number];
+  containerPorts: [number, number];
+  protocol: "tcp" | "udp";
+}
+
+/** A service's `ports:` in the short syntax (HOST_IP:HOST[-HOST]:CONTAINER[-CONTAINER][/PROTO]). */
+function publishedOf(name: string): Published[] {
+  const ports = service(name).ports;
+  if (ports === undefined) return [];
+  return stringList(ports, `services.${name}.ports`).map((raw) => {
+    const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)(?:-(\d+))?:(\d+)(?:-(\d+))?(?:\/(tcp|udp))?$/.exec(withDefaults(raw));
+    if (!m) throw new Error(`services.${name}.ports: ${raw}: want HOST_IP:HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]`);
+    const range = (a: string, b: string | undefined): [number, number] => [Number(a), Number(b ?? a)];
+    return { hostIp: m[1]!, hostPorts: range(m[2]!, m[3]), containerPorts: range(m[4]!, m[5]), protocol: (m[6] ?? "tcp") as "tcp" | "udp" };
+  });
+}
+
+/** How many containers `docker compose up` starts for a service (its `scale`, else 1). */
+function replicasOf(name: string): number {
+  const s = service(name);
+  const deploy = isDict(s.deploy) ? s.deploy : {};
+  const n = s.scale ?? deploy.replicas ?? 1;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new Error(`services.${name}: scale must be a whole number, got ${JSON.stringify(n)}`);
+  return n;
+}
+
+/**
+ * A node-agent's environment as its process sees it in a container of the service: the
+ * machine's identity (cluster/config.ts withMachineIdentity, as node-agent/main.ts applies it)
+ * from the service's hostname or else a container ID, and the /etc/hosts Docker writes.
+ */
+function nodeEnvironmentOf(name: string, containerAddress = "172.18.0.5"): Record<string, string | undefined> {
+  const hostname = typeof service(name).hostname === "string" ? (service(name).hostname as string) : CONTAINER_ID_HOSTNAME;
+  const hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${containerAddress}\t${hostname}\n`;
+  return { ...withMachineIdentity(environmentOf(name), { hostname, hostsText }) };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 describe(COMPOSE_FILE, () => {
@@ -459,28 +573,53 @@ describe(COMPOSE_FILE, () => {
     }
   });
 
-  it("starts each kubewire service with node, tsx's loader and a script its image contains, with all it imports", () => {
+  it("starts each kubewire service with node and its compiled entry point, no TypeScript loader", () => {
     for (const name of kubewireServices) {
-      const build = buildOf(name)!;
-      const df = dockerfileOf(build);
       const command = commandOf(name);
       expect(command[0], `${name}: ${JSON.stringify(command)}`).toBe("node");
-      const loader = command[command.indexOf("--import") + 1];
-      expect(command.includes("--import") && loader === "tsx", `${name}: runs TypeScript only through --import tsx`).toBe(true);
+      expect(command.some((a) => a === "--import" || a === "--loader" || a.startsWith("--experimental-strip-types")), `${name}: runs a loader: ${JSON.stringify(command)}`).toBe(false);
+      const source = scriptOf(name);
+      expect(isFile(join(ROOT, source)), `${name}: ${source} (the source of its .js script) does not exist`).toBe(true);
+    }
+  });
 
-      const script = scriptOf(name);
-      expect(isFile(join(ROOT, script)), `${name}: ${script} does not exist in the repository`).toBe(true);
-      const workdir = typeof service(name).working_dir === "string" ? (service(name).working_dir as string) : df.workdirs.at(-1)!;
-      // The image mirrors the repository under WORKDIR, so relative imports resolve as they do here.
-      const scriptDir = posix.dirname(script);
-      expect(
-        df.copies.some((c) => expandSources(df, c).some((src) => src === "" || src === scriptDir || scriptDir.startsWith(`${src}/`))),
-        `${name}: ${df.path} copies no source covering ${scriptDir}/`,
-      ).toBe(true);
-      for (const file of [...runtimeClosure(script), "package.json", "tsconfig.json"]) {
-        const wanted = posix.resolve(workdir, file);
-        expect(imagePathsOf(df, file), `${name}: ${df.path} must put ${file} at ${wanted}`).toContain(wanted);
+  it("builds each kubewire service's entry point with all it imports, and ships the JavaScript to the runtime stage", () => {
+    const opts = buildTsconfig.compilerOptions ?? {};
+    const outDir = posix.normalize(opts.outDir ?? "");
+    expect(buildTsconfig.extends, "tsconfig.build.json should extend tsconfig.json (one set of compiler options)").toBe("./tsconfig.json");
+    expect(opts.noEmit, "tsconfig.build.json must emit").toBe(false);
+    expect(opts.rewriteRelativeImportExtensions, "the sources import with .ts: the emitted .js must import .js").toBe(true);
+    expect(posix.normalize(opts.rootDir ?? "."), "rootDir . keeps the repository layout under outDir").toBe(".");
+    expect(outDir).toBe("dist");
+    expect(buildScript, "npm run build compiles with tsconfig.build.json").toMatch(/\btsc\s+-p\s+tsconfig\.build\.json\b/);
+    const include = (buildTsconfig.include ?? []).map((d) => posix.normalize(d));
+    expect(include.sort()).toEqual([...RUNTIME_DIRS].sort());
+    for (const name of kubewireServices) {
+      const df = dockerfileOf(buildOf(name)!);
+      const final = df.stages.length - 1;
+      const buildRun = df.instructions.findIndex((ins, i) => ins.keyword === "RUN" && stageAt(df, i) < final && /\bnpm\s+run\s+build\b/.test(ins.args));
+      expect(buildRun, `${df.path}: no earlier stage runs npm run build`).toBeGreaterThanOrEqual(0);
+      const buildStage = stageAt(df, buildRun);
+      const buildDir = df.workdirs[buildRun]!;
+      const source = scriptOf(name);
+      const closure = runtimeClosure(source);
+      for (const file of [...closure, "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"]) {
+        expect(imagePathsOf(df, file, buildRun, buildStage), `${name}: ${df.path} must copy ${file} to ${buildDir} before npm run build`).toContain(posix.resolve(buildDir, file));
+        if (file.endsWith(".ts")) expect(include.some((d) => file.startsWith(`${d}/`)), `${file} is outside tsconfig.build.json's include`).toBe(true);
       }
+      // Files a module loads by path at run time (createRequire(import.meta.url)("./x.json")) are
+      // not emitted by tsc: npm run build must copy them into dist/.
+      for (const file of closure) {
+        for (const m of readText(file).matchAll(/createRequire\(import\.meta\.url\)\(\s*["'](\.[^"']+)["']/g)) {
+          const asset = posix.normalize(posix.join(posix.dirname(file), m[1]!));
+          expect(buildScript, `${file} loads ${asset} at run time; npm run build must copy it to ${outDir}/`).toContain(asset);
+          expect(imagePathsOf(df, asset, buildRun, buildStage)).toContain(posix.resolve(buildDir, asset));
+        }
+      }
+      const script = jsScriptIn(commandOf(name), `services.${name}`);
+      const workdir = typeof service(name).working_dir === "string" ? (service(name).working_dir as string) : df.workdirs.at(-1)!;
+      const emitted = posix.resolve(buildDir, outDir, source.replace(/\.ts$/, ".js"));
+      expect(copiedFromStage(df, buildStage, final, emitted), `${name}: ${df.path} must COPY --from the build stage ${emitted} to ${posix.resolve(workdir, script)}`).toContain(posix.resolve(workdir, script));
     }
   });
 
@@ -493,13 +632,29 @@ describe(COMPOSE_FILE, () => {
     }
   });
 
-  it("names the nodes with unique DNS-1123 labels", () => {
-    const names = nodeAgents.map((name) => environmentOf(name).KUBEWIRE_NODE_NAME);
-    for (const [i, nodeName] of names.entries()) {
-      expect(nodeName, `${nodeAgents[i]}: KUBEWIRE_NODE_NAME is required`).toBeDefined();
-      expect(isDns1123Label(nodeName!), `${nodeAgents[i]}: ${JSON.stringify(nodeName)} is not a DNS-1123 label`).toBe(true);
+  it("names the nodes with unique DNS-1123 labels: fixed names only on single containers, the rest after their container", () => {
+    const fixed: string[] = [];
+    for (const name of nodeAgents) {
+      const explicit = environmentOf(name).KUBEWIRE_NODE_NAME ?? service(name).hostname;
+      if (replicasOf(name) !== 1) {
+        // Every replica would register under one name and fight over one Node object.
+        expect(explicit, `${name}: a scaled service must let each container name itself (no KUBEWIRE_NODE_NAME, no hostname)`).toBeUndefined();
+        expect(service(name).container_name, `${name}: container_name stops --scale`).toBeUndefined();
+      }
+      const nodeName = nodeEnvironmentOf(name).KUBEWIRE_NODE_NAME!;
+      expect(isDns1123Label(nodeName), `${name}: ${JSON.stringify(nodeName)} is not a DNS-1123 label`).toBe(true);
+      if (explicit !== undefined) fixed.push(nodeName);
     }
-    expect(new Set(names).size, `node names repeat: ${names.join(", ")}`).toBe(names.length);
+    expect(new Set(fixed).size, `node names repeat: ${fixed.join(", ")}`).toBe(fixed.length);
+    expect(fixed, "a fixed name looks like a container ID").not.toContain(CONTAINER_ID_HOSTNAME);
+  });
+
+  it("lets each node take its own container address (no fixed KUBEWIRE_HOST_ADDRESS, no host network)", () => {
+    for (const name of nodeAgents) {
+      expect(environmentOf(name).KUBEWIRE_HOST_ADDRESS, `${name}: the container's address is its own; a fixed one breaks --scale`).toBeUndefined();
+      expect(service(name).network_mode, `${name}: on the host network every node would bind the same ports`).toBeUndefined();
+      expect(nodeEnvironmentOf(name, "172.18.0.9").KUBEWIRE_HOST_ADDRESS).toBe("172.18.0.9");
+    }
   });
 
   it("gives the processes configs their loaders accept, agreeing on every cluster-wide setting", () => {
@@ -507,7 +662,7 @@ describe(COMPOSE_FILE, () => {
     const cluster = new Map<string, Omit<ClusterConfig, "logLevel">>();
     for (const name of kubewireServices) {
       const env = environmentOf(name);
-      const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(env) : scriptOf(name) === CONTROL_PLANE_ENTRY ? loadControlPlaneConfig(env) : loadClusterConfig(env);
+      const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(nodeEnvironmentOf(name)) : scriptOf(name) === CONTROL_PLANE_ENTRY ? loadControlPlaneConfig(env) : loadClusterConfig(env);
       expect(levels, `${name}: KUBEWIRE_LOG_LEVEL=${cfg.logLevel} is not a pino level`).toContain(cfg.logLevel);
       const { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr, clusterDomain } = cfg;
       cluster.set(name, { natsUrl, clusterCidr, nodeCidrMask, serviceCidr, underlayCidr, vni, proxyMode, lbCidr, clusterDomain });
@@ -516,26 +671,37 @@ describe(COMPOSE_FILE, () => {
     for (const [name, cfg] of rest) expect(cfg, `${name} disagrees with ${first![0]}`).toEqual(first![1]);
   });
 
-  it("binds each node to its own fixed container address (KUBEWIRE_HOST_ADDRESS = ipv4_address)", () => {
-    const taken = new Map<number, string>();
-    for (const name of nodeAgents) {
-      const hostAddress = environmentOf(name).KUBEWIRE_HOST_ADDRESS;
-      expect(hostAddress, `${name}: KUBEWIRE_HOST_ADDRESS must be the container's address`).toBeDefined();
-      const ip = parseIpv4Addr(hostAddress!);
-      expect(ip, `${name}: ${hostAddress} is not an IPv4 address`).toBeDefined();
-      const fixed = [...networksOf(name).entries()].filter(([, v]) => v?.ipv4_address === hostAddress);
-      expect(fixed.length, `${name}: no network gives it ipv4_address ${hostAddress}`).toBe(1);
-      const [network] = fixed[0]!;
-      const pools = ipamOf(network).filter((p) => cidrContains(p.subnet, ip!));
-      expect(pools.length, `${name}: ${hostAddress} is in no ipam subnet of network ${network}`).toBe(1);
-      const pool = pools[0]!;
-      expect(ip === pool.subnet.network || ip === broadcastOf(pool.subnet), `${name}: ${hostAddress} is not a host address`).toBe(false);
-      expect(ip, `${name}: ${hostAddress} is the gateway`).not.toBe(pool.gateway ?? pool.subnet.network + 1);
-      // Docker hands out dynamic addresses from ip_range (the whole subnet without one): a fixed
-      // address inside it can be taken by a container that starts first.
-      expect(pool.ipRange !== undefined && !cidrContains(pool.ipRange, ip!), `${name}: ${hostAddress} must lie outside the network's ip_range`).toBe(true);
-      expect(taken.get(ip!), `${hostAddress} is used twice`).toBeUndefined();
-      taken.set(ip!, name);
+  it("works with docker-compose 1.29 too: no top-level name, interpolation only as ${KUBEWIRE_COMPOSE_*:-default}", () => {
+    expect(compose.name, "docker-compose 1.29 rejects the top-level name key (use -p)").toBeUndefined();
+    // Comments aside (they may quote the syntax); the file has no `#` inside values.
+    for (const m of composeText.replace(/(^|\s)#.*$/gm, "").matchAll(/\$\{?([^}\s]*)\}?/g)) {
+      expect(m[0], "interpolation must name a KUBEWIRE_COMPOSE_ variable and give a default").toMatch(/^\$\{KUBEWIRE_COMPOSE_[A-Z0-9_]+:-[^}]+\}$/);
+    }
+  });
+
+  it("publishes the API, NATS, cluster DNS and a small NodePort range on 127.0.0.1 only, from unscaled services", () => {
+    const all = serviceNames.flatMap((name) => publishedOf(name).map((p) => ({ ...p, name })));
+    for (const p of all) {
+      expect(p.hostIp, `${p.name}: publishes on ${p.hostIp}; the cluster is for this machine only`).toBe("127.0.0.1");
+      expect(p.hostPorts[1] - p.hostPorts[0], `${p.name}: host and container ranges differ in length`).toBe(p.containerPorts[1] - p.containerPorts[0]);
+      // Two replicas cannot both bind one host port.
+      expect(replicasOf(p.name), `${p.name}: a scaled service cannot publish a fixed host port`).toBe(1);
+    }
+    // One docker-proxy process per published port and protocol.
+    const proxies = all.reduce((n, p) => n + p.containerPorts[1] - p.containerPorts[0] + 1, 0);
+    expect(proxies, "publishing many ports starts as many docker-proxy processes").toBeLessThanOrEqual(32);
+    const has = (names: string[], port: number, protocol: "tcp" | "udp") =>
+      all.some((p) => names.includes(p.name) && p.protocol === protocol && p.containerPorts[0] <= port && port <= p.containerPorts[1]);
+    expect(has(controlPlanes, loadControlPlaneConfig(environmentOf(controlPlanes[0]!)).apiPort, "tcp"), "the API's port is not published").toBe(true);
+    expect(has(["nats"], 4222, "tcp"), "the NATS client port (the kubewire CLI's way in) is not published").toBe(true);
+    const gateways = nodeAgents.filter((name) => has([name], loadNodeAgentConfig(nodeEnvironmentOf(name)).dnsPort, "udp"));
+    expect(gateways.length, "no node publishes its cluster DNS port").toBe(1);
+    const dnsPort = loadNodeAgentConfig(nodeEnvironmentOf(gateways[0]!)).dnsPort;
+    expect(has(gateways, dnsPort, "tcp"), "cluster DNS over TCP (truncated answers) is not published").toBe(true);
+    for (const protocol of ["tcp", "udp"] as const) {
+      const range = all.find((p) => p.name === gateways[0] && p.protocol === protocol && p.containerPorts[0] >= NODE_PORT_MIN);
+      expect(range, `${gateways[0]}: no NodePort range published over ${protocol}`).toBeDefined();
+      expect(range!.containerPorts[1], "NodePorts end at 32767").toBeLessThanOrEqual(NODE_PORT_MAX);
     }
   });
 
@@ -612,23 +778,40 @@ describe("deploy/Dockerfile", () => {
     expect(builds.map((b) => b.dockerfile)).toEqual(["deploy/Dockerfile"]);
   });
 
-  it("installs with npm ci, dev dependencies omitted, from the copied manifest and lock", () => {
+  it("installs with npm ci from the copied manifest and lock: every dependency to build, dev dependencies omitted to run", () => {
     for (const build of builds) {
       const df = dockerfileOf(build);
+      const final = df.stages.length - 1;
       const runs = df.instructions.map((ins, i) => ({ ...ins, i })).filter((ins) => ins.keyword === "RUN" && /\bnpm\s+(?:ci|install|i)\b/.test(ins.args));
-      expect(runs.length, `${df.path}: one npm install step`).toBe(1);
-      const run = runs[0]!;
-      expect(run.args, `${df.path}: npm ci installs exactly the lock`).toMatch(/\bnpm\s+ci\b/);
-      expect(run.args, `${df.path}: dev dependencies must be omitted`).toMatch(/--omit(?:=|\s+)dev\b/);
-      expect(run.args).not.toMatch(/--include(?:=|\s+)dev\b/);
-      const npmDir = df.workdirs[run.i]!;
-      for (const file of ["package.json", "package-lock.json"]) {
-        expect(imagePathsOf(df, file, run.i), `${df.path}: ${file} must be in ${npmDir} before npm ci`).toContain(posix.join(npmDir, file));
+      const finalRuns = runs.filter((r) => stageAt(df, r.i) === final);
+      expect(finalRuns.length, `${df.path}: one npm install step in the runtime stage`).toBe(1);
+      for (const run of runs) {
+        expect(run.args, `${df.path}: npm ci installs exactly the lock`).toMatch(/\bnpm\s+ci\b/);
+        const npmDir = df.workdirs[run.i]!;
+        for (const file of ["package.json", "package-lock.json"]) {
+          expect(imagePathsOf(df, file, run.i), `${df.path}: ${file} must be in ${npmDir} before npm ci`).toContain(posix.join(npmDir, file));
+        }
       }
-      // node_modules must be where module resolution from the sources finds it.
+      const run = finalRuns[0]!;
+      expect(run.args, `${df.path}: dev dependencies must be omitted from the runtime stage`).toMatch(/--omit(?:=|\s+)dev\b/);
+      expect(run.args).not.toMatch(/--include(?:=|\s+)dev\b/);
+      // node_modules must be where module resolution from the compiled sources finds it.
       const finalDir = df.workdirs.at(-1)!;
+      const npmDir = df.workdirs[run.i]!;
       expect(finalDir === npmDir || finalDir.startsWith(`${npmDir}/`), `${df.path}: sources in ${finalDir}, node_modules in ${npmDir}`).toBe(true);
     }
+  });
+
+  it("builds FROM the image names deploy/local-images.sh makes locally (Docker Hub is not reachable in CI)", () => {
+    const script = readText("deploy/local-images.sh");
+    const made = [...script.matchAll(/^(?:NODE|NATS)_IMAGE=(\S+)$/gm)].map((m) => m[1]!);
+    expect(made.length).toBe(2);
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      const stageNames = df.stages.map((st) => st.name);
+      for (const st of df.stages) if (!stageNames.includes(st.image)) expect(made, `${df.path}: FROM ${st.image}`).toContain(st.image);
+    }
+    for (const name of serviceNames.filter((n) => buildOf(n) === undefined)) expect(made, `services.${name}.image`).toContain(service(name).image);
   });
 
   it("runs as a non-root user on a Node image the engines field accepts", () => {
@@ -645,23 +828,25 @@ describe("deploy/Dockerfile", () => {
     }
   });
 
-  it("has a default command whose script the image contains", () => {
+  it("has a default command whose compiled script the runtime stage receives from the build stage", () => {
     for (const build of builds) {
       const df = dockerfileOf(build);
       expect(df.cmd, `${df.path}: an exec-form CMD`).toBeDefined();
-      const script = df.cmd!.find((a) => a.endsWith(".ts"));
-      expect(script, `${df.path}: CMD runs no .ts entry`).toBeDefined();
-      expect(imagePathsOf(df, script!)).toContain(posix.resolve(df.workdirs.at(-1)!, script!));
+      const script = jsScriptIn(df.cmd!, `${df.path} CMD`);
+      expect(isFile(join(ROOT, script.replace(/\.js$/, ".ts"))), `${df.path}: CMD runs ${script}, compiled from no source`).toBe(true);
+      const buildRun = df.instructions.findIndex((ins) => ins.keyword === "RUN" && /\bnpm\s+run\s+build\b/.test(ins.args));
+      const emitted = posix.resolve(df.workdirs[buildRun]!, buildTsconfig.compilerOptions?.outDir ?? "dist", script);
+      expect(copiedFromStage(df, stageAt(df, buildRun), df.stages.length - 1, emitted)).toContain(posix.resolve(df.workdirs.at(-1)!, script));
     }
   });
 
   it("keeps the build context free of node_modules, tests and local state, but not of the sources", () => {
     for (const build of builds) {
       const df = dockerfileOf(build);
-      for (const path of ["node_modules/tsx/package.json", ".git/HEAD", "test/unit/compose.test.ts", "x.pcap", "cli/x.log", ".kubewire/state.json"]) {
+      for (const path of ["node_modules/tsx/package.json", ".git/HEAD", "test/unit/compose.test.ts", "x.pcap", "cli/x.log", ".kubewire/state.json", "dist/node-agent/main.js"]) {
         expect(df.ignored(path), `${path} should be in .dockerignore`).toBe(true);
       }
-      for (const file of [...RUNTIME_DIRS.flatMap(sourceFiles), "package.json", "package-lock.json", "tsconfig.json"]) {
+      for (const file of [...RUNTIME_DIRS.flatMap(sourceFiles), "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"]) {
         expect(df.ignored(file), `${file} is excluded by .dockerignore`).toBe(false);
       }
     }
@@ -677,14 +862,8 @@ describe("runtime dependencies of the image", () => {
         used.set(packageNameOf(ref.spec), file);
       }
     }
-    for (const name of kubewireServices) {
-      const command = commandOf(name);
-      command.forEach((arg, i) => {
-        if ((arg === "--import" || arg === "--loader") && command[i + 1]) used.set(packageNameOf(command[i + 1]!), `services.${name}.command`);
-      });
-    }
     // A scan that finds nothing would pass vacuously: the processes do use NATS and msgpack.
-    expect([...used.keys()]).toEqual(expect.arrayContaining(["nats", "msgpackr", "tsx"]));
+    expect([...used.keys()]).toEqual(expect.arrayContaining(["nats", "msgpackr"]));
     const lock = JSON.parse(readText("package-lock.json")) as { packages: Record<string, { dev?: boolean }> };
     for (const [pkg, file] of used) {
       expect(Object.keys(dependencies), `${file} imports ${pkg}, which npm ci --omit=dev does not install`).toContain(pkg);

@@ -148,6 +148,7 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_CLUSTER_CIDR",
       "KUBEWIRE_CLUSTER_DOMAIN",
       "KUBEWIRE_CRON_MINUTE_SECONDS",
+      "KUBEWIRE_DEFAULT_TOLERATION_SECONDS",
       "KUBEWIRE_DNS_PORT",
       "KUBEWIRE_DNS_UPSTREAM",
       "KUBEWIRE_EVENT_TTL_SECONDS",
@@ -162,7 +163,6 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_NODE_CIDR_MASK",
       "KUBEWIRE_NODE_GRACE_SECONDS",
       "KUBEWIRE_NODE_NAME",
-      "KUBEWIRE_POD_EVICTION_SECONDS",
       "KUBEWIRE_PROXY_MODE",
       "KUBEWIRE_SERVICE_CIDR",
       "KUBEWIRE_TOMBSTONE_TTL_SECONDS",
@@ -176,7 +176,7 @@ describe("loadControlPlaneConfig", () => {
   const TOKEN = "0123456789abcdef0123";
   it("reads the API address and token, with the grace defaults", () => {
     const cfg = loadControlPlaneConfig({ KUBEWIRE_API_ADDRESS: "127.0.0.1:7443", KUBEWIRE_API_TOKEN: TOKEN });
-    expect(cfg).toMatchObject({ apiHost: "127.0.0.1", apiPort: 7443, apiToken: TOKEN, nodeGraceSeconds: 10, podEvictionSeconds: 5 });
+    expect(cfg).toMatchObject({ apiHost: "127.0.0.1", apiPort: 7443, apiToken: TOKEN, nodeGraceSeconds: 10, defaultTolerationSeconds: 20 });
   });
 
   it("reads the event TTL, delete-marker TTL and housekeeping period, with kube-apiserver's defaults", () => {

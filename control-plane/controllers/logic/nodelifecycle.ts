@@ -1,10 +1,14 @@
 /**
  * Node health, as the kubelet and the node lifecycle controller report it
- * (pkg/kubelet/nodestatus/setters.go ReadyCondition, pkg/controller/nodelifecycle/
- * node_lifecycle_controller.go tryUpdateNodeHealth, and the taint-based eviction of
- * pkg/controller/tainteviction/taint_eviction.go). Pure: the caller passes the clock.
+ * (pkg/kubelet/nodestatus/setters.go ReadyCondition; pkg/controller/nodelifecycle/
+ * node_lifecycle_controller.go tryUpdateNodeHealth, doNoScheduleTaintingPass and
+ * doNoExecuteTaintingPass). A node's liveness is its Lease in kube-node-lease, renewed by its
+ * node-agent as the kubelet's nodelease controller renews it, and the heartbeat of the Ready
+ * condition it posts; the controller takes the later of the two. Pure: the caller passes the
+ * clock (monotonic ms for ages it measured itself, wall time for times read from objects).
  */
-import type { Node, NodeCondition, Pod, Taint, Toleration } from "kubernetes-types/core/v1.js";
+import type { Lease } from "kubernetes-types/coordination/v1.js";
+import type { Node, NodeCondition, Taint, Toleration } from "kubernetes-types/core/v1.js";
 import { rfc3339 } from "../../../cluster/meta.ts";
 
 export const NodeReadiness = {
@@ -49,20 +53,9 @@ export function toleratesTaint(t: Toleration, taint: Taint): boolean {
 }
 
 
-/**
- * What the control plane should believe about a node from its last heartbeat: Unknown when it
- * never posted or stayed silent longer than `graceMs` (nodeMonitorGracePeriod, 50s in Kubernetes
- * 1.32), otherwise what the agent itself reported (`agentReady`: false when, say, its overlay is
- * not up — the kubelet's Ready=False "KubeletNotReady").
- */
-export function nodeReadiness(lastHeartbeatMs: number | undefined, nowMs: number, graceMs: number, agentReady = true): NodeReadiness {
-  if (lastHeartbeatMs === undefined) return NodeReadiness.Unknown;
-  if (nowMs - lastHeartbeatMs > graceMs) return NodeReadiness.Unknown;
-  return agentReady ? NodeReadiness.Ready : NodeReadiness.NotReady;
-}
-
 export function findNodeCondition(node: Node, type: string): NodeCondition | undefined {
-  return node.status?.conditions?.find((c) => c.type === type);
+  const conditions = node.status?.conditions;
+  return Array.isArray(conditions) ? conditions.find((c) => c?.type === type) : undefined;
 }
 
 /** "True" | "False" | "Unknown" of the Ready condition; a node without one is Unknown. */
@@ -99,53 +92,140 @@ export function nodeReadyCondition(node: Node, readiness: NodeReadiness, now: Da
   };
 }
 
-/** The NoExecute taint an unhealthy node carries: not-ready for Ready=False, unreachable for Unknown. */
-export function noExecuteTaintFor(node: Node): Taint | undefined {
-  switch (nodeReadyStatus(node)) {
-    case "True":
-      return undefined;
-    case "False":
-      return { key: NodeTaintKey.NotReady, effect: "NoExecute" };
-    default:
-      return { key: NodeTaintKey.Unreachable, effect: "NoExecute" };
-  }
+/** The namespace of the nodes' Leases (k8s.io/api/core/v1 NamespaceNodeLease). */
+export const NODE_LEASE_NAMESPACE = "kube-node-lease";
+
+/** Milliseconds since the epoch of an RFC 3339 time read from an object; undefined when it is not one. */
+export function parseTimeMs(v: unknown): number | undefined {
+  if (typeof v !== "string" || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v)) return undefined;
+  const ms = Date.parse(v);
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /**
- * How long a pod may stay bound to a node with `taint`, in ms: Infinity when a matching toleration
- * has no tolerationSeconds, the smallest tolerationSeconds otherwise (<= 0 means at once), and
- * `defaultMs` when nothing matches — the 300s tolerations the DefaultTolerationSeconds admission
- * plugin adds for not-ready/unreachable (taint_eviction.go getMinTolerationTime).
+ * What the controller saw of a node: when it last saw a sign of life (probeMs, on its own
+ * monotonic clock, as nodeHealthData.probeTimestamp), and the two signs it compares against
+ * (the Lease's renewTime and the Ready condition's lastHeartbeatTime), as read.
  */
-function tolerationMs(tolerations: readonly Toleration[], taint: Taint, defaultMs: number): number {
-  const matching = tolerations.filter((t) => toleratesTaint(t, taint));
-  if (matching.length === 0) return defaultMs;
-  let min = Infinity;
-  for (const t of matching) {
-    if (t.tolerationSeconds === undefined || t.tolerationSeconds === null) continue;
-    min = Math.min(min, Math.max(0, t.tolerationSeconds) * 1000);
-  }
-  return min;
+export interface NodeHealth {
+  readonly probeMs: number;
+  readonly renewTime?: string;
+  readonly readyHeartbeat?: string;
 }
 
 /**
- * Pods to delete from a node that has not been Ready since `notReadySinceMs`: every live pod
- * bound to it whose toleration of the node's not-ready/unreachable NoExecute taint has run out.
- * `evictionMs` is the default toleration (pod-eviction-timeout, 5 min in Kubernetes). Pods that
- * tolerate the taint forever (DaemonSet pods) stay. Sorted by namespace/name.
+ * tryUpdateNodeHealth's bookkeeping: the probe time moves to now whenever the Ready heartbeat
+ * changed or the Lease's renewTime moved forward since the last look, so a node's own clock is
+ * never compared with the controller's while it lives.
+ *
+ * Where Kubernetes starts a node it sees for the first time (every node, after a controller
+ * restart) with a full grace period from now, this judges from the stored times: the probe is
+ * placed as long ago as the newest of renewTime and the heartbeat (the creation time for a
+ * node that never posted), so a node that died before a control-plane restart is stale at
+ * once. Only `settleMs` more is granted: a live holder whose renewals failed while the control
+ * plane was away renews within two renew intervals of its return (the caller passes
+ * leaseSettleMs). A time in the future counts as now.
  */
-export function podsToEvict(node: Node, pods: Pod[], notReadySinceMs: number, nowMs: number, evictionMs: number): Pod[] {
-  const taint = noExecuteTaintFor(node);
-  if (!taint) return [];
-  const nodeName = node.metadata?.name;
-  const elapsed = nowMs - notReadySinceMs;
-  return pods
-    .filter((p) => p.spec?.nodeName === nodeName && !p.metadata?.deletionTimestamp)
-    .filter((p) => p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed")
-    .filter((p) => elapsed >= tolerationMs(p.spec?.tolerations ?? [], taint, evictionMs))
-    .sort((a, b) => {
-      const ka = `${a.metadata?.namespace ?? ""}/${a.metadata?.name ?? ""}`;
-      const kb = `${b.metadata?.namespace ?? ""}/${b.metadata?.name ?? ""}`;
-      return ka < kb ? -1 : ka > kb ? 1 : 0;
-    });
+export function observeNodeHealth(saved: NodeHealth | undefined, node: Node, lease: Lease | undefined, nowMs: number, nowWallMs: number, graceMs: number, settleMs: number): NodeHealth {
+  const renewTime = typeof lease?.spec?.renewTime === "string" ? lease.spec.renewTime : undefined;
+  const readyHeartbeat = findNodeCondition(node, "Ready")?.lastHeartbeatTime;
+  if (saved) {
+    const renewed = (parseTimeMs(renewTime) ?? -Infinity) > (parseTimeMs(saved.renewTime) ?? -Infinity);
+    const posted = readyHeartbeat !== saved.readyHeartbeat;
+    return { probeMs: renewed || posted ? nowMs : saved.probeMs, renewTime, readyHeartbeat };
+  }
+  const seen = [parseTimeMs(renewTime), parseTimeMs(readyHeartbeat)].filter((t): t is number => t !== undefined);
+  const newest = seen.length > 0 ? Math.max(...seen) : parseTimeMs(node.metadata?.creationTimestamp);
+  const age = newest === undefined ? 0 : Math.max(0, nowWallMs - newest);
+  const probeMs = Math.max(nowMs - age, nowMs - graceMs + Math.min(settleMs, graceMs));
+  return { probeMs: Math.min(probeMs, nowMs), renewTime, readyHeartbeat };
+}
+
+/** Half the holder's lease duration: two renew intervals (0 without a lease). */
+export function leaseSettleMs(lease: Lease | undefined): number {
+  const d = lease?.spec?.leaseDurationSeconds;
+  return typeof d === "number" && Number.isFinite(d) && d > 0 ? (d * 1000) / 2 : 0;
+}
+
+/**
+ * Whether a Lease says its holder is alive at `nowWallMs`: renewed within `graceMs` by the
+ * holder's clock (for decisions without the controller's history, such as whether a node-agent
+ * will confirm a graceful pod deletion).
+ */
+export function leaseFresh(lease: Lease | undefined, nowWallMs: number, graceMs: number): boolean {
+  const renewed = parseTimeMs(lease?.spec?.renewTime);
+  return renewed !== undefined && nowWallMs - renewed <= graceMs;
+}
+
+export type NodeHealthVerdict = { kind: "alive"; recheckInMs: number } | { kind: "stale" };
+
+/**
+ * monitorNodeHealth's test: stale once nothing was seen for the grace period
+ * (nodeMonitorGracePeriod), or, for a node that never posted a Ready condition, for the
+ * startup grace period (nodeStartupGracePeriod; here twice the grace period).
+ */
+export function nodeHealthVerdict(node: Node, health: NodeHealth, nowMs: number, graceMs: number): NodeHealthVerdict {
+  const grace = findNodeCondition(node, "Ready") ? graceMs : 2 * graceMs;
+  const left = health.probeMs + grace - nowMs;
+  return left < 0 ? { kind: "stale" } : { kind: "alive", recheckInMs: left + 1 };
+}
+
+/**
+ * The conditions the controller writes for a stale node: Ready Unknown (NodeStatusUnknown, or
+ * NodeStatusNeverUpdated when the node never posted one), and every other condition the node
+ * posted Unknown too, each keeping its last heartbeat, transition now. Undefined when they
+ * already say so.
+ */
+export function staleNodeConditions(node: Node, now: Date): NodeCondition[] | undefined {
+  const conditions = (Array.isArray(node.status?.conditions) ? node.status.conditions : []).filter((c) => !!c && typeof c === "object");
+  const nowText = rfc3339(now);
+  let changed = false;
+  const out = conditions.map((c) => {
+    if (c.status === "Unknown") return c;
+    changed = true;
+    if (c.type === "Ready") return nodeReadyCondition(node, NodeReadiness.Unknown, now);
+    return { ...c, status: "Unknown", reason: "NodeStatusUnknown", message: "Kubelet stopped posting node status.", lastTransitionTime: nowText };
+  });
+  if (!findNodeCondition(node, "Ready")) {
+    changed = true;
+    out.push(nodeReadyCondition(node, NodeReadiness.Unknown, now));
+  }
+  return changed ? out : undefined;
+}
+
+/** The taints this controller owns: the other keys are left alone. */
+const CONTROLLER_TAINTS: ReadonlyArray<Pick<Taint, "key" | "effect">> = [
+  { key: NodeTaintKey.NotReady, effect: "NoSchedule" },
+  { key: NodeTaintKey.NotReady, effect: "NoExecute" },
+  { key: NodeTaintKey.Unreachable, effect: "NoSchedule" },
+  { key: NodeTaintKey.Unreachable, effect: "NoExecute" },
+  { key: NodeTaintKey.Unschedulable, effect: "NoSchedule" },
+];
+
+/**
+ * The node's taints as the lifecycle controller wants them: Ready False gives
+ * node.kubernetes.io/not-ready, Ready Unknown node.kubernetes.io/unreachable, each NoSchedule
+ * (doNoScheduleTaintingPass) and NoExecute with timeAdded (doNoExecuteTaintingPass, what the
+ * taint eviction controller counts tolerationSeconds from); Ready True none of them;
+ * spec.unschedulable gives node.kubernetes.io/unschedulable:NoSchedule. A node without a Ready
+ * condition keeps what it has (the controller writes Unknown first). A taint that stays keeps
+ * its timeAdded; other taints are untouched. Undefined when nothing changes.
+ */
+export function desiredNodeTaints(node: Node, now: Date): Taint[] | undefined {
+  const current = (Array.isArray(node.spec?.taints) ? node.spec.taints : []).filter((t) => !!t && typeof t === "object");
+  const ready = findNodeCondition(node, "Ready")?.status;
+  const want: Array<Pick<Taint, "key" | "effect">> = [];
+  if (ready === "False") want.push({ key: NodeTaintKey.NotReady, effect: "NoSchedule" }, { key: NodeTaintKey.NotReady, effect: "NoExecute" });
+  else if (ready !== undefined && ready !== "True") want.push({ key: NodeTaintKey.Unreachable, effect: "NoSchedule" }, { key: NodeTaintKey.Unreachable, effect: "NoExecute" });
+  if (node.spec?.unschedulable) want.push({ key: NodeTaintKey.Unschedulable, effect: "NoSchedule" });
+  const same = (a: Pick<Taint, "key" | "effect">, b: Pick<Taint, "key" | "effect">) => a.key === b.key && a.effect === b.effect;
+  const owned = (t: Taint) => CONTROLLER_TAINTS.some((o) => same(o, t));
+  // Without a Ready condition the readiness taints stay as they are; only unschedulable follows the spec.
+  const managed = (t: Pick<Taint, "key" | "effect">) => (ready === undefined ? same(t, CONTROLLER_TAINTS[4]!) : owned(t as Taint));
+  const kept = current.filter((t) => !managed(t) || want.some((w) => same(w, t)));
+  const added = want
+    .filter((w) => managed(w) && !kept.some((t) => same(w, t)))
+    .map((w): Taint => ({ key: w.key, effect: w.effect, ...(w.effect === "NoExecute" ? { timeAdded: rfc3339(now) } : {}) }));
+  if (added.length === 0 && kept.length === current.length) return undefined;
+  return [...kept, ...added];
 }

@@ -1,16 +1,7 @@
 /** Deterministic randomness and byte helpers for the wire tests (no Math.random: reproducible). */
 
-/** mulberry32: a tiny 32-bit-state PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a tiny 32-bit-state PRNG returning floats in [0, 1), the product's own. */
+export { seededRng as mulberry32 } from "../../../node-agent/faults/random.ts";
 
 /** An integer in [0, n). */
 export function randInt(rng: () => number, n: number): number {

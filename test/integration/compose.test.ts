@@ -1,0 +1,358 @@
+/**
+ * docker-compose.yml run for real: the images built (deploy/local-images.sh makes the base images
+ * locally, Docker Hub being out of reach), `compose up`, and the cluster used from the host only
+ * through the ports the file publishes on 127.0.0.1: kubectl against the API, the kubewire CLI
+ * and the pods' exec over the published NATS port, dig to the gateway's DNS, HTTP to its NodePort
+ * range. Then the failures a compose user meets: `docker kill` of a node, `compose restart nats`,
+ * and `--scale`. Each run is its own compose project with its own host ports, removed in afterAll
+ * (`down -v --remove-orphans`; the images stay for the next run). Skipped, with the reason printed,
+ * only where no Docker engine can be started (deploy/docker-engine.sh says why).
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import type { NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../cluster/kube-client.ts";
+import { connectNats, request } from "../../cluster/rpc.ts";
+import { Subjects, type ExecResult } from "../../cluster/types.ts";
+import { REPO_ROOT, freePort } from "../../cli/processes.ts";
+import { NETEXEC_IMAGE, until } from "./fixture.ts";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], opts: { timeoutMs: number; env?: Record<string, string> }): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr: err && code === 1 && !stderr ? String(err) : stderr });
+    });
+  });
+}
+
+/** An engine that answers (started here if need be) and a compose command, or why there is none. */
+async function dockerSetup(): Promise<{ kind: "ready"; compose: string[] } | { kind: "unavailable"; reason: string }> {
+  const engine = await run("bash", ["deploy/docker-engine.sh"], { timeoutMs: 90_000 });
+  if (engine.code !== 0) return { kind: "unavailable", reason: engine.stderr.trim() || `deploy/docker-engine.sh exited ${engine.code}` };
+  // Compose v2 (the docker CLI plugin) where installed, else the standalone docker-compose 1.29.
+  if ((await run("docker", ["compose", "version"], { timeoutMs: 30_000 })).code === 0) return { kind: "ready", compose: ["docker", "compose"] };
+  if ((await run("docker-compose", ["version"], { timeoutMs: 30_000 })).code === 0) return { kind: "ready", compose: ["docker-compose"] };
+  return { kind: "unavailable", reason: "a Docker engine runs but neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose)" };
+}
+
+const docker = await dockerSetup();
+if (docker.kind === "unavailable") console.warn(`compose.test.ts skipped: no Docker engine here: ${docker.reason}`);
+
+/** `count` consecutive ports free on 127.0.0.1 (TCP), for the NodePort range's host side. */
+async function freePortRange(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 9_000);
+    let ok = true;
+    for (let p = base; p < base + count && ok; p++) ok = await bindable(p);
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
+}
+
+/** The API's self-signed serving certificate as PEM (it is its own CA), read off the TLS handshake. */
+function servedCertificate(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+      const der = socket.getPeerCertificate().raw;
+      socket.end();
+      if (!der) return reject(new Error("no certificate"));
+      resolve(`-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n").trimEnd()}\n-----END CERTIFICATE-----\n`);
+    });
+    socket.setTimeout(5_000, () => socket.destroy(new Error("TLS handshake timed out")));
+    socket.once("error", reject);
+  });
+}
+
+/** One DNS A query over UDP to 127.0.0.1:port; the answer's addresses. */
+async function digA(port: number, name: string): Promise<string[]> {
+  const r = await run("dig", ["@127.0.0.1", "-p", String(port), name, "A", "+short", "+time=2", "+tries=2"], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`dig exited ${r.code}: ${r.stdout}${r.stderr}`);
+  return r.stdout.split("\n").filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l));
+}
+
+/** Sends one UDP datagram to 127.0.0.1:port and waits for the echo. */
+function udpEcho(port: number, text: string, timeoutMs = 3_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket("udp4");
+    const timer = setTimeout(() => (sock.close(), reject(new Error("no UDP echo"))), timeoutMs);
+    sock.once("message", (msg) => (clearTimeout(timer), sock.close(), resolve(msg.toString())));
+    sock.send(text, port, "127.0.0.1");
+  });
+}
+
+const PROJECT = `kubewire-test-${randomBytes(4).toString("hex")}`;
+const NS = "compose";
+const TOKEN = "kubewire-compose-dev-token-change-me"; // the compose file's
+/** The first NodePort of the gateway's published range (the compose file's container side). */
+const NODEPORT_BASE = 30000;
+
+interface NodeView {
+  name: string;
+  ready: boolean;
+}
+
+function nodeViews(list: { items: KubeObjectLike[] }): NodeView[] {
+  return list.items.map((n) => ({
+    name: n.metadata.name!,
+    ready: ((n.status?.conditions ?? []) as Array<{ type: string; status: string }>).some((c) => c.type === "Ready" && c.status === "True"),
+  }));
+}
+
+describe.skipIf(docker.kind !== "ready")("docker compose", () => {
+  const compose = docker.kind === "ready" ? docker.compose : [];
+  const dir = mkdtempSync(join(tmpdir(), "kubewire-compose-"));
+  const ports = { api: 0, nats: 0, dns: 0, nodePorts: 0 };
+  let env: Record<string, string> = {};
+  let kube: KubeClient;
+  let nc: NatsConnection | undefined;
+  const kubeconfig = join(dir, "kubeconfig");
+  /** Pods pinned one per node of the first three, name -> where and IP. */
+  const pinned = new Map<string, { node: string; ip: string }>();
+  let killed = "";
+
+  const dc = (args: string[], timeoutMs = 120_000) => run(compose[0]!, [...compose.slice(1), "-p", PROJECT, "-f", "docker-compose.yml", ...args], { timeoutMs, env });
+  async function dcOk(args: string[], timeoutMs?: number): Promise<string> {
+    const r = await dc(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`${compose.join(" ")} ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  }
+  const kubectl = (args: string[]) => run("/usr/bin/kubectl", args, { timeoutMs: 60_000, env: { KUBECONFIG: kubeconfig } });
+  async function kubectlOk(args: string[]): Promise<string> {
+    const r = await kubectl(args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  }
+  async function nodes(): Promise<NodeView[]> {
+    return nodeViews(JSON.parse(await kubectlOk(["get", "nodes", "-o", "json"])) as { items: KubeObjectLike[] });
+  }
+  function podExec(pod: string, node: string, argv: string[]): Promise<ExecResult> {
+    return request<ExecResult>(nc!, Subjects.node(node, "exec"), { namespace: NS, pod, argv }, 30_000);
+  }
+  async function apply(manifest: object): Promise<void> {
+    const file = join(dir, `m-${randomBytes(3).toString("hex")}.json`);
+    writeFileSync(file, JSON.stringify(manifest));
+    await kubectlOk(["apply", "-f", file]);
+  }
+  const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status.code === 404;
+
+  beforeAll(async () => {
+    const images = await run("bash", ["deploy/local-images.sh"], { timeoutMs: 600_000 });
+    if (images.code !== 0) throw new Error(`deploy/local-images.sh exited ${images.code}: ${images.stderr}`);
+    ports.api = await freePort();
+    ports.nats = await freePort();
+    ports.dns = await freePort();
+    ports.nodePorts = await freePortRange(10);
+    env = {
+      KUBEWIRE_COMPOSE_API_PORT: String(ports.api),
+      KUBEWIRE_COMPOSE_NATS_PORT: String(ports.nats),
+      KUBEWIRE_COMPOSE_DNS_PORT: String(ports.dns),
+      KUBEWIRE_COMPOSE_NODEPORTS: `${ports.nodePorts}-${ports.nodePorts + 9}`,
+    };
+    await dcOk(["build"], 900_000);
+    await dcOk(["up", "-d"], 300_000);
+    const ca = await until("the API's TLS certificate", () => servedCertificate(ports.api), 120_000);
+    const apiUrl = `https://127.0.0.1:${ports.api}`;
+    kube = new KubeClient(apiUrl, TOKEN, ca);
+    writeFileSync(kubeconfig, renderKubeconfig(apiUrl, TOKEN, ca));
+    // The kubewire CLI finds this cluster as it finds one `kubewire up` started (--state-dir).
+    writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: `nats://127.0.0.1:${ports.nats}`, apiUrl, token: TOKEN, ca, stateDir: dir, dnsPort: ports.dns, processes: [] }));
+    nc = await connectNats(`nats://127.0.0.1:${ports.nats}`, "kubewire-compose-test");
+  }, 1_500_000);
+
+  afterAll(async () => {
+    await nc?.close().catch(() => {});
+    if (docker.kind === "ready") {
+      const down = await dc(["down", "-v", "--remove-orphans", "--timeout", "5"], 180_000);
+      if (down.code !== 0) console.warn(`compose down exited ${down.code}: ${down.stderr}`);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }, 200_000);
+
+  it("brings up three nodes that kubectl on the host lists Ready", async () => {
+    const ready = await until(
+      "three Ready nodes",
+      async () => {
+        const list = await nodes();
+        return list.length === 3 && list.every((n) => n.ready) ? list : undefined;
+      },
+      120_000,
+    );
+    expect(ready.map((n) => n.name)).toContain("gateway");
+    const table = await kubectlOk(["get", "nodes"]);
+    for (const n of ready) expect(table).toMatch(new RegExp(`^${n.name}\\s+Ready\\s`, "m"));
+  });
+
+  it("runs pods on every node that reach each other, a Service, cluster DNS and a NodePort from the host", async () => {
+    const nodeNames = (await nodes()).map((n) => n.name).sort();
+    await kubectlOk(["create", "namespace", NS]);
+    await Promise.all(
+      nodeNames.map((node, i) =>
+        apply({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: `web-${i}`, namespace: NS, labels: { app: "web" } },
+          spec: { nodeName: node, containers: [{ name: "app", image: NETEXEC_IMAGE, args: ["netexec", "--http-port=8080", "--udp-port=8081"], ports: [{ containerPort: 8080 }, { containerPort: 8081, protocol: "UDP" }] }] },
+        }),
+      ),
+    );
+    await apply({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web", namespace: NS },
+      spec: {
+        type: "NodePort",
+        selector: { app: "web" },
+        ports: [
+          { name: "http", port: 80, targetPort: 8080, nodePort: NODEPORT_BASE },
+          { name: "udp", port: 81, targetPort: 8081, protocol: "UDP", nodePort: NODEPORT_BASE + 1 },
+        ],
+      },
+    });
+    for (const [i, node] of nodeNames.entries()) {
+      const pod = await until(`web-${i} Running`, async () => {
+        const p = await kube.get(paths.pod(NS, `web-${i}`));
+        return p.status?.phase === "Running" && p.status.podIP ? (p.status.podIP as string) : undefined;
+      }, 60_000);
+      pinned.set(`web-${i}`, { node, ip: pod });
+    }
+    // Every pod to every other pod (same pod network across the containers' node-agents), and to the Service.
+    const vip = (await kube.get(`${paths.services(NS)}/web`)).spec.clusterIP as string;
+    for (const [from, a] of pinned) {
+      for (const [to, b] of pinned) {
+        if (from === to) continue;
+        const r = await podExec(from, a.node, ["curl", "-s", "-m", "5", `http://${b.ip}:8080/hostname`]);
+        expect(r, `${from} (${a.node}) -> ${to} (${b.node})`).toMatchObject({ exitCode: 0, stdout: to });
+      }
+      const viaService = await until(`${from} reaches the Service`, async () => {
+        const r = await podExec(from, a.node, ["curl", "-s", "-m", "5", `http://web.${NS}.svc.cluster.local/hostname`]);
+        return r.exitCode === 0 ? r.stdout : undefined;
+      }, 30_000);
+      expect([...pinned.keys()]).toContain(viaService);
+    }
+    // The same through the user's tools on the host: kubectl exec, and the kubewire CLI (--state-dir).
+    const [first] = [...pinned.entries()][0]!;
+    const [, other] = [...pinned.entries()][1]!;
+    expect((await kubectlOk(["exec", "-n", NS, first, "--", "curl", "-s", "-m", "5", `http://${other.ip}:8080/hostname`])).trim()).toBe("web-1");
+    const cli = await run(process.execPath, [join(REPO_ROOT, "bin/kubewire.js"), "exec", "--state-dir", dir, "-n", NS, first, "--", "ping", "-c", "1", other.ip], { timeoutMs: 60_000 });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/1 packets transmitted, 1 (packets )?received/);
+
+    expect(await digA(ports.dns, `web.${NS}.svc.cluster.local`)).toEqual([vip]);
+    const hostname = await until("the NodePort answers on the host", async () => {
+      const res = await fetch(`http://127.0.0.1:${ports.nodePorts}/hostname`, { signal: AbortSignal.timeout(5_000) });
+      return res.ok ? await res.text() : undefined;
+    }, 30_000);
+    expect([...pinned.keys()]).toContain(hostname);
+    expect(await until("the UDP NodePort echoes", () => udpEcho(ports.nodePorts + 1, "echo hello"), 20_000)).toBe("hello");
+  });
+
+  it("takes a killed node's container NotReady and moves its pods to the other nodes", async () => {
+    await apply({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "mover", namespace: NS },
+      spec: {
+        replicas: 3,
+        selector: { matchLabels: { app: "mover" } },
+        template: { metadata: { labels: { app: "mover" } }, spec: { containers: [{ name: "app", image: NETEXEC_IMAGE, args: ["netexec", "--http-port=8080"] }] } },
+      },
+    });
+    const livePods = async (exclude = "") =>
+      (await kube.list(`${paths.pods(NS)}?labelSelector=app%3Dmover`)).filter(
+        (p) => !p.metadata.deletionTimestamp && p.status?.phase === "Running" && p.spec.nodeName !== exclude && (p.status.conditions ?? []).some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True"),
+      );
+    const before = await until("3 mover pods Running", async () => ((await livePods()).length === 3 ? await livePods() : undefined), 90_000);
+    // The victim: a node other than the gateway (the host's way in) that runs a mover pod.
+    killed = before.map((p) => p.spec.nodeName as string).find((n) => n !== "gateway") ?? "";
+    expect(killed, `every mover pod is on the gateway: ${before.map((p) => p.spec.nodeName).join(", ")}`).not.toBe("");
+    // The node's name is its container's hostname: the container ID's first 12 characters.
+    const containers = (await dcOk(["ps", "-q", "node"])).split("\n").filter(Boolean);
+    const container = containers.find((id) => id.startsWith(killed));
+    expect(container, `no container of service node is ${killed}: ${containers.join(", ")}`).toBeDefined();
+    const movedPods = before.filter((p) => p.spec.nodeName === killed).map((p) => p.metadata.name);
+    const kill = await run("docker", ["kill", container!], { timeoutMs: 60_000 });
+    expect(kill.code, kill.stderr).toBe(0);
+
+    // Kubernetes: NotReady once heartbeats stop for the grace period (here seconds), then the
+    // NoExecute taint evicts the pods and their ReplicaSet replaces them on the live nodes.
+    await until(`${killed} NotReady`, async () => ((await nodes()).find((n) => n.name === killed)?.ready === false ? true : undefined), 90_000);
+    expect(await kubectlOk(["get", "node", killed])).toMatch(new RegExp(`^${killed}\\s+NotReady`, "m"));
+    const after = await until("3 mover pods Running on live nodes", async () => {
+      const live = await livePods(killed);
+      return live.length === 3 ? live : undefined;
+    }, 240_000);
+    expect(after.every((p) => p.spec.nodeName !== killed)).toBe(true);
+    for (const name of movedPods) expect(after.map((p) => p.metadata.name)).not.toContain(name);
+  });
+
+  it("loses nothing when NATS restarts: every object created before is still there", async () => {
+    await kubectlOk(["create", "configmap", "before-restart", "-n", NS, "--from-literal=k=v"]);
+    const snapshot = async () => {
+      const lists = await Promise.all([
+        kube.list("/api/v1/namespaces"),
+        kube.list(paths.services(NS)),
+        kube.list(`/api/v1/namespaces/${NS}/configmaps`),
+        kube.list(`/apis/apps/v1/namespaces/${NS}/deployments`),
+        kube.list(paths.nodes()),
+        kube.list(paths.pods(NS)).then((pods) => pods.filter((p) => p.spec.nodeName !== killed)),
+      ]);
+      return new Map(lists.flat().map((o) => [o.metadata.uid!, `${o.kind ?? ""} ${o.metadata.namespace ?? ""}/${o.metadata.name}`]));
+    };
+    const before = await snapshot();
+    expect(before.size).toBeGreaterThan(10);
+    await dcOk(["restart", "nats"], 120_000);
+    const after = await until("the API reads its store again", async () => {
+      await kube.request("GET", "/readyz");
+      return snapshot();
+    }, 120_000);
+    const lost = [...before].filter(([uid]) => !after.has(uid)).map(([, what]) => what);
+    expect(lost).toEqual([]);
+    expect((await kube.get(`/api/v1/namespaces/${NS}/configmaps/before-restart`)).data).toEqual({ k: "v" });
+    // The node-agents reconnect: the live nodes are Ready again and serve exec.
+    await until("the live nodes Ready after the restart", async () => {
+      const list = await nodes();
+      return list.filter((n) => n.name !== killed).every((n) => n.ready) ? true : undefined;
+    }, 90_000);
+    const [name, pod] = [...pinned.entries()].find(([, p]) => p.node !== killed)!;
+    const r = await until("exec over NATS after its restart", async () => {
+      const res = await podExec(name, pod.node, ["hostname"]).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+      return res?.exitCode === 0 ? res : undefined;
+    }, 60_000);
+    expect(r.stdout.trim()).toBe(name);
+  });
+
+  it("adds a node that becomes Ready with --scale", async () => {
+    const known = new Set((await nodes()).map((n) => n.name));
+    // gateway + node x2 by default: node=3 is one node more (the killed container starts again too).
+    await dcOk(["up", "-d", "--scale", "node=3"], 300_000);
+    const added = await until(
+      "a new Ready node",
+      async () => {
+        const fresh = (await nodes()).filter((n) => !known.has(n.name));
+        return fresh.length === 1 && fresh[0]!.ready ? fresh[0]! : undefined;
+      },
+      120_000,
+    );
+    expect(await kubectlOk(["get", "node", added.name])).toMatch(new RegExp(`^${added.name}\\s+Ready`, "m"));
+  });
+});
