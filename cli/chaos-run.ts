@@ -17,7 +17,7 @@ import { readFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import type { NatsConnection } from "nats";
 import { KubeApiError, paths, type KubeClient, type KubeObjectLike } from "../cluster/kube-client.ts";
-import { findProcess, processAction, clusterCheck, type ActionResult } from "./chaos.ts";
+import { act, clusterCheck, findProcess, type ActionResult } from "./chaos.ts";
 import { CHAOS_NAMESPACE, parseScenario, planScenario, recoveries, type Interval, type Plan, type PlannedStep, type Recovery } from "./chaos-scenario.ts";
 import { lostWrites, type AcknowledgedWrite, type Violation } from "./invariants.ts";
 import { readState, type ClusterState } from "./state.ts";
@@ -174,7 +174,7 @@ export async function chaosRun(file: string, json: boolean, ctx: ChaosRunContext
   }
   const plan = planned.value;
   for (const st of plan.steps) {
-    if (st.action.kind === "process" && findProcess(state, st.action.target).kind === "invalid") {
+    if (!state.compose && st.action.kind === "process" && findProcess(state, st.action.target).kind === "invalid") {
       ctx.stderr(`error: chaos run ${file}: steps[${st.index}]: ${(findProcess(state, st.action.target) as { message: string }).message}`);
       return 2;
     }
@@ -254,9 +254,7 @@ async function execute(plan: Plan, state: ClusterState, ctx: ChaosRunContext, be
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     let result: ActionResult;
     if (st.action.kind === "process") {
-      const current = readState(state.stateDir) ?? state;
-      const found = findProcess(current, st.action.target);
-      result = found.kind === "ok" ? await processAction(current, found.process, st.action.verb, ACTION_TIMEOUT_MS) : { ok: false, message: found.message };
+      result = await act(readState(state.stateDir) ?? state, st.action.target, st.action.verb, ACTION_TIMEOUT_MS);
     } else {
       const obj = st.action.object as { metadata: { name: string } };
       result = await patiently(`create NetworkChaos ${obj.metadata.name}`, () => ctx.kube.create(`/apis/chaos.kubewire.io/v1alpha1/namespaces/${CHAOS_NAMESPACE}/networkchaos`, st.action.kind === "network" ? st.action.object : {}), 30_000).then(
@@ -352,9 +350,9 @@ async function deleteChaos(kube: KubeClient, name: string): Promise<void> {
 
 export function formatRunReport(r: ChaosRunReport): string {
   const s = (ms: number | null) => (ms === null ? "not recovered" : `${(ms / 1000).toFixed(1)} s`);
-  const lines = [`chaos run ${r.scenario} (seed ${r.seed}), ${r.durationMs / 1000} s`, "", "STEP  AT      ACTION" + " ".repeat(44) + "ERRORS  RECOVERED AFTER"];
+  const lines = [`chaos run ${r.scenario} (seed ${r.seed}), ${r.durationMs / 1000} s`, "", "STEP  AT      ACTION" + " ".repeat(50) + "ERRORS  RECOVERED AFTER"];
   for (const st of r.steps) {
-    lines.push(`${String(st.index).padEnd(6)}${`${(st.atMs / 1000).toFixed(1)}s`.padEnd(8)}${`${st.ok ? "" : "FAILED: "}${st.action}`.padEnd(50)}${String(st.errors).padEnd(8)}${s(st.recoveredAfterMs)}`);
+    lines.push(`${String(st.index).padEnd(6)}${`${(st.atMs / 1000).toFixed(1)}s`.padEnd(8)}${`${st.ok ? "" : "FAILED: "}${st.action}`.padEnd(55)} ${String(st.errors).padEnd(8)}${s(st.recoveredAfterMs)}`);
     if (!st.ok) lines.push(`      ${st.message}`);
   }
   lines.push("", `load: ${r.load.summary}`);

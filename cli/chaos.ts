@@ -25,6 +25,7 @@ import { parseDuration } from "../cluster/syntax.ts";
 import { Subjects, type NodeConvergence } from "../cluster/types.ts";
 import { addressViolations, convergenceViolations, expectedConvergence, type AddressCounts, type ClusterObjects, type Violation } from "./invariants.ts";
 import { isAlive, relaunch, stopPid } from "./processes.ts";
+import { containerFor, docker, projectContainers, type ComposeContainer } from "./compose.ts";
 import { readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
 
 export const CHAOS_VERBS = ["kill", "pause", "resume", "restart"] as const;
@@ -137,12 +138,14 @@ export async function chaos(args: string[], dir: string, io: ChaosIo): Promise<n
     return 1;
   }
   if (cmd.kind === "check") return check(state, cmd.waitMs, cmd.json, io);
-  const found = findProcess(state, cmd.target);
-  if (found.kind === "invalid") {
-    io.stderr(`error: chaos ${cmd.verb}: ${found.message}`);
-    return 2;
+  if (!state.compose) {
+    const found = findProcess(state, cmd.target);
+    if (found.kind === "invalid") {
+      io.stderr(`error: chaos ${cmd.verb}: ${found.message}`);
+      return 2;
+    }
   }
-  const r = await processAction(state, found.process, cmd.verb, cmd.timeoutMs);
+  const r = await act(state, cmd.target, cmd.verb, cmd.timeoutMs);
   if (r.ok) io.stdout(r.message);
   else io.stderr(`error: ${r.message}`);
   return r.ok ? 0 : 1;
@@ -154,7 +157,50 @@ export interface ActionResult {
   readonly message: string;
 }
 
-/** kill, pause, resume or restart one process of the cluster (`kubewire chaos VERB`, and `chaos run`'s steps). */
+/**
+ * kill, pause, resume or restart `target` (`kubewire chaos VERB`, and `chaos run`'s steps): a
+ * process `kubewire up` started, or the container of a compose project (`kubewire attach`).
+ */
+export async function act(state: ClusterState, target: string, verb: ChaosVerb, timeoutMs: number): Promise<ActionResult> {
+  if (state.compose) {
+    let containers: ComposeContainer[];
+    try {
+      containers = await projectContainers(state.compose);
+    } catch (err) {
+      return { ok: false, message: `chaos ${verb} ${target}: ${(err as Error).message}` };
+    }
+    const found = containerFor(containers, target);
+    if (found.kind === "invalid") return { ok: false, message: `chaos ${verb}: ${found.message}` };
+    return containerAction(state, target, found.container, verb, timeoutMs);
+  }
+  const found = findProcess(state, target);
+  if (found.kind === "invalid") return { ok: false, message: `chaos ${verb}: ${found.message}` };
+  return processAction(state, found.process, verb, timeoutMs);
+}
+
+/** The docker command of each action, as a compose user would type it. */
+const DOCKER_VERB: Record<ChaosVerb, string[]> = { kill: ["kill"], pause: ["pause"], resume: ["unpause"], restart: ["restart", "--time", "5"] };
+
+async function containerAction(state: ClusterState, target: string, c: ComposeContainer, verb: ChaosVerb, timeoutMs: number): Promise<ActionResult> {
+  const id = c.id.slice(0, 12);
+  if (verb !== "restart" && c.state !== (verb === "resume" ? "paused" : "running")) {
+    return { ok: false, message: `${target} (container ${id}) is ${c.state}${c.state === "exited" ? `; start it with: kubewire chaos restart ${target}` : ""}` };
+  }
+  const started = Date.now();
+  const r = await docker([...DOCKER_VERB[verb], c.id], timeoutMs);
+  if (r.code !== 0) return { ok: false, message: `docker ${DOCKER_VERB[verb][0]} ${id}: ${r.stderr.trim()}` };
+  if (verb === "restart") {
+    try {
+      await waitServing(state, c.service === "nats" || c.service === "control-plane" ? c.service : target, timeoutMs);
+    } catch (err) {
+      return { ok: false, message: `chaos restart ${target}: ${(err as Error).message}` };
+    }
+    return { ok: true, message: `restarted ${target} (docker restart ${id}), serving again after ${Date.now() - started} ms` };
+  }
+  return { ok: true, message: `${verb === "kill" ? "killed" : verb === "pause" ? "paused" : "resumed"} ${target} (docker ${DOCKER_VERB[verb][0]} ${id})` };
+}
+
+/** kill, pause, resume or restart one process `kubewire up` started. */
 export async function processAction(state: ClusterState, proc: ClusterProcess, verb: ChaosVerb, timeoutMs: number): Promise<ActionResult> {
   const alive = isAlive(proc.pid) && procState(proc.pid) !== "Z";
   const bad = (message: string): ActionResult => ({ ok: false, message });
@@ -183,6 +229,44 @@ export async function processAction(state: ClusterState, proc: ClusterProcess, v
   }
 }
 
+/**
+ * Waits until `target` serves again: a node answers on its NATS subject, NATS takes a client,
+ * the control plane's API answers. `check` throws when it is known never to come (it exited).
+ */
+async function waitServing(state: ClusterState, target: string, timeoutMs: number, check: () => void = () => {}): Promise<void> {
+  if (target === "nats") {
+    await waitFor("NATS to take a client", async () => {
+      check();
+      return connectNats(state.natsUrl, "kubewire-cli").then(
+        (nc) => nc.close().then(() => true),
+        () => false,
+      );
+    }, timeoutMs);
+  } else if (target === "control-plane") {
+    const kube = new KubeClient(state.apiUrl, state.token, state.ca);
+    await waitFor("the API to answer", async () => {
+      check();
+      return kube.list(paths.nodes()).then(
+        () => true,
+        () => false,
+      );
+    }, timeoutMs);
+  } else {
+    const nc = await connectNats(state.natsUrl, "kubewire-cli");
+    try {
+      await waitFor(`${target} to answer`, async () => {
+        check();
+        return request(nc, Subjects.node(target, "status"), {}, 1000).then(
+          () => true,
+          () => false,
+        );
+      }, timeoutMs);
+    } finally {
+      await nc.close();
+    }
+  }
+}
+
 async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean, timeoutMs: number): Promise<ActionResult> {
   if (!proc.launch) return { ok: false, message: `${proc.name} was started by an older kubewire that did not record how; restart the cluster (kubewire down; kubewire up)` };
   const started = Date.now();
@@ -195,32 +279,9 @@ async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean
   // Re-read: another command may have changed other entries meanwhile.
   const now = readState(state.stateDir) ?? state;
   writeState({ ...now, processes: now.processes.map((p) => (p.name === proc.name ? { ...p, pid: next.pid, logFile: next.logFile } : p)) });
-  const dead = () => {
+  await waitServing(state, proc.launch.role === "node" ? proc.name : proc.launch.role, timeoutMs, () => {
     if (!isAlive(next.pid)) throw new Error(`exited during start-up; see ${next.logFile}`);
-  };
-  if (proc.launch.role === "node") {
-    const nc = await connectNats(state.natsUrl, "kubewire-cli");
-    try {
-      await waitFor(`${proc.name} to answer`, async () => {
-        dead();
-        return request(nc, Subjects.node(proc.name, "status"), {}, 1000).then(
-          () => true,
-          () => false,
-        );
-      }, timeoutMs);
-    } finally {
-      await nc.close();
-    }
-  } else if (proc.launch.role === "control-plane") {
-    const kube = new KubeClient(state.apiUrl, state.token, state.ca);
-    await waitFor("the API to answer", async () => {
-      dead();
-      return kube.list(paths.nodes()).then(
-        () => true,
-        () => false,
-      );
-    }, timeoutMs);
-  }
+  });
   return { ok: true, message: `restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms` };
 }
 

@@ -36,6 +36,7 @@ import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
 import { load, loadPreflight } from "./load.ts";
 import { chaos } from "./chaos.ts";
+import { COMPOSE_DEFAULTS, chooseProject, kubewireProjects, servedCertificate } from "./compose.ts";
 import { chaosRun, loadDriver } from "./chaos-run.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
@@ -58,6 +59,8 @@ const USAGE = `usage: kubewire <command> [flags]
                                      --lb-cidr is the LoadBalancer address pool (127.0.2.0/24),
                                      --dns-port the cluster DNS port on each node's address (1053)
   down                               stop every process of the cluster
+  attach --compose [-p PROJECT] [--api URL] [--nats URL] [--token T]
+                                     use a cluster docker compose runs (its ports on 127.0.0.1)
   info [-o json]                     where the cluster's API, DNS and NATS are
   observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--type drop|to-endpoint|from-endpoint]
           [--since 5m | --last N] [-f] [-o json]
@@ -422,6 +425,45 @@ async function policy(args: string[]): Promise<number> {
   });
 }
 
+/**
+ * `kubewire attach --compose [-p PROJECT] [--api URL] [--nats URL] [--token T] [--dns-port P]`:
+ * the state a `kubewire up` would write, for a cluster docker compose runs, so every command
+ * works on it (process faults act on its containers).
+ */
+async function attach(args: string[]): Promise<void> {
+  const { values } = parse(args, { compose: { type: "boolean", default: false }, project: { type: "string", short: "p" }, api: { type: "string" }, nats: { type: "string" }, token: { type: "string" }, "dns-port": { type: "string" } }, 0);
+  if (!values.compose) throw new CliError("attach: usage: kubewire attach --compose [-p PROJECT] [--api URL] [--nats URL] [--token TOKEN] [--dns-port P]", 2);
+  const apiUrl = values.api ?? COMPOSE_DEFAULTS.apiUrl;
+  const api = /^https:\/\/([^/:]+):(\d+)\/?$/.exec(apiUrl);
+  if (!api) throw new CliError(`--api: want https://HOST:PORT, got "${apiUrl}"`, 2);
+  const dnsPort = Number(values["dns-port"] ?? COMPOSE_DEFAULTS.dnsPort);
+  if (!(Number.isInteger(dnsPort) && dnsPort >= 1 && dnsPort <= 65535)) throw new CliError(`--dns-port: want 1-65535, got "${values["dns-port"]}"`, 2);
+  const chosen = chooseProject(values.project, await kubewireProjects().catch((err: Error) => {
+    throw new CliError(err.message);
+  }));
+  if (chosen.kind === "invalid") throw new CliError(chosen.message);
+  const dir = stateDir(values["state-dir"]);
+  const existing = readState(dir);
+  if (existing?.processes.some((p) => isAlive(p.pid))) throw new CliError(`a cluster started by kubewire up runs from ${dir}; attach with another --state-dir`);
+  const ca = await servedCertificate(api[1]!, Number(api[2])).catch((err: Error) => {
+    throw new CliError(`cannot reach the API at ${apiUrl}: ${err.message}`);
+  });
+  const token = values.token ?? COMPOSE_DEFAULTS.token;
+  const natsUrl = values.nats ?? COMPOSE_DEFAULTS.natsUrl;
+  const kube = new KubeClient(apiUrl, token, ca);
+  const nodes = await kube.list(paths.nodes()).catch((err: Error) => {
+    throw new CliError(`the API at ${apiUrl} refused the token or did not answer: ${err.message}`);
+  });
+  const nc = await connectNats(natsUrl, "kubewire-cli").catch((err: Error) => {
+    throw new CliError(`cannot reach NATS at ${natsUrl}: ${err.message}`);
+  });
+  await nc.close();
+  writeState({ natsUrl, apiUrl, token, ca, stateDir: dir, dnsPort, processes: [], compose: { project: chosen.project } });
+  writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, ca), { mode: 0o600 });
+  console.log(`attached to compose project ${chosen.project}: ${nodes.length} node(s), API ${apiUrl}, NATS ${natsUrl} (state in ${dir})`);
+  console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);
+}
+
 /** `kubewire info [-o json]`: the addresses a client needs. */
 async function info(args: string[]): Promise<void> {
   const { values } = parse(args, { output: { type: "string", short: "o" } }, 0);
@@ -755,6 +797,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       return chaos(rest, dir, { stdout: (l) => console.log(l), stderr: (l) => console.error(l) });
     }
+    case "attach":
+      await attach(rest);
+      return 0;
     case "get":
       await get(rest);
       return 0;

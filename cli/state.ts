@@ -19,6 +19,8 @@ export interface ClusterState {
   /** The cluster DNS port on every node's host address (UDP and TCP). */
   dnsPort?: number;
   processes: ClusterProcess[];
+  /** A docker compose project (`kubewire attach --compose`): process faults act on its containers. */
+  compose?: { project: string };
 }
 
 export interface ClusterProcess {

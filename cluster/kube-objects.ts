@@ -92,6 +92,9 @@ export function podRecordFrom(pod: ObjectLike): PodRecord {
     ports: (Array.isArray(c.ports) ? c.ports : []).filter(isObject).flatMap((p): ContainerPort[] => {
       const port = p.containerPort;
       if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return [];
+      // No SCTP transport is emulated: an SCTP port opens nothing (and never a TCP listener).
+      // NetworkPolicy still matches SCTP by protocol number (node-agent/policy reads the spec).
+      if (p.protocol === "SCTP") return [];
       return [{ containerPort: port, protocol: p.protocol === "UDP" ? "UDP" : "TCP" }];
     }),
   }));

@@ -21,21 +21,21 @@ const SCENARIO = `
 name: e2e
 seed: 7
 load: [lb/web, --rate, "40", --connections, "4", --timeout, 1s, --no-reuse]
-settle: 10s
+settle: 6s
 recoverWithin: ${GRACE_S + 2}s
 steps:
-  - {at: 3s, kill: node-1}
-  - {at: 13s, restart: node-1}
-  - {at: 21s, kill: node-2}
-  - {at: 31s, restart: node-2}
-  - {at: 39s, kill: node-3}
-  - {at: 49s, restart: node-3}
-  - {at: 57s, restart: nats}
-  - {at: 65s, restart: control-plane}
-  - at: 73s
+  - {at: 2s, kill: node-1}
+  - {at: 11s, restart: node-1}
+  - {at: 15s, kill: node-2}
+  - {at: 24s, restart: node-2}
+  - {at: 28s, kill: node-3}
+  - {at: 37s, restart: node-3}
+  - {at: 41s, restart: nats}
+  - {at: 46s, restart: control-plane}
+  - at: 52s
     for: 15s
     networkChaos: {action: partition, selector: {nodes: [node-2]}, direction: both}
-  - at: 93s
+  - at: 70s
     for: 30s
     networkChaos:
       selector: {nodes: [node-1, node-2, node-3]}

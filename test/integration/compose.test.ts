@@ -15,13 +15,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
 import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../cluster/kube-client.ts";
 import { connectNats, request } from "../../cluster/rpc.ts";
 import { Subjects, type ExecResult } from "../../cluster/types.ts";
 import { REPO_ROOT, freePort } from "../../cli/processes.ts";
+import { servedCertificate } from "../../cli/compose.ts";
 import { NETEXEC_IMAGE, until } from "./fixture.ts";
 
 interface Run {
@@ -69,20 +69,6 @@ async function freePortRange(count: number): Promise<number> {
   throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
 }
 
-/** The API's self-signed serving certificate as PEM (it is its own CA), read off the TLS handshake. */
-function servedCertificate(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
-      const der = socket.getPeerCertificate().raw;
-      socket.end();
-      if (!der) return reject(new Error("no certificate"));
-      resolve(`-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n").trimEnd()}\n-----END CERTIFICATE-----\n`);
-    });
-    socket.setTimeout(5_000, () => socket.destroy(new Error("TLS handshake timed out")));
-    socket.once("error", reject);
-  });
-}
-
 /** One DNS A query over UDP to 127.0.0.1:port; the answer's addresses. */
 async function digA(port: number, name: string): Promise<string[]> {
   const r = await run("dig", ["@127.0.0.1", "-p", String(port), name, "A", "+short", "+time=2", "+tries=2"], { timeoutMs: 15_000 });
@@ -118,7 +104,8 @@ function nodeViews(list: { items: KubeObjectLike[] }): NodeView[] {
   }));
 }
 
-describe.skipIf(docker.kind !== "ready")("docker compose", () => {
+// Each case waits on containers and node health for minutes at most (its own bounded waits).
+describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 }, () => {
   const compose = docker.kind === "ready" ? docker.compose : [];
   const dir = mkdtempSync(join(tmpdir(), "kubewire-compose-"));
   const ports = { api: 0, nats: 0, dns: 0, nodePorts: 0 };
@@ -170,7 +157,7 @@ describe.skipIf(docker.kind !== "ready")("docker compose", () => {
     };
     await dcOk(["build"], 900_000);
     await dcOk(["up", "-d"], 300_000);
-    const ca = await until("the API's TLS certificate", () => servedCertificate(ports.api), 120_000);
+    const ca = await until("the API's TLS certificate", () => servedCertificate("127.0.0.1", ports.api), 120_000);
     const apiUrl = `https://127.0.0.1:${ports.api}`;
     kube = new KubeClient(apiUrl, TOKEN, ca);
     writeFileSync(kubeconfig, renderKubeconfig(apiUrl, TOKEN, ca));
@@ -354,5 +341,34 @@ describe.skipIf(docker.kind !== "ready")("docker compose", () => {
       120_000,
     );
     expect(await kubectlOk(["get", "node", added.name])).toMatch(new RegExp(`^${added.name}\\s+Ready`, "m"));
+  });
+
+  it("kubewire attach --compose; kubewire chaos pauses, kills and restarts a node's container and NATS; the invariants hold after", async () => {
+    const stateDir = join(dir, "attached");
+    const kw = (args: string[], timeoutMs = 180_000) => run(process.execPath, [join(REPO_ROOT, "bin/kubewire.js"), ...args], { timeoutMs, env: { KUBEWIRE_STATE_DIR: stateDir } });
+    const kwOk = async (args: string[]) => {
+      const r = await kw(args);
+      if (r.code !== 0) throw new Error(`kubewire ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    expect(await kwOk(["attach", "--compose", "-p", PROJECT, "--api", `https://127.0.0.1:${ports.api}`, "--nats", `nats://127.0.0.1:${ports.nats}`, "--dns-port", String(ports.dns)])).toMatch(
+      new RegExp(`^attached to compose project ${PROJECT}: \\d+ node\\(s\\)`),
+    );
+    const status = async (name: string) => (await run("docker", ["inspect", "-f", "{{.State.Status}}", name], { timeoutMs: 30_000 })).stdout.trim();
+    // A replica's node name is its container's hostname, the id's first 12 characters.
+    const victim = (await nodes()).find((n) => n.name !== "gateway" && n.ready)!.name;
+    expect(await kwOk(["chaos", "pause", victim])).toMatch(new RegExp(`^paused ${victim} \\(docker pause`));
+    expect(await status(victim)).toBe("paused");
+    expect(await kwOk(["chaos", "resume", victim])).toMatch(/^resumed/);
+    expect(await status(victim)).toBe("running");
+    expect(await kwOk(["chaos", "kill", victim])).toMatch(/^killed/);
+    expect(await status(victim)).toBe("exited");
+    expect((await kw(["chaos", "pause", victim])).stderr).toMatch(/is exited; start it with: kubewire chaos restart/);
+    expect(await kwOk(["chaos", "restart", victim])).toMatch(new RegExp(`^restarted ${victim} \\(docker restart .*\\), serving again after \\d+ ms`));
+    await until(`${victim} Ready again`, async () => ((await nodes()).find((n) => n.name === victim)?.ready ? true : undefined), 120_000);
+    expect(await kwOk(["chaos", "restart", "nats"])).toMatch(/^restarted nats/);
+    const check = await kw(["chaos", "check", "--wait", "120s"], 200_000);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/all invariants hold/);
   });
 });

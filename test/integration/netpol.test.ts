@@ -14,9 +14,11 @@
  *   upstream's, the case says so.
  * - A pod reaching itself is always connected: the probe dials the pod IP, which is the pod's
  *   own loopback (upstream dials a per-pod Service and ignores those cells, ignoreLoopback).
- * - Nodes apply policy from their watch, so a case polls the probe until the matrix matches,
- *   for 20 s at most (upstream polls each probe for 10 s); between cases every policy is
- *   deleted and the next case starts only once the whole matrix is open again.
+ * - Nodes apply policy from their watch: a case first waits until every node's engine holds
+ *   exactly the API's policies at their current resourceVersions (the node verb `converged`),
+ *   then polls the probe until the matrix matches, for 20 s at most (upstream polls each probe
+ *   for 10 s); between cases every policy is deleted and the next case starts only once the
+ *   whole matrix is open again.
  * - Every cell of every case is also judged by `kubewire policy explain` and by the nodes' flow
  *   records of the probe's own packets (`kubewire probe --verify`): the case passes only when
  *   the connections, the explanation and the flows (delivered, or dropped naming the very rule
@@ -29,15 +31,21 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { formatPort, formatTruthTable, parsePortSpec, probeMatrices, readProbePod, type ProbePod, type ProbePort } from "../../cli/probe.ts";
 import { paths } from "../../cluster/kube-client.ts";
-import type { ObservedFlow } from "../../cluster/types.ts";
+import { request } from "../../cluster/rpc.ts";
+import { Subjects, type NodeConvergence, type ObservedFlow } from "../../cluster/types.ts";
 import { ALL_PODS, NAMESPACES, POD_NAMES, Reachability, cnp, egressRules, ingressRules, netpol, netpolMatch, type Obj } from "../unit/policy/fixtures.ts";
 import { NETEXEC_IMAGE, TestCluster, until } from "./fixture.ts";
 
 const NS_LABEL = "kubernetes.io/metadata.name";
 /** How long a case waits for every node to enforce what it applied. */
 const ENFORCE_WITHIN_MS = 20_000;
-/** Every cell of a matrix at once (81 per port): a denied cell costs the 1 s timeout, once. */
+/** Every cell of a matrix at once (81 per port): a denied cell costs the timeout, once. */
 const CONCURRENCY = "200";
+/**
+ * Seconds a probe waits (upstream: 1). A connection here takes milliseconds; one that took
+ * longer only costs another poll of the probe, never a wrong verdict (--verify would disagree).
+ */
+const PROBE_TIMEOUT = "0.5";
 
 let cluster: TestCluster;
 let dir: string;
@@ -124,9 +132,10 @@ function runProbe(args: string[]): Promise<{ code: number; stdout: string; stder
  * `expectations` say), for ENFORCE_WITHIN_MS at most; then fails with the last tables and diff.
  */
 async function expectReachability(...expectations: Array<[string, Reachability]>): Promise<void> {
+  await untilEveryNodeEnforces();
   const file = join(dir, `expect-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, expectations.map(([p, r]) => `${formatPort(port(p))}\n${expectedTable(r)}\n`).join("\n"));
-  const args = ["--namespaces", "x,y,z", ...expectations.flatMap(([p]) => ["--port", p]), "--expect", file, "--verify", "--concurrency", CONCURRENCY];
+  const args = ["--namespaces", "x,y,z", ...expectations.flatMap(([p]) => ["--port", p]), "--expect", file, "--verify", "--concurrency", CONCURRENCY, "--timeout", PROBE_TIMEOUT];
   const deadline = Date.now() + ENFORCE_WITHIN_MS;
   for (;;) {
     const r = await runProbe(args);
@@ -136,6 +145,27 @@ async function expectReachability(...expectations: Array<[string, Reachability]>
     }
     await new Promise((res) => setTimeout(res, 200));
   }
+}
+
+/**
+ * Waits until every node's policy engine holds exactly the API's NetworkPolicies and
+ * ClusterNetworkPolicies at their current resourceVersions (the node verb `converged`), so a
+ * matrix that a missing policy would also produce (all allowed, say) is probed under the policy.
+ */
+async function untilEveryNodeEnforces(): Promise<void> {
+  const [nps, cnps] = await Promise.all([cluster.kube.list("/apis/networking.k8s.io/v1/networkpolicies"), cluster.kube.list("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies")]);
+  const want: Record<string, string> = {};
+  for (const p of nps) want[`NetworkPolicy/${p.metadata.namespace}/${p.metadata.name}`] = p.metadata.resourceVersion ?? "";
+  for (const p of cnps) want[`ClusterNetworkPolicy//${p.metadata.name}`] = p.metadata.resourceVersion ?? "";
+  const wanted = JSON.stringify(Object.entries(want).sort());
+  await until(
+    "every node enforcing the API's policies",
+    async () => {
+      const held = await Promise.all(cluster.nodeNames.map((n) => request<NodeConvergence>(cluster.nc, Subjects.node(n, "converged"), {}, 5000)));
+      return held.every((h) => JSON.stringify(Object.entries(h.policies).sort()) === wanted) ? true : undefined;
+    },
+    ENFORCE_WITHIN_MS,
+  );
 }
 
 let probePods: ProbePod[] | undefined;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeStored, shapeProblem } from "../../cluster/decode.ts";
 import { resourceByKind } from "../../cluster/resources.ts";
-import { nodeRecordFrom } from "../../cluster/kube-objects.ts";
+import { nodeRecordFrom, podRecordFrom } from "../../cluster/kube-objects.ts";
 
 const PODS = resourceByKind("Pod");
 const NODES = resourceByKind("Node");
@@ -112,5 +112,18 @@ describe("nodeRecordFrom on odd Node objects", () => {
     for (const n of odd) expect(nodeRecordFrom(n as Parameters<typeof nodeRecordFrom>[0])).toBeUndefined();
     const good = { metadata: { name: "n", annotations: { "flannel.alpha.coreos.com/backend-data": '{"VtepMAC":"02:00:00:00:00:01"}', "flannel.alpha.coreos.com/public-ip": "10.0.0.2" } }, spec: { podCIDR: "10.244.1.0/24" } };
     expect(nodeRecordFrom(good)).toMatchObject({ name: "n", podCidr: "10.244.1.0/24", internalIp: "10.0.0.2", vtepMac: "02:00:00:00:00:01" });
+  });
+});
+
+describe("podRecordFrom on container ports", () => {
+  it("keeps TCP and UDP ports, drops SCTP (no transport: it must not open a TCP listener) and nonsense", () => {
+    const rec = podRecordFrom({
+      metadata: { namespace: "x", name: "a" },
+      spec: { containers: [{ name: "c", image: "agnhost", ports: [{ containerPort: 80 }, { containerPort: 81, protocol: "UDP" }, { containerPort: 82, protocol: "SCTP" }, { containerPort: 0 }, { containerPort: "83" }] }] },
+    });
+    expect(rec.ports).toEqual([
+      { containerPort: 80, protocol: "TCP" },
+      { containerPort: 81, protocol: "UDP" },
+    ]);
   });
 });
