@@ -22,6 +22,36 @@ export interface ResourceInfo {
    * printed as kube-apiserver does for a custom resource.
    */
   readonly source?: "crd";
+  /**
+   * Set on a kind served from a stored CustomResourceDefinition (control-plane/api/crds.ts):
+   * what apiextensions-apiserver's handler serves it from. Also `source: "crd"`.
+   */
+  readonly custom?: CustomResourceServing;
+}
+
+/** A CRD printer column (apiextensions/v1 CustomResourceColumnDefinition). */
+export interface PrinterColumn {
+  readonly name: string;
+  readonly type: string;
+  readonly format: string;
+  readonly description: string;
+  readonly priority: number;
+  readonly jsonPath: string;
+}
+
+/** One served version of a stored CustomResourceDefinition. */
+export interface CustomResourceServing {
+  /** The CRD's name (PLURAL.GROUP) and uid. */
+  readonly crd: string;
+  readonly uid: string;
+  /** The version's openAPIV3Schema as served: apiVersion, kind and metadata added, as apiextensions publishes it. */
+  readonly schema: Readonly<Record<string, unknown>>;
+  /** The schema the instances are validated and pruned with (CEL rules this server cannot evaluate removed). */
+  readonly validationSchema: Readonly<Record<string, unknown>>;
+  readonly printerColumns: readonly PrinterColumn[];
+  readonly listKind: string;
+  /** Whether this version is the storage version. */
+  readonly storage: boolean;
 }
 
 const ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"] as const;
@@ -59,6 +89,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
   { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true, shortNames: [], subresources: [] },
   { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true, shortNames: [], subresources: [] },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [], subresources: [] },
+  { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", singular: "customresourcedefinition", kind: "CustomResourceDefinition", namespaced: false, shortNames: ["crd", "crds"], categories: ["api-extensions"], subresources: ["status"] },
   { group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses", singular: "priorityclass", kind: "PriorityClass", namespaced: false, shortNames: ["pc"], subresources: [] },
   // The network-policy-api project's cluster-wide policy (kubernetes-sigs/network-policy-api,
   // v1alpha2), served as if its CRD were installed.
@@ -72,14 +103,54 @@ export function groupVersion(r: Pick<ResourceInfo, "group" | "version">): string
   return r.group ? `${r.group}/${r.version}` : r.version;
 }
 
+/**
+ * The kinds served from stored CustomResourceDefinitions, installed as a whole by the control
+ * plane's CRD controller (control-plane/api/crds.ts) whenever the set of CRDs changes. Empty in
+ * every other process.
+ */
+let customResources: readonly ResourceInfo[] = [];
+/** The kinds served from CRDs by "apiVersion/kind": every write looks here first, so it is one map lookup. */
+let customByKind = new Map<string, ResourceInfo>();
+let served: readonly ResourceInfo[] = RESOURCES;
+let generation = 0;
+
+/** Replaces the kinds served from CRDs (none may shadow a built-in group/plural: the caller checks). */
+export function setCustomResources(list: readonly ResourceInfo[]): void {
+  customResources = list;
+  customByKind = new Map(list.map((r) => [`${groupVersion(r)}/${r.kind}`, r]));
+  served = list.length === 0 ? RESOURCES : [...RESOURCES, ...list];
+  generation++;
+}
+
+/** The kind served from a CRD under this apiVersion and kind, if any. */
+export function customResourceFor(apiVersion: string, kind: string): ResourceInfo | undefined {
+  return customByKind.size === 0 ? undefined : customByKind.get(`${apiVersion}/${kind}`);
+}
+
+/** Every kind served now: the built-in table, then the kinds of the CRDs. */
+export function servedResources(): readonly ResourceInfo[] {
+  return served;
+}
+
+/** The kinds served from CRDs now. */
+export function customResourceKinds(): readonly ResourceInfo[] {
+  return customResources;
+}
+
+/** Counts the changes of the served set (what caches of discovery and OpenAPI key on). */
+export function servedGeneration(): number {
+  return generation;
+}
+
 export function findResource(group: string, version: string, plural: string): ResourceInfo | undefined {
-  return RESOURCES.find((r) => r.group === group && r.version === version && r.plural === plural);
+  return served.find((r) => r.group === group && r.version === version && r.plural === plural);
 }
 
 export function resourceForKind(apiVersion: string, kind: string): ResourceInfo | undefined {
-  return RESOURCES.find((r) => groupVersion(r) === apiVersion && r.kind === kind);
+  return served.find((r) => groupVersion(r) === apiVersion && r.kind === kind);
 }
 
+/** A built-in kind by name (never one served from a CRD). */
 export function resourceByKind(kind: string): ResourceInfo {
   const r = RESOURCES.find((x) => x.kind === kind);
   if (!r) throw new RangeError(`no resource for kind ${kind}`);
@@ -89,8 +160,19 @@ export function resourceByKind(kind: string): ResourceInfo {
 /** The group/versions served, in discovery order. */
 export function groupVersions(): Array<{ group: string; version: string }> {
   const seen = new Map<string, { group: string; version: string }>();
-  for (const r of RESOURCES) seen.set(groupVersion(r), { group: r.group, version: r.version });
+  for (const r of served) seen.set(groupVersion(r), { group: r.group, version: r.version });
   return [...seen.values()];
+}
+
+/** The groups served with their versions, in discovery order, the preferred version first. */
+export function servedGroups(): Array<{ group: string; versions: string[] }> {
+  const groups = new Map<string, string[]>();
+  for (const r of served) {
+    const versions = groups.get(r.group);
+    if (!versions) groups.set(r.group, [r.version]);
+    else if (!versions.includes(r.version)) versions.push(r.version);
+  }
+  return [...groups].map(([group, versions]) => ({ group, versions }));
 }
 
 /**

@@ -8,9 +8,8 @@
  * Lengths are Go's len(): UTF-8 bytes, not UTF-16 code units.
  */
 
-const utf8 = new TextEncoder();
-/** Go's len() of a string: its UTF-8 byte count. */
-export const byteLen = (s: string): number => utf8.encode(s).length;
+/** Go's len() of a string: its UTF-8 byte count (counted, not encoded: validation calls it per field). */
+export const byteLen = (s: string): number => Buffer.byteLength(s, "utf8");
 
 export function maxLenError(length: number): string {
   return `must be no more than ${length} characters`;

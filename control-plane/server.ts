@@ -44,6 +44,7 @@ import { allocateAddress, allocateNodeCidr } from "../cluster/ipam.ts";
 import { rfc3339 } from "../cluster/meta.ts";
 import { advertiseAddress, reconcileKubernetesService } from "./master.ts";
 import { AddonManager } from "./addons.ts";
+import { CrdController } from "./api/crd-controller.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
@@ -61,6 +62,7 @@ export class ControlPlane {
   private housekeeping?: Housekeeping;
   private chaosStatus?: NetworkChaosStatus;
   private addons?: AddonManager;
+  private crds?: CrdController;
   private api!: ApiServer;
   apiAddress!: { host: string; port: number };
 
@@ -93,6 +95,9 @@ export class ControlPlane {
     });
     cp = new ControlPlane(nc, cfg, log, store, registry);
     await cp.bootstrap();
+    // The kinds of the stored CRDs are served from the first request on (apiextensions-apiserver).
+    cp.crds = new CrdController(registry, systemClock, log.child({ subsystem: "apiextensions" }));
+    await cp.crds.start();
     cp.subs = [
       serve(nc, Subjects.registerNode, log, (req: RegisterNodeRequest) => cp.registerNode(req)),
       serve(nc, Subjects.podStatus, log, (req: PodStatusRequest) => cp.podStatus(req), { concurrent: true }),
@@ -170,6 +175,7 @@ export class ControlPlane {
     await this.cloud?.stop();
     await this.controllers?.stop();
     await this.api?.close();
+    await this.crds?.stop();
   }
 
   private async bootstrap(): Promise<void> {

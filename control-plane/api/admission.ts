@@ -37,6 +37,8 @@ export interface AdmissionOptions {
 export function createAdmission(serviceCidr: string, opts: AdmissionOptions = {}): Admission {
   const tolerationSeconds = opts.defaultTolerationSeconds ?? 300;
   return async (r: ResourceInfo, obj: KubeObject, old: KubeObject | undefined, registry: Registry) => {
+    // A kind served from a CRD has no admission of its own, whatever its name.
+    if (r.custom) return obj;
     switch (r.kind) {
       case "Service":
         return admitService(obj, old, registry, serviceCidr);

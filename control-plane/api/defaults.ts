@@ -9,6 +9,9 @@
  * of k8s.io/api types (ports' protocol TCP), and the namespace registry strategy (the
  * "kubernetes" finalizer is set on create there, not in defaults.go).
  */
+import { customResourceFor } from "../../cluster/resources.ts";
+import { cloneJson } from "../../cluster/meta.ts";
+import { CRD_API_VERSION, CRD_KIND, applySchemaDefaults, defaultCustomResourceDefinition } from "./crds.ts";
 import type { Deployment, ReplicaSet } from "kubernetes-types/apps/v1.js";
 import type { Container, ContainerPort, Namespace, Pod, PodSpec, Probe, Service, ServicePort } from "kubernetes-types/core/v1.js";
 import type { EndpointSlice } from "kubernetes-types/discovery/v1.js";
@@ -238,8 +241,15 @@ function defaultEndpointSlice(slice: EndpointSlice): void {
  * Event, Ingress, whose pathType is left as given) come back as an unchanged copy.
  */
 export function defaultObject(kind: string, obj: any): any {
-  const copy: unknown = structuredClone(obj);
+  const copy: unknown = cloneJson(obj);
   if (!isRec(copy)) return copy;
+  // A kind served from a stored CRD: its schema's defaults, whatever its name (crds.ts).
+  const served = typeof copy.apiVersion === "string" ? customResourceFor(copy.apiVersion, kind) : undefined;
+  if (served?.custom) {
+    applySchemaDefaults(served.custom.validationSchema, copy);
+    return copy;
+  }
+  if (kind === CRD_KIND && copy.apiVersion === CRD_API_VERSION) return defaultCustomResourceDefinition(copy);
   switch (kind) {
     case "Pod":
       defaultPod(copy as Pod);

@@ -16,10 +16,11 @@ import type { ExecResult } from "../../cluster/types.ts";
 import { OPENAPI_V2_PROTOBUF_CONTENT_TYPE, OPENAPI_V2_PROTOBUF_TYPES, openApiV2Document, openApiV2Protobuf, openApiV3DocumentJson, openApiV3Root } from "./openapi.ts";
 import { applyJsonMergePatch, applyJsonPatch } from "./patch.ts";
 import { PatchType, type Registry } from "./registry.ts";
-import { RESOURCES, findResource, groupVersion, groupVersions, VERBS, type ResourceInfo } from "../../cluster/resources.ts";
+import { loadValidators } from "./schema.ts";
+import { findResource, groupVersion, servedGroups, servedResources, VERBS, type ResourceInfo } from "../../cluster/resources.ts";
 import { ApiError, Errors, success, type Status } from "./status.ts";
 import type { KubeObject } from "../../cluster/store.ts";
-import { toTable } from "./tables.ts";
+import { resourceTable, type ToTableOptions } from "./tables.ts";
 
 export const KUBERNETES_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0-kubewire" } as const;
 /** kube-apiserver's MaxRequestBodyBytes (3 MiB): a larger body is 413. */
@@ -70,6 +71,7 @@ export class ApiServer {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    loadValidators();
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
@@ -141,20 +143,21 @@ export class ApiServer {
   }
 
   /** A list's Table; an object whose odd shape breaks its row is left out (and logged), not the whole list. */
-  private listTable(kind: string, items: KubeObject[], opts: Parameters<typeof toTable>[2]): ReturnType<typeof toTable> {
+  private listTable(r: ResourceInfo, items: KubeObject[], opts: ToTableOptions): ReturnType<typeof resourceTable> {
+    const kind = r.kind;
     try {
-      return toTable(kind, items, opts);
+      return resourceTable(r, items, opts);
     } catch {
       const printable = items.filter((o) => {
         try {
-          toTable(kind, [o], opts);
+          resourceTable(r, [o], opts);
           return true;
         } catch (err) {
           this.log.error({ kind, namespace: o.metadata.namespace, name: o.metadata.name, err: (err as Error)?.message ?? String(err) }, "object cannot be printed as a table row; left out of the list");
           return false;
         }
       });
-      return toTable(kind, printable, opts);
+      return resourceTable(r, printable, opts);
     }
   }
 
@@ -194,24 +197,19 @@ export class ApiServer {
     if (path === "/version") return { ...KUBERNETES_VERSION, gitCommit: "kubewire", gitTreeState: "clean", buildDate: "2026-01-01T00:00:00Z", goVersion: "n/a", compiler: "n/a", platform: `${process.platform}/${process.arch}` };
     if (path === "/api") return { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "" }] };
     if (path === "/apis") {
-      const groups = groupVersions().filter((gv) => gv.group !== "");
-      return {
-        kind: "APIGroupList",
-        apiVersion: "v1",
-        groups: groups.map((gv) => ({ name: gv.group, versions: [{ groupVersion: groupVersion(gv), version: gv.version }], preferredVersion: { groupVersion: groupVersion(gv), version: gv.version } })),
-      };
+      // One entry per group with all its versions, the preferred first (a CRD may serve several).
+      const groups = servedGroups().filter((g) => g.group !== "");
+      return { kind: "APIGroupList", apiVersion: "v1", groups: groups.map((g) => apiGroup(g)) };
     }
     const gm = /^\/apis\/([^/]+)$/.exec(path);
     if (gm) {
-      const gv = groupVersions().find((x) => x.group === gm[1]);
-      if (!gv) return undefined;
-      const v = { groupVersion: groupVersion(gv), version: gv.version };
-      return { kind: "APIGroup", apiVersion: "v1", name: gv.group, versions: [v], preferredVersion: v };
+      const g = servedGroups().find((x) => x.group === gm[1]);
+      return g ? { kind: "APIGroup", apiVersion: "v1", ...apiGroup(g) } : undefined;
     }
     const m = /^\/api\/(v1)$/.exec(path) ?? /^\/apis\/([^/]+\/[^/]+)$/.exec(path);
     if (m) {
       const gv = m[1]!;
-      const resources = RESOURCES.filter((r) => groupVersion(r) === gv);
+      const resources = servedResources().filter((r) => groupVersion(r) === gv);
       if (resources.length === 0) return undefined;
       return {
         kind: "APIResourceList",
@@ -257,11 +255,11 @@ export class ApiServer {
       case "GET": {
         if (name) {
           const obj = await this.registry.get(r, namespace, name);
-          return json(res, 200, table ? toTable(r.kind, [obj], { now: new Date(), includeObject }) : obj);
+          return json(res, 200, table ? resourceTable(r, [obj], { now: new Date(), includeObject }) : obj);
         }
         if (q.get("watch") === "true" || q.get("watch") === "1") return this.watch(req, res, r, namespace, q, listOpts, table, includeObject);
         const { items, resourceVersion } = await this.registry.list(r, namespace, listOpts);
-        if (table) return json(res, 200, this.listTable(r.kind, items, { now: new Date(), includeObject, listMeta: { resourceVersion } }));
+        if (table) return json(res, 200, this.listTable(r, items, { now: new Date(), includeObject, listMeta: { resourceVersion } }));
         return json(res, 200, { kind: `${r.kind}List`, apiVersion: groupVersion(r), metadata: { resourceVersion }, items });
       }
       case "POST": {
@@ -368,7 +366,7 @@ export class ApiServer {
     let handle;
     try {
       handle = await this.registry.watch(r, namespace, rv === "0" ? undefined : rv, listOpts, (e) => {
-        send(e.type, table ? toTable(r.kind, [e.object], { now: new Date(), includeObject }) : e.object);
+        send(e.type, table ? resourceTable(r, [e.object], { now: new Date(), includeObject }) : e.object);
       });
     } catch (err) {
       send("ERROR", err instanceof ApiError ? err.status : Errors.internal((err as Error).message).status);
@@ -474,6 +472,11 @@ function parseRoute(path: string): Route | undefined {
   if (!r) return undefined;
   if (r.namespaced === false) namespace = undefined;
   return { r, namespace, name, subresource };
+}
+
+function apiGroup(g: { group: string; versions: readonly string[] }): object {
+  const versions = g.versions.map((version) => ({ groupVersion: groupVersion({ group: g.group, version }), version }));
+  return { name: g.group, versions, preferredVersion: versions[0] };
 }
 
 function wantsTable(accept: string | undefined): boolean {

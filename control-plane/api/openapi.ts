@@ -21,7 +21,7 @@
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
-import { RESOURCES, groupVersion, groupVersions, type ResourceInfo } from "../../cluster/resources.ts";
+import { RESOURCES, customResourceFor, groupVersion, groupVersions, servedGeneration, servedResources, type ResourceInfo } from "../../cluster/resources.ts";
 import { crdDefinitionName } from "./crd-schemas.ts";
 
 export interface OpenApiV3Root {
@@ -66,6 +66,7 @@ export function groupVersionPath(gv: { group: string; version: string }): string
  */
 export function schemaName(r: Pick<ResourceInfo, "group" | "version" | "source">, kind: string): string {
   if (r.source === "crd") return crdDefinitionName(r.group, r.version, kind);
+  if (r.group === "apiextensions.k8s.io") return `io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.${r.version}.${kind}`;
   const pkg = r.group ? (r.group.split(".")[0] ?? r.group) : "core";
   return `io.k8s.api.${pkg}.${r.version}.${kind}`;
 }
@@ -188,7 +189,7 @@ function resourcePaths(r: ResourceInfo): Record<string, JsonObject> {
   const collection = `${scope}/${r.plural}`;
   const item = `${collection}/{name}`;
   const ref = `#/components/schemas/${schemaName(r, r.kind)}`;
-  const listRef = `#/components/schemas/${schemaName(r, `${r.kind}List`)}`;
+  const listRef = `#/components/schemas/${schemaName(r, r.custom?.listKind || `${r.kind}List`)}`;
   const ns = r.namespaced ? "Namespaced" : "";
   const id = (verb: string, suffix = ""): string => `${verb}${operationGroupVersion(r)}${ns}${r.kind}${suffix}`;
   const scopeParams = (): JsonObject[] => (r.namespaced ? [P.namespace(), P.pretty()] : [P.pretty()]);
@@ -377,17 +378,40 @@ function refOfAllOf(s: JsonObject): string | undefined {
  * by kind (and apiVersion, when given); undefined for Kubernetes' own kinds and unknown ones.
  */
 export function crdKindSchema(kind: string, apiVersion?: string): JsonObject | undefined {
+  // A kind served from a stored CustomResourceDefinition: the schema its instances are checked against.
+  const served = apiVersion === undefined ? undefined : customResourceFor(apiVersion, kind);
+  if (served?.custom) return served.custom.validationSchema as JsonObject;
   const r = RESOURCES.find((x) => x.source === "crd" && x.kind === kind && (apiVersion === undefined || groupVersion(x) === apiVersion));
   return r ? openApiDefinitions()[schemaName(r, kind)] : undefined;
 }
 
 /** The schema of a kind, or of its list, as Kubernetes defines it (a free-form object if it has none). */
 function kindSchema(r: ResourceInfo, kind: string): JsonObject {
+  if (r.custom) return { ...customKindSchema(r, kind), "x-kubernetes-group-version-kind": gvk(r.group, r.version, kind) };
   const def = openApiDefinitions()[schemaName(r, kind)];
   const base: JsonObject = def
     ? structuredClone(def)
     : { description: `${kind} (${groupVersion(r)}).`, type: "object", properties: { apiVersion: { type: "string" }, kind: { type: "string" }, metadata: { ...FREE_FORM } } };
   return { ...base, "x-kubernetes-group-version-kind": gvk(r.group, r.version, kind) };
+}
+
+/**
+ * A CRD-served kind's schema, as apiextensions-apiserver publishes it (builder.go): the version's
+ * schema with TypeMeta and ObjectMeta; its list, items referring to it.
+ */
+function customKindSchema(r: ResourceInfo, kind: string): JsonObject {
+  if (kind === r.kind) return structuredClone(r.custom!.schema) as JsonObject;
+  return {
+    description: `${kind} is a list of ${r.kind}`,
+    type: "object",
+    properties: {
+      apiVersion: { type: "string" },
+      items: { description: `List of ${r.plural}. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md`, type: "array", items: { $ref: `#/components/schemas/${schemaName(r, r.kind)}` } },
+      kind: { type: "string" },
+      metadata: { description: "Standard list metadata.", allOf: [{ $ref: `#/components/schemas/${META}.ListMeta` }] },
+    },
+    required: ["items"],
+  };
 }
 
 /** The names `schema` refers to, followed through the definitions. */
@@ -427,13 +451,14 @@ function metaSchemas(gv: { group: string; version: string }): Record<string, Jso
 // Documents, hashes and the root.
 
 function buildDocument(gv: { group: string; version: string }): JsonObject {
-  const resources = RESOURCES.filter((r) => r.group === gv.group && r.version === gv.version);
+  const resources = servedResources().filter((r) => r.group === gv.group && r.version === gv.version);
   const paths: JsonObject = {};
   const schemas: JsonObject = {};
   for (const r of resources) {
     Object.assign(paths, resourcePaths(r));
     schemas[schemaName(r, r.kind)] = kindSchema(r, r.kind);
-    schemas[schemaName(r, `${r.kind}List`)] = kindSchema(r, `${r.kind}List`);
+    const listKind = r.custom?.listKind || `${r.kind}List`;
+    schemas[schemaName(r, listKind)] = kindSchema(r, listKind);
   }
   Object.assign(schemas, metaSchemas(gv));
   // Everything the kinds refer to (ObjectMeta, PodSpec, ...), as kube-openapi includes it.
@@ -457,10 +482,12 @@ interface Built {
 }
 
 let built: Map<string, Built> | undefined;
+let builtAt = -1;
 
-/** Every served GV's document as JSON text with its hash, built once (the table is static). */
+/** Every served GV's document as JSON text with its hash, built again when the served kinds change (CRDs). */
 function documents(): Map<string, Built> {
-  if (!built) {
+  if (!built || builtAt !== servedGeneration()) {
+    builtAt = servedGeneration();
     built = new Map();
     for (const gv of groupVersions()) {
       const json = JSON.stringify(buildDocument(gv));

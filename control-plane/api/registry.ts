@@ -14,8 +14,9 @@ import { ApiError, Errors } from "./status.ts";
 import { ObjectStore, StoreError, StoreErrorCode, type KubeObject, type WatchEvent, type WatchHandle } from "../../cluster/store.ts";
 import { statusForInvalid, validateObject, type FieldError } from "./validation.ts";
 import { checkSchema, type FieldValidation } from "./schema.ts";
-import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
-import { applyConfiguration, applySchemaFor, conflictError, isFieldManagerConflict, pruneManagedFields, updateManagedFields, type ManagedFieldsEntry } from "./apply.ts";
+import { isCrdResource, markCrdTerminating } from "./crds.ts";
+import { cloneJson, deepEqual, rfc3339 } from "../../cluster/meta.ts";
+import { applyConfiguration, applySchemaFor, conflictError, isFieldManagerConflict, pruneManagedFields, updateManagedFields, type ApplySchema, type ManagedFieldsEntry } from "./apply.ts";
 
 export const PatchType = {
   json: "application/json-patch+json",
@@ -111,8 +112,14 @@ function randomSuffix(n: number): string {
 
 
 
+/** The kind's apply schema, built on first use: a write without a field manager never needs it. */
+function lazyApplySchema(r: ResourceInfo): ApplySchema {
+  let schema: ApplySchema | undefined;
+  return { listKeys: (path) => (schema ??= applySchemaFor(r.group, r.kind)).listKeys(path) };
+}
+
 function clone<T>(v: T): T {
-  return structuredClone(v);
+  return cloneJson(v);
 }
 
 
@@ -123,6 +130,10 @@ export interface Selectors {
 
 /** How long the allocation snapshot of Services is trusted before it is listed again. */
 const SERVICE_SNAPSHOT_MS = 30_000;
+/** How long a namespace read serves the namespace check of creates (see namespaceForCreate). */
+const NAMESPACE_READ_MS = 1000;
+/** Namespace reads kept at most (past it the cache starts over). */
+const NAMESPACE_READS_MAX = 10_000;
 
 export class Registry {
   /** Serializes writes that allocate from shared pools (ClusterIPs, NodePorts). */
@@ -282,6 +293,38 @@ export class Registry {
     if (gone?.metadata.uid) this.serviceSnapshot.byUid.delete(gone.metadata.uid);
   }
 
+  /**
+   * The namespaces creates were checked against lately, by name, with when each was read. Reading
+   * the namespace was one of the two KV round trips of every create (a pod, an Event). This
+   * registry's own writes that change what the check sees (a namespace created, marked
+   * terminating, removed) drop them all at once, so a client that has its answer to such a write
+   * sees its effect on its next create; a write that bypassed the registry shows within
+   * NAMESPACE_READ_MS (kube-apiserver's NamespaceLifecycle plugin reads an informer's cache).
+   */
+  private readonly namespaceReads = new Map<string, { at: number; ns: KubeObject }>();
+  /** Counts namespace writes: a read begun before one is not kept. */
+  private namespaceWrites = 0;
+
+  /** The namespace a create goes into (undefined: there is none), for its lifecycle checks. */
+  private async namespaceForCreate(name: string): Promise<KubeObject | undefined> {
+    const now = this.now().getTime();
+    const kept = this.namespaceReads.get(name);
+    if (kept && now >= kept.at && now - kept.at < NAMESPACE_READ_MS) return kept.ns;
+    const writes = this.namespaceWrites;
+    const ns = await this.store.get(resourceByKind("Namespace"), undefined, name);
+    if (this.namespaceReads.size >= NAMESPACE_READS_MAX) this.namespaceReads.clear();
+    // Only what exists is kept: a namespace created behind the registry's back is seen at once.
+    if (ns && writes === this.namespaceWrites) this.namespaceReads.set(name, { at: now, ns });
+    else this.namespaceReads.delete(name);
+    return ns;
+  }
+
+  /** After a namespace write (whether or not it landed): forget every namespace read. */
+  private namespaceWritten(): void {
+    this.namespaceWrites++;
+    this.namespaceReads.clear();
+  }
+
   private async withAllocationLock<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.allocationLock.then(fn, fn);
     this.allocationLock = run.catch(() => {});
@@ -302,7 +345,7 @@ export class Registry {
         throw Errors.badRequest("the namespace of the provided object does not match the namespace sent on the request");
       }
       meta.namespace = namespace ?? meta.namespace ?? "default";
-      const ns = await this.store.get(resourceByKind("Namespace"), undefined, meta.namespace);
+      const ns = await this.namespaceForCreate(meta.namespace);
       if (!ns) throw Errors.notFound("namespaces", "", meta.namespace);
       if (ns.metadata.deletionTimestamp && r.kind !== "Event") {
         throw Errors.forbidden(`${r.plural} "${meta.name ?? meta.generateName ?? ""}" is forbidden: unable to create new content in namespace ${meta.namespace} because it is being terminated`);
@@ -312,7 +355,8 @@ export class Registry {
     }
     if (!meta.name && meta.generateName) meta.name = `${meta.generateName}${randomSuffix(5)}`;
     const now = this.now();
-    let obj: KubeObject = defaultObject(r.kind, { ...clone(body), apiVersion: groupVersion(r), kind: r.kind, metadata: meta }) as KubeObject;
+    // `body` is checkStructure's copy, and defaultObject copies again: no copy of it here.
+    let obj: KubeObject = defaultObject(r.kind, { ...body, apiVersion: groupVersion(r), kind: r.kind, metadata: meta }) as KubeObject;
     obj.metadata = {
       ...obj.metadata,
       uid: randomUUID(),
@@ -334,6 +378,8 @@ export class Registry {
       } catch (err) {
         if (err instanceof StoreError && err.code === StoreErrorCode.AlreadyExists) throw Errors.alreadyExists(r.plural, r.group, obj.metadata.name!);
         throw err;
+      } finally {
+        if (r.kind === "Namespace") this.namespaceWritten();
       }
     };
     const created = await (r.kind === "Service" ? this.withAllocationLock(async () => {
@@ -384,7 +430,7 @@ export class Registry {
         ...(opts.managerSubresource ? { subresource: opts.managerSubresource } : {}),
         apiVersion: groupVersion(r),
         time: rfc3339(this.now()),
-        schema: applySchemaFor(r.group, r.kind),
+        schema: lazyApplySchema(r),
         ignoreStatus,
       });
     }
@@ -421,7 +467,8 @@ export class Registry {
     if (deletionGracePeriodSeconds !== undefined) next.metadata.deletionGracePeriodSeconds = deletionGracePeriodSeconds;
     if (!deepEqual((next as { spec?: unknown }).spec, (current as { spec?: unknown }).spec)) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
     if (opts.subresource !== "status") this.setManagedFields(r, current, next, opts, applied);
-    if (opts.subresource !== "status") this.validate(r, next, current);
+    // A CRD-served kind's status is judged by its schema too (apiextensions' status strategy).
+    if (opts.subresource !== "status" || r.custom) this.validate(r, next, current);
     const write = async () => {
       next = await this.admission(r, next, current, this);
       // Nothing changed: no write, no new resourceVersion (a re-apply is a no-op).
@@ -568,13 +615,26 @@ export class Registry {
       throw Errors.conflict(r.plural, r.group, name, `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
     }
     if (opts.dryRun) return current;
+    if (isCrdResource(r)) {
+      // apiextensions' cleanup finalizer: the CRD stays, Terminating, until the CRD controller
+      // (crd-controller.ts) has deleted its instances, then removes it.
+      if (current.metadata.deletionTimestamp) return current;
+      return this.store.update(r, markCrdTerminating(current, rfc3339(this.now())), Number(current.metadata.resourceVersion)).catch((err: unknown) => {
+        if (err instanceof StoreError && err.code === StoreErrorCode.Conflict) throw Errors.conflict(r.plural, r.group, name, err.message);
+        throw err;
+      });
+    }
     if (r.kind === "Namespace") {
       // The namespace controller empties it, then removes it (kubectl sees Terminating meanwhile).
       if (current.metadata.deletionTimestamp) return current;
       const marked = clone(current);
       marked.metadata.deletionTimestamp = rfc3339(this.now());
       marked.status = { ...(marked.status as object), phase: "Terminating" };
-      return this.store.update(r, marked, Number(current.metadata.resourceVersion));
+      try {
+        return await this.store.update(r, marked, Number(current.metadata.resourceVersion));
+      } finally {
+        this.namespaceWritten();
+      }
     }
     if (r.kind === "Pod" && opts.gracePeriodSeconds !== 0 && (await this.gracefulPodDeletion(current))) {
       if (current.metadata.deletionTimestamp) return current;
@@ -620,7 +680,11 @@ export class Registry {
     const r = resourceByKind("Namespace");
     const current = await this.store.get(r, undefined, name);
     if (!current?.metadata.deletionTimestamp) return;
-    await this.store.delete(r, current, Number(current.metadata.resourceVersion));
+    try {
+      await this.store.delete(r, current, Number(current.metadata.resourceVersion));
+    } finally {
+      this.namespaceWritten();
+    }
   }
 
   /** The binding subresource: set spec.nodeName (otherwise immutable) and PodScheduled. */

@@ -22,6 +22,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { crdKindSchema, derefSchema, type JsonObject } from "./openapi.ts";
+import { CRD_API_VERSION, CRD_KIND, checkWithCrdSchemasDetached } from "./crds.ts";
 
 /** One wrong JSON type, as field.Error (ErrorTypeTypeInvalid) renders it. */
 export interface StructuralError {
@@ -83,6 +84,7 @@ export const DEFINITIONS: Readonly<Record<string, string>> = {
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": "IoK8sApiRbacV1ClusterRoleBinding",
   "coordination.k8s.io/v1/Lease": "IoK8sApiCoordinationV1Lease",
   "scheduling.k8s.io/v1/PriorityClass": "IoK8sApiSchedulingV1PriorityClass",
+  "apiextensions.k8s.io/v1/CustomResourceDefinition": "IoK8sApiextensionsApiserverPkgApisApiextensionsV1CustomResourceDefinition",
 };
 
 const require = createRequire(import.meta.url);
@@ -105,6 +107,18 @@ function validatorFor(kind: string, apiVersion: string): Validator | undefined {
     validators.set(key, v);
   }
   return v ?? undefined;
+}
+
+/**
+ * Loads every kind's validator now (~170 ms) instead of on the kind's first request: the API
+ * server calls it before serving, so the first creates of a kind do not all wait ~100 ms for its
+ * module (with 32 requests in flight, that wait alone made the p99 of a 1,000-pod load).
+ */
+export function loadValidators(): void {
+  for (const key of Object.keys(DEFINITIONS)) {
+    const slash = key.lastIndexOf("/");
+    validatorFor(key.slice(slash + 1), key.slice(0, slash));
+  }
 }
 
 /** Whether the kind has a schema: kubernetes-models', or the hand-written one of a CRD-defined kind. */
@@ -224,9 +238,15 @@ function runTracked(validate: Validator, body: unknown): { errors: AjvError[]; r
   return { errors: validate.errors ?? [], read };
 }
 
-function collectUnknown(v: unknown, path: string, read: WeakMap<object, Set<string> | "map">, out: string[], prune: boolean): void {
+/** A field the schema does not define: its path as printed, and as keys and indexes from the root. */
+interface UnknownField {
+  path: string;
+  at: ReadonlyArray<string | number>;
+}
+
+function collectUnknown(v: unknown, path: string, at: ReadonlyArray<string | number>, read: WeakMap<object, Set<string> | "map">, out: UnknownField[]): void {
   if (Array.isArray(v)) {
-    v.forEach((item, i) => collectUnknown(item, `${path}[${i}]`, read, out, prune));
+    v.forEach((item, i) => collectUnknown(item, `${path}[${i}]`, [...at, i], read, out));
     return;
   }
   if (!isObject(v)) return;
@@ -235,13 +255,90 @@ function collectUnknown(v: unknown, path: string, read: WeakMap<object, Set<stri
   if (known === undefined) return;
   for (const [key, child] of Object.entries(v)) {
     const p = path ? `${path}.${key}` : key;
-    if (known !== "map" && !known.has(key)) {
-      out.push(p);
-      if (prune) delete v[key];
-    } else {
-      collectUnknown(child, p, read, out, prune);
+    if (known !== "map" && !known.has(key)) out.push({ path: p, at: [...at, key] });
+    else collectUnknown(child, p, [...at, key], read, out);
+  }
+}
+
+/** Deletes the field at `at` (an unknown field: its parents are there). */
+function deleteAt(body: unknown, at: ReadonlyArray<string | number>): void {
+  let holder = body as Record<string | number, unknown> | undefined;
+  for (let i = 0; i < at.length - 1 && holder; i++) holder = holder[at[i]!] as Record<string | number, unknown> | undefined;
+  if (holder && typeof holder === "object") delete holder[at[at.length - 1]!];
+}
+
+/**
+ * The unknown fields of each body shape seen, by kind: `${apiVersion}/${kind}\n${shape}`. Which
+ * properties a generated validator reads, and so which fields are unknown, follows from the
+ * body's shape alone (its keys, and the JSON type of each value): kubernetes-models' validators
+ * use only the keywords type, required, enum, format and oneOf (of scalars: IntOrString,
+ * Quantity), none of which makes a read depend on a value. The tracked run (a proxy on every
+ * object, ~15x the validator's own cost) is then needed once per shape: every pod of a
+ * template, every Event, reuses it and runs the bare validator for the type errors.
+ */
+const unknownByShape = new Map<string, readonly UnknownField[]>();
+/** Shapes remembered at most (then the memo starts over). */
+const SHAPES_MAX = 1024;
+/** Shapes are remembered only for bodies of at most this many values and key characters. */
+const SHAPE_BUDGET = 4096;
+
+/**
+ * A body's shape as a string: its keys in order and the JSON type of each value. Undefined for
+ * a body over SHAPE_BUDGET or with an object in two places (the tracked run's reads are per
+ * object, so a shared object is not the same case as two equal ones).
+ */
+function shapeOf(body: unknown): string | undefined {
+  let budget = SHAPE_BUDGET;
+  const seen = new Set<object>();
+  const walk = (v: unknown): string | undefined => {
+    if (--budget < 0) return undefined;
+    if (v === null) return "z";
+    if (typeof v !== "object") return typeof v === "string" ? "s" : typeof v === "number" ? "n" : typeof v === "boolean" ? "b" : "u";
+    if (seen.has(v)) return undefined;
+    seen.add(v);
+    let s = Array.isArray(v) ? "[" : "{";
+    if (Array.isArray(v)) {
+      for (const item of v) {
+        const t = walk(item);
+        if (t === undefined) return undefined;
+        s += `${t},`;
+      }
+      return `${s}]`;
+    }
+    for (const k of Object.keys(v)) {
+      budget -= k.length;
+      const t = walk((v as Record<string, unknown>)[k]);
+      if (t === undefined) return undefined;
+      s += `${JSON.stringify(k)}:${t},`;
+    }
+    return `${s}}`;
+  };
+  return walk(body);
+}
+
+/** checkSchema with a generated validator: the type errors of this body, the unknown fields of its shape. */
+function checkWithValidator(key: string, validate: Validator, body: unknown, prune: boolean): SchemaCheck {
+  const shape = shapeOf(body);
+  const memoKey = shape === undefined ? undefined : `${key}\n${shape}`;
+  let unknown = memoKey === undefined ? undefined : unknownByShape.get(memoKey);
+  let errors: AjvError[];
+  if (unknown) {
+    validate(body);
+    errors = validate.errors ?? [];
+  } else {
+    const run = runTracked(validate, body);
+    errors = run.errors;
+    const found: UnknownField[] = [];
+    collectUnknown(body, "", [], run.read, found);
+    unknown = found;
+    if (memoKey !== undefined) {
+      if (unknownByShape.size >= SHAPES_MAX) unknownByShape.clear();
+      unknownByShape.set(memoKey, found);
     }
   }
+  const structural = toStructural(errors, body);
+  if (prune && structural.length === 0) for (const u of unknown) deleteAt(body, u.at);
+  return { structural, unknown: unknown.map((u) => u.path) };
 }
 
 /** What walking a value against an OpenAPI schema found: wrong types, and where each unknown field is. */
@@ -320,16 +417,17 @@ function checkCrdSchema(schema: JsonObject, body: unknown, prune: boolean): Sche
  * decoder does in Warn and Ignore modes), unless it has structural errors.
  */
 export function checkSchema(kind: string, apiVersion: string, body: unknown, opts: { prune?: boolean } = {}): SchemaCheck {
+  if (kind === CRD_KIND && apiVersion === CRD_API_VERSION) return checkWithCrdSchemasDetached(body, opts.prune === true, () => checkKind(kind, apiVersion, body, opts));
+  return checkKind(kind, apiVersion, body, opts);
+}
+
+function checkKind(kind: string, apiVersion: string, body: unknown, opts: { prune?: boolean }): SchemaCheck {
   const validate = validatorFor(kind, apiVersion);
   if (!validate) {
     const crd = crdKindSchema(kind, apiVersion);
     return crd ? checkCrdSchema(crd, body, opts.prune === true) : { structural: [], unknown: [] };
   }
-  const { errors, read } = runTracked(validate, body);
-  const structural = toStructural(errors, body);
-  const unknown: string[] = [];
-  collectUnknown(body, "", read, unknown, opts.prune === true && structural.length === 0);
-  return { structural, unknown };
+  return checkWithValidator(`${apiVersion}/${kind}`, validate, body, opts.prune === true);
 }
 
 /** The wrong JSON types in `body`, by the official schema of its kind. */

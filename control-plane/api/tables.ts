@@ -16,6 +16,8 @@
 import type { KubeObject, ObjectMeta } from "../../cluster/store.ts";
 import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import { formatLabelSelector as formatSelector, labelSelectorFromObject } from "../../cluster/selectors.ts";
+import type { PrinterColumn, ResourceInfo } from "../../cluster/resources.ts";
+import { evalJsonPath, parseJsonPath, type JsonPathStep } from "./jsonpath.ts";
 
 export interface TableColumnDefinition {
   name: string;
@@ -1190,4 +1192,68 @@ export function toTable(kind: string, objects: KubeObject[], opts: ToTableOption
     columnDefinitions: opts.noHeaders ? [] : columnDefinitions(kind),
     rows,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kinds served from stored CRDs (apiextensions-apiserver pkg/registry/customresource/tableconvertor)
+
+/** The Table of any served kind: a CRD-served kind prints its version's additionalPrinterColumns. */
+export function resourceTable(r: ResourceInfo, objects: KubeObject[], opts: ToTableOptions): Table {
+  if (!r.custom) return toTable(r.kind, objects, opts);
+  return customResourceTable(r.custom.printerColumns, objects, opts);
+}
+
+/**
+ * tableconvertor.New and ConvertToTable: Name, then each column (its description, or "Custom
+ * resource definition column (in JSONPath format): PATH"); a cell is the path's first result,
+ * printed as the column's type says (cellForJSONValue), null when the path finds nothing.
+ */
+export function customResourceTable(columns: readonly PrinterColumn[], objects: KubeObject[], opts: ToTableOptions): Table {
+  const paths: Array<JsonPathStep[] | undefined> = columns.map((c) => {
+    const parsed = parseJsonPath(c.jsonPath);
+    return parsed.kind === "ok" ? parsed.steps : undefined;
+  });
+  const rows = objects.map((obj): TableRow => {
+    const cells: unknown[] = [name(obj)];
+    columns.forEach((c, i) => {
+      const steps = paths[i];
+      const found = steps ? evalJsonPath(steps, obj) : [];
+      cells.push(found.length === 0 ? null : customCell(c.type, found[0], opts.now));
+    });
+    const row: TableRow = { cells };
+    const object = rowObject(obj, opts.includeObject);
+    if (object !== undefined) row.object = object;
+    return row;
+  });
+  const metadata: Table["metadata"] = {};
+  if (opts.listMeta) {
+    if (opts.listMeta.resourceVersion) metadata.resourceVersion = opts.listMeta.resourceVersion;
+    if (opts.listMeta.continue) metadata.continue = opts.listMeta.continue;
+  } else if (objects.length === 1) {
+    const rv = str(rec(objects[0]?.metadata).resourceVersion);
+    if (rv) metadata.resourceVersion = rv;
+  }
+  const definitions = [NAME(), ...columns.map((c) => col(c.name, c.description || crdColumn(c.jsonPath), c.priority, c.type, c.format))];
+  return { kind: "Table", apiVersion: "meta.k8s.io/v1", metadata, columnDefinitions: opts.noHeaders ? [] : definitions, rows };
+}
+
+/** cellForJSONValue, and a string column printed as the JSONPath printer prints a value. */
+function customCell(type: string, v: unknown, now: Date): unknown {
+  if (v === undefined || v === null) return null;
+  switch (type) {
+    case "string":
+      return crdStringCell(v);
+    case "integer":
+      return typeof v === "number" && Number.isFinite(v) ? Math.trunc(v) : null;
+    case "number":
+      return typeof v === "number" && Number.isFinite(v) ? v : null;
+    case "boolean":
+      return typeof v === "boolean" ? v : null;
+    case "date":
+      if (typeof v !== "string") return null;
+      // metav1.Time's UnmarshalQueryParameter takes RFC 3339; what does not parse prints <invalid>.
+      return timeMs(v) === undefined ? "<invalid>" : translateTimestampSince(v, now);
+    default:
+      return null;
+  }
 }

@@ -25,6 +25,8 @@ import { parseCron } from "../controllers/logic/cron.ts";
 import { ipCidrContains, ipTo4, parseIp, parseIpCidr } from "../../cluster/addressing.ts";
 import { deepEqual, semanticEqual } from "../../cluster/meta.ts";
 import { crdKindSchema, derefSchema, type JsonObject } from "./openapi.ts";
+import { customResourceFor, type CustomResourceServing } from "../../cluster/resources.ts";
+import { CRD_API_VERSION, CRD_KIND, validateCustomResourceDefinition } from "./crds.ts";
 import { labelSelectorAsSelector as labelSelectorAsSelectorObject, objectSelectorMatches, type ObjectSelector } from "../../cluster/selectors.ts";
 import {
   byteLen,
@@ -109,19 +111,19 @@ function formatValue(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
 }
 
-function invalid(field: string, value: unknown, detail: string): FieldError {
+export function invalid(field: string, value: unknown, detail: string): FieldError {
   return { type: FieldErrorType.Invalid, field, message: `Invalid value: ${formatValue(value)}${detail ? `: ${detail}` : ""}` };
 }
-function required(field: string, detail = ""): FieldError {
+export function required(field: string, detail = ""): FieldError {
   return { type: FieldErrorType.Required, field, message: `Required value${detail ? `: ${detail}` : ""}` };
 }
-function forbidden(field: string, detail: string): FieldError {
+export function forbidden(field: string, detail: string): FieldError {
   return { type: FieldErrorType.Forbidden, field, message: `Forbidden${detail ? `: ${detail}` : ""}` };
 }
-function duplicate(field: string, value: unknown): FieldError {
+export function duplicate(field: string, value: unknown): FieldError {
   return { type: FieldErrorType.Duplicate, field, message: `Duplicate value: ${formatValue(value)}` };
 }
-function notSupported(field: string, value: unknown, valid: readonly string[]): FieldError {
+export function notSupported(field: string, value: unknown, valid: readonly string[]): FieldError {
   const detail = valid.length > 0 ? `: supported values: ${valid.map(goQuote).join(", ")}` : "";
   return { type: FieldErrorType.NotSupported, field, message: `Unsupported value: ${formatValue(value)}${detail}` };
 }
@@ -1942,6 +1944,41 @@ function validateCustomResource(kind: string, o: Rec, prev: Rec | undefined): Fi
   return errs;
 }
 
+/**
+ * An instance of a kind served from a stored CustomResourceDefinition (crds.ts): as
+ * validateCustomResource, against the version's schema, status included (apiextensions'
+ * status strategy validates the whole object too). An error the stored object already has is
+ * not the request's (validation ratcheting, apiextensions' CRDValidationRatcheting: a schema
+ * change applies to new writes, and an untouched old value does not block an update).
+ */
+function validateServedCustomResource(custom: CustomResourceServing, namespaced: boolean, o: Rec, prev: Rec | undefined): FieldError[] {
+  const schema = custom.validationSchema as JsonObject;
+  const schemaErrors = (obj: Rec): { errs: FieldError[]; cel: FieldError[] } => {
+    const out: SchemaErrors = { schema: [], listType: [], cel: [] };
+    const { metadata: _metadata, ...rest } = obj;
+    validateSchemaValue({ ...schema, required: arr(schema.required).map(str).filter((k) => k !== "metadata") }, rest, "", out);
+    return { errs: [...out.schema, ...out.listType], cel: out.cel };
+  };
+  const errs = prev ? validateObjectMetaUpdate(o.metadata, prev.metadata) : [];
+  errs.push(...validateObjectMeta(o.metadata, namespaced, NameRule.DNS1123Subdomain));
+  let { errs: found, cel } = schemaErrors(o);
+  if (prev) {
+    const before = schemaErrors(prev);
+    const had = new Set([...before.errs, ...before.cel].map(formatFieldError));
+    found = found.filter((e) => !had.has(formatFieldError(e)));
+    cel = cel.filter((e) => !had.has(formatFieldError(e)));
+  }
+  errs.push(...found);
+  if (errs.some((e) => BLOCKING.has(e.type))) {
+    if (JSON.stringify(schema).includes('"x-kubernetes-validations"')) {
+      errs.push(invalid("<nil>", null, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
+    }
+  } else {
+    errs.push(...cel);
+  }
+  return errs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------
@@ -1953,6 +1990,14 @@ function validateCustomResource(kind: string, o: Rec, prev: Rec | undefined): Fi
 export function validateObject(kind: string, obj: any, old?: any): FieldError[] {
   const o = rec(obj);
   const prev = old === undefined || old === null ? undefined : rec(old);
+  // A kind served from a stored CRD is judged by its schema, whatever its name (a CRD's "Pod" is not core's).
+  const served = customResourceFor(str(o.apiVersion), kind);
+  if (served?.custom) return validateServedCustomResource(served.custom, served.namespaced, o, prev);
+  if (kind === CRD_KIND && str(o.apiVersion) === CRD_API_VERSION) {
+    const errs = prev ? validateObjectMetaUpdate(o.metadata, prev.metadata) : [];
+    errs.push(...validateObjectMeta(o.metadata, false, NameRule.DNS1123Subdomain));
+    return [...errs, ...validateCustomResourceDefinition(o, prev).errors];
+  }
   switch (kind) {
     case "Namespace":
       return prev ? [...validateObjectMetaUpdate(o.metadata, prev.metadata), ...validateNamespace(o)] : validateNamespace(o);

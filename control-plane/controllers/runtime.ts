@@ -37,7 +37,7 @@ import type { Clock } from "../../cluster/clock.ts";
 import { cacheKey, Informer, type InformerEventType } from "../../cluster/informer.ts";
 import type { Logger } from "../../cluster/log.ts";
 import { deepEqual, rfc3339 } from "../../cluster/meta.ts";
-import { RESOURCES, resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
+import { resourceByKind, servedResources, type ResourceInfo } from "../../cluster/resources.ts";
 import type { KubeObject } from "../../cluster/store.ts";
 import { Reconciled, runWorker, WorkQueue, type ReconcileResult } from "../../cluster/workqueue.ts";
 import type { Registry } from "../api/registry.ts";
@@ -161,6 +161,7 @@ function keyOf(namespace: string | undefined, name: string): string {
 }
 
 const NONE: readonly KubeObject[] = [];
+const NONE_PODS: ReadonlyArray<Stored<Pod>> = [];
 
 export class Controllers {
   private readonly informers = new Map<string, Informer>();
@@ -174,6 +175,8 @@ export class Controllers {
   /** The scheduler's assume cache: pods bound by us that the informer has not shown bound yet. */
   private readonly assumed = new Map<string, string>();
   private readonly expectations = new Map<string, Expectation>();
+  /** Keys of the cached pods this controller marked not ready (markedUnready), kept by the pod informer. */
+  private readonly unreadyMarked = new Set<string>();
   private seed: number;
   private cancelResync: (() => void) | undefined;
 
@@ -286,6 +289,10 @@ export class Controllers {
       inf.onChange(() => this.changes.set(r.kind, (this.changes.get(r.kind) ?? 0) + 1));
       this.informers.set(r.kind, inf);
     }
+    this.inf(R.pod).onChange((o, type) => {
+      if (type !== "DELETED" && markedUnready(o as Stored<Pod>)) this.unreadyMarked.add(cacheKey(o));
+      else this.unreadyMarked.delete(cacheKey(o));
+    });
     await Promise.all([...this.informers.values()].map((i) => i.start()));
     for (const spec of this.specs()) {
       const queue = new WorkQueue(this.clock);
@@ -498,10 +505,12 @@ export class Controllers {
     if (!pod || pod.spec?.nodeName || pod.metadata.deletionTimestamp || this.assumed.has(key)) return Reconciled.done;
     const nodes = this.list<Node>(R.node);
     // Pods we bound but the informer has not shown bound yet count on their node (the assume cache).
-    const pods = this.list<Pod>(R.pod).map((p) => {
-      const assumed = this.assumed.get(cacheKey(p));
-      return assumed && !p.spec?.nodeName ? { ...p, spec: { ...p.spec!, nodeName: assumed } } : p;
-    });
+    // The cache's own keys, not a key string built per pod per scheduling (N² of them for N pods).
+    const pods: Array<Stored<Pod>> = [];
+    for (const [k, p] of this.inf(R.pod).cache as Map<string, Stored<Pod>>) {
+      const assumed = this.assumed.get(k);
+      pods.push(assumed && !p.spec?.nodeName ? { ...p, spec: { ...p.spec!, nodeName: assumed } } : p);
+    }
     const decision = schedule(pod, nodes, pods, {
       // Namespace labels for the namespaceSelector of inter-pod affinity terms.
       namespaceLabels: (ns) => this.get<Namespace>(R.namespace, ns)?.metadata.labels,
@@ -722,8 +731,8 @@ export class Controllers {
     const node = this.get<Node>(R.node, name);
     const lease = this.get<Lease>(R.lease, keyOf(NODE_LEASE_NAMESPACE, name));
     const w = new Writes(this.log);
-    const onNode = this.podsOn(name);
     if (!node) {
+      const onNode = this.podsOn(name);
       this.nodeHealth.delete(name);
       // Pod GC: pods bound to a node that no longer exists go too (pkg/controller/podgc).
       if (!this.inf(R.node).synced || !this.inf(R.pod).synced) return Reconciled.done;
@@ -739,6 +748,11 @@ export class Controllers {
     const health = observeNodeHealth(this.nodeHealth.get(name), node, lease, nowMs, now.getTime(), this.opts.nodeGraceMs, leaseSettleMs(lease));
     this.nodeHealth.set(name, health);
     const verdict = nodeHealthVerdict(node, health, nowMs, this.opts.nodeGraceMs);
+    // The node's pods matter below only if it is (or is about to be found) not Ready, or if pods
+    // are marked not ready; a Ready node with none marked skips them: reading them rebuilds the
+    // pod index, once per pod change, and every pod change of a node reconciles it.
+    const podsMatter = verdict.kind === "stale" || findNodeCondition(node, "Ready")?.status !== "True" || this.unreadyMarked.size > 0;
+    const onNode = podsMatter ? this.podsOn(name) : NONE_PODS;
     let current: Stored<Node> = node;
     if (verdict.kind === "stale") {
       const conditions = staleNodeConditions(node, now);
@@ -839,7 +853,7 @@ export class Controllers {
     if (!ns?.metadata.deletionTimestamp) return Reconciled.done;
     const w = new Writes(this.log);
     let remaining = 0;
-    for (const r of RESOURCES.filter((x) => x.namespaced)) {
+    for (const r of servedResources().filter((x) => x.namespaced && (!x.custom || x.custom.storage))) {
       // From the registry, not the caches: every namespaced kind, not only the watched ones.
       const { items } = await this.registry.list(r, name);
       remaining += items.length;
