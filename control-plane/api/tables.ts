@@ -1164,6 +1164,20 @@ function rowObject(obj: KubeObject, includeObject: IncludeObject): TableRow["obj
  * The Table of a kind's objects: a list (pass listMeta), a single object, or one watch event's
  * object. Cells include the priority-1 (wide) columns.
  */
+/** A Table's ListMeta: the list's, or a single object's resourceVersion (a get). */
+function tableMetadata(objects: KubeObject[], opts: ToTableOptions): Table["metadata"] {
+  const metadata: Table["metadata"] = {};
+  if (opts.listMeta) {
+    if (opts.listMeta.resourceVersion) metadata.resourceVersion = opts.listMeta.resourceVersion;
+    if (opts.listMeta.continue) metadata.continue = opts.listMeta.continue;
+    if (opts.listMeta.remainingItemCount !== undefined) metadata.remainingItemCount = opts.listMeta.remainingItemCount;
+  } else if (objects.length === 1) {
+    const rv = str(rec(objects[0]?.metadata).resourceVersion);
+    if (rv) metadata.resourceVersion = rv;
+  }
+  return metadata;
+}
+
 export function toTable(kind: string, objects: KubeObject[], opts: ToTableOptions): Table {
   const printer = PRINTERS[kind];
   const rows = objects.map((obj): TableRow => {
@@ -1175,15 +1189,7 @@ export function toTable(kind: string, objects: KubeObject[], opts: ToTableOption
     return row;
   });
 
-  const metadata: Table["metadata"] = {};
-  if (opts.listMeta) {
-    if (opts.listMeta.resourceVersion) metadata.resourceVersion = opts.listMeta.resourceVersion;
-    if (opts.listMeta.continue) metadata.continue = opts.listMeta.continue;
-    if (opts.listMeta.remainingItemCount !== undefined) metadata.remainingItemCount = opts.listMeta.remainingItemCount;
-  } else if (objects.length === 1) {
-    const rv = str(rec(objects[0]?.metadata).resourceVersion);
-    if (rv) metadata.resourceVersion = rv;
-  }
+  const metadata = tableMetadata(objects, opts);
 
   return {
     kind: "Table",
@@ -1225,14 +1231,7 @@ export function customResourceTable(columns: readonly PrinterColumn[], objects: 
     if (object !== undefined) row.object = object;
     return row;
   });
-  const metadata: Table["metadata"] = {};
-  if (opts.listMeta) {
-    if (opts.listMeta.resourceVersion) metadata.resourceVersion = opts.listMeta.resourceVersion;
-    if (opts.listMeta.continue) metadata.continue = opts.listMeta.continue;
-  } else if (objects.length === 1) {
-    const rv = str(rec(objects[0]?.metadata).resourceVersion);
-    if (rv) metadata.resourceVersion = rv;
-  }
+  const metadata = tableMetadata(objects, opts);
   const definitions = [NAME(), ...columns.map((c) => col(c.name, c.description || crdColumn(c.jsonPath), c.priority, c.type, c.format))];
   return { kind: "Table", apiVersion: "meta.k8s.io/v1", metadata, columnDefinitions: opts.noHeaders ? [] : definitions, rows };
 }
