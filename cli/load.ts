@@ -29,6 +29,7 @@ import { startLoadClient, type LoadClient } from "../node-agent/load/worker.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { LOAD_USAGE, defaultPort, parseLoadArgs, splitLoad, type LoadOptions } from "./load-args.ts";
 import { hostLoadNet } from "./load-host.ts";
+import { writers } from "./output.ts";
 import { Progress, buildReport, exitCodeOf, formatJson, formatReport, type LoadReport } from "./load-report.ts";
 
 export { LOAD_USAGE };
@@ -53,12 +54,6 @@ export interface LoadContext {
   readonly onSnapshot?: (s: LoadSnapshot) => void;
   /** The final report, before it is printed. */
   readonly onReport?: (r: LoadReport) => void;
-}
-
-function writers(ctx: Pick<LoadContext, "stdout" | "stderr"> = {}) {
-  const pending: Promise<void>[] = [];
-  const to = (stream: NodeJS.WriteStream) => (t: string) => void pending.push(new Promise<void>((resolve) => stream.write(t, () => resolve())));
-  return { stdout: ctx.stdout ?? to(process.stdout), stderr: ctx.stderr ?? to(process.stderr), flushed: () => Promise.all(pending).then(() => undefined) };
 }
 
 /** Before connecting: --help and usage errors need no cluster. */

@@ -43,6 +43,7 @@ import { OBSERVE_REPLY_MAX, Subjects, type ExecRequest, type ExecResult, type Ob
 import { plan } from "../node-agent/apps/index.ts";
 import type { PolicyEngine } from "../node-agent/policy/engine.ts";
 import { observeNodes, policyEngineOf } from "./cluster-views.ts";
+import { writers } from "./output.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -675,22 +676,6 @@ export interface ProbeContext {
   /** Where output goes; process.stdout and process.stderr by default. */
   readonly stdout?: (text: string) => void;
   readonly stderr?: (text: string) => void;
-}
-
-/**
- * The default writers hand the text to the process's stream; `flushed` resolves once it has all
- * gone to the OS. A pipe is asynchronous in Node on Linux, and cli/main.ts ends with
- * process.exit(), which would cut off what a slow reader has not taken yet (anything past the
- * 64 KiB a pipe holds, say a large -o json).
- */
-function writers(ctx: Pick<ProbeContext, "stdout" | "stderr"> = {}) {
-  const pending: Promise<void>[] = [];
-  const to = (stream: NodeJS.WriteStream) => (t: string) => void pending.push(new Promise<void>((resolve) => stream.write(t, () => resolve())));
-  return {
-    stdout: ctx.stdout ?? to(process.stdout),
-    stderr: ctx.stderr ?? to(process.stderr),
-    flushed: () => Promise.all(pending).then(() => undefined),
-  };
 }
 
 /**

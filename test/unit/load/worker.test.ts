@@ -34,6 +34,22 @@ async function run(net: LoadNet, w: LoadWorkload): Promise<LoadSnapshot[]> {
   return out;
 }
 
+/** A tcp-rr server on port 5201 whose answer of length n is `answer(n)` (a stall, a corruption...). */
+function rrServer(tcp: ReturnType<MemoryTcpNetwork["host"]>, answer: (n: number) => Promise<Uint8Array>): void {
+  const listening = tcp.listen(5201);
+  if (listening.kind !== "listening") throw new Error("listen");
+  void (async () => {
+    for await (const sock of listening.listener) {
+      const reader = new RrServerReader();
+      for await (const chunk of sock) {
+        const due = reader.push(chunk);
+        if (due === "bad") throw new Error("bad request");
+        for (const n of due) await sock.write(await answer(n));
+      }
+    }
+  })();
+}
+
 const latencies = (s: LoadSnapshot) => decodeHistogram(s.endpoints![0]!.latency)!;
 
 describe("load client", () => {
@@ -51,23 +67,12 @@ describe("load client", () => {
 
   it("a server that stalls 1 s: the requests queued behind the stall count their wait from their intended time (coordinated omission)", async () => {
     const { net, server, clock } = world();
-    const listening = server.tcp.listen(5201);
-    if (listening.kind !== "listening") throw new Error("listen");
     let first = true;
-    void (async () => {
-      for await (const sock of listening.listener) {
-        const reader = new RrServerReader();
-        for await (const chunk of sock) {
-          const due = reader.push(chunk);
-          if (due === "bad") throw new Error("bad request");
-          for (const n of due) {
-            if (first) await clock.sleep(1000);
-            first = false;
-            await sock.write(patternedAnswer(n));
-          }
-        }
-      }
-    })();
+    rrServer(server.tcp, async (n) => {
+      if (first) await clock.sleep(1000);
+      first = false;
+      return patternedAnswer(n);
+    });
     const final = (await run(net, workload({ rate: 10, durationMs: 2000, timeoutMs: 5000 }))).at(-1)!;
     expect(final).toMatchObject({ intended: 20, sent: 20 });
     const h = latencies(final);
@@ -90,22 +95,11 @@ describe("load client", () => {
 
   it("a corrupted answer is counted as corrupt, not as an answer", async () => {
     const { net, server } = world();
-    const listening = server.tcp.listen(5201);
-    if (listening.kind !== "listening") throw new Error("listen");
-    void (async () => {
-      for await (const sock of listening.listener) {
-        const reader = new RrServerReader();
-        for await (const chunk of sock) {
-          const due = reader.push(chunk);
-          if (due === "bad") throw new Error("bad request");
-          for (const n of due) {
-            const a = patternedAnswer(n);
-            a[n - 1]! ^= 1;
-            await sock.write(a);
-          }
-        }
-      }
-    })();
+    rrServer(server.tcp, async (n) => {
+      const a = patternedAnswer(n);
+      a[n - 1]! ^= 1;
+      return a;
+    });
     const final = (await run(net, workload({ rate: 10, durationMs: 300 }))).at(-1)!;
     expect(final.endpoints![0]).toMatchObject({ requests: 0, errors: { corrupt: 3 } });
   });
