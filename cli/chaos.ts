@@ -26,7 +26,7 @@ import { Subjects, type NodeConvergence } from "../cluster/types.ts";
 import { addressViolations, convergenceViolations, expectedConvergence, type AddressCounts, type ClusterObjects, type Violation } from "./invariants.ts";
 import { isAlive, relaunch, stopPid } from "./processes.ts";
 import { containerFor, docker, projectContainers, type ComposeContainer } from "./compose.ts";
-import { readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
+import { cliNatsAuth, readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
 
 export const CHAOS_VERBS = ["kill", "pause", "resume", "restart"] as const;
 export type ChaosVerb = (typeof CHAOS_VERBS)[number];
@@ -237,7 +237,7 @@ async function waitServing(state: ClusterState, target: string, timeoutMs: numbe
   if (target === "nats") {
     await waitFor("NATS to take a client", async () => {
       check();
-      return connectNats(state.natsUrl, "kubewire-cli").then(
+      return connectNats(state.natsUrl, "kubewire-cli", cliNatsAuth(state)).then(
         (nc) => nc.close().then(() => true),
         () => false,
       );
@@ -252,7 +252,7 @@ async function waitServing(state: ClusterState, target: string, timeoutMs: numbe
       );
     }, timeoutMs);
   } else {
-    const nc = await connectNats(state.natsUrl, "kubewire-cli");
+    const nc = await connectNats(state.natsUrl, "kubewire-cli", cliNatsAuth(state));
     try {
       await waitFor(`${target} to answer`, async () => {
         check();
@@ -312,7 +312,7 @@ export async function clusterCheck(kube: KubeClient, nc: NatsConnection): Promis
 
 async function check(state: ClusterState, waitMs: number, json: boolean, io: ChaosIo): Promise<number> {
   const kube = new KubeClient(state.apiUrl, state.token, state.ca);
-  const nc = await connectNats(state.natsUrl, "kubewire-cli");
+  const nc = await connectNats(state.natsUrl, "kubewire-cli", cliNatsAuth(state));
   const started = Date.now();
   try {
     for (;;) {

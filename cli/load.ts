@@ -292,8 +292,8 @@ async function runLoad(o: LoadOptions, ctx: LoadContext, stdout: (t: string) => 
       startedServers.add(s.node);
     }
 
-    const inbox = `_INBOX.load.${runId}`;
-    const sub = nc.subscribe(inbox);
+    // Every client node streams to kubewire.stream.<node>.<runId>.
+    const sub = nc.subscribe(Subjects.stream("*", runId));
     const finals = new Map<string, LoadSnapshot>();
     const progress = new Progress(o.durationMs, INTERVAL_MS, clients.length, o.rate);
     let started = 0;
@@ -338,7 +338,7 @@ async function runLoad(o: LoadOptions, ctx: LoadContext, stdout: (t: string) => 
             hostClients.push(startLoadClient(hostLoadNet(), { runId, worker: c.worker, node: "host", workload: workload(shares[i]!), publish: onSnapshot }));
             return;
           }
-          const req: LoadRequest = { op: "client", runId, namespace: c.pod.namespace, pod: c.pod.name, worker: c.worker, inbox, workload: workload(shares[i]!) };
+          const req: LoadRequest = { op: "client", runId, namespace: c.pod.namespace, pod: c.pod.name, worker: c.worker, stream: runId, workload: workload(shares[i]!) };
           await request(nc, Subjects.node(c.node, "load"), req, 10_000).catch((err: Error) => {
             throw new LoadError(`cannot start the client in pod ${c.pod!.name} on ${c.node}: ${err.message}`);
           });

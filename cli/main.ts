@@ -17,6 +17,7 @@ import { RpcError, connectNats, request } from "../cluster/rpc.ts";
 import {
   REPLY_SEQ,
   Subjects,
+  type CaptureRequest,
   type CapturedFrame,
   type ContainerPort,
   type ExecResult,
@@ -40,7 +41,8 @@ import { COMPOSE_DEFAULTS, chooseProject, kubewireProjects, servedCertificate } 
 import { chaosRun, loadDriver } from "./chaos-run.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
-import { readState, stateDir, writeState, type ClusterState } from "./state.ts";
+import { cliNatsAuth, readState, stateDir, writeState, type ClusterState } from "./state.ts";
+import { createClusterSecurity, envFor } from "./security.ts";
 
 class CliError extends Error {
   constructor(
@@ -112,7 +114,7 @@ function clusterState(dir: string | undefined): ClusterState {
 
 async function withCluster<T>(dir: string | undefined, fn: (nc: NatsConnection, kube: KubeClient, state: ClusterState) => Promise<T>): Promise<T> {
   const state = clusterState(dir);
-  const nc = await connectNats(state.natsUrl, "kubewire-cli").catch((err: Error) => {
+  const nc = await connectNats(state.natsUrl, "kubewire-cli", cliNatsAuth(state)).catch((err: Error) => {
     throw new CliError(`cannot reach the cluster's NATS at ${state.natsUrl}: ${err.message}`);
   });
   try {
@@ -196,27 +198,31 @@ async function up(args: string[]): Promise<void> {
     for (const pid of new Set([...current, ...started.map((p) => p.pid)].reverse())) await stopPid(pid);
   };
   try {
-    const nats = await startNats({ ...opts, dataDir: join(dir, "nats") });
+    // Every NATS link is TLS and every process has its own identity (cli/security.ts).
+    const security = await createClusterSecurity(dir);
+    const nats = await startNats({ ...opts, dataDir: join(dir, "nats"), security: security.server });
     started.push(nats);
-    launches.set("nats", { role: "nats", port: nats.port, dataDir: join(dir, "nats"), env });
+    launches.set("nats", { role: "nats", port: nats.port, dataDir: join(dir, "nats"), env, configFile: nats.configFile });
     const token = randomBytes(24).toString("base64url");
     const apiPort = await freePort();
     const apiUrl = `https://127.0.0.1:${apiPort}`;
     const tls = await generateServingCert();
     writeFileSync(join(dir, "apiserver.crt"), tls.cert);
     writeFileSync(join(dir, "apiserver.key"), tls.key, { mode: 0o600 });
-    const cpEnv = { ...env, KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") };
+    const cpEnv = { ...env, ...envFor(security, { controlPlane: true }), KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") };
     started.push(startControlPlane(nats.url, { ...opts, env: cpEnv }));
     launches.set("control-plane", { role: "control-plane", natsUrl: nats.url, env: cpEnv });
     writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, tls.cert), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
     names.forEach((name, i) => {
-      started.push(startNodeAgent(nats.url, name, i + 1, opts));
-      launches.set(name, { role: "node", natsUrl: nats.url, index: i + 1, env });
+      const nodeEnv = { ...env, ...envFor(security, { node: name, stateDir: dir }) };
+      started.push(startNodeAgent(nats.url, name, i + 1, { ...opts, env: nodeEnv }));
+      launches.set(name, { role: "node", natsUrl: nats.url, index: i + 1, env: nodeEnv });
     });
     const dnsPort = loadNodeAgentConfig({ ...process.env, ...env, KUBEWIRE_NODE_NAME: "node-1" }, () => "").dnsPort;
-    writeState({ natsUrl: nats.url, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile, launch: launches.get(name) })) });
-    const nc = await connectNats(nats.url, "kubewire-cli");
+    const state: ClusterState = { natsUrl: nats.url, natsCa: security.caFile, natsCreds: security.cliCreds, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile, launch: launches.get(name) })) };
+    writeState(state);
+    const nc = await connectNats(nats.url, "kubewire-cli", cliNatsAuth(state));
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
       const cluster = loadClusterConfig(env);
@@ -236,6 +242,7 @@ async function up(args: string[]): Promise<void> {
           : `cluster DNS: the coredns pods are not ready yet (kubectl get pods -n kube-system); then: dig @${dnsAt} -p ${dnsPort} kubernetes.default.svc.${cluster.clusterDomain} +short`,
       );
       console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);
+      console.log(`join a node from elsewhere: kubewire join --nats ${nats.url} --token ${security.token} --ca-cert-hash ${security.caHash} --name NODE --host-address ADDRESS`);
     } finally {
       await nc.close();
     }
@@ -735,8 +742,8 @@ async function capture(args: string[]): Promise<void> {
   if (!(seconds > 0)) throw new CliError(`--seconds must be positive, got "${values.seconds}"`, 2);
   const file = values.write;
   await withCluster(values["state-dir"], async (nc) => {
-    const inbox = `_INBOX.capture.${randomBytes(6).toString("hex")}`;
-    const sub = nc.subscribe(inbox);
+    const stream = randomBytes(6).toString("hex");
+    const sub = nc.subscribe(Subjects.stream(values.node!, stream));
     writeFileSync(file, pcapGlobalHeader());
     let frames = 0;
     const done = (async () => {
@@ -747,7 +754,7 @@ async function capture(args: string[]): Promise<void> {
         frames++;
       }
     })();
-    await request(nc, Subjects.node(values.node!, "capture"), { dev: values.dev, inbox, count, seconds }).catch((err: Error) => {
+    await request(nc, Subjects.node(values.node!, "capture"), { dev: values.dev!, stream, count, seconds } satisfies CaptureRequest).catch((err: Error) => {
       sub.unsubscribe();
       rmSync(file, { force: true });
       throw err;

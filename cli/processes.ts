@@ -4,11 +4,13 @@
  * the integration tests and the benchmarks alike, so all three run the same processes.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, openSync, closeSync } from "node:fs";
+import { mkdirSync, openSync, closeSync, writeFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ConfigError, loadNodeAgentConfig, type ConfigEnvVar } from "../cluster/config.ts";
+import type { NatsTrust } from "../cluster/nats-auth.ts";
+import { renderNatsServerConfig } from "../cluster/nats-server-config.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // tsx's loader as a file URL for `node --import`; resolved from this checkout, whatever the cwd.
@@ -28,7 +30,7 @@ export interface ManagedProcess {
  * same way (same name, NATS port and data dir, host address, environment). Kept in the state file.
  */
 export type LaunchSpec =
-  | { readonly role: "nats"; readonly port: number; readonly dataDir: string; readonly env: Record<string, string> }
+  | { readonly role: "nats"; readonly port: number; readonly dataDir: string; readonly env: Record<string, string>; readonly configFile?: string }
   | { readonly role: "control-plane"; readonly natsUrl: string; readonly env: Record<string, string> }
   | { readonly role: "node"; readonly natsUrl: string; readonly index: number; readonly env: Record<string, string> };
 
@@ -37,7 +39,7 @@ export async function relaunch(name: string, spec: LaunchSpec, logDir: string): 
   const opts = { logDir, detached: true, env: spec.env };
   switch (spec.role) {
     case "nats":
-      return startNats({ ...opts, dataDir: spec.dataDir, port: spec.port });
+      return spec.configFile ? launchNats(name, spec.configFile, spec.port, opts) : startNats({ ...opts, dataDir: spec.dataDir, port: spec.port });
     case "control-plane":
       return startControlPlane(spec.natsUrl, opts);
     case "node":
@@ -127,14 +129,46 @@ function launch(name: string, command: string, args: string[], opts: SpawnOption
   return { name, pid: child.pid, logFile, child, exited };
 }
 
-export async function startNats(opts: SpawnOptions & { dataDir: string; port?: number }): Promise<ManagedProcess & { url: string; port: number }> {
+/** TLS and operator-mode auth of a nats-server (cli/security.ts makes the files). */
+export interface NatsServerSecurity {
+  trust: NatsTrust;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/**
+ * Starts a nats-server with its config in `<dataDir>/nats.conf` (cluster/nats-server-config.ts):
+ * JetStream in `dataDir`, TLS and operator auth when `security` is given, routes to the other
+ * servers when `cluster` is.
+ */
+export async function startNats(
+  opts: SpawnOptions & { dataDir: string; port?: number; name?: string; security?: NatsServerSecurity; cluster?: { name: string; port: number; routes: string[] } },
+): Promise<ManagedProcess & { url: string; port: number; configFile: string }> {
+  const port = opts.port ?? (await freePort());
+  const name = opts.name ?? "nats";
+  mkdirSync(opts.dataDir, { recursive: true });
+  const configFile = join(opts.dataDir, "nats.conf");
+  const config = renderNatsServerConfig({
+    serverName: name,
+    host: "127.0.0.1",
+    port,
+    storeDir: opts.dataDir,
+    ...(opts.security ? { security: opts.security } : {}),
+    ...(opts.cluster ? { cluster: { ...opts.cluster, host: "127.0.0.1" } } : {}),
+  });
+  writeFileSync(configFile, config, { mode: 0o600 });
+  // Routed servers wait for each other to elect JetStream leaders: listening is enough here.
+  const proc = await launchNats(name, configFile, port, opts);
+  return { ...proc, url: `${opts.security ? "tls" : "nats"}://127.0.0.1:${port}`, port, configFile };
+}
+
+async function launchNats(name: string, configFile: string, port: number, opts: SpawnOptions): Promise<ManagedProcess> {
   const bin = findNatsServer();
   if (!bin) throw new Error("nats-server not found: install it (Debian: apt-get install -y nats-server) or set KUBEWIRE_NATS_SERVER");
-  const port = opts.port ?? (await freePort());
-  mkdirSync(opts.dataDir, { recursive: true });
-  const proc = launch("nats", bin, ["-js", "-sd", opts.dataDir, "-a", "127.0.0.1", "-p", String(port), "-n", "kubewire"], opts);
+  const proc = launch(name, bin, ["-c", configFile], opts);
   await waitForPort(port, proc);
-  return { ...proc, url: `nats://127.0.0.1:${port}`, port };
+  return proc;
 }
 
 function tsProcess(name: string, entry: string, opts: SpawnOptions, nodeFlags: string[] = []): ManagedProcess {

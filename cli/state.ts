@@ -7,9 +7,13 @@ import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync, mkdirSy
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { LaunchSpec } from "./processes.ts";
+import { readNatsAuth, type NatsClientAuth } from "../cluster/rpc.ts";
 
 export interface ClusterState {
   natsUrl: string;
+  /** The cluster CA file and the CLI's NATS credentials (absent for a cluster without NATS security). */
+  natsCa?: string;
+  natsCreds?: string;
   /** The Kubernetes API (http://127.0.0.1:PORT) and its bearer token. */
   apiUrl: string;
   token: string;
@@ -49,4 +53,9 @@ export function writeState(state: ClusterState): void {
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
+}
+
+/** How the CLI connects to a cluster's NATS: its own identity, verifying the cluster CA. */
+export function cliNatsAuth(state: ClusterState): NatsClientAuth {
+  return readNatsAuth({ ca: state.natsCa, creds: state.natsCreds }, "cli");
 }

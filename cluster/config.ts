@@ -9,9 +9,16 @@ import { cidrContains, formatCidr, mustParseCidr, parseCidr } from "./addressing
 import { parseIpv4Addr } from "../overlay/wire/common.ts";
 import { cidrsOverlap } from "./ipam.ts";
 import { isDns1123Label } from "./syntax.ts";
+import { BOOTSTRAP_TOKEN_PATTERN } from "./nats-auth.ts";
 
 export const CONFIG_ENV_VARS = {
   KUBEWIRE_NATS_URL: "NATS server URL(s), comma separated",
+  KUBEWIRE_NATS_CA: "PEM file of the cluster CA: NATS links are TLS, verified with it (unset: plain text, the benchmark baseline only)",
+  KUBEWIRE_NATS_CA_HASH: "sha256:<hex> pin of the cluster CA's public key (kubeadm's --discovery-token-ca-cert-hash): a joining node without the CA file takes the CA from the server's handshake if it matches (node-agent)",
+  KUBEWIRE_NATS_CREDS: "this process's NATS credentials (.creds: user JWT and nkey seed); a node-agent writes its own there after joining with the bootstrap token",
+  KUBEWIRE_NATS_ISSUER: "JSON file with the NATS account and the signing key the control plane issues node identities with (control plane)",
+  KUBEWIRE_BOOTSTRAP_TOKEN: "bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, as kubeadm's): a node-agent without credentials joins with it; the control plane accepts joins with it while its kube-system Secret lives",
+  KUBEWIRE_NATS_REPLICAS: "replicas of the store's JetStream stream: 3 on a 3-server NATS cluster (control plane; 1)",
   KUBEWIRE_NODE_NAME: "name of this node (node-agent only)",
   KUBEWIRE_HOST_ADDRESS: "real address this node binds NodePorts/DNS to (127.0.1.N locally)",
   KUBEWIRE_CLUSTER_CIDR: "pod network; each node gets a /24 of it",
@@ -51,6 +58,9 @@ export type IpvsScheduler = (typeof IPVS_SCHEDULERS)[number];
 
 export interface ClusterConfig {
   natsUrl: string;
+  /** The cluster CA file and this process's credentials file; unset on an unsecured cluster. */
+  natsCa?: string;
+  natsCreds?: string;
   clusterCidr: string;
   nodeCidrMask: number;
   serviceCidr: string;
@@ -71,6 +81,10 @@ export interface ClusterConfig {
 
 export interface NodeAgentConfig extends ClusterConfig {
   nodeName: string;
+  /** The pin of the cluster CA, for a node that joins without the CA file. */
+  natsCaHash?: string;
+  /** The token a node without credentials joins with. */
+  bootstrapToken?: string;
   hostAddress: string;
   heartbeatSeconds: number;
   /** Scheduler of the IPVS virtual servers (used in proxy mode ipvs only). */
@@ -87,6 +101,11 @@ export interface NodeAgentConfig extends ClusterConfig {
 }
 
 export interface ControlPlaneConfig extends ClusterConfig {
+  /** The issuer file of node identities, and the bootstrap token joins are checked against. */
+  natsIssuer?: string;
+  bootstrapToken?: string;
+  /** Replicas of the store's stream. */
+  natsReplicas: number;
   apiHost: string;
   apiPort: number;
   apiToken: string;
@@ -170,6 +189,8 @@ export function loadClusterConfig(env: Env = process.env): ClusterConfig {
   const underlayCidr = cidr(env, "KUBEWIRE_UNDERLAY_CIDR", "172.31.0.0/24");
   return {
     natsUrl: env.KUBEWIRE_NATS_URL ?? "nats://127.0.0.1:4222",
+    ...(env.KUBEWIRE_NATS_CA ? { natsCa: env.KUBEWIRE_NATS_CA } : {}),
+    ...(env.KUBEWIRE_NATS_CREDS ? { natsCreds: env.KUBEWIRE_NATS_CREDS } : {}),
     clusterCidr,
     nodeCidrMask,
     serviceCidr,
@@ -184,6 +205,14 @@ export function loadClusterConfig(env: Env = process.env): ClusterConfig {
     ]),
     clusterDomain: domain(env, "KUBEWIRE_CLUSTER_DOMAIN", "cluster.local"),
   };
+}
+
+function bootstrapToken(env: Env): { bootstrapToken?: string } {
+  const token = env.KUBEWIRE_BOOTSTRAP_TOKEN;
+  if (token === undefined || token === "") return {};
+  // kubeadm's format (k8s.io/cluster-bootstrap/token/api BootstrapTokenPattern); never echoed back.
+  if (!BOOTSTRAP_TOKEN_PATTERN.test(token)) throw new ConfigError("KUBEWIRE_BOOTSTRAP_TOKEN", "want [a-z0-9]{6}.[a-z0-9]{16}");
+  return { bootstrapToken: token };
 }
 
 /** A DNS subdomain (RFC 1123), lower case, without the trailing dot. */
@@ -261,8 +290,12 @@ export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () =
   if (hostIp !== undefined && cidrContains(mustParseCidr(cluster.lbCidr), hostIp)) {
     throw new ConfigError("KUBEWIRE_LB_CIDR", `${cluster.lbCidr} contains this node's KUBEWIRE_HOST_ADDRESS ${hostAddress}`);
   }
+  const natsCaHash = env.KUBEWIRE_NATS_CA_HASH;
+  if (natsCaHash !== undefined && !/^sha256:[0-9a-f]{64}$/.test(natsCaHash)) throw new ConfigError("KUBEWIRE_NATS_CA_HASH", `want sha256:<64 hex digits>, got ${JSON.stringify(natsCaHash)}`);
   return {
     ...cluster,
+    ...(natsCaHash ? { natsCaHash } : {}),
+    ...bootstrapToken(env),
     nodeName,
     hostAddress,
     heartbeatSeconds: int(env, "KUBEWIRE_HEARTBEAT_SECONDS", 1, 1, 60),
@@ -286,6 +319,9 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
   }
   return {
     ...loadClusterConfig(env),
+    ...(env.KUBEWIRE_NATS_ISSUER ? { natsIssuer: env.KUBEWIRE_NATS_ISSUER } : {}),
+    ...bootstrapToken(env),
+    natsReplicas: int(env, "KUBEWIRE_NATS_REPLICAS", 1, 1, 5),
     ...(env.KUBEWIRE_API_TLS_CERT ? { apiTlsCert: env.KUBEWIRE_API_TLS_CERT, apiTlsKey: env.KUBEWIRE_API_TLS_KEY } : {}),
     apiHost: m[1]!,
     apiPort: Number(m[2]),

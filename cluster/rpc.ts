@@ -3,7 +3,9 @@
  * the caller gets the value or the same RpcError back, so a failed request reads the same on
  * both sides of the wire.
  */
-import { connect, type NatsConnection, type Msg, type Subscription } from "nats";
+import { readFileSync } from "node:fs";
+import { connect, jwtAuthenticator, type ConnectionOptions, type NatsConnection, type Msg, type Subscription } from "nats";
+import { inboxPrefix, parseCredsText, type NatsCredentials } from "./nats-auth.ts";
 import { pack, unpack } from "msgpackr";
 import { ErrorCode, type ErrorReply } from "./types.ts";
 import type { Logger } from "./log.ts";
@@ -18,8 +20,53 @@ export class RpcError extends Error {
   }
 }
 
-export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
+/**
+ * How a process proves who it is to NATS and checks the server: its credentials, the cluster CA,
+ * and its identity's inbox prefix (replies to it go where only it may subscribe). Empty on an
+ * unsecured cluster.
+ */
+export interface NatsClientAuth {
+  creds?: NatsCredentials;
+  /** PEM of the cluster CA: the connection is TLS and the server's certificate must chain to it. */
+  ca?: string;
+  /** The identity ("cli", "control-plane", a node's name) whose inbox prefix replies use. */
+  identity?: string;
+  /** Try the servers in the given order (a node-agent's home server first) rather than shuffled. */
+  inOrder?: boolean;
+}
+
+/** The auth of a process from its CA and credentials files (KUBEWIRE_NATS_CA, KUBEWIRE_NATS_CREDS); a missing file is an error naming it. */
+export function readNatsAuth(files: { ca?: string; creds?: string }, identity: string): NatsClientAuth {
+  const read = (what: string, path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (err) {
+      throw new Error(`cannot read the NATS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  const auth: NatsClientAuth = { identity };
+  if (files.ca) auth.ca = read("CA file", files.ca);
+  if (files.creds) {
+    const creds = parseCredsText(read("credentials file", files.creds));
+    if (!creds) throw new Error(`${files.creds} holds no NATS user JWT and seed`);
+    auth.creds = creds;
+  }
+  return auth;
+}
+
+/** nats.js options for `auth`. */
+export function natsAuthOptions(auth: NatsClientAuth): Partial<ConnectionOptions> {
+  return {
+    ...(auth.creds ? { authenticator: jwtAuthenticator(auth.creds.jwt, new TextEncoder().encode(auth.creds.seed)) } : {}),
+    ...(auth.ca ? { tls: { ca: auth.ca } } : {}),
+    ...(auth.identity && auth.creds ? { inboxPrefix: inboxPrefix(auth.identity) } : {}),
+    ...(auth.inOrder ? { noRandomize: true } : {}),
+  };
+}
+
+export async function connectNats(servers: string, name: string, auth: NatsClientAuth = {}): Promise<NatsConnection> {
   return connect({
+    ...natsAuthOptions(auth),
     servers: servers.split(","),
     name,
     maxReconnectAttempts: -1,

@@ -152,8 +152,12 @@ export class ObjectStore {
     private readonly log: Logger | undefined,
   ) {}
 
-  static async open(nc: NatsConnection, log?: Logger): Promise<ObjectStore> {
-    const kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, { history: 64 });
+  /**
+   * The control plane makes the bucket (with `replicas` copies on a NATS cluster); a reader
+   * (`bindOnly`: a node-agent, which may not create streams) binds to the one that exists.
+   */
+  static async open(nc: NatsConnection, log?: Logger, opts: { replicas?: number; bindOnly?: boolean } = {}): Promise<ObjectStore> {
+    const kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, opts.bindOnly ? { bindOnly: true } : { history: 64, replicas: opts.replicas ?? 1 });
     return new ObjectStore(nc, kv, await nc.jetstreamManager(), log);
   }
 

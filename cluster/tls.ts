@@ -2,7 +2,9 @@
  * The API's serving certificate. kubectl sends bearer tokens only over TLS (client-go drops
  * them on plain http), so the API is HTTPS: `kubewire up` and the tests generate a self-signed
  * certificate for 127.0.0.1/localhost and put it in the kubeconfig as the CA.
+ * And the cluster CA, which signs the NATS servers' certificates (every NATS link is TLS).
  */
+import { createHash, X509Certificate } from "node:crypto";
 import { generate } from "selfsigned";
 
 export interface ServingCert {
@@ -26,4 +28,68 @@ export async function generateServingCert(ips: string[] = ["127.0.0.1"], dnsName
     ],
   });
   return { cert: pems.cert, key: pems.private };
+}
+
+/** The cluster's certificate authority: it signs the NATS servers' certificates. */
+export interface ClusterCa {
+  cert: string;
+  key: string;
+}
+
+export async function generateClusterCa(): Promise<ClusterCa> {
+  const now = new Date();
+  const pems = await generate([{ name: "commonName", value: "kubewire-ca" }], {
+    keyType: "ec",
+    curve: "P-256",
+    algorithm: "sha256",
+    notBeforeDate: new Date(now.getTime() - 60_000),
+    notAfterDate: new Date(now.getTime() + 10 * 365 * 24 * 3600_000),
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
+/** URI SAN of a NATS server certificate naming the cluster's NATS account (how `kubewire join` discovers it). */
+export const NATS_ACCOUNT_URI_PREFIX = "urn:kubewire:nats-account:";
+
+/**
+ * A NATS server's certificate, signed by the cluster CA, for server and client (route) use. The
+ * PEM holds the chain (leaf then CA), so a joining node sees the CA in the handshake and can pin it.
+ */
+export async function generateNatsServerCert(ca: ClusterCa, opts: { ips: string[]; dnsNames: string[]; account: string }): Promise<ServingCert> {
+  const now = new Date();
+  const pems = await generate([{ name: "commonName", value: "kubewire-nats" }], {
+    keyType: "ec",
+    curve: "P-256",
+    algorithm: "sha256",
+    notBeforeDate: new Date(now.getTime() - 60_000),
+    notAfterDate: new Date(now.getTime() + 365 * 24 * 3600_000),
+    ca: { key: ca.key, cert: ca.cert },
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          ...opts.ips.map((ip) => ({ type: 7 as const, ip })),
+          ...opts.dnsNames.map((value) => ({ type: 2 as const, value })),
+          { type: 6 as const, value: `${NATS_ACCOUNT_URI_PREFIX}${opts.account}` },
+        ],
+      },
+    ],
+  });
+  return { cert: `${pems.cert.trim()}\n${ca.cert.trim()}\n`, key: pems.private };
+}
+
+/**
+ * kubeadm's CA pin (--discovery-token-ca-cert-hash, cmd/kubeadm/app/util/pubkeypin): "sha256:"
+ * and the hex SHA-256 of the CA certificate's DER SubjectPublicKeyInfo.
+ */
+export function caCertHash(caPem: string): string {
+  const spki = new X509Certificate(caPem).publicKey.export({ type: "spki", format: "der" });
+  return `sha256:${createHash("sha256").update(spki).digest("hex")}`;
 }

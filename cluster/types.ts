@@ -45,25 +45,36 @@ export interface PodRecord {
 }
 
 export const Subjects = {
-  registerNode: "kubewire.cp.nodes.register",
   /**
-   * A node-agent's Lease renewal (LeaseRenewRequest): kubewire.cp.heartbeat.<node>, the node in
-   * the subject so a node may renew only its own Lease (kube-node-lease/<node>).
+   * A new node's request for an identity (JoinNodeRequest), the only subject a bootstrap token
+   * may publish on (cluster/nats-auth.ts).
    */
+  joinNode: "kubewire.cp.nodes.join",
+  /**
+   * What a node asks of the control plane names the node last, so the NATS server lets a node
+   * speak only for itself (the NodeRestriction rule, enforced by subject permissions).
+   */
+  registerNode: (node: string) => `kubewire.cp.nodes.register.${node}`,
+  /** A node-agent's Lease renewal (LeaseRenewRequest): it may renew only its own Lease (kube-node-lease/<node>). */
   heartbeat: (node: string) => `kubewire.cp.heartbeat.${node}`,
   /** The kubelet's node status update: its Ready condition (NodeStatusRequest). */
-  nodeStatus: "kubewire.cp.nodes.status",
-  /** The kubelet's pod status update. */
-  podStatus: "kubewire.cp.pods.status",
-  /** The kubelet's last word on a gracefully deleted pod: torn down, remove it. */
-  podFinalize: "kubewire.cp.pods.finalize",
+  nodeStatus: (node: string) => `kubewire.cp.nodes.status.${node}`,
+  /** The kubelet's pod status update; the control plane accepts it only for pods bound to the node. */
+  podStatus: (node: string) => `kubewire.cp.pods.status.${node}`,
+  /** The kubelet's last word on a gracefully deleted pod bound to it: torn down, remove it. */
+  podFinalize: (node: string) => `kubewire.cp.pods.finalize.${node}`,
   /** Requests to one node-agent: kubewire.node.<node>.<verb>. */
-  node: (node: string, verb: NodeVerb) => `kubewire.node.${node}.${verb}`,
-  /** VTEP frames for one node: overlay.<vni>.<node> (DESIGN.md). */
-  overlay: (vni: number, node: string) => `overlay.${vni}.${node}`,
+  node: (node: string, verb: NodeVerb | "*" | ">") => `kubewire.node.${node}.${verb}`,
+  /** VTEP frames for node `to` sent by node `from`: overlay.<vni>.<to>.<from> (DESIGN.md, with the sender added). */
+  overlay: (vni: number | "*", to: string, from: string) => `overlay.${vni}.${to}.${from}`,
   /** Hops of a traced probe, from every node it crossed. */
   trace: (traceId: string) => `kubewire.trace.${traceId}`,
+  /** What a node streams to a requester (captured frames, load snapshots): kubewire.stream.<node>.<id>. */
+  stream: (node: string, id: string) => `kubewire.stream.${node}.${id}`,
 } as const;
+
+/** A stream id: one subject token, so a node can publish a stream only under its own name. */
+export const STREAM_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type NodeVerb = "status" | "exec" | "trace" | "capture" | "logs" | "fault" | "proxy" | "observe" | "policy" | "load" | "converged";
 
@@ -155,6 +166,20 @@ export interface ProxyStatus {
   programmingLatenciesMs: number[];
   /** How many were ever measured: the list keeps only the newest. */
   programmingLatenciesTotal: number;
+}
+
+/**
+ * A new node's request for its NATS identity (`kubewire join`), sent as the bootstrap user: the
+ * control plane checks the token against kube-system's bootstrap-token Secret and answers with a
+ * user JWT for `publicKey`, the node's own key (its seed never leaves the node).
+ */
+export interface JoinNodeRequest {
+  token: string;
+  name: string;
+  publicKey: string;
+}
+export interface JoinNodeResponse {
+  jwt: string;
 }
 
 export interface RegisterNodeRequest {
@@ -275,8 +300,8 @@ export interface TraceHop {
 
 export interface CaptureRequest {
   dev: string;
-  /** Subject the node publishes captured frames to, then an empty end-of-capture message. */
-  inbox: string;
+  /** The id of the stream the node publishes captured frames to (Subjects.stream(node, id)), then an empty end-of-capture message. */
+  stream: string;
   count?: number;
   seconds?: number;
 }
@@ -303,6 +328,8 @@ export const ErrorCode = {
   Invalid: "Invalid",
   Exhausted: "Exhausted",
   Internal: "Internal",
+  /** The requester may not do this (a node acting on another node's objects: NodeRestriction). */
+  Forbidden: "Forbidden",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -332,14 +359,14 @@ export interface LoadWorkload {
 }
 
 export interface LoadRequest {
-  /** client: run a workload and stream snapshots to `inbox`; server: serve tcp-rr/tcp-stream/udp-rr on `port`; stop: end the run's clients and servers on this node now. */
+  /** client: run a workload and publish snapshots to Subjects.stream(node, stream); server: serve tcp-rr/tcp-stream/udp-rr on `port`; stop: end the run's clients and servers on this node now. */
   op: "client" | "server" | "stop";
   runId: string;
   namespace?: string;
   pod?: string;
   /** client: the name its snapshots carry. */
   worker?: string;
-  inbox?: string;
+  stream?: string;
   workload?: LoadWorkload;
   /** server: the port, the scenario and sizes it answers with, and how long it may live at most. */
   port?: number;
@@ -363,7 +390,7 @@ export interface LoadEndpointStats {
   connectLatency: string;
 }
 
-/** What a load client publishes to its inbox: interval snapshots while it runs, then one final. */
+/** What a load client publishes to its stream: interval snapshots while it runs, then one final. */
 export interface LoadSnapshot {
   kind: "interval" | "final";
   runId: string;

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription } from "nats";
-import { cidrSize, formatCidr, mustParseCidr, vtepMac } from "../cluster/addressing.ts";
+import { cidrContains, cidrSize, formatCidr, mustParseCidr, parseCidr, vtepMac } from "../cluster/addressing.ts";
 import type { ControlPlaneConfig } from "../cluster/config.ts";
 import { isDns1123Label } from "../cluster/syntax.ts";
 import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../cluster/kube-objects.ts";
@@ -21,6 +21,7 @@ import {
   Subjects,
   type ExecResult,
   type FaultStatsResponse,
+  type JoinNodeRequest,
   type LeaseRenewRequest,
   type NodeRecord,
   type NodeStatusRequest,
@@ -45,6 +46,7 @@ import { rfc3339 } from "../cluster/meta.ts";
 import { advertiseAddress, reconcileKubernetesService } from "./master.ts";
 import { AddonManager } from "./addons.ts";
 import { CrdController } from "./api/crd-controller.ts";
+import { NodeJoin } from "./join.ts";
 
 const NODES = resourceByKind("Node");
 const PODS = resourceByKind("Pod");
@@ -75,7 +77,7 @@ export class ControlPlane {
   ) {}
 
   static async start(nc: NatsConnection, cfg: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
-    const store = await ObjectStore.open(nc, log);
+    const store = await ObjectStore.open(nc, log, { replicas: cfg.natsReplicas });
     let cp: ControlPlane | undefined;
     // A stored value that does not decode (logged by the store) counts as absent.
     const getOrNone = (r: typeof NODES, namespace: string | undefined, name: string) =>
@@ -98,13 +100,24 @@ export class ControlPlane {
     // The kinds of the stored CRDs are served from the first request on (apiextensions-apiserver).
     cp.crds = new CrdController(registry, systemClock, log.child({ subsystem: "apiextensions" }));
     await cp.crds.start();
+    // A node's requests name it last in the subject; the NATS server lets a node publish only
+    // under its own name (cluster/nats-auth.ts), so the name there is who asks.
+    const byNode = <Req>(subject: (node: string) => string, handler: (node: string, req: Req) => Promise<unknown>, concurrent = true) => {
+      const prefix = subject("");
+      return serve(nc, subject("*"), log, (req: Req, msg) => handler(msg.subject.slice(prefix.length), req), { concurrent });
+    };
     cp.subs = [
-      serve(nc, Subjects.registerNode, log, (req: RegisterNodeRequest) => cp.registerNode(req)),
-      serve(nc, Subjects.podStatus, log, (req: PodStatusRequest) => cp.podStatus(req), { concurrent: true }),
-      serve(nc, Subjects.podFinalize, log, (req: PodFinalizeRequest) => cp.podFinalize(req), { concurrent: true }),
-      serve(nc, Subjects.heartbeat("*"), log, (req: LeaseRenewRequest, msg) => cp.renewLease(msg.subject.slice(Subjects.heartbeat("").length), req), { concurrent: true }),
-      serve(nc, Subjects.nodeStatus, log, (req: NodeStatusRequest) => cp.nodeStatus(req), { concurrent: true }),
+      byNode(Subjects.registerNode, (node, req: RegisterNodeRequest) => cp.registerNode(node, req), false),
+      byNode(Subjects.podStatus, (node, req: PodStatusRequest) => cp.podStatus(node, req)),
+      byNode(Subjects.podFinalize, (node, req: PodFinalizeRequest) => cp.podFinalize(node, req)),
+      byNode(Subjects.heartbeat, (node, req: LeaseRenewRequest) => cp.renewLease(node, req)),
+      byNode(Subjects.nodeStatus, (node, req: NodeStatusRequest) => cp.nodeStatus(node, req)),
     ];
+    if (cfg.natsIssuer) {
+      // A secured cluster: nodes join with the bootstrap token (control-plane/join.ts).
+      const joins = await NodeJoin.start(registry, cfg.natsIssuer, cfg.bootstrapToken, log.child({ subsystem: "node-join" }));
+      cp.subs.push(serve(nc, Subjects.joinNode, log, (req: JoinNodeRequest) => joins.join(req), { concurrent: true }));
+    }
     // The process edge: the real clock and a random seed go in here, nowhere deeper.
     const seed = randomBytes(4).readUInt32LE(0);
     cp.controllers = new Controllers(registry, { nodeGraceMs: cfg.nodeGraceSeconds * 1000, seed, cronMinuteMs: cfg.cronMinuteSeconds * 1000 }, systemClock, log);
@@ -194,10 +207,11 @@ export class ControlPlane {
   }
 
   /** Registration: the node's Node object, with a pod CIDR and InternalIP allocated once and kept. */
-  private async registerNode(req: RegisterNodeRequest): Promise<NodeRecord> {
-    if (typeof req?.name !== "string" || !isDns1123Label(req.name)) {
-      throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(req?.name)} is not a DNS-1123 label`);
-    }
+  private async registerNode(name: string, body: RegisterNodeRequest): Promise<NodeRecord> {
+    if (!isDns1123Label(name)) throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(name)} is not a DNS-1123 label`);
+    if (body?.name !== name) throw new RpcError(ErrorCode.Forbidden, `node ${name} may register only itself, not ${JSON.stringify(body?.name)}`);
+    if (typeof body.hostAddress !== "string") throw new RpcError(ErrorCode.Invalid, "hostAddress must be a string");
+    const req = { name, hostAddress: body.hostAddress };
     const existing = await this.store.get(NODES, undefined, req.name);
     const known = existing && nodeRecordFrom(existing);
     let record: NodeRecord;
@@ -258,20 +272,27 @@ export class ControlPlane {
    * containers ran to completion, Succeeded/Failed with each container terminated. A finished
    * pod never goes back to Running (a late Running report is ignored).
    */
-  private async podStatus(req: PodStatusRequest): Promise<{ ok: true }> {
+  private async podStatus(node: string, req: PodStatusRequest): Promise<{ ok: true }> {
     // A Running report and the terminal one of a quick Job pod can race: on a conflict, read again.
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.podStatusOnce(req);
+        return await this.podStatusOnce(node, req);
       } catch (err) {
         if (attempt >= 3 || !(err instanceof ApiError && err.status.code === 409)) throw err;
       }
     }
   }
 
-  private async podStatusOnce(req: PodStatusRequest): Promise<{ ok: true }> {
-    const pod = await this.store.get(PODS, req.namespace, req.name);
-    if (!pod || pod.metadata.uid !== req.uid) throw new RpcError(ErrorCode.NotFound, `pod ${req.namespace}/${req.name} (${req.uid}) not found`);
+  private async podStatusOnce(node: string, req: PodStatusRequest): Promise<{ ok: true }> {
+    const pod = await this.store.get(PODS, req?.namespace, req?.name);
+    if (!pod || pod.metadata.uid !== req.uid) throw new RpcError(ErrorCode.NotFound, `pod ${req?.namespace}/${req?.name} (${req?.uid}) not found`);
+    mustBeBoundTo(node, pod);
+    // A node hands out pod IPs from its own pod CIDR only (host-local IPAM); another address would
+    // be some other node's pod's.
+    const owner = await this.store.get(NODES, undefined, node);
+    const podCidr = parseCidr(String((owner?.spec as { podCIDR?: unknown } | undefined)?.podCIDR ?? ""));
+    const ip = typeof req.podIp === "string" ? parseIpv4Addr(req.podIp) : undefined;
+    if (!podCidr || ip === undefined || !cidrContains(podCidr, ip)) throw new RpcError(ErrorCode.Forbidden, `node ${node} may not give pod ${req.namespace}/${req.name} the IP ${JSON.stringify(req.podIp)}: not in its pod CIDR`);
     const oldPhase = (pod.status as { phase?: string } | undefined)?.phase;
     if (oldPhase === "Succeeded" || oldPhase === "Failed") return { ok: true };
     const now = rfc3339(new Date());
@@ -364,8 +385,10 @@ export class ControlPlane {
    * its Ready condition, True (KubeletReady) or False (KubeletNotReady), heartbeat now; a
    * transition is recorded as the kubelet records it (NodeReady / NodeNotReady).
    */
-  private async nodeStatus(req: NodeStatusRequest): Promise<{ ok: true }> {
-    if (typeof req?.name !== "string" || !isDns1123Label(req.name)) throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(req?.name)} is not a DNS-1123 label`);
+  private async nodeStatus(name: string, body: NodeStatusRequest): Promise<{ ok: true }> {
+    if (!isDns1123Label(name)) throw new RpcError(ErrorCode.Invalid, `node name ${JSON.stringify(name)} is not a DNS-1123 label`);
+    if (body?.name !== name) throw new RpcError(ErrorCode.Forbidden, `node ${name} may update only its own status, not ${JSON.stringify(body?.name)}'s`);
+    const req = body;
     if (typeof req.ready !== "boolean") throw new RpcError(ErrorCode.Invalid, "ready must be a boolean");
     const message = typeof req.message === "string" ? req.message.slice(0, 1024) : undefined;
     for (let attempt = 1; ; attempt++) {
@@ -389,7 +412,11 @@ export class ControlPlane {
     }
   }
 
-  private async podFinalize(req: PodFinalizeRequest): Promise<{ ok: true }> {
+  private async podFinalize(node: string, req: PodFinalizeRequest): Promise<{ ok: true }> {
+    const pod = await this.store.get(PODS, req?.namespace, req?.name);
+    // Gone already, or a new pod of the same name: nothing of this node's is left to remove.
+    if (!pod || pod.metadata.uid !== req.uid) return { ok: true };
+    mustBeBoundTo(node, pod);
     try {
       await this.registry.delete(PODS, req.namespace, req.name, { gracePeriodSeconds: 0, preconditions: { uid: req.uid } });
     } catch (err) {
@@ -398,4 +425,13 @@ export class ControlPlane {
     }
     return { ok: true };
   }
+}
+
+/**
+ * NodeRestriction (plugin/pkg/admission/noderestriction): a node may change only the pods bound
+ * to it. The subject says which node asks; the pod's spec.nodeName must be that node.
+ */
+function mustBeBoundTo(node: string, pod: KubeObject): void {
+  const boundTo = (pod.spec as { nodeName?: unknown } | undefined)?.nodeName;
+  if (boundTo !== node) throw new RpcError(ErrorCode.Forbidden, `node ${node} may not change pod ${pod.metadata.namespace}/${pod.metadata.name}: it is bound to ${typeof boundTo === "string" && boundTo ? boundTo : "no node"}`);
 }

@@ -39,6 +39,7 @@ import {
   type TraceRequest,
   type LoadRequest,
   OBSERVE_REPLY_MAX,
+  STREAM_ID_PATTERN,
 } from "../cluster/types.ts";
 import { NatsOverlayTransport } from "../overlay/nats-transport.ts";
 import { IpProtocol, TcpFlag, emitTcp, formatIpv4, parseIpv4Addr } from "../overlay/wire/index.ts";
@@ -167,7 +168,7 @@ export class NodeAgent {
     const record = await registerWithRetry(nc, { name: cfg.nodeName, hostAddress: cfg.hostAddress }, log);
     const dp = new Datapath(cfg.nodeName, () => performance.now());
     let transport: NatsOverlayTransport | undefined;
-    const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node);
+    const subjectFor = (node: string) => Subjects.overlay(cfg.vni, node, cfg.nodeName);
     const net = new NodeNetwork(dp, record, cfg.vni, { transport: () => transport!, subjectFor }, mustParseCidr(cfg.underlayCidr), mustParseCidr(cfg.lbCidr));
     // Record times from the datapath's clock (sampled per drain, as cheap as a field read) on the wall's scale.
     if (cfg.flowBuffer > 0) dp.flows = new FlowLog(cfg.flowBuffer, cfg.nodeName, () => performance.timeOrigin + dp.clock());
@@ -182,7 +183,7 @@ export class NodeAgent {
       agent.postStatusIfDue();
       agent.scheduleSync();
     }, cfg.heartbeatSeconds * 1000);
-    transport = new NatsOverlayTransport(nc, subjectFor, cfg.nodeName, (message, trace) => {
+    transport = new NatsOverlayTransport(nc, subjectFor, Subjects.overlay(cfg.vni, cfg.nodeName, "*"), (message, trace) => {
       net.receiveMessage(message, trace, (id) => agent.traceSink(id));
     });
     // Timers (TCP retransmits, delayed ACKs, fault delays) run on one timeout, re-armed for the
@@ -312,7 +313,7 @@ export class NodeAgent {
    * odd object is logged by the informer and the others go on.
    */
   private async watch(): Promise<void> {
-    const store = await ObjectStore.open(this.nc, this.log);
+    const store = await ObjectStore.open(this.nc, this.log, { bindOnly: true });
     this.store = store;
     const source: ListerWatcher = {
       list: async (r) => {
@@ -558,7 +559,7 @@ export class NodeAgent {
     if (this.statusInFlight || !nodeStatusDue(this.selfNode, true, this.statusPosted, Date.now())) return;
     this.statusInFlight = true;
     const node = this.cfg.nodeName;
-    request(this.nc, Subjects.nodeStatus, { name: node, ready: true } satisfies NodeStatusRequest, 5000)
+    request(this.nc, Subjects.nodeStatus(node), { name: node, ready: true } satisfies NodeStatusRequest, 5000)
       .then(() => {
         if (!this.statusPosted) this.log.info({ node }, "node status posted: Ready");
         this.statusPosted = true;
@@ -654,7 +655,7 @@ export class NodeAgent {
         continue;
       }
       this.reported.set(key, pod.metadata.uid!);
-      void request(this.nc, Subjects.podStatus, {
+      void request(this.nc, Subjects.podStatus(this.cfg.nodeName), {
         namespace: plumbed.record.namespace,
         name: plumbed.record.name,
         uid: pod.metadata.uid!,
@@ -671,7 +672,7 @@ export class NodeAgent {
     for (const pod of terminating) {
       if (this.finalizing.has(pod.metadata.uid!)) continue;
       this.finalizing.add(pod.metadata.uid!);
-      void request(this.nc, Subjects.podFinalize, { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! } satisfies PodFinalizeRequest)
+      void request(this.nc, Subjects.podFinalize(this.cfg.nodeName), { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! } satisfies PodFinalizeRequest)
         .then(() => this.log.info({ node: this.cfg.nodeName, pod: pod.metadata.name, namespace: pod.metadata.namespace }, "pod terminated"))
         .catch((err: Error) => this.log.warn({ node: this.cfg.nodeName, pod: pod.metadata.name, err: err.message }, "pod finalize failed"))
         .finally(() => this.finalizing.delete(pod.metadata.uid!));
@@ -972,6 +973,8 @@ export class NodeAgent {
     on("load", async (req: LoadRequest) => loads.handle(req));
 
     on("capture", async (req: CaptureRequest): Promise<{ started: true }> => {
+      if (typeof req.stream !== "string" || !STREAM_ID_PATTERN.test(req.stream)) throw new RpcError(ErrorCode.Invalid, "capture: want a stream id (letters, digits, - and _)");
+      const subject = Subjects.stream(node, req.stream);
       if (!this.net.devices().includes(req.dev)) {
         throw new RpcError(ErrorCode.NotFound, `device "${req.dev}" not found on node ${node} (devices: ${this.net.devices().join(", ")})`);
       }
@@ -980,12 +983,12 @@ export class NodeAgent {
       const finish = () => {
         remove();
         clearTimeout(timer);
-        this.nc.publish(req.inbox, new Uint8Array(0));
+        this.nc.publish(subject, new Uint8Array(0));
         this.log.info({ node, dev: req.dev, frames: captured }, "capture finished");
       };
       const remove = this.dp.addTap(req.dev, (frame) => {
         const msg: CapturedFrame = { timestampMicros: Date.now() * 1000, frame };
-        this.nc.publish(req.inbox, pack(msg));
+        this.nc.publish(subject, pack(msg));
         if (req.count !== undefined && ++captured >= req.count) finish();
       });
       timer = setTimeout(finish, (req.seconds ?? 60) * 1000);
@@ -1061,7 +1064,7 @@ function checkFault(spec: FaultSpecRecord | undefined): FaultSpecRecord | undefi
 async function registerWithRetry(nc: NatsConnection, req: RegisterNodeRequest, log: Logger): Promise<NodeRecord> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await request<NodeRecord>(nc, Subjects.registerNode, req, 2000);
+      return await request<NodeRecord>(nc, Subjects.registerNode(req.name), req, 2000);
     } catch (err) {
       // The control plane may start after us; anything but "nobody answers yet" is fatal.
       if (!(err instanceof RpcError) || (err.code !== ErrorCode.NotFound && err.code !== ErrorCode.Internal)) throw err;

@@ -1,7 +1,8 @@
 /**
- * The overlay over NATS: node N's VTEP frames go to the subject `subjectFor(N)`, which the
- * caller names (overlay.<vni>.<N>, DESIGN.md: cluster/types.ts Subjects.overlay): the overlay
- * imports nothing from the layers above it.
+ * The overlay over NATS: node N's VTEP frames go to the subject `subjectFor(N)` and this node
+ * hears its own on `mine`, both named by the caller (overlay.<vni>.<to>.<from>: cluster/types.ts
+ * Subjects.overlay, the sender last so the NATS server checks it): the overlay imports nothing
+ * from the layers above it.
  * Core NATS, not JetStream: like UDP under VXLAN, delivery is best effort and a frame lost in
  * a partition is lost, which is what the inner protocols expect.
  */
@@ -17,9 +18,10 @@ export class NatsOverlayTransport implements OverlayTransport {
 
   constructor(
     private readonly nc: NatsConnection,
-    /** The subject a node's frames are published to (and this node subscribes to for itself). */
+    /** The subject this node publishes a node's frames to. */
     private readonly subjectFor: (node: string) => string,
-    self: string,
+    /** The subject (a wildcard over senders) of the frames for this node. */
+    mine: string,
     onMessage: OverlayHandler,
   ) {
     this.batcher = new Batcher({
@@ -27,7 +29,7 @@ export class NatsOverlayTransport implements OverlayTransport {
       defer: (fn) => setImmediate(fn),
     });
     // A callback subscription: no async iterator between the socket and the datapath.
-    this.sub = nc.subscribe(subjectFor(self), {
+    this.sub = nc.subscribe(mine, {
       callback: (err, msg) => {
         if (err) return;
         const h = msg.headers;

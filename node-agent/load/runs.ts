@@ -6,7 +6,7 @@
  */
 import { pack } from "msgpackr";
 import { RpcError } from "../../cluster/rpc.ts";
-import { ErrorCode, type LoadRequest, type LoadScenario, type LoadSnapshot, type LoadWorkload } from "../../cluster/types.ts";
+import { ErrorCode, STREAM_ID_PATTERN, Subjects, type LoadRequest, type LoadScenario, type LoadSnapshot, type LoadWorkload } from "../../cluster/types.ts";
 import { IpProtocol, formatIpv4 } from "../../overlay/wire/index.ts";
 import type { Conntrack } from "../conntrack.ts";
 import type { PodNetwork } from "../node.ts";
@@ -95,9 +95,9 @@ export class LoadRuns {
   }
 
   private client(req: LoadRequest, pod: PodNetwork): { started: true } {
-    if (typeof req.inbox !== "string" || !req.inbox.startsWith("_INBOX.")) throw new RpcError(ErrorCode.Invalid, "load: a client needs an _INBOX. subject for its snapshots");
+    if (typeof req.stream !== "string" || !STREAM_ID_PATTERN.test(req.stream)) throw new RpcError(ErrorCode.Invalid, "load: a client needs a stream id for its snapshots");
     const workload = checkWorkload(req.workload);
-    const inbox = req.inbox;
+    const subject = Subjects.stream(this.env.node, req.stream);
     const { rootConntrack, now } = this.env;
     const client = startLoadClient(
       {
@@ -111,7 +111,7 @@ export class LoadRuns {
           return formatIpv4(found.kind === "found" && found.entry.dnat ? found.entry.tuple[1].src : dst);
         },
       },
-      { runId: req.runId, worker: typeof req.worker === "string" ? req.worker : `${this.env.node}/${pod.record.name}`, node: this.env.node, workload, publish: (s: LoadSnapshot) => this.env.publish(inbox, pack(s)) },
+      { runId: req.runId, worker: typeof req.worker === "string" ? req.worker : `${this.env.node}/${pod.record.name}`, node: this.env.node, workload, publish: (s: LoadSnapshot) => this.env.publish(subject, pack(s)) },
     );
     const run = this.run(req.runId);
     run.clients.add(client);

@@ -10,13 +10,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
-import { connectNats, request, RpcError } from "../../cluster/rpc.ts";
+import { connectNats, readNatsAuth, request, RpcError } from "../../cluster/rpc.ts";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../cluster/kube-client.ts";
 import { nodeRecordFrom } from "../../cluster/kube-objects.ts";
 import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../cluster/types.ts";
 import { generateServingCert } from "../../cluster/tls.ts";
 import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type LaunchSpec, type ManagedProcess } from "../../cli/processes.ts";
 import { readState, type ClusterState } from "../../cli/state.ts";
+import { adminCreds, createClusterSecurity, envFor, nodeCredsFile, type ClusterSecurity } from "../../cli/security.ts";
 
 /** A pod as the tests use it: where it runs and its IP. */
 export interface TestPod {
@@ -34,6 +35,11 @@ export interface ClusterOptions {
   podEvictionSeconds?: number;
   /** KUBEWIRE_NODE_CIDR_MASK for every process (24 by default). */
   nodeCidrMask?: number;
+  /**
+   * false: NATS without TLS or identities (anonymous clients), the baseline of the security
+   * benchmark; every test runs secured, as `kubewire up` does.
+   */
+  secure?: boolean;
   /** More KUBEWIRE_* variables for the control plane (KUBEWIRE_EVENT_TTL_SECONDS, say). */
   controlPlaneEnv?: Record<string, string>;
   /** KUBEWIRE_* variables for every process (KUBEWIRE_PROXY_MODE, say), as `kubewire up` flags set them. */
@@ -50,8 +56,8 @@ export interface NatsHandle {
   restart?(): Promise<void>;
 }
 
-export async function startTestNats(dir: string): Promise<NatsHandle> {
-  if (process.env.KUBEWIRE_TEST_NATS === "testcontainers") {
+export async function startTestNats(dir: string, security?: ClusterSecurity): Promise<NatsHandle> {
+  if (process.env.KUBEWIRE_TEST_NATS === "testcontainers" && !security) {
     const { NatsContainer } = await import("@testcontainers/nats");
     const container = await new NatsContainer("nats:2.10-alpine").withJetStream().start();
     const o = container.getConnectionOptions();
@@ -60,16 +66,17 @@ export async function startTestNats(dir: string): Promise<NatsHandle> {
     return { url: `nats://${auth}${String(server).replace(/^nats:\/\//, "")}`, stop: async () => void (await container.stop()) };
   }
   const logDir = join(dir, "logs");
-  let proc = await startNats({ logDir, dataDir: join(dir, "nats") });
+  const server = security ? { security: security.server } : {};
+  let proc = await startNats({ logDir, dataDir: join(dir, "nats"), ...server });
   const port = proc.port;
   return {
     url: proc.url,
     pid: () => proc.pid,
-    launch: { role: "nats", port, dataDir: join(dir, "nats"), env: {} },
+    launch: { role: "nats", port, dataDir: join(dir, "nats"), env: {}, configFile: proc.configFile },
     stop: () => stopPid(proc.pid),
     restart: async () => {
       await stopPid(proc.pid);
-      proc = await startNats({ logDir, dataDir: join(dir, "nats"), port });
+      proc = await startNats({ logDir, dataDir: join(dir, "nats"), port, ...server });
     },
   };
 }
@@ -86,6 +93,8 @@ export class TestCluster {
     readonly nats: NatsHandle,
     readonly nodeNames: string[],
     private readonly opts: ClusterOptions,
+    /** The cluster's CA, NATS trust, issuer and bootstrap token (absent with `secure: false`). */
+    readonly security: ClusterSecurity | undefined,
   ) {}
 
   tls!: { cert: string; key: string };
@@ -137,10 +146,12 @@ export class TestCluster {
   static async start(nodesOrOpts: number | ClusterOptions): Promise<TestCluster> {
     const opts = typeof nodesOrOpts === "number" ? { nodes: nodesOrOpts } : nodesOrOpts;
     const dir = mkdtempSync(join(tmpdir(), "kubewire-test-"));
-    const nats = await startTestNats(dir);
-    const cluster = new TestCluster(dir, nats, Array.from({ length: opts.nodes }, (_, i) => `node-${i + 1}`), opts);
+    const security = opts.secure === false ? undefined : await createClusterSecurity(dir);
+    const nats = await startTestNats(dir, security);
+    const cluster = new TestCluster(dir, nats, Array.from({ length: opts.nodes }, (_, i) => `node-${i + 1}`), opts, security);
     try {
-      cluster.nc = await connectNats(nats.url, "kubewire-test");
+      // The harness acts as the cluster's administrator (every subject, the store too).
+      cluster.nc = await connectNats(nats.url, "kubewire-test", security ? readNatsAuth({ ca: security.caFile, creds: await adminCreds(security) }, "admin") : {});
       cluster.apiPort = await freePort();
       cluster.tls = await generateServingCert();
       writeFileSync(join(dir, "apiserver.crt"), cluster.tls.cert);
@@ -173,7 +184,7 @@ export class TestCluster {
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_DEFAULT_TOLERATION_SECONDS = String(this.opts.podEvictionSeconds);
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
-    Object.assign(env, this.commonEnv, this.opts.controlPlaneEnv ?? {});
+    Object.assign(env, this.commonEnv, this.security ? envFor(this.security, { controlPlane: true }) : {}, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
     this.launches.set("control-plane", { role: "control-plane", natsUrl: this.nats.url, env });
     this.writeState();
@@ -190,6 +201,7 @@ export class TestCluster {
     const nats = this.nats.pid && this.nats.launch ? [{ name: "nats", pid: this.nats.pid(), logFile: join(this.logDir, "nats.log"), launch: this.nats.launch }] : [];
     const state: ClusterState = {
       natsUrl: this.nats.url,
+      ...(this.security ? { natsCa: this.security.caFile, natsCreds: this.security.cliCreds } : {}),
       apiUrl: this.apiUrl,
       token: this.token,
       ca: this.tls.cert,
@@ -219,11 +231,16 @@ export class TestCluster {
   }
 
   startNode(name: string): void {
-    const env: Record<string, string> = { ...this.commonEnv, KUBEWIRE_HOST_ADDRESS: this.hostAddress(name) };
+    const env: Record<string, string> = { ...this.commonEnv, ...(this.security ? envFor(this.security, { node: name, stateDir: this.dir }) : {}), KUBEWIRE_HOST_ADDRESS: this.hostAddress(name) };
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
     this.procs.set(name, startNodeAgent(this.nats.url, name, this.nodeNames.indexOf(name) + 1, { logDir: this.logDir, env }));
     this.launches.set(name, { role: "node", natsUrl: this.nats.url, index: this.nodeNames.indexOf(name) + 1, env });
     this.writeState();
+  }
+
+  /** The credentials file node `name` was issued when it joined (secured clusters). */
+  nodeCredsFile(name: string): string {
+    return nodeCredsFile(this.dir, name);
   }
 
   /** kill -9: no goodbye to NATS, no cleanup. */

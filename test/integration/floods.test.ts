@@ -219,7 +219,8 @@ async function floodWhileProbing(label: string, count: number, make: () => Uint8
   })();
   const t0 = performance.now();
   try {
-    const subject = Subjects.overlay(1, TARGET);
+    // As node-1 would send them (the harness has the admin identity; a node may send only as itself).
+    const subject = Subjects.overlay(1, TARGET, "node-1");
     let sent = 0;
     let messages = 0;
     while (sent < count) {

@@ -90,7 +90,7 @@ describe("pod-to-pod across a 3-node cluster", () => {
     const node2 = (await cluster.nodes()).find((n) => n.name === "node-2")!;
     expect(hops[3]!.detail).toContain(`${node2.podCidr} via ${node2.podCidr.split("/")[0]} dev flannel.1 onlink`);
     expect(hops[4]!.detail).toContain("VXLAN encap VNI 1");
-    expect(hops[5]!.detail).toContain("overlay.1.node-2");
+    expect(hops[5]!.detail).toContain("overlay.1.node-2.node-1");
     expect(hops[10]!.detail).toContain("delivered");
   });
 
@@ -162,7 +162,7 @@ describe("pod-to-pod across a 3-node cluster", () => {
       }
       const batch = decodeBatch(message);
       expected += batch.ok ? batch.value.length : 1;
-      cluster.nc.publish(Subjects.overlay(1, target), message);
+      cluster.nc.publish(Subjects.overlay(1, target, "node-1"), message);
     }
     await cluster.nc.flush();
     let dropped = 0;

@@ -288,7 +288,7 @@ describe("netsim: trace", () => {
       "fdb 0a:58:0a:f4:00:01 -> cni0",
       "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink; ttl 64 -> 63",
       "VXLAN encap VNI 1: fdb 0e:6b:ac:1f:00:03 dst 172.31.0.3 (node-2)",
-      "publish overlay.1.node-2",
+      "publish overlay.1.node-2.node-1",
       "VXLAN decap VNI 1 from 172.31.0.2",
       "10.244.1.0/24 dev cni0 src 10.244.1.1; ttl 63 -> 62",
       `fdb 0a:58:0a:f4:01:02 -> ${vethName(podKey("pod-b"))}`,

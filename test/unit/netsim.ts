@@ -59,7 +59,7 @@ export class SimCluster {
     const dp = new Datapath(name, () => this.now, rng);
     let transport: OverlayTransport | undefined;
     // The agent's own wiring (node-agent/node.ts), with the in-memory hub for NATS.
-    const net = new NodeNetwork(dp, record, VNI, { transport: () => transport!, subjectFor: (node) => Subjects.overlay(VNI, node) });
+    const net = new NodeNetwork(dp, record, VNI, { transport: () => transport!, subjectFor: (node) => Subjects.overlay(VNI, node, name) });
     transport = this.hub.attach(name, (message, trace) => net.receiveMessage(message, trace, () => (hop) => this.hops.push(hop)));
     this.nodes.set(name, { name, record, dp, net, transport });
   }
