@@ -37,12 +37,13 @@ import { observeNodes, policyEngineOf } from "./cluster-views.ts";
 import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
 import { load, loadPreflight } from "./load.ts";
 import { chaos } from "./chaos.ts";
+import { JoinError, joinCluster } from "./join.ts";
 import { COMPOSE_DEFAULTS, chooseProject, kubewireProjects, servedCertificate } from "./compose.ts";
 import { chaosRun, loadDriver } from "./chaos-run.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
-import { freePort, isAlive, startControlPlane, startNats, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
+import { freePort, isAlive, startControlPlane, homeServerFirst, startNatsServers, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
 import { cliNatsAuth, readState, stateDir, writeState, type ClusterState } from "./state.ts";
-import { createClusterSecurity, envFor } from "./security.ts";
+import { createClusterSecurity, envFor } from "../cluster/security.ts";
 
 class CliError extends Error {
   constructor(
@@ -56,10 +57,14 @@ class CliError extends Error {
 const USAGE = `usage: kubewire <command> [flags]
 
   up --nodes N [--detach] [--cluster-cidr CIDR] [--proxy-mode iptables|ipvs|nftables]
-     [--ipvs-scheduler rr|wrr|lc|wlc|sh|dh|sed|nq] [--lb-cidr CIDR] [--dns-port P]
-                                     start nats-server, the control plane and N node-agents;
+     [--ipvs-scheduler rr|wrr|lc|wlc|sh|dh|sed|nq] [--lb-cidr CIDR] [--dns-port P] [--nats-servers 1|3|5]
+                                     start nats-server (3: a NATS cluster, the store replicated 3 times),
+                                     the control plane and N node-agents, each with its own NATS identity;
                                      --lb-cidr is the LoadBalancer address pool (127.0.2.0/24),
                                      --dns-port the cluster DNS port on each node's address (1053)
+  join --nats URL --token T --ca-cert-hash sha256:H --name NODE [--host-address ADDR] [--detach]
+                                     start a node-agent here that joins a cluster running elsewhere
+                                     (kubewire up prints the line); --state-dir keeps it apart
   down                               stop every process of the cluster
   attach --compose [-p PROJECT] [--api URL] [--nats URL] [--token T]
                                      use a cluster docker compose runs (its ports on 127.0.0.1)
@@ -109,6 +114,7 @@ function parse<T extends ParseArgsConfig["options"]>(args: string[], options: T,
 function clusterState(dir: string | undefined): ClusterState {
   const state = readState(stateDir(dir));
   if (!state) throw new CliError(`no cluster running (no ${join(stateDir(dir), "cluster.json")}); start one with: kubewire up --nodes 3`);
+  if (state.joined) throw new CliError(`${stateDir(dir)} holds node ${state.joined.node}, joined to a cluster that runs elsewhere: use that cluster's state dir (kubewire down --state-dir ${stateDir(dir)} stops the node)`);
   return state;
 }
 
@@ -167,6 +173,7 @@ async function up(args: string[]): Promise<void> {
     {
       nodes: { type: "string", default: "3" },
       detach: { type: "boolean", default: false },
+      "nats-servers": { type: "string", default: "1" },
       "cluster-cidr": { type: "string" },
       "proxy-mode": { type: "string" },
       "ipvs-scheduler": { type: "string" },
@@ -177,6 +184,9 @@ async function up(args: string[]): Promise<void> {
   );
   const count = Number(values.nodes);
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new CliError(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`, 2);
+  // JetStream replicates over an odd number of servers (a Raft majority survives one loss from 3).
+  const natsServers = Number(values["nats-servers"]);
+  if (![1, 3, 5].includes(natsServers)) throw new CliError(`--nats-servers must be 1, 3 or 5, got "${values["nats-servers"]}"`, 2);
   // Every process gets the same cluster-wide settings; the loader they run checks them first.
   let env: Record<string, string>;
   try {
@@ -200,24 +210,29 @@ async function up(args: string[]): Promise<void> {
   try {
     // Every NATS link is TLS and every process has its own identity (cli/security.ts).
     const security = await createClusterSecurity(dir);
-    const nats = await startNats({ ...opts, dataDir: join(dir, "nats"), security: security.server });
-    started.push(nats);
-    launches.set("nats", { role: "nats", port: nats.port, dataDir: join(dir, "nats"), env, configFile: nats.configFile });
+    const servers = await startNatsServers({ ...opts, dir, count: natsServers, security: security.server });
+    for (const s of servers) {
+      started.push(s);
+      launches.set(s.name, { role: "nats", port: s.port, dataDir: s.dataDir, env, configFile: s.configFile });
+    }
+    const nats = { url: servers.map((s) => s.url).join(","), pids: servers.map((s) => s.pid).join(", ") };
     const token = randomBytes(24).toString("base64url");
     const apiPort = await freePort();
     const apiUrl = `https://127.0.0.1:${apiPort}`;
     const tls = await generateServingCert();
     writeFileSync(join(dir, "apiserver.crt"), tls.cert);
     writeFileSync(join(dir, "apiserver.key"), tls.key, { mode: 0o600 });
-    const cpEnv = { ...env, ...envFor(security, { controlPlane: true }), KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") };
+    const cpEnv = { ...env, ...envFor(security, { controlPlane: true }), KUBEWIRE_NATS_REPLICAS: String(natsServers), KUBEWIRE_API_ADDRESS: `127.0.0.1:${apiPort}`, KUBEWIRE_API_TOKEN: token, KUBEWIRE_API_TLS_CERT: join(dir, "apiserver.crt"), KUBEWIRE_API_TLS_KEY: join(dir, "apiserver.key") };
     started.push(startControlPlane(nats.url, { ...opts, env: cpEnv }));
     launches.set("control-plane", { role: "control-plane", natsUrl: nats.url, env: cpEnv });
     writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, tls.cert), { mode: 0o600 });
     const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
     names.forEach((name, i) => {
       const nodeEnv = { ...env, ...envFor(security, { node: name, stateDir: dir }) };
-      started.push(startNodeAgent(nats.url, name, i + 1, { ...opts, env: nodeEnv }));
-      launches.set(name, { role: "node", natsUrl: nats.url, index: i + 1, env: nodeEnv });
+      // Each node-agent tries its home server first: the nodes spread over the NATS servers.
+      const natsUrl = homeServerFirst(nats.url, i + 1);
+      started.push(startNodeAgent(natsUrl, name, i + 1, { ...opts, env: nodeEnv }));
+      launches.set(name, { role: "node", natsUrl, index: i + 1, env: nodeEnv });
     });
     const dnsPort = loadNodeAgentConfig({ ...process.env, ...env, KUBEWIRE_NODE_NAME: "node-1" }, () => "").dnsPort;
     const state: ClusterState = { natsUrl: nats.url, natsCa: security.caFile, natsCreds: security.cliCreds, apiUrl, token, ca: tls.cert, stateDir: dir, dnsPort, processes: started.map(({ name, pid, logFile }) => ({ name, pid, logFile, launch: launches.get(name) })) };
@@ -226,9 +241,9 @@ async function up(args: string[]): Promise<void> {
     try {
       const nodes = await Promise.all(names.map((name) => waitForNode(nc, name, started)));
       const cluster = loadClusterConfig(env);
-      console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}; proxy mode ${cluster.proxyMode}, LoadBalancer pool ${cluster.lbCidr}`);
+      console.log(`kubewire cluster up: ${count} node(s), NATS at ${nats.url}${natsServers > 1 ? ` (${natsServers} servers, the store replicated ${natsServers} times)` : ""}; proxy mode ${cluster.proxyMode}, LoadBalancer pool ${cluster.lbCidr}`);
       console.log(table([["NODE", "POD CIDR", "INTERNAL IP", "VTEP MAC", "PID"], ...nodes.map((n) => [n.name, n.podCidr, n.internalIp, n.vtepMac, String(started.find((p) => p.name === n.name)!.pid)])]));
-      console.log(`state and logs: ${dir}  (nats ${nats.pid}, control-plane ${started[1]!.pid}); Kubernetes API at ${apiUrl}`);
+      console.log(`state and logs: ${dir}  (nats ${nats.pids}, control-plane ${started[servers.length]!.pid}); Kubernetes API at ${apiUrl}`);
       const kube = new KubeClient(apiUrl, token, tls.cert);
       let dns = await waitForClusterDns(kube, 60_000);
       if (dns && (await spreadClusterDns(kube, nodes.length))) {
@@ -514,6 +529,45 @@ async function waitForNode(nc: NatsConnection, name: string, started: ManagedPro
   throw new CliError(`${name} not ready after ${timeoutMs / 1000} s; see ${proc.logFile}`);
 }
 
+async function joinCommand(args: string[]): Promise<void> {
+  const { values } = parse(
+    args,
+    {
+      nats: { type: "string" },
+      token: { type: "string" },
+      "ca-cert-hash": { type: "string" },
+      name: { type: "string" },
+      "host-address": { type: "string" },
+      detach: { type: "boolean", default: false },
+      "cluster-cidr": { type: "string" },
+      "proxy-mode": { type: "string" },
+      "ipvs-scheduler": { type: "string" },
+      "lb-cidr": { type: "string" },
+      "dns-port": { type: "string" },
+    },
+    0,
+  );
+  let env: Record<string, string>;
+  try {
+    env = upEnvironment({ "cluster-cidr": values["cluster-cidr"], "proxy-mode": values["proxy-mode"], "ipvs-scheduler": values["ipvs-scheduler"], "lb-cidr": values["lb-cidr"], "dns-port": values["dns-port"] });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  const o = { nats: values.nats, token: values.token, caCertHash: values["ca-cert-hash"], name: values.name, hostAddress: values["host-address"], detach: values.detach, env, dir: stateDir(values["state-dir"]) };
+  const joined = await joinCluster(o, (l) => console.log(l)).catch((err: unknown) => {
+    if (err instanceof JoinError) throw new CliError(err.message, err.exitCode);
+    throw err;
+  });
+  if (values.detach) return;
+  console.log("running in the foreground; Ctrl-C stops the node");
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  await joined.stop();
+  console.log("node stopped");
+}
+
 async function down(args: string[]): Promise<void> {
   const { values } = parse(args, {}, 0);
   const dir = stateDir(values["state-dir"]);
@@ -771,6 +825,9 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "up":
       await up(rest);
+      return 0;
+    case "join":
+      await joinCommand(rest);
       return 0;
     case "down":
       await down(rest);

@@ -9,8 +9,7 @@ import { createServer, connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ConfigError, loadNodeAgentConfig, type ConfigEnvVar } from "../cluster/config.ts";
-import type { NatsTrust } from "../cluster/nats-auth.ts";
-import { renderNatsServerConfig } from "../cluster/nats-server-config.ts";
+import { renderNatsServerConfig, type NatsServerSecurity } from "../cluster/nats-server-config.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // tsx's loader as a file URL for `node --import`; resolved from this checkout, whatever the cwd.
@@ -129,21 +128,13 @@ function launch(name: string, command: string, args: string[], opts: SpawnOption
   return { name, pid: child.pid, logFile, child, exited };
 }
 
-/** TLS and operator-mode auth of a nats-server (cli/security.ts makes the files). */
-export interface NatsServerSecurity {
-  trust: NatsTrust;
-  certFile: string;
-  keyFile: string;
-  caFile: string;
-}
-
 /**
  * Starts a nats-server with its config in `<dataDir>/nats.conf` (cluster/nats-server-config.ts):
  * JetStream in `dataDir`, TLS and operator auth when `security` is given, routes to the other
  * servers when `cluster` is.
  */
 export async function startNats(
-  opts: SpawnOptions & { dataDir: string; port?: number; name?: string; security?: NatsServerSecurity; cluster?: { name: string; port: number; routes: string[] } },
+  opts: SpawnOptions & { dataDir: string; port?: number; name?: string; security?: NatsServerSecurity; cluster?: { name: string; port: number; routes: string[] }; monitorPort?: number },
 ): Promise<ManagedProcess & { url: string; port: number; configFile: string }> {
   const port = opts.port ?? (await freePort());
   const name = opts.name ?? "nats";
@@ -156,11 +147,50 @@ export async function startNats(
     storeDir: opts.dataDir,
     ...(opts.security ? { security: opts.security } : {}),
     ...(opts.cluster ? { cluster: { ...opts.cluster, host: "127.0.0.1" } } : {}),
+    ...(opts.monitorPort !== undefined ? { monitorPort: opts.monitorPort } : {}),
   });
   writeFileSync(configFile, config, { mode: 0o600 });
   // Routed servers wait for each other to elect JetStream leaders: listening is enough here.
   const proc = await launchNats(name, configFile, port, opts);
   return { ...proc, url: `${opts.security ? "tls" : "nats"}://127.0.0.1:${port}`, port, configFile };
+}
+
+/**
+ * The cluster's NATS: one server ("nats", in `<dir>/nats`), or `count` servers ("nats-1".. in
+ * `<dir>/nats-N`) routed into one NATS cluster, each listing every route (its own is skipped by
+ * the server), started together since JetStream waits for a quorum of them.
+ */
+export async function startNatsServers(
+  opts: SpawnOptions & { dir: string; count: number; security?: NatsServerSecurity },
+): Promise<Array<ManagedProcess & { url: string; port: number; configFile: string; dataDir: string; monitorPort?: number }>> {
+  if (opts.count === 1) {
+    const dataDir = join(opts.dir, "nats");
+    return [{ ...(await startNats({ ...opts, dataDir })), dataDir }];
+  }
+  // Client, route and monitoring ports: the monitoring endpoint shows whether a server caught up.
+  const ports = await distinctFreePorts(opts.count * 3);
+  const routes = ports.slice(opts.count, 2 * opts.count).map((p) => `nats-route://127.0.0.1:${p}`);
+  return Promise.all(
+    Array.from({ length: opts.count }, async (_, i) => {
+      const dataDir = join(opts.dir, `nats-${i + 1}`);
+      const monitorPort = ports[2 * opts.count + i]!;
+      const server = await startNats({ ...opts, dataDir, name: `nats-${i + 1}`, port: ports[i]!, cluster: { name: "kubewire", port: ports[opts.count + i]!, routes }, monitorPort });
+      return { ...server, dataDir, monitorPort };
+    }),
+  );
+}
+
+/** `urls` (comma separated) with the `index`th first (1-based, wrapping): spreads node-agents over the servers. */
+export function homeServerFirst(urls: string, index: number): string {
+  const list = urls.split(",");
+  const first = (index - 1) % list.length;
+  return [...list.slice(first), ...list.slice(0, first)].join(",");
+}
+
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
 }
 
 async function launchNats(name: string, configFile: string, port: number, opts: SpawnOptions): Promise<ManagedProcess> {

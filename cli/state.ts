@@ -23,6 +23,8 @@ export interface ClusterState {
   /** The cluster DNS port on every node's host address (UDP and TCP). */
   dnsPort?: number;
   processes: ClusterProcess[];
+  /** A node that `kubewire join` started here, of a cluster whose API and state live elsewhere. */
+  joined?: { node: string };
   /** A docker compose project (`kubewire attach --compose`): process faults act on its containers. */
   compose?: { project: string };
 }

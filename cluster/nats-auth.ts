@@ -89,6 +89,9 @@ export function inboxPrefix(identity: string): string {
   return `_INBOX_${identity}`;
 }
 
+/** The identities that send nodes requests: the CLI, the control plane, an administrator (the test harness). */
+export const REQUESTERS = ["cli", "control-plane", "admin"] as const;
+
 /** The bootstrap role: ask to join, and hear the answer. The answer carries no secret (a JWT for a key only the joiner holds). */
 export function bootstrapPermissions(): Permissions {
   return { pub: { allow: [Subjects.joinNode] }, sub: { allow: [`${inboxPrefix("bootstrap")}.>`] } };
@@ -108,6 +111,10 @@ export function nodePermissions(node: string): Permissions {
         Subjects.podFinalize(node),
         Subjects.stream(node, ">"),
         Subjects.trace("*"),
+        // Replies to the CLI, the control plane and an administrator. The server's own response
+        // permission (below) ends when the node reconnects to another server mid-request (a
+        // 15 s exec across a NATS failover); inboxes are random, so a node cannot guess another's.
+        ...REQUESTERS.map((r) => `${inboxPrefix(r)}.>`),
         // Reading the store: watches (ordered consumers, their flow control) and gets.
         js("INFO"),
         js(`STREAM.INFO.${OBJECTS_STREAM}`),

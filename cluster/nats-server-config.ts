@@ -7,6 +7,14 @@
  */
 import type { NatsTrust } from "./nats-auth.ts";
 
+/** TLS and operator-mode auth of a nats-server (cluster/security.ts makes the files). */
+export interface NatsServerSecurity {
+  trust: NatsTrust;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 export interface NatsServerConfig {
   /** Unique in a cluster (JetStream's Raft groups name their peers by it). */
   serverName: string;
@@ -14,7 +22,9 @@ export interface NatsServerConfig {
   port: number;
   storeDir: string;
   /** Operator-mode auth and TLS; absent: anonymous plain-text connections (the benchmark baseline only). */
-  security?: { trust: NatsTrust; certFile: string; keyFile: string; caFile: string };
+  security?: NatsServerSecurity;
+  /** The monitoring endpoint (/jsz, /routez) on `host`, when set. */
+  monitorPort?: number;
   /** Routes to the other servers of the cluster (nats-route://host:port, its own may be among them). */
   cluster?: { name: string; host: string; port: number; routes: string[] };
 }
@@ -28,6 +38,7 @@ export function renderNatsServerConfig(c: NatsServerConfig): string {
     `port: ${c.port}`,
     `jetstream { store_dir: ${q(c.storeDir)} }`,
   ];
+  if (c.monitorPort !== undefined) lines.push(`http: ${q(`${c.host}:${c.monitorPort}`)}`);
   const tls = (verify: boolean) => (c.security ? `tls { cert_file: ${q(c.security.certFile)}, key_file: ${q(c.security.keyFile)}, ca_file: ${q(c.security.caFile)}, timeout: 5${verify ? ", verify: true" : ""} }` : "");
   if (c.security) {
     const t = c.security.trust;
@@ -43,7 +54,7 @@ export function renderNatsServerConfig(c: NatsServerConfig): string {
   if (c.cluster) {
     // Routes authenticate by mutual TLS: only a server with a certificate of the cluster CA joins.
     const routes = c.cluster.routes.map(q).join(", ");
-    lines.push(`cluster { name: ${q(c.cluster.name)}, host: ${q(c.cluster.host)}, port: ${c.cluster.port}, routes: [${routes}] ${tls(true)} }`);
+    lines.push(`cluster { name: ${q(c.cluster.name)}, host: ${q(c.cluster.host)}, port: ${c.cluster.port}, routes: [${routes}]${c.security ? `, ${tls(true)}` : ""} }`);
   }
   return `${lines.join("\n")}\n`;
 }

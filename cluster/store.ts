@@ -157,7 +157,20 @@ export class ObjectStore {
    * (`bindOnly`: a node-agent, which may not create streams) binds to the one that exists.
    */
   static async open(nc: NatsConnection, log?: Logger, opts: { replicas?: number; bindOnly?: boolean } = {}): Promise<ObjectStore> {
-    const kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, opts.bindOnly ? { bindOnly: true } : { history: 64, replicas: opts.replicas ?? 1 });
+    // On a fresh NATS cluster JetStream answers only once its servers have elected a meta leader.
+    const deadline = Date.now() + 60_000;
+    let kv: KV;
+    for (;;) {
+      try {
+        kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, opts.bindOnly ? { bindOnly: true } : { history: 64, replicas: opts.replicas ?? 1 });
+        break;
+      } catch (err) {
+        const message = (err as Error)?.message ?? String(err);
+        if (Date.now() > deadline || !/503|timeout|no responders|temporarily unavailable|insufficient resources|no suitable peers/i.test(message)) throw err;
+        log?.warn({ err: message }, "JetStream not ready yet; opening the store again");
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     return new ObjectStore(nc, kv, await nc.jetstreamManager(), log);
   }
 

@@ -313,6 +313,8 @@ export interface CapturedFrame {
 
 export interface NodeStatus {
   node: NodeRecord;
+  /** The nats-server the node-agent is connected to now (its server_name). */
+  natsServer?: string;
   pods: string[];
   devices: string[];
   counters: Record<string, number>;

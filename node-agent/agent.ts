@@ -829,6 +829,7 @@ export class NodeAgent {
 
     on("status", async (): Promise<NodeStatus> => ({
       node: this.net.record,
+      ...(this.nc.info?.server_name ? { natsServer: this.nc.info.server_name } : {}),
       pods: this.net.podKeys(),
       devices: this.net.devices(),
       counters: {

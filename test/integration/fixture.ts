@@ -15,9 +15,9 @@ import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike 
 import { nodeRecordFrom } from "../../cluster/kube-objects.ts";
 import { Subjects, type ExecResult, type NodeRecord, type NodeStatus } from "../../cluster/types.ts";
 import { generateServingCert } from "../../cluster/tls.ts";
-import { REPO_ROOT, freePort, startControlPlane, startNats, startNodeAgent, stopPid, type LaunchSpec, type ManagedProcess } from "../../cli/processes.ts";
+import { REPO_ROOT, freePort, homeServerFirst, relaunch, startControlPlane, startNatsServers, startNodeAgent, stopPid, type LaunchSpec, type ManagedProcess } from "../../cli/processes.ts";
 import { readState, type ClusterState } from "../../cli/state.ts";
-import { adminCreds, createClusterSecurity, envFor, nodeCredsFile, type ClusterSecurity } from "../../cli/security.ts";
+import { adminCreds, createClusterSecurity, envFor, nodeCredsFile, type ClusterSecurity } from "../../cluster/security.ts";
 
 /** A pod as the tests use it: where it runs and its IP. */
 export interface TestPod {
@@ -40,43 +40,78 @@ export interface ClusterOptions {
    * benchmark; every test runs secured, as `kubewire up` does.
    */
   secure?: boolean;
+  /** nats-servers routed into one NATS cluster (the store replicated on all of them); 1 by default. */
+  natsServers?: number;
   /** More KUBEWIRE_* variables for the control plane (KUBEWIRE_EVENT_TTL_SECONDS, say). */
   controlPlaneEnv?: Record<string, string>;
   /** KUBEWIRE_* variables for every process (KUBEWIRE_PROXY_MODE, say), as `kubewire up` flags set them. */
   env?: Record<string, string>;
 }
 
-export interface NatsHandle {
+/** One nats-server the harness started: its PID, and how to kill and start it again. */
+export interface NatsServerHandle {
+  name: string;
   url: string;
-  /** The server's PID and how to start it again (`kubewire chaos restart nats`), when local. */
-  pid?(): number;
-  launch?: LaunchSpec;
+  /** Its monitoring endpoint's port (NATS clusters only). */
+  monitorPort?: number;
+  pid(): number;
+  launch: LaunchSpec;
+  /** kill -9: no goodbye to clients or routes. */
+  kill9(): Promise<void>;
+  /** Starts it again on the same port, config and data dir (JetStream state survives). */
+  start(): Promise<void>;
   stop(): Promise<void>;
-  /** Restarts the server on the same port and data dir (JetStream state survives). */
+}
+
+export interface NatsHandle {
+  /** Every server's URL, comma separated. */
+  url: string;
+  /** The servers started here (none for a testcontainers NATS). */
+  servers: NatsServerHandle[];
+  stop(): Promise<void>;
+  /** Stops and starts every server (one: `kubewire chaos restart nats`'s effect). */
   restart?(): Promise<void>;
 }
 
-export async function startTestNats(dir: string, security?: ClusterSecurity): Promise<NatsHandle> {
-  if (process.env.KUBEWIRE_TEST_NATS === "testcontainers" && !security) {
+export async function startTestNats(dir: string, security?: ClusterSecurity, count = 1): Promise<NatsHandle> {
+  if (process.env.KUBEWIRE_TEST_NATS === "testcontainers" && !security && count === 1) {
     const { NatsContainer } = await import("@testcontainers/nats");
     const container = await new NatsContainer("nats:2.10-alpine").withJetStream().start();
     const o = container.getConnectionOptions();
     const auth = o.user ? `${encodeURIComponent(o.user)}:${encodeURIComponent(o.pass ?? "")}@` : "";
     const server = Array.isArray(o.servers) ? o.servers[0] : o.servers;
-    return { url: `nats://${auth}${String(server).replace(/^nats:\/\//, "")}`, stop: async () => void (await container.stop()) };
+    return { url: `nats://${auth}${String(server).replace(/^nats:\/\//, "")}`, servers: [], stop: async () => void (await container.stop()) };
   }
   const logDir = join(dir, "logs");
-  const server = security ? { security: security.server } : {};
-  let proc = await startNats({ logDir, dataDir: join(dir, "nats"), ...server });
-  const port = proc.port;
+  const started = await startNatsServers({ logDir, dir, count, ...(security ? { security: security.server } : {}) });
+  const servers = started.map((first): NatsServerHandle => {
+    let proc: ManagedProcess = first;
+    const launch: LaunchSpec = { role: "nats", port: first.port, dataDir: first.dataDir, env: {}, configFile: first.configFile };
+    return {
+      name: first.name,
+      url: first.url,
+      ...(first.monitorPort !== undefined ? { monitorPort: first.monitorPort } : {}),
+      pid: () => proc.pid,
+      launch,
+      kill9: async () => {
+        process.kill(proc.pid, "SIGKILL");
+        await proc.exited;
+      },
+      start: async () => {
+        proc = await relaunch(first.name, launch, logDir);
+      },
+      stop: () => stopPid(proc.pid),
+    };
+  });
   return {
-    url: proc.url,
-    pid: () => proc.pid,
-    launch: { role: "nats", port, dataDir: join(dir, "nats"), env: {}, configFile: proc.configFile },
-    stop: () => stopPid(proc.pid),
+    url: started.map((s) => s.url).join(","),
+    servers,
+    stop: async () => {
+      for (const s of servers) await s.stop();
+    },
     restart: async () => {
-      await stopPid(proc.pid);
-      proc = await startNats({ logDir, dataDir: join(dir, "nats"), port, ...server });
+      for (const s of servers) await s.stop();
+      await Promise.all(servers.map((s) => s.start()));
     },
   };
 }
@@ -147,7 +182,7 @@ export class TestCluster {
     const opts = typeof nodesOrOpts === "number" ? { nodes: nodesOrOpts } : nodesOrOpts;
     const dir = mkdtempSync(join(tmpdir(), "kubewire-test-"));
     const security = opts.secure === false ? undefined : await createClusterSecurity(dir);
-    const nats = await startTestNats(dir, security);
+    const nats = await startTestNats(dir, security, opts.natsServers ?? 1);
     const cluster = new TestCluster(dir, nats, Array.from({ length: opts.nodes }, (_, i) => `node-${i + 1}`), opts, security);
     try {
       // The harness acts as the cluster's administrator (every subject, the store too).
@@ -184,6 +219,7 @@ export class TestCluster {
     if (this.opts.nodeGraceSeconds !== undefined) env.KUBEWIRE_NODE_GRACE_SECONDS = String(this.opts.nodeGraceSeconds);
     if (this.opts.podEvictionSeconds !== undefined) env.KUBEWIRE_DEFAULT_TOLERATION_SECONDS = String(this.opts.podEvictionSeconds);
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
+    if (this.nats.servers.length > 1) env.KUBEWIRE_NATS_REPLICAS = String(this.nats.servers.length);
     Object.assign(env, this.commonEnv, this.security ? envFor(this.security, { controlPlane: true }) : {}, this.opts.controlPlaneEnv ?? {});
     this.procs.set("control-plane", startControlPlane(this.nats.url, { logDir: this.logDir, env }));
     this.launches.set("control-plane", { role: "control-plane", natsUrl: this.nats.url, env });
@@ -198,7 +234,7 @@ export class TestCluster {
    * stop() stops those too.
    */
   private writeState(): void {
-    const nats = this.nats.pid && this.nats.launch ? [{ name: "nats", pid: this.nats.pid(), logFile: join(this.logDir, "nats.log"), launch: this.nats.launch }] : [];
+    const nats = this.nats.servers.map((s) => ({ name: s.name, pid: s.pid(), logFile: join(this.logDir, `${s.name}.log`), launch: s.launch }));
     const state: ClusterState = {
       natsUrl: this.nats.url,
       ...(this.security ? { natsCa: this.security.caFile, natsCreds: this.security.cliCreds } : {}),
@@ -233,8 +269,11 @@ export class TestCluster {
   startNode(name: string): void {
     const env: Record<string, string> = { ...this.commonEnv, ...(this.security ? envFor(this.security, { node: name, stateDir: this.dir }) : {}), KUBEWIRE_HOST_ADDRESS: this.hostAddress(name) };
     if (this.opts.nodeCidrMask !== undefined) env.KUBEWIRE_NODE_CIDR_MASK = String(this.opts.nodeCidrMask);
-    this.procs.set(name, startNodeAgent(this.nats.url, name, this.nodeNames.indexOf(name) + 1, { logDir: this.logDir, env }));
-    this.launches.set(name, { role: "node", natsUrl: this.nats.url, index: this.nodeNames.indexOf(name) + 1, env });
+    const index = this.nodeNames.indexOf(name) + 1;
+    // As `kubewire up` spreads them: each node-agent tries its home server first.
+    const natsUrl = homeServerFirst(this.nats.url, index);
+    this.procs.set(name, startNodeAgent(natsUrl, name, index, { logDir: this.logDir, env }));
+    this.launches.set(name, { role: "node", natsUrl, index, env });
     this.writeState();
   }
 

@@ -178,7 +178,7 @@ describe("nats-server config", () => {
     expect(text).toContain("resolver: MEMORY");
     expect(text).toContain(`"${trust.account}": "${trust.accountJwt}"`);
     expect(text).toMatch(/^tls \{ cert_file: "\/p\/s.pem", key_file: "\/p\/s.key", ca_file: "\/p\/ca.pem", timeout: 5 \}$/m);
-    expect(text).toMatch(/^cluster \{ name: "kubewire", host: "127.0.0.1", port: 6223, routes: \["nats-route:\/\/127.0.0.1:6222", "nats-route:\/\/127.0.0.1:6224"\] tls \{ .*verify: true \} \}$/m);
+    expect(text).toMatch(/^cluster \{ name: "kubewire", host: "127.0.0.1", port: 6223, routes: \["nats-route:\/\/127.0.0.1:6222", "nats-route:\/\/127.0.0.1:6224"\], tls \{ .*verify: true \} \}$/m);
   });
 
   it("without security is plain JetStream", () => {

@@ -1,5 +1,6 @@
 /**
- * A cluster's security material, made once by `kubewire up` (and the test harness) under
+ * A cluster's security material, made once by `kubewire up` (and the test harness, and the
+ * compose set-up's `pki` service) under
  * `<state dir>/pki`: the cluster CA and the NATS servers' certificate, the NATS trust chain and
  * the issuer key (cluster/nats-auth.ts), credentials for the control plane and the CLI, and the
  * bootstrap token nodes join with. Secrets are 0600 in a 0700 directory. Each process gets the
@@ -19,9 +20,9 @@ import {
   newCredentials,
   type NatsIssuer,
   type NatsTrust,
-} from "../cluster/nats-auth.ts";
-import { caCertHash, generateClusterCa, generateNatsServerCert } from "../cluster/tls.ts";
-import type { NatsServerSecurity } from "./processes.ts";
+} from "./nats-auth.ts";
+import type { NatsServerSecurity } from "./nats-server-config.ts";
+import { caCertHash, generateClusterCa, generateNatsServerCert } from "./tls.ts";
 
 export interface ClusterSecurity {
   dir: string;
