@@ -234,10 +234,14 @@ export async function processAction(state: ClusterState, proc: ClusterProcess, v
  * the control plane's API answers. `check` throws when it is known never to come (it exited).
  */
 async function waitServing(state: ClusterState, target: string, timeoutMs: number, check: () => void = () => {}): Promise<void> {
-  if (target === "nats") {
-    await waitFor("NATS to take a client", async () => {
+  if (target === "nats" || /^nats-\d+$/.test(target)) {
+    // One server of a NATS cluster: that server itself must take a client, not any of them.
+    const launch = state.processes.find((p) => p.name === target)?.launch;
+    const port = launch?.role === "nats" ? launch.port : undefined;
+    const url = target !== "nats" && port !== undefined ? `${state.natsUrl.split("://")[0]}://127.0.0.1:${port}` : state.natsUrl;
+    await waitFor(`${target} to take a client`, async () => {
       check();
-      return connectNats(state.natsUrl, "kubewire-cli", cliNatsAuth(state)).then(
+      return connectNats(url, "kubewire-cli", cliNatsAuth(state)).then(
         (nc) => nc.close().then(() => true),
         () => false,
       );
@@ -279,7 +283,7 @@ async function restart(state: ClusterState, proc: ClusterProcess, alive: boolean
   // Re-read: another command may have changed other entries meanwhile.
   const now = readState(state.stateDir) ?? state;
   writeState({ ...now, processes: now.processes.map((p) => (p.name === proc.name ? { ...p, pid: next.pid, logFile: next.logFile } : p)) });
-  await waitServing(state, proc.launch.role === "node" ? proc.name : proc.launch.role, timeoutMs, () => {
+  await waitServing(state, proc.launch.role === "control-plane" ? "control-plane" : proc.name, timeoutMs, () => {
     if (!isAlive(next.pid)) throw new Error(`exited during start-up; see ${next.logFile}`);
   });
   return { ok: true, message: `restarted ${proc.name}: pid ${alive ? proc.pid : "(not running)"} -> ${next.pid}, serving again after ${Date.now() - started} ms` };

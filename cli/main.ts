@@ -72,7 +72,7 @@ const USAGE = `usage: kubewire <command> [flags]
   observe [-n NS] [--pod P] [--verdict FORWARDED|DROPPED] [--reason R] [--port P] [--type drop|to-endpoint|from-endpoint]
           [--since 5m | --last N] [-f] [-o json]
                                      flow records of every node (pods' traffic and every drop, with its reason)
-  chaos kill|pause|resume|restart NODE|nats|control-plane
+  chaos kill|pause|resume|restart NODE|nats|nats-N|control-plane
                                      process faults: SIGKILL, SIGSTOP, SIGCONT, or stop and start again as up did
   chaos check [--wait D] [-o json]   the invariants: no address held twice, every node converged
   chaos run SCENARIO.yaml [-o json]  timed process and network faults during a load, then the invariants

@@ -8,6 +8,10 @@
  *    same size to a subscriber in another process, first to last message.
  *  - RTT: `ping -i 0.005` between the pods (each echo crosses NATS twice); baseline: NATS
  *    request/reply to an echo responder in another process, at the same pace.
+ *
+ * Twice: on a cluster without NATS security (anonymous, plain text) and on one with it (TLS,
+ * every process its own identity, as `kubewire up` runs), so the cost of security is the ratio
+ * of the two in the same run.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
@@ -17,6 +21,7 @@ import { request } from "../../cluster/rpc.ts";
 import { Subjects, type ExecResult, type NodeStatus } from "../../cluster/types.ts";
 import { REPO_ROOT, stopPid } from "../../cli/processes.ts";
 import { TestCluster, type TestPod } from "../integration/fixture.ts";
+import { adminCreds } from "../../cluster/security.ts";
 
 const SIZES = [100, 1400] as const;
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 100_000);
@@ -38,10 +43,49 @@ let cluster: TestCluster | undefined;
 let peer: ChildProcess | undefined;
 
 async function main(): Promise<void> {
+  const plain = await measure(false);
+  const secured = await measure(true);
+  const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+  const ms = (x: number) => `${x.toFixed(3)} ms`;
+  console.log(`\nkubewire overlay benchmark: ${FRAMES.toLocaleString("en-US")} frames, ${PINGS} pings per size; 2 node-agents and nats-server on this machine`);
+  console.log(["", ...SIZES.flatMap((s) => [`${s} B plain`, `${s} B secured`])].map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(16))).join(""));
+  const line = (label: string, f: (r: Row) => string) => console.log([label.padEnd(34), ...plain.rows.flatMap((r, i) => [f(r), f(secured.rows[i]!)].map((c) => c.padStart(16)))].join(""));
+  line("raw NATS pub/sub msgs/s", (r) => fmt(r.rawMsgs));
+  line("overlay pod-to-pod UDP frames/s", (r) => fmt(r.overlayFrames));
+  line("  frames lost", (r) => `${(r.overlayLoss * 100).toFixed(2)}%`);
+  line("  ratio overlay / raw", (r) => `${(r.overlayFrames / r.rawMsgs).toFixed(2)}x`);
+  line("raw NATS request/reply RTT p50", (r) => ms(r.rawP50));
+  line("raw NATS request/reply RTT p99", (r) => ms(r.rawP99));
+  line("overlay ping RTT p50", (r) => ms(r.pingP50));
+  line("overlay ping RTT p99", (r) => ms(r.pingP99));
+  line("  ratio ping / raw p50", (r) => `${(r.pingP50 / r.rawP50).toFixed(2)}x`);
+  console.log(`overlay frames per NATS message (node-1, whole run): plain ${plain.framesPerMessage.toFixed(1)}, secured ${secured.framesPerMessage.toFixed(1)}`);
+  console.log("cost of security (secured / plain, same run):");
+  for (const [i, size] of SIZES.entries()) {
+    const p = plain.rows[i]!;
+    const q = secured.rows[i]!;
+    console.log(`  ${size} B: overlay frames/s ${(q.overlayFrames / p.overlayFrames).toFixed(2)}x, raw NATS msgs/s ${(q.rawMsgs / p.rawMsgs).toFixed(2)}x, ping RTT p50 ${(q.pingP50 / p.pingP50).toFixed(2)}x, p99 ${(q.pingP99 / p.pingP99).toFixed(2)}x`);
+  }
+}
+
+async function measure(secure: boolean): Promise<{ rows: Row[]; framesPerMessage: number }> {
   // The same processes the integration tests run: nats-server, control plane, two node-agents.
-  cluster = await TestCluster.start(2);
+  cluster = await TestCluster.start({ nodes: 2, secure });
+  try {
+    return await measureOn(cluster);
+  } finally {
+    if (peer?.pid) await stopPid(peer.pid);
+    peer = undefined;
+    await cluster.stop();
+    cluster = undefined;
+  }
+}
+
+async function measureOn(cluster: TestCluster): Promise<{ rows: Row[]; framesPerMessage: number }> {
   const nc = cluster.nc;
-  peer = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/bench/raw-peer.ts"), cluster.nats.url], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const sec = cluster.security;
+  const peerArgs = sec ? [sec.caFile, await adminCreds(sec, "bench-peer")] : [];
+  peer = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/bench/raw-peer.ts"), cluster.nats.url, ...peerArgs], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve) => peer!.stdout!.once("data", () => resolve()));
 
   const client = await cluster.createPod("bench-client", "node-1");
@@ -60,23 +104,7 @@ async function main(): Promise<void> {
     rows.push({ size, rawMsgs: raw, overlayFrames: overlay.rate, overlayLoss: overlay.loss, rawP50: rr.p50, rawP99: rr.p99, pingP50: ping.p50, pingP99: ping.p99 });
   }
   const status = await request<NodeStatus>(nc, Subjects.node("node-1", "status"), {});
-  const framesPerMessage = status.counters.overlay_tx_frames_total! / status.counters.overlay_tx_messages_total!;
-
-  const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
-  const ms = (x: number) => `${x.toFixed(3)} ms`;
-  console.log(`\nkubewire overlay benchmark: ${FRAMES.toLocaleString("en-US")} frames, ${PINGS} pings per size; 2 node-agents and nats-server on this machine`);
-  console.log(["", ...SIZES.map((s) => `${s} B`)].map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(16))).join(""));
-  const line = (label: string, f: (r: Row) => string) => console.log([label.padEnd(34), ...rows.map((r) => f(r).padStart(16))].join(""));
-  line("raw NATS pub/sub msgs/s", (r) => fmt(r.rawMsgs));
-  line("overlay pod-to-pod UDP frames/s", (r) => fmt(r.overlayFrames));
-  line("  frames lost", (r) => `${(r.overlayLoss * 100).toFixed(2)}%`);
-  line("  ratio overlay / raw", (r) => `${(r.overlayFrames / r.rawMsgs).toFixed(2)}x`);
-  line("raw NATS request/reply RTT p50", (r) => ms(r.rawP50));
-  line("raw NATS request/reply RTT p99", (r) => ms(r.rawP99));
-  line("overlay ping RTT p50", (r) => ms(r.pingP50));
-  line("overlay ping RTT p99", (r) => ms(r.pingP99));
-  line("  ratio ping / raw p50", (r) => `${(r.pingP50 / r.rawP50).toFixed(2)}x`);
-  console.log(`overlay frames per NATS message (node-1, whole run): ${framesPerMessage.toFixed(1)}`);
+  return { rows, framesPerMessage: status.counters.overlay_tx_frames_total! / status.counters.overlay_tx_messages_total! };
 }
 
 function exec(nc: NatsConnection, pod: TestPod, argv: string[]): Promise<ExecResult> {

@@ -2,9 +2,11 @@
  * The baseline's far end, in its own process as a node-agent would be: counts bench.raw.<size>
  * messages (reporting first-to-last time when told the total) and echoes bench.rr requests.
  */
-import { connect } from "nats";
+import { connectNats, readNatsAuth } from "../../cluster/rpc.ts";
 
-const nc = await connect({ servers: process.argv[2]! });
+// argv: URL [CA_FILE CREDS_FILE]: on a secured cluster, TLS and an identity like any process.
+const [url, caFile, credsFile] = process.argv.slice(2);
+const nc = await connectNats(url!, "bench raw peer", caFile ? readNatsAuth({ ca: caFile, creds: credsFile }, "admin") : {});
 const sizes = new Map<string, { count: number; first: number; last: number }>();
 
 nc.subscribe("bench.raw.*", {

@@ -10,7 +10,7 @@ import {
   type ConfigEnvVar,
 } from "../../cluster/config.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
-import { UP_ENV_FLAGS, upEnvironment } from "../../cli/processes.ts";
+import { UP_ENV_FLAGS, homeServerFirst, upEnvironment } from "../../cli/processes.ts";
 
 /** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
 function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {
@@ -308,5 +308,13 @@ describe("kubewire up flags (upEnvironment)", () => {
       [{ "lb-cidr": "10.50.0.0/24", "cluster-cidr": "10.50.0.0/16" }, "--lb-cidr: 10.50.0.0/24 overlaps KUBEWIRE_CLUSTER_CIDR 10.50.0.0/16"],
     ];
     for (const [flags, message] of cases) expect(() => upEnvironment(flags), message).toThrow(message);
+  });
+});
+
+describe("node-agents spread over a NATS cluster (homeServerFirst)", () => {
+  it("puts node N's home server first and keeps the others as fail-over, in order", () => {
+    const urls = "tls://a:1,tls://b:2,tls://c:3";
+    expect([1, 2, 3, 4].map((i) => homeServerFirst(urls, i))).toEqual(["tls://a:1,tls://b:2,tls://c:3", "tls://b:2,tls://c:3,tls://a:1", "tls://c:3,tls://a:1,tls://b:2", "tls://a:1,tls://b:2,tls://c:3"]);
+    expect(homeServerFirst("nats://x:4222", 7)).toBe("nats://x:4222");
   });
 });

@@ -1,0 +1,67 @@
+/**
+ * `kubewire join` as a node on another machine would use it: its own state dir and host address,
+ * only the NATS URL, the bootstrap token and the CA pin of the cluster. The node gets a pod
+ * CIDR, shows in `kubectl get nodes -o wide`, and its pods reach pods on the other nodes.
+ */
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readState } from "../../cli/state.ts";
+import { stopPid } from "../../cli/processes.ts";
+import { TestCluster, until } from "./fixture.ts";
+
+let cluster: TestCluster;
+let elsewhere: string;
+
+beforeAll(async () => {
+  cluster = await TestCluster.start(2);
+  elsewhere = mkdtempSync(join(tmpdir(), "kubewire-joined-"));
+}, 90_000);
+
+afterAll(async () => {
+  for (const p of readState(elsewhere)?.processes ?? []) await stopPid(p.pid);
+  rmSync(elsewhere, { recursive: true, force: true });
+  await cluster?.stop();
+});
+
+describe("kubewire join", () => {
+  it("refuses a wrong CA pin before sending the token anywhere", async () => {
+    const res = await cluster.kubewire(["join", "--nats", cluster.nats.url, "--token", cluster.security!.token, "--ca-cert-hash", `sha256:${"0".repeat(64)}`, "--name", "node-8", "--host-address", cluster.hostAddress("node-2").replace(/\.\d+$/, ".8"), "--detach", "--state-dir", join(elsewhere, "wrong-pin")]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/node node-8 did not join: cannot join the cluster: no CA in .* certificate chain matches sha256:0{64}/);
+    expect((await cluster.nodes()).map((n) => n.name)).not.toContain("node-8");
+  });
+
+  it("joins a node from its own state dir: pod CIDR, Ready in kubectl, pods reaching the other nodes", async () => {
+    const hostAddress = cluster.hostAddress("node-2").replace(/\.\d+$/, ".9");
+    const res = await cluster.kubewire(
+      ["join", "--nats", cluster.nats.url, "--token", cluster.security!.token, "--ca-cert-hash", cluster.security!.caHash, "--name", "node-9", "--host-address", hostAddress, "--lb-cidr", cluster.lbCidr, "--detach", "--state-dir", elsewhere],
+      { timeoutMs: 90_000 },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^node node-9 joined: pod CIDR 10\.244\.\d+\.0\/24, InternalIP 172\.31\.0\.\d+, NATS identity in .*nodes\/node-9\/nats\.creds$/m);
+    // Its identity is its own: a file only the user can read, in its state dir.
+    expect(statSync(join(elsewhere, "nodes", "node-9", "nats.creds")).mode & 0o777).toBe(0o600);
+
+    const wide = await until("node-9 Ready in kubectl", async () => {
+      const out = await cluster.kubectlOk(["get", "nodes", "-o", "wide"]);
+      return /^node-9\s+Ready\s/m.test(out) ? out : undefined;
+    });
+    const row = wide.split("\n").find((l) => l.startsWith("node-9"))!;
+    expect(row).toMatch(/\s172\.31\.0\.\d+\s/);
+
+    const far = await cluster.createPod("joined-a", "node-9");
+    const near = await cluster.createPod("joined-b", "node-1");
+    for (const [from, to] of [[far, near], [near, far]] as const) {
+      const ping = await cluster.exec(from, ["ping", "-c", "2", "-W", "2", to.podIp]);
+      expect(ping.exitCode, ping.stdout).toBe(0);
+    }
+
+    // `kubewire down` there stops it, as on the machine it runs on.
+    const pid = readState(elsewhere)!.processes[0]!.pid;
+    const down = await cluster.kubewire(["down", "--state-dir", elsewhere]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(() => process.kill(pid, 0)).toThrow();
+  }, 120_000);
+});
