@@ -3,7 +3,9 @@
  * - `kubewire attach --compose`: the state file a `kubewire up` would write, for the ports the
  *   compose project publishes on 127.0.0.1, so every command (exec, trace, observe, chaos...)
  *   works on it. The API's certificate is the one it serves now (trust on first use, as
- *   `ssh` does; the compose set-up makes a self-signed one at start).
+ *   `ssh` does; the compose set-up makes a self-signed one at start). NATS's CA and the CLI's
+ *   NATS credentials are copied out of the project's pki container, which made them
+ *   (cluster/compose-pki.ts).
  * - Process faults on its containers: `kubewire chaos kill|pause|resume|restart` is `docker kill`,
  *   `docker pause`, `docker unpause`, `docker restart` of the container that runs the node (named
  *   by its hostname, as every node-agent of the compose file names itself), NATS or the control
@@ -11,7 +13,11 @@
  * The parsing of docker's output is pure; docker runs at the edge (execFile, bounded in time).
  */
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
+import { composeCliFiles } from "../cluster/compose-pki.ts";
 
 export interface ComposeRef {
   /** The compose project (docker compose -p). */
@@ -52,15 +58,19 @@ export function readContainers(inspectJson: string): ComposeContainer[] {
   });
 }
 
+/** The services whose containers run no node: the one-shot pki is no chaos target at all. */
+const NOT_NODES = new Set(["nats", "control-plane", "pki"]);
+
 /**
  * The container a chaos target names: `nats` and `control-plane` by service, a node by its name
  * (the hostname it took: `gateway`, or a replica's container id prefix).
  */
 export function containerFor(containers: readonly ComposeContainer[], target: string): { kind: "ok"; container: ComposeContainer } | { kind: "invalid"; message: string } {
   const byService = target === "nats" || target === "control-plane" ? containers.filter((c) => c.service === target) : [];
-  const found = byService.length > 0 ? byService : containers.filter((c) => c.service !== "nats" && c.service !== "control-plane" && c.hostname === target);
+  const nodes = containers.filter((c) => !NOT_NODES.has(c.service));
+  const found = byService.length > 0 ? byService : nodes.filter((c) => c.hostname === target);
   if (found.length === 1) return { kind: "ok", container: found[0]! };
-  const names = [...new Set(containers.map((c) => (c.service === "nats" || c.service === "control-plane" ? c.service : c.hostname)))].sort();
+  const names = [...new Set(containers.filter((c) => c.service !== "pki").map((c) => (c.service === "nats" || c.service === "control-plane" ? c.service : c.hostname)))].sort();
   if (found.length > 1) return { kind: "invalid", message: `"${target}" names ${found.length} containers of the project: ${found.map((c) => c.id.slice(0, 12)).join(", ")}` };
   return { kind: "invalid", message: `no container of this compose project runs "${target}"; there are: ${names.join(", ")}` };
 }
@@ -105,7 +115,26 @@ export interface AttachOptions {
 }
 
 /** The compose file's defaults: what its services publish on 127.0.0.1, and its dev token. */
-export const COMPOSE_DEFAULTS = { apiUrl: "https://127.0.0.1:6443", natsUrl: "nats://127.0.0.1:4222", token: "kubewire-compose-dev-token-change-me", dnsPort: 1053 } as const;
+export const COMPOSE_DEFAULTS = { apiUrl: "https://127.0.0.1:6443", natsUrl: "tls://127.0.0.1:4222", token: "kubewire-compose-dev-token-change-me", dnsPort: 1053 } as const;
+
+/** The cluster CA and the CLI's NATS credentials (PEM, .creds text), copied out of the project's pki container. */
+export async function composeCliMaterial(ref: ComposeRef): Promise<{ ca: string; creds: string }> {
+  const pki = (await projectContainers(ref)).filter((c) => c.service === "pki");
+  if (pki.length !== 1) throw new Error(`compose project ${ref.project} has ${pki.length} pki containers, want 1 (docker compose up -d makes it)`);
+  // docker cp writes files, not to stdout: into a directory only this user reads, removed after.
+  const tmp = mkdtempSync(join(tmpdir(), "kubewire-attach-"));
+  try {
+    const out: Record<string, string> = {};
+    for (const [what, path] of Object.entries(composeCliFiles())) {
+      const r = await docker(["cp", `${pki[0]!.id}:${path}`, join(tmp, what)], 30_000);
+      if (r.code !== 0) throw new Error(`docker cp ${path} out of the pki container: ${r.stderr.trim()}`);
+      out[what] = readFileSync(join(tmp, what), "utf8");
+    }
+    return { ca: out.ca!, creds: out.creds! };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
 
 /** Which project to attach to: the one named, or the only one running a kubewire control plane. */
 export function chooseProject(named: string | undefined, running: readonly string[]): { kind: "ok"; project: string } | { kind: "invalid"; message: string } {

@@ -3,7 +3,7 @@
  * Every failure is one line on stderr and a non-zero exit.
  */
 import { randomBytes } from "node:crypto";
-import { rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { unpack } from "msgpackr";
@@ -38,12 +38,13 @@ import { PROBE_USAGE, probe, probePreflight } from "./probe.ts";
 import { load, loadPreflight } from "./load.ts";
 import { chaos } from "./chaos.ts";
 import { JoinError, joinCluster } from "./join.ts";
-import { COMPOSE_DEFAULTS, chooseProject, kubewireProjects, servedCertificate } from "./compose.ts";
+import { COMPOSE_DEFAULTS, chooseProject, composeCliMaterial, kubewireProjects, servedCertificate } from "./compose.ts";
 import { chaosRun, loadDriver } from "./chaos-run.ts";
 import { parseIpv4Addr } from "../overlay/wire/index.ts";
 import { freePort, isAlive, startControlPlane, homeServerFirst, startNatsServers, startNodeAgent, stopPid, upEnvironment, type LaunchSpec, type ManagedProcess } from "./processes.ts";
 import { cliNatsAuth, readState, stateDir, writeState, type ClusterState } from "./state.ts";
 import { createClusterSecurity, envFor } from "../cluster/security.ts";
+import { parseCredsText } from "../cluster/nats-auth.ts";
 
 class CliError extends Error {
   constructor(
@@ -450,7 +451,8 @@ async function policy(args: string[]): Promise<number> {
 /**
  * `kubewire attach --compose [-p PROJECT] [--api URL] [--nats URL] [--token T] [--dns-port P]`:
  * the state a `kubewire up` would write, for a cluster docker compose runs, so every command
- * works on it (process faults act on its containers).
+ * works on it (process faults act on its containers), with the CLI's NATS identity and the CA
+ * that its pki service made.
  */
 async function attach(args: string[]): Promise<void> {
   const { values } = parse(args, { compose: { type: "boolean", default: false }, project: { type: "string", short: "p" }, api: { type: "string" }, nats: { type: "string" }, token: { type: "string" }, "dns-port": { type: "string" } }, 0);
@@ -476,11 +478,24 @@ async function attach(args: string[]): Promise<void> {
   const nodes = await kube.list(paths.nodes()).catch((err: Error) => {
     throw new CliError(`the API at ${apiUrl} refused the token or did not answer: ${err.message}`);
   });
-  const nc = await connectNats(natsUrl, "kubewire-cli").catch((err: Error) => {
+  // NATS takes only identities: the CLI's, and the CA to verify the server with, from the project.
+  const material = await composeCliMaterial({ project: chosen.project }).catch((err: Error) => {
+    throw new CliError(`cannot get the CLI's NATS credentials: ${err.message}`);
+  });
+  if (!parseCredsText(material.creds)) throw new CliError(`the pki container of ${chosen.project} holds no NATS credentials for the CLI`);
+  const pkiDir = join(dir, "compose-pki");
+  mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
+  const natsCa = join(pkiDir, "ca.pem");
+  const natsCreds = join(pkiDir, "cli.creds");
+  writeFileSync(natsCa, material.ca);
+  writeFileSync(natsCreds, material.creds, { mode: 0o600 });
+  chmodSync(natsCreds, 0o600);
+  const state: ClusterState = { natsUrl, natsCa, natsCreds, apiUrl, token, ca, stateDir: dir, dnsPort, processes: [], compose: { project: chosen.project } };
+  const nc = await connectNats(natsUrl, "kubewire-cli", cliNatsAuth(state)).catch((err: Error) => {
     throw new CliError(`cannot reach NATS at ${natsUrl}: ${err.message}`);
   });
   await nc.close();
-  writeState({ natsUrl, apiUrl, token, ca, stateDir: dir, dnsPort, processes: [], compose: { project: chosen.project } });
+  writeState(state);
   writeFileSync(join(dir, "kubeconfig"), renderKubeconfig(apiUrl, token, ca), { mode: 0o600 });
   console.log(`attached to compose project ${chosen.project}: ${nodes.length} node(s), API ${apiUrl}, NATS ${natsUrl} (state in ${dir})`);
   console.log(`export KUBECONFIG=${join(dir, "kubeconfig")}`);

@@ -17,7 +17,7 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_NATS_CA_HASH: "sha256:<hex> pin of the cluster CA's public key (kubeadm's --discovery-token-ca-cert-hash): a joining node without the CA file takes the CA from the server's handshake if it matches (node-agent)",
   KUBEWIRE_NATS_CREDS: "this process's NATS credentials (.creds: user JWT and nkey seed); a node-agent writes its own there after joining with the bootstrap token",
   KUBEWIRE_NATS_ISSUER: "JSON file with the NATS account and the signing key the control plane issues node identities with (control plane)",
-  KUBEWIRE_BOOTSTRAP_TOKEN: "bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, as kubeadm's): a node-agent without credentials joins with it; the control plane accepts joins with it while its kube-system Secret lives",
+  KUBEWIRE_BOOTSTRAP_TOKEN: "bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, as kubeadm's): a node-agent without credentials joins with it; the control plane accepts joins with it while its kube-system Secret lives; the compose set-up's pki service makes the material for it",
   KUBEWIRE_NATS_REPLICAS: "replicas of the store's JetStream stream: 3 on a 3-server NATS cluster (control plane; 1)",
   KUBEWIRE_NODE_NAME: "name of this node (node-agent only)",
   KUBEWIRE_HOST_ADDRESS: "real address this node binds NodePorts/DNS to (127.0.1.N locally)",
@@ -304,6 +304,18 @@ export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () =
     dnsUpstream: dnsUpstream(env, readResolvConf),
     flowBuffer: int(env, "KUBEWIRE_FLOW_BUFFER", 65_536, 0, 16_777_216),
   };
+}
+
+/** The compose set-up's one-shot `pki` service (control-plane/pki.ts): the token its material is made for. */
+export interface PkiConfig {
+  logLevel: string;
+  bootstrapToken: string;
+}
+
+export function loadPkiConfig(env: Env = process.env): PkiConfig {
+  const { bootstrapToken: token } = bootstrapToken(env);
+  if (!token) throw new ConfigError("KUBEWIRE_BOOTSTRAP_TOKEN", "required: the token the nodes join with");
+  return { logLevel: env.KUBEWIRE_LOG_LEVEL ?? "info", bootstrapToken: token };
 }
 
 export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConfig {

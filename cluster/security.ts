@@ -18,6 +18,7 @@ import {
   formatCreds,
   newBootstrapToken,
   newCredentials,
+  parseBootstrapToken,
   type NatsIssuer,
   type NatsTrust,
 } from "./nats-auth.ts";
@@ -44,8 +45,17 @@ export function nodeCredsFile(stateDir: string, name: string): string {
   return join(stateDir, "nodes", name, "nats.creds");
 }
 
-/** Makes the material in `<stateDir>/pki`; `hosts` are the names and addresses the NATS servers are reached by. */
-export async function createClusterSecurity(stateDir: string, hosts: { ips: string[]; dnsNames: string[] } = { ips: ["127.0.0.1"], dnsNames: ["localhost"] }): Promise<ClusterSecurity> {
+/**
+ * Makes the material in `<stateDir>/pki`; `hosts` are the names and addresses the NATS servers
+ * are reached by. The bootstrap token is a new random one unless `opts.token` gives it (the
+ * compose file's, which its nodes are configured with).
+ */
+export async function createClusterSecurity(
+  stateDir: string,
+  hosts: { ips: string[]; dnsNames: string[] } = { ips: ["127.0.0.1"], dnsNames: ["localhost"] },
+  opts: { token?: string } = {},
+): Promise<ClusterSecurity> {
+  if (opts.token !== undefined && !parseBootstrapToken(opts.token)) throw new Error("the bootstrap token must be [a-z0-9]{6}.[a-z0-9]{16}");
   const dir = join(stateDir, "pki");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -55,7 +65,7 @@ export async function createClusterSecurity(stateDir: string, hosts: { ips: stri
     chmodSync(file, 0o600);
     return file;
   };
-  const token = newBootstrapToken((n) => randomBytes(n));
+  const token = opts.token ?? newBootstrapToken((n) => randomBytes(n));
   const { trust, issuer } = await createTrust(token);
   const ca = await generateClusterCa();
   const serverCert = await generateNatsServerCert(ca, { ...hosts, account: trust.account });

@@ -2,8 +2,10 @@
  * docker-compose.yml run for real: the images built (deploy/local-images.sh makes the base images
  * locally, Docker Hub being out of reach), `compose up`, and the cluster used from the host only
  * through the ports the file publishes on 127.0.0.1: kubectl against the API, the kubewire CLI
- * and the pods' exec over the published NATS port, dig to the gateway's DNS, HTTP to its NodePort
- * range. Then the failures a compose user meets: `docker kill` of a node, `compose restart nats`,
+ * and the pods' exec over the published NATS port (TLS, with the CLI's identity, copied out of the
+ * pki container as `kubewire attach` does), dig to the gateway's DNS, HTTP to its NodePort range;
+ * NATS refuses anonymous and plain-text clients, and nodes hold no secret but their own identity.
+ * Then the failures a compose user meets: `docker kill` of a node, `compose restart nats`,
  * and `--scale`. Each run is its own compose project with its own host ports, removed in afterAll
  * (`down -v --remove-orphans`; the images stay for the next run). Skipped, with the reason printed,
  * only where no Docker engine can be started (deploy/docker-engine.sh says why).
@@ -12,16 +14,16 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect as tcpConnect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NatsConnection } from "nats";
+import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeApiError, KubeClient, paths, renderKubeconfig, type KubeObjectLike } from "../../cluster/kube-client.ts";
-import { connectNats, request } from "../../cluster/rpc.ts";
+import { connectNats, readNatsAuth, request } from "../../cluster/rpc.ts";
 import { Subjects, type ExecResult } from "../../cluster/types.ts";
 import { REPO_ROOT, freePort } from "../../cli/processes.ts";
-import { servedCertificate } from "../../cli/compose.ts";
+import { composeCliMaterial, servedCertificate } from "../../cli/compose.ts";
 import { NETEXEC_IMAGE, until } from "./fixture.ts";
 
 interface Run {
@@ -69,6 +71,29 @@ async function freePortRange(count: number): Promise<number> {
   throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
 }
 
+/**
+ * What a client that speaks NATS without TLS gets from 127.0.0.1:port: the server's INFO line,
+ * and everything else it sends until it closes the connection (after a CONNECT and a PING).
+ */
+function plainTextNats(port: number, timeoutMs = 10_000): Promise<{ info: string; after: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    let text = "";
+    let info = "";
+    const timer = setTimeout(() => (socket.destroy(), resolve({ info, after: text, closed: false })), timeoutMs);
+    socket.on("data", (chunk) => {
+      text += chunk.toString("latin1");
+      if (!info && text.includes("\r\n")) {
+        info = text.slice(0, text.indexOf("\r\n"));
+        text = text.slice(info.length + 2);
+        socket.write('CONNECT {"verbose":false,"pedantic":false,"tls_required":false}\r\nPING\r\n');
+      }
+    });
+    socket.once("error", (err) => (clearTimeout(timer), info ? resolve({ info, after: text, closed: true }) : reject(err)));
+    socket.once("close", () => (clearTimeout(timer), resolve({ info, after: text, closed: true })));
+  });
+}
+
 /** One DNS A query over UDP to 127.0.0.1:port; the answer's addresses. */
 async function digA(port: number, name: string): Promise<string[]> {
   const r = await run("dig", ["@127.0.0.1", "-p", String(port), name, "A", "+short", "+time=2", "+tries=2"], { timeoutMs: 15_000 });
@@ -112,6 +137,8 @@ describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 },
   let env: Record<string, string> = {};
   let kube: KubeClient;
   let nc: NatsConnection | undefined;
+  /** The cluster CA and the CLI's credentials, from the pki container. */
+  let material: { ca: string; creds: string };
   const kubeconfig = join(dir, "kubeconfig");
   /** Pods pinned one per node of the first three, name -> where and IP. */
   const pinned = new Map<string, { node: string; ip: string }>();
@@ -161,9 +188,15 @@ describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 },
     const apiUrl = `https://127.0.0.1:${ports.api}`;
     kube = new KubeClient(apiUrl, TOKEN, ca);
     writeFileSync(kubeconfig, renderKubeconfig(apiUrl, TOKEN, ca));
+    // NATS takes the CLI's identity, verifying the cluster CA; as `kubewire attach` gets them.
+    material = await composeCliMaterial({ project: PROJECT });
+    const natsCa = join(dir, "ca.pem");
+    const natsCreds = join(dir, "cli.creds");
+    writeFileSync(natsCa, material.ca);
+    writeFileSync(natsCreds, material.creds, { mode: 0o600 });
     // The kubewire CLI finds this cluster as it finds one `kubewire up` started (--state-dir).
-    writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: `nats://127.0.0.1:${ports.nats}`, apiUrl, token: TOKEN, ca, stateDir: dir, dnsPort: ports.dns, processes: [] }));
-    nc = await connectNats(`nats://127.0.0.1:${ports.nats}`, "kubewire-compose-test");
+    writeFileSync(join(dir, "cluster.json"), JSON.stringify({ natsUrl: `tls://127.0.0.1:${ports.nats}`, natsCa, natsCreds, apiUrl, token: TOKEN, ca, stateDir: dir, dnsPort: ports.dns, processes: [] }));
+    nc = await connectNats(`tls://127.0.0.1:${ports.nats}`, "kubewire-compose-test", readNatsAuth({ ca: natsCa, creds: natsCreds }, "cli"));
   }, 1_500_000);
 
   afterAll(async () => {
@@ -187,6 +220,26 @@ describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 },
     expect(ready.map((n) => n.name)).toContain("gateway");
     const table = await kubectlOk(["get", "nodes"]);
     for (const n of ready) expect(table).toMatch(new RegExp(`^${n.name}\\s+Ready\\s`, "m"));
+  });
+
+  it("refuses anonymous and plain-text NATS clients on the published port", async () => {
+    const anonymous = await connect({ servers: `tls://127.0.0.1:${ports.nats}`, tls: { ca: material.ca }, maxReconnectAttempts: 0, reconnect: false }).then(
+      (c) => c.close().then(() => undefined),
+      (e: Error & { code?: string }) => e,
+    );
+    expect(anonymous?.code).toBe("AUTHORIZATION_VIOLATION");
+    // Without TLS: the server announces it is required, and closes on a CONNECT in plain text, unanswered.
+    const plain = await plainTextNats(ports.nats);
+    expect(plain.info).toMatch(/^INFO .*"tls_required":\s*true/);
+    expect(plain.closed, "the server kept a plain-text connection open").toBe(true);
+    expect(plain.after).not.toMatch(/PONG/);
+  });
+
+  it("gives a node no secret but the identity it was issued", async () => {
+    const [gateway] = (await dcOk(["ps", "-q", "gateway"])).split("\n").filter(Boolean);
+    const names = ["issuer.json", "*.creds", "ca.key", "nats-server.key", "bootstrap-token", "trust.json"].flatMap((n, i) => [...(i ? ["-o"] : []), "-name", n]);
+    const found = await run("docker", ["exec", gateway!, "find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", ")", "-prune", "-o", "(", ...names, ")", "-print"], { timeoutMs: 60_000 });
+    expect(found.stdout.split("\n").filter(Boolean), found.stderr).toEqual(["/tmp/kubewire/nats.creds"]);
   });
 
   it("runs pods on every node that reach each other, a Service, cluster DNS and a NodePort from the host", async () => {
@@ -341,6 +394,8 @@ describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 },
       120_000,
     );
     expect(await kubectlOk(["get", "node", added.name])).toMatch(new RegExp(`^${added.name}\\s+Ready`, "m"));
+    // pki ran again with that `up`, and kept the material: the new node joined with it.
+    expect((await composeCliMaterial({ project: PROJECT })).ca).toBe(material.ca);
   });
 
   it("kubewire attach --compose; kubewire chaos pauses, kills and restarts a node's container and NATS; the invariants hold after", async () => {
@@ -351,7 +406,7 @@ describe.skipIf(docker.kind !== "ready")("docker compose", { timeout: 600_000 },
       if (r.code !== 0) throw new Error(`kubewire ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`);
       return r.stdout;
     };
-    expect(await kwOk(["attach", "--compose", "-p", PROJECT, "--api", `https://127.0.0.1:${ports.api}`, "--nats", `nats://127.0.0.1:${ports.nats}`, "--dns-port", String(ports.dns)])).toMatch(
+    expect(await kwOk(["attach", "--compose", "-p", PROJECT, "--api", `https://127.0.0.1:${ports.api}`, "--nats", `tls://127.0.0.1:${ports.nats}`, "--dns-port", String(ports.dns)])).toMatch(
       new RegExp(`^attached to compose project ${PROJECT}: \\d+ node\\(s\\)`),
     );
     const status = async (name: string) => (await run("docker", ["inspect", "-f", "{{.State.Status}}", name], { timeoutMs: 30_000 })).stdout.trim();

@@ -33,6 +33,11 @@ describe("compose containers", () => {
     expect(containerFor(cs, "0f3c9a1b2c3d")).toMatchObject({ kind: "ok", container: { service: "node" } });
     expect(containerFor(cs, "node-9")).toEqual({ kind: "invalid", message: 'no container of this compose project runs "node-9"; there are: 0f3c9a1b2c3d, control-plane, gateway, nats' });
   });
+
+  it("never takes the one-shot pki container for a node", () => {
+    const cs = [...readContainers(inspect), { id: "7777666655554444", service: "pki", hostname: "7777666655554444", state: "exited" }];
+    expect(containerFor(cs, "7777666655554444")).toEqual({ kind: "invalid", message: 'no container of this compose project runs "7777666655554444"; there are: 0f3c9a1b2c3d, control-plane, gateway, nats' });
+  });
 });
 
 describe("attach", () => {

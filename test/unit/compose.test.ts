@@ -19,15 +19,18 @@ import {
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
+  loadPkiConfig,
   withMachineIdentity,
   type ClusterConfig,
 } from "../../cluster/config.ts";
+import { COMPOSE_NATS, COMPOSE_PKI, COMPOSE_PKI_FILES, composeNatsConfig } from "../../cluster/compose-pki.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const COMPOSE_FILE = "docker-compose.yml";
 const CONTROL_PLANE_ENTRY = "control-plane/main.ts";
+const PKI_ENTRY = "control-plane/pki.ts";
 const NODE_AGENT_ENTRY = "node-agent/main.ts";
 /** Folders whose code runs inside the image, compiled (tsconfig.build.json's include). */
 const RUNTIME_DIRS = ["cluster", "control-plane", "node-agent", "overlay"];
@@ -179,6 +182,35 @@ function dependsOnOf(name: string): Map<string, string> {
     }
   }
   return out;
+}
+
+interface Mount {
+  /** A named volume, or a host path (./x, /x, ~/x). */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** A service's `volumes:` (short syntax SOURCE:TARGET[:MODE], or the long one); anonymous volumes have source "". */
+function mountsOf(name: string): Mount[] {
+  const volumes = service(name).volumes;
+  if (volumes === undefined) return [];
+  if (!Array.isArray(volumes)) throw new Error(`services.${name}.volumes: expected a list`);
+  return volumes.map((v: unknown) => {
+    if (typeof v === "string") {
+      const parts = v.split(":");
+      return parts.length === 1 ? { source: "", target: parts[0]!, readOnly: false } : { source: parts[0]!, target: parts[1]!, readOnly: (parts[2] ?? "").split(",").includes("ro") };
+    }
+    const d = dict(v, `services.${name}.volumes`);
+    return { source: typeof d.source === "string" ? d.source : "", target: String(d.target), readOnly: d.read_only === true };
+  });
+}
+
+/** The mount a container path is on (the deepest), if any. */
+function mountOf(name: string, path: string): Mount | undefined {
+  return mountsOf(name)
+    .filter((m) => path === m.target || path.startsWith(`${m.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
 }
 
 /** network name -> the service's settings on it (null when given as a bare list entry). */
@@ -553,10 +585,14 @@ function nodeEnvironmentOf(name: string, containerAddress = "172.18.0.5"): Recor
 describe(COMPOSE_FILE, () => {
   const nodeAgents = kubewireServices.filter((name) => scriptOf(name) === NODE_AGENT_ENTRY);
   const controlPlanes = kubewireServices.filter((name) => scriptOf(name) === CONTROL_PLANE_ENTRY);
+  const pkis = kubewireServices.filter((name) => scriptOf(name) === PKI_ENTRY);
+  /** The kubewire services that keep running (pki exits once the material is there). */
+  const processes = kubewireServices.filter((name) => !pkis.includes(name));
 
   it("runs a control plane and node-agents built from this repository", () => {
     expect(controlPlanes.length).toBeGreaterThanOrEqual(1);
     expect(nodeAgents.length).toBeGreaterThanOrEqual(1);
+    expect(pkis, "one pki service makes the security material").toHaveLength(1);
     expect(composeText).not.toMatch(/^\s*<<:\s*[^*\s]/m); // merge keys only ever take anchors
   });
 
@@ -660,7 +696,8 @@ describe(COMPOSE_FILE, () => {
   it("gives the processes configs their loaders accept, agreeing on every cluster-wide setting", () => {
     const levels = new Set([...Object.keys(pino.levels.values), "silent"]);
     const cluster = new Map<string, Omit<ClusterConfig, "logLevel">>();
-    for (const name of kubewireServices) {
+    for (const name of pkis) expect(levels, `${name}: KUBEWIRE_LOG_LEVEL is not a pino level`).toContain(loadPkiConfig(environmentOf(name)).logLevel);
+    for (const name of processes) {
       const env = environmentOf(name);
       const cfg = nodeAgents.includes(name) ? loadNodeAgentConfig(nodeEnvironmentOf(name)) : scriptOf(name) === CONTROL_PLANE_ENTRY ? loadControlPlaneConfig(env) : loadClusterConfig(env);
       expect(levels, `${name}: KUBEWIRE_LOG_LEVEL=${cfg.logLevel} is not a pino level`).toContain(cfg.logLevel);
@@ -705,11 +742,12 @@ describe(COMPOSE_FILE, () => {
     }
   });
 
-  it("points KUBEWIRE_NATS_URL at a NATS service on a network the process shares", () => {
-    for (const name of kubewireServices) {
+  it("points KUBEWIRE_NATS_URL at a NATS service on a network the process shares, over TLS", () => {
+    for (const name of processes) {
       const url = loadClusterConfig(environmentOf(name)).natsUrl;
       for (const server of url.split(",")) {
         const host = new URL(server.trim()).hostname;
+        expect(new URL(server.trim()).protocol, `${name}: ${server}: NATS requires TLS`).toBe("tls:");
         expect(serviceNames, `${name}: ${server} names no compose service`).toContain(host);
         const shared = [...networksOf(name).keys()].filter((n) => networksOf(host).has(n));
         expect(shared.length, `${name} and ${host} share no network`).toBeGreaterThan(0);
@@ -733,40 +771,90 @@ describe(COMPOSE_FILE, () => {
     }
   });
 
-  it("restarts the kubewire services unless stopped", () => {
-    for (const name of kubewireServices) expect(service(name).restart, name).toBe("unless-stopped");
+  it("restarts the kubewire services unless stopped, but not the one-shot pki", () => {
+    for (const name of processes) expect(service(name).restart, name).toBe("unless-stopped");
+    for (const name of pkis) expect(service(name).restart, `${name} exits when done: a restart policy would run it in a loop`).toBe("no");
   });
 
-  it("runs NATS with JetStream, its store on a volume, and monitoring on the health-checked port", () => {
+  it("runs NATS from the config pki writes: JetStream stored on a volume, monitoring on the health-checked port", () => {
     const natsServices = serviceNames.filter((name) => {
       const image = service(name).image;
       return typeof image === "string" && /^(?:.*\/)?nats(?::|@|$)/.test(image);
     });
     expect(natsServices.length).toBeGreaterThanOrEqual(1);
     const topVolumes = compose.volumes === undefined ? {} : dict(compose.volumes, "volumes");
+    // The config as pki renders it (the trust's keys do not change what is checked here).
+    const trust = { operatorJwt: "o", systemAccount: "S", systemAccountJwt: "s", account: "A", accountJwt: "a" };
+    const config = composeNatsConfig(trust);
     for (const name of natsServices) {
       const args = service(name).command === undefined ? [] : commandOf(name);
-      expect(args.includes("-js") || args.includes("--jetstream"), `${name}: JetStream is off (${JSON.stringify(args)})`).toBe(true);
-      const flag = args.findIndex((a) => a === "-sd" || a === "--store_dir");
-      expect(flag, `${name}: no JetStream store dir (-sd)`).toBeGreaterThanOrEqual(0);
-      const storeDir = args[flag + 1]!;
-      const mounts = (Array.isArray(service(name).volumes) ? (service(name).volumes as unknown[]) : []).map((v) =>
-        typeof v === "string" ? { source: v.split(":")[0]!, target: v.split(":")[1] } : { source: String(dict(v, `${name}.volumes`).source), target: dict(v, `${name}.volumes`).target },
-      );
-      const mount = mounts.find((m) => m.target === storeDir);
-      expect(mount, `${name}: the store dir ${storeDir} is not on a volume`).toBeDefined();
+      const c = args.findIndex((a) => a === "-c" || a === "--config");
+      expect(args[c + 1], `${name}: runs without pki's config (${JSON.stringify(args)})`).toBe(posix.join(COMPOSE_PKI.nats, "nats-server.conf"));
+      expect(args.filter((a) => a.startsWith("-")), `${name}: flags would override the config`).toEqual([args[c]]);
+      expect(config).toMatch(/^jetstream \{ store_dir: "([^"]+)" \}$/m);
+      const storeDir = /^jetstream \{ store_dir: "([^"]+)" \}$/m.exec(config)![1]!;
+      const mount = mountOf(name, storeDir);
+      expect(mount?.target, `${name}: the store dir ${storeDir} is not on a volume`).toBe(storeDir);
+      expect(mount!.readOnly).toBe(false);
       if (!/^[./~]/.test(mount!.source)) expect(Object.keys(topVolumes), `${name}: volume ${mount!.source} is not declared`).toContain(mount!.source);
+      expect(config, "the config's client port is not the one published").toMatch(/^port: 4222$/m);
 
       const health = service(name).healthcheck;
       if (health !== undefined) {
         const test = dict(health, `${name}.healthcheck`).test;
         const text = Array.isArray(test) ? test.join(" ") : String(test);
         const port = /:(\d+)\//.exec(text)?.[1];
-        if (port !== undefined) {
-          const m = args.findIndex((a) => a === "-m" || a === "--http_port");
-          expect(m >= 0 && args[m + 1] === port, `${name}: the health check reads port ${port}, monitoring is not on it`).toBe(true);
-        }
+        if (port !== undefined) expect(config, `${name}: the health check reads port ${port}, monitoring is not on it`).toMatch(new RegExp(`^http: "[^"]*:${port}"$`, "m"));
       }
+    }
+  });
+
+  it("secures NATS with pki's material, each service mounting only its share", () => {
+    const [pki] = pkis;
+    const token = loadPkiConfig(environmentOf(pki!)).bootstrapToken;
+    const topVolumes = Object.keys(compose.volumes === undefined ? {} : dict(compose.volumes, "volumes"));
+    const volumeAt = (name: string, dir: string) => {
+      const m = mountsOf(name).find((x) => x.target === dir);
+      expect(m, `${name}: nothing mounted at ${dir}`).toBeDefined();
+      expect(topVolumes, `${name}: ${m!.source} at ${dir} is not a declared named volume`).toContain(m!.source);
+      return m!;
+    };
+    // pki: the material on its own volume, and one volume per consumer, all written by it.
+    expect(publishedOf(pki!), "pki serves nothing").toEqual([]);
+    const material = volumeAt(pki!, COMPOSE_PKI.stateDir).source;
+    const share = { nats: volumeAt(pki!, COMPOSE_PKI.nats).source, controlPlane: volumeAt(pki!, COMPOSE_PKI.controlPlane).source, node: volumeAt(pki!, COMPOSE_PKI.node).source };
+    expect(new Set([material, ...Object.values(share)]).size, "one volume per consumer, apart from the material").toBe(4);
+    for (const name of serviceNames.filter((n) => n !== pki)) {
+      expect(dependsOnOf(name).get(pki!), `${name} must wait for pki to finish`).toBe("service_completed_successfully");
+      expect(mountsOf(name).map((m) => m.source), `${name} mounts the CA key, the issuer and every credential`).not.toContain(material);
+      for (const m of mountsOf(name).filter((x) => Object.values(share).includes(x.source))) expect(m.readOnly, `${name}: ${m.source} should be read-only`).toBe(true);
+    }
+    // A service's file under its share's mount: a file pki puts there.
+    const inShare = (name: string, consumer: keyof typeof share, file: string | undefined) => {
+      expect(file, `${name}: unset`).toBeDefined();
+      const m = mountOf(name, file!);
+      expect(m?.source, `${name}: ${file} is not on ${share[consumer]}`).toBe(share[consumer]);
+      expect(m!.target).toBe(COMPOSE_PKI[consumer]);
+      expect(Object.keys(COMPOSE_PKI_FILES[consumer]), `${name}: pki puts no ${posix.basename(file!)} in ${share[consumer]}`).toContain(posix.relative(m!.target, file!));
+    };
+    for (const name of serviceNames.filter((n) => n !== pki && mountsOf(n).some((m) => m.source === share.nats))) {
+      expect(commandOf(name)[0], `${name}: only NATS gets the server's key`).toBe("nats-server");
+      expect(volumeAt(name, COMPOSE_PKI.nats).source).toBe(share.nats);
+    }
+    for (const name of controlPlanes) {
+      const env = environmentOf(name);
+      for (const key of ["KUBEWIRE_NATS_CA", "KUBEWIRE_NATS_CREDS", "KUBEWIRE_NATS_ISSUER"]) inShare(name, "controlPlane", env[key]);
+      expect(env.KUBEWIRE_BOOTSTRAP_TOKEN, `${name}: the token the material was made for`).toBe(token);
+    }
+    for (const name of nodeAgents) {
+      const env = environmentOf(name);
+      inShare(name, "node", env.KUBEWIRE_NATS_CA);
+      expect(mountsOf(name).map((m) => m.source), `${name}: a node mounts the CA's volume alone`).toEqual([share.node]);
+      expect(Object.keys(COMPOSE_PKI_FILES.node), "a node's share holds only public material").toEqual(["ca.pem"]);
+      expect(env.KUBEWIRE_BOOTSTRAP_TOKEN, `${name}: joins with the token the material was made for`).toBe(token);
+      // The identity it is issued: written in its own container, not on a volume replicas share.
+      expect(env.KUBEWIRE_NATS_CREDS, `${name}: nowhere to keep its identity`).toBeDefined();
+      expect(mountOf(name, env.KUBEWIRE_NATS_CREDS!), `${name}: ${env.KUBEWIRE_NATS_CREDS} is on a volume`).toBeUndefined();
     }
   });
 });
@@ -825,6 +913,20 @@ describe("deploy/Dockerfile", () => {
       const user = df.instructions.filter((i) => i.keyword === "USER").at(-1)?.args;
       expect(user, `${df.path}: no USER, the processes would run as root`).toBeDefined();
       expect(["root", "0"]).not.toContain(user!.split(":")[0]);
+    }
+  });
+
+  it("makes the mount points of pki's volumes, owned by the user the processes run as (a new volume takes their owner)", () => {
+    for (const build of builds) {
+      const df = dockerfileOf(build);
+      const final = df.stages.length - 1;
+      const user = df.instructions.filter((i) => i.keyword === "USER").at(-1)!.args.split(":")[0]!;
+      const runs = df.instructions.filter((ins, i) => ins.keyword === "RUN" && stageAt(df, i) === final).map((ins) => ins.args);
+      for (const dir of [COMPOSE_PKI.stateDir, COMPOSE_PKI.nats, COMPOSE_PKI.controlPlane, COMPOSE_PKI.node]) {
+        const made = runs.find((r) => /\bmkdir\b/.test(r) && r.includes(dir));
+        expect(made, `${df.path}: no RUN mkdir ${dir} in the runtime stage`).toBeDefined();
+        expect(made!, `${df.path}: ${dir} should be chowned to ${user}: pki runs as ${user} and writes there`).toMatch(new RegExp(`\\bchown\\s+${user}(?::\\S+)?\\s[^&]*${dir.replace(/[/.]/g, "\\$&")}(\\s|$)`));
+      }
     }
   });
 
