@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { cidrContains, formatCidr, mustParseCidr, parseCidr } from "./addressing.ts";
 import { parseIpv4Addr } from "../overlay/wire/common.ts";
 import { cidrsOverlap } from "./ipam.ts";
-import { isDns1123Label } from "./syntax.ts";
+import { isDns1123Label, parseDuration } from "./syntax.ts";
 import { BOOTSTRAP_TOKEN_PATTERN } from "./nats-auth.ts";
 
 export const CONFIG_ENV_VARS = {
@@ -18,6 +18,7 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_NATS_CREDS: "this process's NATS credentials (.creds: user JWT and nkey seed); a node-agent writes its own there after joining with the bootstrap token",
   KUBEWIRE_NATS_ISSUER: "JSON file with the NATS account and the signing key the control plane issues node identities with (control plane)",
   KUBEWIRE_BOOTSTRAP_TOKEN: "bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, as kubeadm's): a node-agent without credentials joins with it; the control plane accepts joins with it while its kube-system Secret lives; the compose set-up's pki service makes the material for it",
+  KUBEWIRE_BOOTSTRAP_TOKEN_TTL: "how long the bootstrap token's Secret lets nodes join, a Go duration from the control plane's first start; 0 never expires (kubeadm's --token-ttl; 24h)",
   KUBEWIRE_NATS_REPLICAS: "replicas of the store's JetStream stream: 3 on a 3-server NATS cluster (control plane; 1)",
   KUBEWIRE_NODE_NAME: "name of this node (node-agent only)",
   KUBEWIRE_HOST_ADDRESS: "real address this node binds NodePorts/DNS to (127.0.1.N locally)",
@@ -104,6 +105,8 @@ export interface ControlPlaneConfig extends ClusterConfig {
   /** The issuer file of node identities, and the bootstrap token joins are checked against. */
   natsIssuer?: string;
   bootstrapToken?: string;
+  /** The token Secret's lifetime in ms; 0: it never expires. */
+  bootstrapTokenTtlMs: number;
   /** Replicas of the store's stream. */
   natsReplicas: number;
   apiHost: string;
@@ -205,6 +208,14 @@ export function loadClusterConfig(env: Env = process.env): ClusterConfig {
     ]),
     clusterDomain: domain(env, "KUBEWIRE_CLUSTER_DOMAIN", "cluster.local"),
   };
+}
+
+function goDuration(env: Env, name: ConfigEnvVar, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const ms = raw === "0" ? 0 : parseDuration(raw);
+  if (ms === undefined) throw new ConfigError(name, `want a duration like 24h, 90m or 0, got ${JSON.stringify(raw)}`);
+  return ms;
 }
 
 function bootstrapToken(env: Env): { bootstrapToken?: string } {
@@ -334,6 +345,7 @@ export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConf
     ...(env.KUBEWIRE_NATS_ISSUER ? { natsIssuer: env.KUBEWIRE_NATS_ISSUER } : {}),
     ...bootstrapToken(env),
     natsReplicas: int(env, "KUBEWIRE_NATS_REPLICAS", 1, 1, 5),
+    bootstrapTokenTtlMs: goDuration(env, "KUBEWIRE_BOOTSTRAP_TOKEN_TTL", 24 * 3600_000),
     ...(env.KUBEWIRE_API_TLS_CERT ? { apiTlsCert: env.KUBEWIRE_API_TLS_CERT, apiTlsKey: env.KUBEWIRE_API_TLS_KEY } : {}),
     apiHost: m[1]!,
     apiPort: Number(m[2]),

@@ -21,11 +21,8 @@ import { ApiError } from "./api/status.ts";
 const SECRETS = resourceByKind("Secret");
 const NODES = resourceByKind("Node");
 const TOKEN_NAMESPACE = "kube-system";
-/** kubeadm's default token TTL (--token-ttl 24h0m0s). */
-export const BOOTSTRAP_TOKEN_TTL_MS = 24 * 3600_000;
-
-/** The Secret kubeadm writes for a bootstrap token (bootstraputil, the `bootstrap.kubernetes.io/token` type). */
-export function bootstrapTokenSecret(token: string, now: Date, ttlMs = BOOTSTRAP_TOKEN_TTL_MS): KubeObject {
+/** The Secret kubeadm writes for a bootstrap token (bootstraputil, the `bootstrap.kubernetes.io/token` type); ttlMs 0: no expiration. */
+export function bootstrapTokenSecret(token: string, now: Date, ttlMs: number): KubeObject {
   const t = parseBootstrapToken(token);
   if (!t) throw new Error("not a bootstrap token");
   const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -38,7 +35,7 @@ export function bootstrapTokenSecret(token: string, now: Date, ttlMs = BOOTSTRAP
       description: b64("made by kubewire up: nodes join with it (kubewire join)"),
       "token-id": b64(t.id),
       "token-secret": b64(t.secret),
-      expiration: b64(rfc3339(new Date(now.getTime() + ttlMs))),
+      ...(ttlMs > 0 ? { expiration: b64(rfc3339(new Date(now.getTime() + ttlMs))) } : {}),
       "usage-bootstrap-authentication": b64("true"),
     },
   } as unknown as KubeObject;
@@ -76,11 +73,11 @@ export class NodeJoin {
   ) {}
 
   /** Reads the issuer file; stores the token's Secret unless it is there already (a restart keeps its expiration). */
-  static async start(registry: Registry, issuerFile: string, token: string | undefined, log: Logger): Promise<NodeJoin> {
+  static async start(registry: Registry, issuerFile: string, token: string | undefined, ttlMs: number, log: Logger): Promise<NodeJoin> {
     const issuer = JSON.parse(readFileSync(issuerFile, "utf8")) as NatsIssuer;
     if (typeof issuer?.account !== "string" || typeof issuer.seed !== "string") throw new Error(`${issuerFile}: want {"account": ..., "seed": ...}`);
     if (token) {
-      const secret = bootstrapTokenSecret(token, new Date());
+      const secret = bootstrapTokenSecret(token, new Date(), ttlMs);
       await registry.create(SECRETS, TOKEN_NAMESPACE, secret).then(
         () => log.info({ tokenId: parseBootstrapToken(token)!.id }, "bootstrap token stored"),
         (err: unknown) => {

@@ -115,7 +115,7 @@ export class ControlPlane {
     ];
     if (cfg.natsIssuer) {
       // A secured cluster: nodes join with the bootstrap token (control-plane/join.ts).
-      const joins = await NodeJoin.start(registry, cfg.natsIssuer, cfg.bootstrapToken, log.child({ subsystem: "node-join" }));
+      const joins = await NodeJoin.start(registry, cfg.natsIssuer, cfg.bootstrapToken, cfg.bootstrapTokenTtlMs, log.child({ subsystem: "node-join" }));
       cp.subs.push(serve(nc, Subjects.joinNode, log, (req: JoinNodeRequest) => joins.join(req), { concurrent: true }));
     }
     // The process edge: the real clock and a random seed go in here, nowhere deeper.

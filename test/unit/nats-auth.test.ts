@@ -66,7 +66,7 @@ describe("bootstrap tokens", () => {
   it("are checked against kubeadm's Secret: id, secret, usage and expiration", () => {
     const token = "abcdef.0123456789abcdef";
     const now = Date.parse("2026-11-30T12:00:00Z");
-    const secret = bootstrapTokenSecret(token, new Date(now));
+    const secret = bootstrapTokenSecret(token, new Date(now), 24 * 3600_000);
     expect(secret.metadata.name).toBe("bootstrap-token-abcdef");
     expect(checkBootstrapToken(secret, token, now + 1000)).toBeUndefined();
     expect(checkBootstrapToken(secret, "abcdef.0123456789abcdee", now)).toBe("bootstrap token abcdef: wrong secret");
@@ -75,6 +75,8 @@ describe("bootstrap tokens", () => {
     expect(checkBootstrapToken(secret, "nope", now)).toMatch(/not a bootstrap token/);
     const noAuth = { ...secret, data: { ...(secret as unknown as { data: Record<string, string> }).data, "usage-bootstrap-authentication": Buffer.from("false").toString("base64") } };
     expect(checkBootstrapToken(noAuth as never, token, now)).toBe("bootstrap token abcdef is not for authentication");
+    // --token-ttl 0: no expiration at all.
+    expect(checkBootstrapToken(bootstrapTokenSecret(token, new Date(now), 0), token, now + 10 * 365 * 24 * 3600_000)).toBeUndefined();
     // A reason never carries the secret.
     expect(checkBootstrapToken(secret, "abcdef.zzzzzzzzzzzzzzzz", now)).not.toContain("zzzz");
   });
