@@ -12,22 +12,31 @@ export interface ServingCert {
   key: string;
 }
 
-export async function generateServingCert(ips: string[] = ["127.0.0.1"], dnsNames: string[] = ["localhost", "kubewire"]): Promise<ServingCert> {
-  const now = new Date();
-  const pems = await generate([{ name: "commonName", value: "kubewire-apiserver" }], {
+/**
+ * One EC P-256 certificate signed with SHA-256, valid from a minute ago (clock skew between
+ * processes) for `days`; self-signed unless `ca` signs it.
+ */
+async function certificate(commonName: string, days: number, extensions: NonNullable<Parameters<typeof generate>[1]>["extensions"], ca?: { key: string; cert: string }): Promise<ServingCert> {
+  const now = Date.now();
+  const pems = await generate([{ name: "commonName", value: commonName }], {
     keyType: "ec",
     curve: "P-256",
     algorithm: "sha256",
-    notBeforeDate: new Date(now.getTime() - 60_000),
-    notAfterDate: new Date(now.getTime() + 365 * 24 * 3600_000),
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true, keyEncipherment: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [...ips.map((ip) => ({ type: 7 as const, ip })), ...dnsNames.map((value) => ({ type: 2 as const, value }))] },
-    ],
+    notBeforeDate: new Date(now - 60_000),
+    notAfterDate: new Date(now + days * 24 * 3600_000),
+    extensions,
+    ...(ca ? { ca } : {}),
   });
   return { cert: pems.cert, key: pems.private };
+}
+
+export async function generateServingCert(ips: string[] = ["127.0.0.1"], dnsNames: string[] = ["localhost", "kubewire"]): Promise<ServingCert> {
+  return certificate("kubewire-apiserver", 365, [
+    { name: "basicConstraints", cA: true },
+    { name: "keyUsage", digitalSignature: true, keyCertSign: true, keyEncipherment: true },
+    { name: "extKeyUsage", serverAuth: true },
+    { name: "subjectAltName", altNames: [...ips.map((ip) => ({ type: 7 as const, ip })), ...dnsNames.map((value) => ({ type: 2 as const, value }))] },
+  ]);
 }
 
 /** The cluster's certificate authority: it signs the NATS servers' certificates. */
@@ -37,19 +46,10 @@ export interface ClusterCa {
 }
 
 export async function generateClusterCa(): Promise<ClusterCa> {
-  const now = new Date();
-  const pems = await generate([{ name: "commonName", value: "kubewire-ca" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate: new Date(now.getTime() - 60_000),
-    notAfterDate: new Date(now.getTime() + 10 * 365 * 24 * 3600_000),
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private };
+  return certificate("kubewire-ca", 3650, [
+    { name: "basicConstraints", cA: true, critical: true },
+    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+  ]);
 }
 
 /** URI SAN of a NATS server certificate naming the cluster's NATS account (how `kubewire join` discovers it). */
@@ -60,15 +60,10 @@ export const NATS_ACCOUNT_URI_PREFIX = "urn:kubewire:nats-account:";
  * PEM holds the chain (leaf then CA), so a joining node sees the CA in the handshake and can pin it.
  */
 export async function generateNatsServerCert(ca: ClusterCa, opts: { ips: string[]; dnsNames: string[]; account: string }): Promise<ServingCert> {
-  const now = new Date();
-  const pems = await generate([{ name: "commonName", value: "kubewire-nats" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate: new Date(now.getTime() - 60_000),
-    notAfterDate: new Date(now.getTime() + 365 * 24 * 3600_000),
-    ca: { key: ca.key, cert: ca.cert },
-    extensions: [
+  const leaf = await certificate(
+    "kubewire-nats",
+    365,
+    [
       { name: "basicConstraints", cA: false },
       { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
       { name: "extKeyUsage", serverAuth: true, clientAuth: true },
@@ -81,8 +76,9 @@ export async function generateNatsServerCert(ca: ClusterCa, opts: { ips: string[
         ],
       },
     ],
-  });
-  return { cert: `${pems.cert.trim()}\n${ca.cert.trim()}\n`, key: pems.private };
+    ca,
+  );
+  return { cert: `${leaf.cert.trim()}\n${ca.cert.trim()}\n`, key: leaf.key };
 }
 
 /**
