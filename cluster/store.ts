@@ -19,7 +19,7 @@
  *   logged once per key and revision, counted (badObjects), and skipped by list and watch; get
  *   of such a key throws StoreError Corrupt naming the key.
  */
-import { headers as natsHeaders, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from "nats";
+import { createInbox, headers as natsHeaders, type JetStreamManager, type KV, type KvEntry, type Msg, type MsgHdrs, type NatsConnection } from "nats";
 import { decodeStored, type Decoded } from "./decode.ts";
 import type { Logger } from "./log.ts";
 import { keyFilter, objectKey, type ResourceInfo } from "./resources.ts";
@@ -27,6 +27,8 @@ import { keyFilter, objectKey, type ResourceInfo } from "./resources.ts";
 export const OBJECTS_BUCKET = "kubewire_objects";
 const STREAM = `KV_${OBJECTS_BUCKET}`;
 const WRONG_LAST_SEQUENCE = 10071;
+/** How long a write waits for JetStream's acknowledgement (nats.js's JetStream default). */
+const PUBLISH_TIMEOUT_MS = 5000;
 
 export interface ObjectMeta {
   name?: string;
@@ -133,6 +135,104 @@ class TurnBatch {
   }
 }
 
+/** A JetStream API error of a write, shaped as nats.js's (api_error) so one check reads both. */
+class PublishError extends Error {
+  override readonly name = "PublishError";
+  constructor(
+    message: string,
+    readonly api_error?: { code?: number; err_code?: number; description?: string },
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The store's writes to the stream: a publish with the expected-sequence headers, answered by
+ * JetStream's PubAck on one inbox subscription of the store's, matched by the reply subject's
+ * last token. It is what kv.put does through nc.request, less what that costs per write and a
+ * store does not need: a timer and a deferred each, and the NatsError every request's cancel()
+ * builds even on success (together ~80 us of CPU per write, a tenth of a pod create). Timeouts
+ * are checked once a second for every write in flight.
+ */
+class Publisher {
+  private readonly inbox: string;
+  private next = 1;
+  private readonly pending = new Map<number, { resolve: (seq: number) => void; reject: (err: Error) => void; deadline: number }>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly nc: NatsConnection) {
+    // The connection's inbox prefix (nats.js's own mux uses it), so permissions on inboxes hold.
+    const prefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+    this.inbox = `${createInbox(prefix)}.`;
+    nc.subscribe(`${this.inbox}*`, { callback: (err, msg) => (err ? this.failAll(err) : this.answer(msg)) });
+    void nc.closed().then(() => this.failAll(new Error("the NATS connection is closed")));
+  }
+
+  /** Publishes `data` to `subject`; resolves with the stream sequence JetStream stored it at. */
+  publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const id = this.next++;
+      this.pending.set(id, { resolve, reject, deadline: performance.now() + PUBLISH_TIMEOUT_MS });
+      try {
+        this.nc.publish(subject, data, { reply: `${this.inbox}${id}`, headers });
+      } catch (err) {
+        this.pending.delete(id);
+        reject(err as Error);
+        return;
+      }
+      this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+    });
+  }
+
+  private answer(msg: Msg): void {
+    const id = Number(msg.subject.slice(this.inbox.length));
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    if (msg.data.length === 0) {
+      // A status message: 503 when no stream takes the subject.
+      p.reject(new PublishError(msg.headers?.code === 503 ? `no JetStream stream answers on ${msg.subject}` : `JetStream answered ${msg.headers?.code ?? "nothing"} ${msg.headers?.description ?? ""}`.trim()));
+      return;
+    }
+    let ack: { stream?: string; seq?: number; error?: { code?: number; err_code?: number; description?: string } };
+    try {
+      ack = JSON.parse(textDecoder.decode(msg.data)) as typeof ack;
+    } catch (err) {
+      p.reject(new PublishError(`JetStream's acknowledgement is not JSON: ${(err as Error).message}`));
+      return;
+    }
+    if (ack.error) p.reject(new PublishError(ack.error.description ?? `JetStream error ${ack.error.err_code}`, ack.error));
+    else if (!ack.stream || typeof ack.seq !== "number") p.reject(new PublishError("invalid JetStream acknowledgement"));
+    else p.resolve(ack.seq);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [id, p] of this.pending) {
+      if (now < p.deadline) continue;
+      this.pending.delete(id);
+      p.reject(new PublishError(`no acknowledgement from JetStream within ${PUBLISH_TIMEOUT_MS} ms`));
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
+
+const textDecoder = new TextDecoder();
+/** nats.js's KV key check (kv.ts validateKey): a key that is not one would publish elsewhere. */
+const VALID_KEY = /^[-/=.\w]+$/;
+
+function checkKey(key: string): void {
+  if (key.startsWith(".") || key.endsWith(".") || !VALID_KEY.test(key)) throw new Error(`invalid key: ${key}`);
+}
+
 function isWrongLastSequence(err: unknown): boolean {
   return (err as { api_error?: { err_code?: number } })?.api_error?.err_code === WRONG_LAST_SEQUENCE;
 }
@@ -144,13 +244,16 @@ export class ObjectStore {
   readonly badKeys = new Map<string, string>();
   private readonly loggedBad = new Set<string>();
   private readonly batch = new TurnBatch();
+  private readonly publisher: Publisher;
 
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
     private readonly log: Logger | undefined,
-  ) {}
+  ) {
+    this.publisher = new Publisher(nc);
+  }
 
   /**
    * The control plane makes the bucket (with `replicas` copies on a NATS cluster); a reader
@@ -209,6 +312,18 @@ export class ObjectStore {
     return (await this.jsm.streams.info(STREAM)).state.last_seq;
   }
 
+  /**
+   * Puts `value` at `key` if the key's last revision is `expectedRevision` (0: none), as a KV
+   * delete marker when `del`; the revision written. Sent at the end of the event loop's turn.
+   */
+  private write(key: string, value: Uint8Array, expectedRevision: number, del = false): Promise<number> {
+    checkKey(key);
+    const h = natsHeaders();
+    if (del) h.set("KV-Operation", "DEL");
+    h.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
+    return this.batch.run(() => this.publisher.publish(`$KV.${OBJECTS_BUCKET}.${key}`, value, h));
+  }
+
   /** Every live object of a resource (in one namespace, or all), and the revision the list is at. */
   async list(r: ResourceInfo, namespace: string | undefined): Promise<{ items: KubeObject[]; resourceVersion: number }> {
     const before = await this.revision();
@@ -247,7 +362,16 @@ export class ObjectStore {
     const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
     try {
       const value = encode("ADDED", object);
-      const rev = await this.batch.run(() => this.kv.create(key, value));
+      let rev: number;
+      try {
+        rev = await this.write(key, value, 0);
+      } catch (err) {
+        // As kv.create: a key whose last message is a delete (or purge) marker is free again.
+        if (!isWrongLastSequence(err)) throw err;
+        const last = await this.batch.run(() => this.kv.get(key));
+        if (last?.operation !== "DEL" && last?.operation !== "PURGE") throw err;
+        rev = await this.write(key, value, last.revision);
+      }
       return withRevision(object, rev);
     } catch (err) {
       if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
@@ -262,7 +386,7 @@ export class ObjectStore {
     const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
     try {
       const value = encode("MODIFIED", object);
-      const rev = await this.batch.run(() => this.kv.update(key, value, expectedRevision));
+      const rev = await this.write(key, value, expectedRevision);
       return withRevision(object, rev);
     } catch (err) {
       if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
@@ -278,13 +402,10 @@ export class ObjectStore {
   /** Removes the object stored at `expectedRevision`; the delete marker carries its last state. */
   async delete(r: ResourceInfo, object: KubeObject, expectedRevision: number): Promise<KubeObject> {
     const key = objectKey(r, object.metadata.namespace, object.metadata.name!);
-    const h = natsHeaders();
-    h.set("KV-Operation", "DEL");
-    h.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
     try {
       const value = encode("DELETED", object);
-      const ack = await this.batch.run(() => this.nc.jetstream().publish(`$KV.${OBJECTS_BUCKET}.${key}`, value, { headers: h }));
-      return withRevision(object, ack.seq);
+      const rev = await this.write(key, value, expectedRevision, true);
+      return withRevision(object, rev);
     } catch (err) {
       if (isWrongLastSequence(err) || /wrong last sequence/i.test(String((err as Error).message))) {
         throw new StoreError(StoreErrorCode.Conflict, `Operation cannot be fulfilled on ${r.plural} "${object.metadata.name}": the object has been modified`);

@@ -241,7 +241,16 @@ function defaultEndpointSlice(slice: EndpointSlice): void {
  * Event, Ingress, whose pathType is left as given) come back as an unchanged copy.
  */
 export function defaultObject(kind: string, obj: any): any {
-  const copy: unknown = cloneJson(obj);
+  return defaultOwnObject(kind, cloneJson(obj));
+}
+
+/**
+ * defaultObject without the copy: defaults `obj` in place (and returns it, or the defaulted
+ * CRD). For an object the caller owns whole, no part of it shared (the registry's create has
+ * one: the schema check's copy of the request body).
+ */
+export function defaultOwnObject(kind: string, obj: any): any {
+  const copy: unknown = obj;
   if (!isRec(copy)) return copy;
   // A kind served from a stored CRD: its schema's defaults, whatever its name (crds.ts).
   const served = typeof copy.apiVersion === "string" ? customResourceFor(copy.apiVersion, kind) : undefined;

@@ -112,7 +112,8 @@ export class ApiServer {
       }
       else res.end();
     } finally {
-      this.log.debug({ method: req.method, path: url.pathname, query: url.search, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+      // Checked first: the record would be built for every request only to be dropped.
+      if (this.log.isLevelEnabled("debug")) this.log.debug({ method: req.method, path: url.pathname, query: url.search, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
     }
   }
 
@@ -527,7 +528,8 @@ async function readBody(req: IncomingMessage, optional = false): Promise<unknown
     else if (type !== "application/json" && !Object.values(PatchType).includes(type as PatchType)) {
       throw Errors.unsupportedMediaType(`the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
     } else value = JSON.parse(raw);
-    if (nestingDepth(value) > MAX_BODY_DEPTH) throw Errors.badRequest(`the body of the request could not be decoded: nested more than ${MAX_BODY_DEPTH} levels deep`);
+    // Each level of nesting takes at least one character of the body: a shorter one cannot be too deep.
+    if (raw.length > MAX_BODY_DEPTH && nestingDepth(value) > MAX_BODY_DEPTH) throw Errors.badRequest(`the body of the request could not be decoded: nested more than ${MAX_BODY_DEPTH} levels deep`);
     return value;
   } catch (err) {
     if (err instanceof ApiError) throw err;

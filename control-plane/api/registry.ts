@@ -6,7 +6,7 @@
  * and a rejected request writes nothing.
  */
 import { randomUUID } from "node:crypto";
-import { defaultObject } from "./defaults.ts";
+import { defaultObject, defaultOwnObject } from "./defaults.ts";
 import { applyJsonMergePatch, applyJsonPatch, applyStrategicMergePatch, patchSchemaFor } from "./patch.ts";
 import { RESOURCES, groupVersion, resourceByKind, type ResourceInfo } from "../../cluster/resources.ts";
 import { checkFieldSelector, fieldsFor, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, type FieldSelector, type LabelSelector } from "../../cluster/selectors.ts";
@@ -96,7 +96,11 @@ export interface DeleteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
 }
 
-/** Admission: kind-specific changes and checks on create/update, with access to the registry. */
+/**
+ * Admission: kind-specific changes and checks on create/update, with access to the registry.
+ * It never modifies `obj`: it returns `obj` itself when it changes nothing, else a new object
+ * (the registry validates that one again).
+ */
 export type Admission = (r: ResourceInfo, obj: KubeObject, old: KubeObject | undefined, registry: Registry) => Promise<KubeObject>;
 
 /** Whether a pod's deletion should wait for its node-agent to tear it down. */
@@ -355,8 +359,8 @@ export class Registry {
     }
     if (!meta.name && meta.generateName) meta.name = `${meta.generateName}${randomSuffix(5)}`;
     const now = this.now();
-    // `body` is checkStructure's copy, and defaultObject copies again: no copy of it here.
-    let obj: KubeObject = defaultObject(r.kind, { ...body, apiVersion: groupVersion(r), kind: r.kind, metadata: meta }) as KubeObject;
+    // `body` is checkStructure's copy, no part of it shared: it is defaulted in place, uncopied.
+    let obj: KubeObject = defaultOwnObject(r.kind, { ...body, apiVersion: groupVersion(r), kind: r.kind, metadata: meta }) as KubeObject;
     obj.metadata = {
       ...obj.metadata,
       uid: randomUUID(),
@@ -368,10 +372,15 @@ export class Registry {
     delete obj.metadata.deletionGracePeriodSeconds;
     if (r.subresources.includes("status")) delete obj.status;
     this.setManagedFields(r, undefined, obj, opts, applied);
-    this.validate(r, obj);
+    // Validated before admission, which may read or allocate from the object (a Service's
+    // ports), and again after it when it changed anything. A new Pod's admission only appends
+    // well-formed tolerations and sets its status, and cannot fail: it is validated once, after
+    // (as kube-apiserver validates after mutating admission), with the same errors.
+    if (r.kind !== "Pod") this.validate(r, obj);
     const write = async () => {
-      obj = await this.admission(r, obj, undefined, this);
-      this.validate(r, obj);
+      const admitted = await this.admission(r, obj, undefined, this);
+      if (admitted !== obj || r.kind === "Pod") this.validate(r, admitted);
+      obj = admitted;
       if (opts.dryRun) return obj;
       try {
         return await this.store.create(r, obj);

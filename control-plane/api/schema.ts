@@ -309,7 +309,8 @@ function shapeOf(body: unknown): string | undefined {
       budget -= k.length;
       const t = walk((v as Record<string, unknown>)[k]);
       if (t === undefined) return undefined;
-      s += `${JSON.stringify(k)}:${t},`;
+      // Length-prefixed, so any key reads back unambiguously without quoting and escaping it.
+      s += `${k.length}:${k}${t},`;
     }
     return `${s}}`;
   };

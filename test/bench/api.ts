@@ -11,6 +11,7 @@
  * half a millisecond of CPU per request, on the same two cores as the API server it measures.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { connect, type TLSSocket } from "node:tls";
 import { build as buildHistogram } from "hdr-histogram-js";
 import { paths } from "../../cluster/kube-client.ts";
@@ -21,6 +22,20 @@ const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 32);
 
 function pod(name: string): object {
   return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: "load", labels: { app: "load" } }, spec: { containers: [{ name: "app", image: "registry.k8s.io/e2e-test-images/agnhost:2.47" }] } };
+}
+
+/**
+ * CPU time (user + system, ms) the process has used so far, from /proc (Linux); undefined
+ * elsewhere. Less noisy than rates on a shared machine: what each create costs the API server.
+ */
+function cpuMs(pid: number): number | undefined {
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (1/100 s).
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs worker(i) for i in [0, count), IN_FLIGHT at a time; `w` is which of them runs it. */
@@ -109,6 +124,8 @@ try {
 
   const conns = await Promise.all(Array.from({ length: IN_FLIGHT }, () => ApiConnection.open(cluster.apiUrl, cluster.tls.cert, cluster.token)));
   const latency = buildHistogram({ numberOfSignificantValueDigits: 3 });
+  const apiPid = cluster.procs.get("control-plane")!.pid;
+  const cpu0 = cpuMs(apiPid);
   t0 = performance.now();
   await pool(N, async (i, w) => {
     const s = performance.now();
@@ -119,6 +136,7 @@ try {
     }
   });
   const createdMs = performance.now() - t0;
+  const cpu1 = cpuMs(apiPid);
   for (const c of conns) c.close();
   let running = 0;
   let perNode: Record<string, number> = {};
@@ -136,6 +154,7 @@ try {
   console.log(`  raw JetStream KV puts/s (baseline)      ${Math.round(kvRate).toLocaleString("en-US")}`);
   console.log(`  API pod creates/s                       ${Math.round((N / createdMs) * 1000).toLocaleString("en-US")}  (${((N / createdMs) * 1000 / kvRate).toFixed(2)}x the raw KV rate)`);
   console.log(`  create latency p50 / p99                ${ms(latency.getValueAtPercentile(50))} / ${ms(latency.getValueAtPercentile(99))}`);
+  if (cpu0 !== undefined && cpu1 !== undefined) console.log(`  control-plane CPU per create             ${(((cpu1 - cpu0) / N) * 1000).toFixed(0)} us`);
   console.log(`  all ${N} created in                      ${(createdMs / 1000).toFixed(1)} s`);
   console.log(`  all ${N} Running (scheduled, plumbed, reported) after ${(allRunningMs / 1000).toFixed(1)} s`);
   console.log(`  pods per node                           ${Object.entries(perNode).sort().map(([n, c]) => `${n}=${c}`).join(" ")}`);

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { checkSchema } from "../../../control-plane/api/schema.ts";
 import { Registry } from "../../../control-plane/api/registry.ts";
+import { createAdmission } from "../../../control-plane/api/admission.ts";
 import { ApiError } from "../../../control-plane/api/status.ts";
 import { objectKey, resourceByKind, type ResourceInfo } from "../../../cluster/resources.ts";
 import type { KubeObject, ObjectStore } from "../../../cluster/store.ts";
@@ -115,5 +116,41 @@ describe("the namespace check of creates", () => {
     expect(await status(registry.create(POD, "late", pod("early")))).toBe(404);
     store.objects.set(objectKey(NS, undefined, "late"), { apiVersion: "v1", kind: "Namespace", metadata: { name: "late", uid: "u" } });
     expect(await status(registry.create(POD, "late", pod("now")))).toBe(201);
+  });
+});
+
+describe("the validation of a create", () => {
+  const NS = resourceByKind("Namespace");
+  const POD = resourceByKind("Pod");
+  const CONFIGMAP = resourceByKind("ConfigMap");
+  const setup = async (admission: ConstructorParameters<typeof Registry>[1]) => {
+    const store = new CountingStore();
+    const registry = new Registry(store as unknown as ObjectStore, admission, async () => false);
+    await registry.create(NS, undefined, { apiVersion: "v1", kind: "Namespace", metadata: { name: "load" } });
+    return { store, registry };
+  };
+  const causes = (p: Promise<unknown>) =>
+    p.then(
+      () => [],
+      (err: unknown) => {
+        const st = (err as ApiError).status as { code: number; details?: { causes?: Array<{ field: string }> } };
+        return [st.code, ...(st.details?.causes ?? []).map((c) => c.field)];
+      },
+    );
+
+  it("judges a Pod once, after admission, on the request's own fields only", async () => {
+    const { store, registry } = await setup(createAdmission("10.96.0.0/12"));
+    // Admission appends the not-ready/unreachable tolerations after the request's invalid one.
+    const bad = pod("Bad_Name", (p) => (p.spec.tolerations = [{ key: "k", operator: "Bogus" }]));
+    expect(await causes(registry.create(POD, "load", bad))).toEqual([422, "metadata.name", "spec.tolerations[0].operator"]);
+    expect(store.objects.size).toBe(1);
+    const created = await registry.create(POD, "load", pod("good"));
+    expect((created.spec as { tolerations: Array<{ key: string }> }).tolerations.map((t) => t.key)).toEqual(["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]);
+  });
+
+  it("validates what an admission changed, of a Pod and of any other kind", async () => {
+    const { registry } = await setup(async (r, o) => (r.kind === "Namespace" ? o : { ...o, metadata: { ...o.metadata, labels: { "bad key!": "x" } } }));
+    expect(await causes(registry.create(POD, "load", pod("p")))).toEqual([422, "metadata.labels"]);
+    expect(await causes(registry.create(CONFIGMAP, "load", { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" } }))).toEqual([422, "metadata.labels"]);
   });
 });
