@@ -320,7 +320,15 @@ async function check(state: ClusterState, waitMs: number, json: boolean, io: Cha
   const started = Date.now();
   try {
     for (;;) {
-      const r = await clusterCheck(kube, nc);
+      let r: Awaited<ReturnType<typeof clusterCheck>>;
+      try {
+        r = await clusterCheck(kube, nc);
+      } catch (err) {
+        // The API failing over with its store (a NATS server killed) is "not yet" while we wait.
+        if (Date.now() - started >= waitMs) throw err;
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
       const tookMs = Date.now() - started;
       if (r.violations.length === 0 || tookMs >= waitMs) {
         if (json) io.stdout(JSON.stringify({ holds: r.violations.length === 0, checkedForMs: tookMs, nodes: r.nodes, counts: r.counts, violations: r.violations }, null, 2));
