@@ -25,7 +25,7 @@ import { parseDuration } from "../cluster/syntax.ts";
 import { Subjects, type NodeConvergence } from "../cluster/types.ts";
 import { addressViolations, convergenceViolations, expectedConvergence, type AddressCounts, type ClusterObjects, type Violation } from "./invariants.ts";
 import { isAlive, relaunch, stopPid } from "./processes.ts";
-import { containerFor, docker, projectContainers, type ComposeContainer } from "./compose.ts";
+import { containerFor, docker, isComposeServiceTarget, projectContainers, type ComposeContainer } from "./compose.ts";
 import { cliNatsAuth, readState, writeState, type ClusterProcess, type ClusterState } from "./state.ts";
 
 export const CHAOS_VERBS = ["kill", "pause", "resume", "restart"] as const;
@@ -191,7 +191,7 @@ async function containerAction(state: ClusterState, target: string, c: ComposeCo
   if (r.code !== 0) return { ok: false, message: `docker ${DOCKER_VERB[verb][0]} ${id}: ${r.stderr.trim()}` };
   if (verb === "restart") {
     try {
-      await waitServing(state, c.service === "nats" || c.service === "control-plane" ? c.service : target, timeoutMs);
+      await waitServing(state, isComposeServiceTarget(c.service) ? c.service : target, timeoutMs);
     } catch (err) {
       return { ok: false, message: `chaos restart ${target}: ${(err as Error).message}` };
     }

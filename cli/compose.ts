@@ -58,19 +58,25 @@ export function readContainers(inspectJson: string): ComposeContainer[] {
   });
 }
 
-/** The services whose containers run no node: the one-shot pki is no chaos target at all. */
-const NOT_NODES = new Set(["nats", "control-plane", "pki"]);
+/**
+ * The services a chaos target names as such: NATS (`nats`, and `nats-2`, `nats-3` of
+ * deploy/compose-nats-cluster.yml) and the control plane. Their containers run no node, nor does
+ * the one-shot pki's, which is no chaos target at all.
+ */
+export function isComposeServiceTarget(service: string): boolean {
+  return service === "control-plane" || /^nats(?:-\d+)?$/.test(service);
+}
 
 /**
- * The container a chaos target names: `nats` and `control-plane` by service, a node by its name
+ * The container a chaos target names: NATS and `control-plane` by service, a node by its name
  * (the hostname it took: `gateway`, or a replica's container id prefix).
  */
 export function containerFor(containers: readonly ComposeContainer[], target: string): { kind: "ok"; container: ComposeContainer } | { kind: "invalid"; message: string } {
-  const byService = target === "nats" || target === "control-plane" ? containers.filter((c) => c.service === target) : [];
-  const nodes = containers.filter((c) => !NOT_NODES.has(c.service));
+  const byService = isComposeServiceTarget(target) ? containers.filter((c) => c.service === target) : [];
+  const nodes = containers.filter((c) => !isComposeServiceTarget(c.service) && c.service !== "pki");
   const found = byService.length > 0 ? byService : nodes.filter((c) => c.hostname === target);
   if (found.length === 1) return { kind: "ok", container: found[0]! };
-  const names = [...new Set(containers.filter((c) => c.service !== "pki").map((c) => (c.service === "nats" || c.service === "control-plane" ? c.service : c.hostname)))].sort();
+  const names = [...new Set(containers.filter((c) => c.service !== "pki").map((c) => (isComposeServiceTarget(c.service) ? c.service : c.hostname)))].sort();
   if (found.length > 1) return { kind: "invalid", message: `"${target}" names ${found.length} containers of the project: ${found.map((c) => c.id.slice(0, 12)).join(", ")}` };
   return { kind: "invalid", message: `no container of this compose project runs "${target}"; there are: ${names.join(", ")}` };
 }

@@ -20,6 +20,7 @@ export const CONFIG_ENV_VARS = {
   KUBEWIRE_BOOTSTRAP_TOKEN: "bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, as kubeadm's): a node-agent without credentials joins with it; the control plane accepts joins with it while its kube-system Secret lives; the compose set-up's pki service makes the material for it",
   KUBEWIRE_BOOTSTRAP_TOKEN_TTL: "how long the bootstrap token's Secret lets nodes join, a Go duration from the control plane's first start; 0 never expires (kubeadm's --token-ttl; 24h)",
   KUBEWIRE_NATS_REPLICAS: "replicas of the store's JetStream stream: 3 on a 3-server NATS cluster (control plane; 1)",
+  KUBEWIRE_NATS_SERVERS: "the compose set-up's NATS services, comma separated (pki; nats): the server certificate is made for their names, and with several, each gets its own config <name>.conf routing it to the others (deploy/compose-nats-cluster.yml)",
   KUBEWIRE_NODE_NAME: "name of this node (node-agent only)",
   KUBEWIRE_HOST_ADDRESS: "real address this node binds NodePorts/DNS to (127.0.1.N locally)",
   KUBEWIRE_CLUSTER_CIDR: "pod network; each node gets a /24 of it",
@@ -317,16 +318,23 @@ export function loadNodeAgentConfig(env: Env = process.env, readResolvConf: () =
   };
 }
 
-/** The compose set-up's one-shot `pki` service (control-plane/pki.ts): the token its material is made for. */
+/** The compose set-up's one-shot `pki` service (control-plane/pki.ts): the token its material is made for, and the NATS servers. */
 export interface PkiConfig {
   logLevel: string;
   bootstrapToken: string;
+  /** The compose services that run nats-server (their names on the compose network). */
+  natsServers: string[];
 }
 
 export function loadPkiConfig(env: Env = process.env): PkiConfig {
   const { bootstrapToken: token } = bootstrapToken(env);
   if (!token) throw new ConfigError("KUBEWIRE_BOOTSTRAP_TOKEN", "required: the token the nodes join with");
-  return { logLevel: env.KUBEWIRE_LOG_LEVEL ?? "info", bootstrapToken: token };
+  const natsServers = (env.KUBEWIRE_NATS_SERVERS ?? "nats").split(",").map((s) => s.trim());
+  // Service names (the certificate's DNS names); JetStream replicates a stream at most 5 times.
+  if (natsServers.length > 5 || !natsServers.every(isDns1123Label) || new Set(natsServers).size !== natsServers.length) {
+    throw new ConfigError("KUBEWIRE_NATS_SERVERS", `want 1 to 5 distinct DNS-1123 labels, comma separated, got ${JSON.stringify(env.KUBEWIRE_NATS_SERVERS)}`);
+  }
+  return { logLevel: env.KUBEWIRE_LOG_LEVEL ?? "info", bootstrapToken: token, natsServers };
 }
 
 export function loadControlPlaneConfig(env: Env = process.env): ControlPlaneConfig {

@@ -34,6 +34,12 @@ describe("compose containers", () => {
     expect(containerFor(cs, "node-9")).toEqual({ kind: "invalid", message: 'no container of this compose project runs "node-9"; there are: 0f3c9a1b2c3d, control-plane, gateway, nats' });
   });
 
+  it("names the servers of the NATS cluster option (deploy/compose-nats-cluster.yml) by service too, never as nodes", () => {
+    const cs = [...readContainers(inspect), { id: "3333222211110000", service: "nats-2", hostname: "333322221111", state: "running" }];
+    expect(containerFor(cs, "nats-2")).toMatchObject({ kind: "ok", container: { id: "3333222211110000" } });
+    expect(containerFor(cs, "333322221111")).toEqual({ kind: "invalid", message: 'no container of this compose project runs "333322221111"; there are: 0f3c9a1b2c3d, control-plane, gateway, nats, nats-2' });
+  });
+
   it("never takes the one-shot pki container for a node", () => {
     const cs = [...readContainers(inspect), { id: "7777666655554444", service: "pki", hostname: "7777666655554444", state: "exited" }];
     expect(containerFor(cs, "7777666655554444")).toEqual({ kind: "invalid", message: 'no container of this compose project runs "7777666655554444"; there are: 0f3c9a1b2c3d, control-plane, gateway, nats' });

@@ -1,8 +1,9 @@
 /**
  * The compose set-up's pki (cluster/compose-pki.ts) on a temporary directory: the material made
  * once for the given token, each consumer's share, a second run that keeps everything, and a
- * changed token refused. Real keys and files; no containers (test/integration/compose.test.ts
- * runs the pki service for real).
+ * changed token refused; with several NATS servers, one config each and a certificate for all.
+ * Real keys and files; no containers (test/integration/compose.test.ts runs the pki service for
+ * real).
  */
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -10,7 +11,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode } from "@nats-io/jwt";
 import { afterAll, describe, expect, it } from "vitest";
-import { COMPOSE_PKI_FILES, ComposePkiError, composeCliFiles, provisionComposePki, type ComposePkiLayout } from "../../cluster/compose-pki.ts";
+import {
+  COMPOSE_NATS_CLUSTER,
+  COMPOSE_PKI_FILES,
+  ComposePkiError,
+  composeCliFiles,
+  composeNatsFiles,
+  provisionComposePki,
+  type ComposePkiLayout,
+} from "../../cluster/compose-pki.ts";
 import { bootstrapSigner, parseCredsText, userOf } from "../../cluster/nats-auth.ts";
 import { createClusterSecurity } from "../../cluster/security.ts";
 
@@ -74,5 +83,42 @@ describe("createClusterSecurity", () => {
     const dir = join(root, "given");
     expect((await createClusterSecurity(dir, undefined, { token: TOKEN })).token).toBe(TOKEN);
     await expect(createClusterSecurity(join(root, "bad"), undefined, { token: "not-a-token" })).rejects.toThrow(/\[a-z0-9\]\{6\}/);
+  });
+});
+
+describe("provisionComposePki for a NATS cluster (KUBEWIRE_NATS_SERVERS)", () => {
+  const servers = ["nats", "nats-2", "nats-3"];
+  const base = join(root, "cluster");
+  const clustered: ComposePkiLayout = { stateDir: join(base, "state"), nats: join(base, "nats"), controlPlane: join(base, "control-plane"), node: join(base, "node") };
+
+  it("makes the server certificate for every server, and one config per server routing it to the others with mutual TLS", async () => {
+    expect(await provisionComposePki(TOKEN, clustered, servers)).toMatchObject({ created: true });
+    expect(readdirSync(clustered.nats).sort()).toEqual(Object.keys(composeNatsFiles(servers)).sort());
+    expect(readdirSync(clustered.nats)).not.toContain("nats-server.conf");
+    const leaf = new X509Certificate(readFileSync(join(clustered.nats, "nats-server.pem"), "utf8"));
+    for (const name of servers) expect(leaf.checkHost(name), name).toBe(name);
+    const names = servers.map((name) => {
+      const config = readFileSync(join(clustered.nats, `${name}.conf`), "utf8");
+      expect(config).toMatch(/^port: 4222$/m);
+      expect(config).toMatch(/^jetstream \{ store_dir: "\/data" \}$/m);
+      expect(config).toMatch(/^http: "0\.0\.0\.0:8222"$/m);
+      const cluster = /^cluster \{ (.*) \}$/m.exec(config)?.[1] ?? "";
+      expect(cluster).toContain(`port: ${COMPOSE_NATS_CLUSTER.port}`);
+      expect(cluster).toContain(`routes: [${servers.map((s) => JSON.stringify(`nats-route://${s}:${COMPOSE_NATS_CLUSTER.port}`)).join(", ")}]`);
+      // Routes only between holders of a certificate of the cluster CA.
+      expect(cluster).toMatch(/tls \{ [^}]*ca_file: [^}]*verify: true \}/);
+      return /^server_name: "([^"]+)"$/m.exec(config)?.[1];
+    });
+    expect(names, "server_name must tell the JetStream peers apart").toEqual(servers);
+  });
+
+  it("refuses to switch a project between one server and a cluster, but takes the servers in any order", async () => {
+    await expect(provisionComposePki(TOKEN, clustered)).rejects.toThrow(/made for the NATS servers nats,nats-2,nats-3, not nats /);
+    await expect(provisionComposePki(TOKEN, layout, servers)).rejects.toThrow(ComposePkiError);
+    expect(await provisionComposePki(TOKEN, clustered, ["nats-3", "nats", "nats-2"])).toMatchObject({ created: false });
+    // Material made before KUBEWIRE_NATS_SERVERS was for the one server nats.
+    rmSync(join(layout.stateDir, "pki", "nats-servers"));
+    expect(await provisionComposePki(TOKEN, layout)).toEqual({ created: false, written: [] });
+    await expect(provisionComposePki(TOKEN, layout, servers)).rejects.toThrow(ComposePkiError);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Static checks of the docker deployment (docker-compose.yml, deploy/Dockerfile, .dockerignore,
- * tsconfig.build.json, deploy/local-images.sh, package.json and its lock): everything a `docker
+ * Static checks of the docker deployment (docker-compose.yml and its NATS cluster override
+ * deploy/compose-nats-cluster.yml, deploy/Dockerfile, .dockerignore, tsconfig.build.json,
+ * deploy/local-images.sh, package.json and its lock): everything a `docker
  * compose up` would trip over at build or start time that can be seen by reading the files, on
  * any machine (test/integration/compose.test.ts runs the file for real where Docker is). The
  * config values go through the real loaders of cluster/config.ts, so a value the processes would
@@ -23,7 +24,7 @@ import {
   withMachineIdentity,
   type ClusterConfig,
 } from "../../cluster/config.ts";
-import { COMPOSE_NATS, COMPOSE_PKI, COMPOSE_PKI_FILES, composeNatsConfig } from "../../cluster/compose-pki.ts";
+import { COMPOSE_NATS, COMPOSE_NATS_CLUSTER, COMPOSE_PKI, COMPOSE_PKI_FILES, composeNatsConfig, composeNatsFiles } from "../../cluster/compose-pki.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
 import { parseIpv4Addr } from "../../overlay/wire/common.ts";
 
@@ -1000,5 +1001,118 @@ describe("runtime dependencies of the image", () => {
       missing,
       `npm ci fails on these missing lock entries; regenerate the lock against the full registry (npm install --package-lock-only):\n  ${missing.join("\n  ")}\n`,
     ).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The NATS cluster option: deploy/compose-nats-cluster.yml layered over the compose file.
+
+const CLUSTER_FILE = "deploy/compose-nats-cluster.yml";
+const clusterText = readText(CLUSTER_FILE);
+const clusterOverride = dict(parse(clusterText, { merge: true }), CLUSTER_FILE);
+
+/**
+ * The services as `-f docker-compose.yml -f deploy/compose-nats-cluster.yml` makes them, for the
+ * keys the override sets on a base service: environment and depends_on merge key by key,
+ * command replaces. Any other key would need compose's own rule (ports and volumes merge by
+ * other ones), so the first check refuses it.
+ */
+function clusterServices(): Record<string, Dict> {
+  const out: Record<string, Dict> = Object.fromEntries(serviceNames.map((name) => [name, { ...service(name) }]));
+  for (const [name, raw] of Object.entries(dict(clusterOverride.services, `${CLUSTER_FILE}: services`))) {
+    const o = dict(raw, `${CLUSTER_FILE}: services.${name}`);
+    const base = out[name];
+    if (!base) {
+      out[name] = o;
+      continue;
+    }
+    for (const [key, value] of Object.entries(o)) {
+      base[key] = key === "command" ? value : { ...dict(base[key] ?? {}, `services.${name}.${key}`), ...dict(value, `${CLUSTER_FILE}: services.${name}.${key}`) };
+    }
+  }
+  return out;
+}
+
+describe(`${CLUSTER_FILE} over ${COMPOSE_FILE}`, () => {
+  const merged = clusterServices();
+  const env = (name: string): Record<string, string> => {
+    const e = dict(merged[name]!.environment ?? {}, `services.${name}.environment`);
+    return Object.fromEntries(Object.entries(e).map(([k, v]) => {
+      expect(typeof v === "string" || typeof v === "number", `${name}: ${k} must be a literal`).toBe(true);
+      return [k, String(v)];
+    }));
+  };
+  const natsServers = Object.keys(merged).filter((name) => merged[name]!.image === service("nats").image);
+  const kubewireProcesses = Object.keys(merged).filter((name) => merged[name]!.build !== undefined && merged[name]!.restart !== "no");
+  const pkiName = Object.keys(merged).find((name) => merged[name]!.build !== undefined && merged[name]!.restart === "no")!;
+  const servers = loadPkiConfig(env(pkiName)).natsServers;
+  const trust = { operatorJwt: "o", systemAccount: "S", systemAccountJwt: "s", account: "A", accountJwt: "a" };
+
+  it("works with docker-compose 1.29, and changes base services only in ways whose merge is checked here", () => {
+    expect(clusterOverride.name, "docker-compose 1.29 rejects the top-level name key").toBeUndefined();
+    for (const m of clusterText.replace(/(^|\s)#.*$/gm, "").matchAll(/\$\{?([^}\s]*)\}?/g)) {
+      expect(m[0], "interpolation must name a KUBEWIRE_COMPOSE_ variable and give a default").toMatch(/^\$\{KUBEWIRE_COMPOSE_[A-Z0-9_]+:-[^}]+\}$/);
+    }
+    for (const [name, o] of Object.entries(dict(clusterOverride.services, "services"))) {
+      if (serviceNames.includes(name)) for (const key of Object.keys(dict(o, name))) expect(["environment", "depends_on", "command"], `${name}.${key}`).toContain(key);
+    }
+  });
+
+  it("runs three nats servers, the ones pki makes the certificate and a config for (KUBEWIRE_NATS_SERVERS)", () => {
+    expect(natsServers.sort()).toEqual([...servers].sort());
+    expect(servers).toHaveLength(3);
+    expect(servers[0], "the base file's nats is one of them: an override cannot remove it").toBe("nats");
+  });
+
+  it("gives each server its own config and JetStream volume, pki's share read-only, a health check, and a client port on 127.0.0.1", () => {
+    const topVolumes = Object.keys({ ...dict(compose.volumes ?? {}, "volumes"), ...dict(clusterOverride.volumes ?? {}, `${CLUSTER_FILE}: volumes`) });
+    const stores = new Set<string>();
+    const hostPorts = new Set<string>();
+    const portVariables = new Set<string>();
+    for (const name of servers) {
+      const s = merged[name]!;
+      const command = stringList(s.command, `${name}.command`);
+      const configFile = posix.join(COMPOSE_PKI.nats, `${name}.conf`);
+      expect(command, `${name} runs its own config`).toEqual(["nats-server", "-c", configFile]);
+      expect(Object.keys(composeNatsFiles(servers)), `pki writes no ${configFile}`).toContain(`${name}.conf`);
+      const mounts = stringList(s.volumes, `${name}.volumes`).map((v) => v.split(":"));
+      const store = mounts.find((m) => m[1] === "/data");
+      expect(store, `${name}: no volume on /data`).toBeDefined();
+      expect(topVolumes).toContain(store![0]);
+      stores.add(store![0]!);
+      expect(mounts.find((m) => m[1] === COMPOSE_PKI.nats), `${name}: pki's nats share read-only`).toEqual(["pki-nats", COMPOSE_PKI.nats, "ro"]);
+      expect(s.healthcheck, `${name}: the base nats's health check`).toEqual(service("nats").healthcheck);
+      expect(dict(s.depends_on, `${name}.depends_on`).pki).toEqual({ condition: "service_completed_successfully" });
+      expect(s.restart).toBe("unless-stopped");
+      const ports = stringList(s.ports, `${name}.ports`);
+      expect(ports, `${name}: its client port on 127.0.0.1`).toHaveLength(1);
+      expect(ports[0]).toMatch(/^127\.0\.0\.1:\$\{KUBEWIRE_COMPOSE_NATS(?:_\d)?_PORT:-\d+\}:4222$/);
+      hostPorts.add(withDefaults(ports[0]!).split(":")[1]!);
+      portVariables.add(/\$\{(\w+):-/.exec(ports[0]!)![1]!);
+    }
+    expect(stores.size, "each server its own JetStream volume").toBe(3);
+    expect(hostPorts.size, "each server its own default host port").toBe(3);
+    expect(portVariables.size, "each server's host port moved by its own variable").toBe(3);
+  });
+
+  it("names each server apart and routes it to the others with mutual TLS", () => {
+    const configs = servers.map((name) => composeNatsConfig(trust, COMPOSE_PKI, { name, servers }));
+    expect(configs.map((c) => /^server_name: "([^"]+)"$/m.exec(c)?.[1])).toEqual(servers);
+    for (const c of configs) {
+      expect(c).toMatch(/^port: 4222$/m);
+      expect(c).toMatch(new RegExp(`^cluster \\{ .*routes: \\[${servers.map((s) => `"nats-route://${s}:${COMPOSE_NATS_CLUSTER.port}"`).join(", ")}\\].*verify: true \\}`, "m"));
+    }
+  });
+
+  it("gives every kubewire process the three servers and has it wait for each, and the control plane 3 replicas", () => {
+    for (const name of kubewireProcesses) {
+      for (const key of Object.keys(env(name))) expect(Object.keys(CONFIG_ENV_VARS), `${name}: ${key}`).toContain(key);
+      const urls = loadClusterConfig(env(name)).natsUrl.split(",");
+      expect(urls, name).toEqual(servers.map((s) => `tls://${s}:4222`));
+      const deps = dict(merged[name]!.depends_on, `${name}.depends_on`);
+      for (const s of servers) expect(deps[s], `${name} waits for ${s}`).toEqual({ condition: "service_healthy" });
+    }
+    const controlPlane = kubewireProcesses.find((name) => commandOf(name).includes("control-plane/main.js"))!;
+    expect(loadControlPlaneConfig(env(controlPlane)).natsReplicas).toBe(servers.length);
   });
 });

@@ -5,6 +5,7 @@ import {
   loadClusterConfig,
   loadControlPlaneConfig,
   loadNodeAgentConfig,
+  loadPkiConfig,
   IPVS_SCHEDULERS,
   PROXY_MODES,
   type ConfigEnvVar,
@@ -166,6 +167,7 @@ describe("loadClusterConfig", () => {
       "KUBEWIRE_NATS_CREDS",
       "KUBEWIRE_NATS_ISSUER",
       "KUBEWIRE_NATS_REPLICAS",
+      "KUBEWIRE_NATS_SERVERS",
       "KUBEWIRE_NATS_URL",
       "KUBEWIRE_NODE_CIDR_MASK",
       "KUBEWIRE_NODE_GRACE_SECONDS",
@@ -274,6 +276,18 @@ describe("loadNodeAgentConfig", () => {
 
   it("reports cluster settings errors for the node agent too", () => {
     configError(() => loadNodeAgentConfig({ ...NODE, KUBEWIRE_VNI: "-5" }), "KUBEWIRE_VNI");
+  });
+});
+
+describe("loadPkiConfig", () => {
+  const TOKEN = { KUBEWIRE_BOOTSTRAP_TOKEN: "abcdef.0123456789abcdef" };
+  it("makes the material for the one server `nats` unless KUBEWIRE_NATS_SERVERS names the cluster's", () => {
+    expect(loadPkiConfig(TOKEN).natsServers).toEqual(["nats"]);
+    expect(loadPkiConfig({ ...TOKEN, KUBEWIRE_NATS_SERVERS: "nats, nats-2,nats-3" }).natsServers).toEqual(["nats", "nats-2", "nats-3"]);
+  });
+
+  it("refuses server names that are no DNS labels, repeat, or are more than JetStream replicates to", () => {
+    for (const servers of ["", "nats,", "Nats", "nats,nats", "a,b,c,d,e,f", "nats_2"]) configError(() => loadPkiConfig({ ...TOKEN, KUBEWIRE_NATS_SERVERS: servers }), "KUBEWIRE_NATS_SERVERS");
   });
 });
 
