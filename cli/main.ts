@@ -516,6 +516,8 @@ async function info(args: string[]): Promise<void> {
     api: state.apiUrl,
     dns: dnsList[0] ?? "",
     nats: state.natsUrl,
+    ...(state.natsCa ? { natsCa: state.natsCa } : {}),
+    ...(state.natsCreds ? { natsCreds: state.natsCreds } : {}),
     kubeconfig: join(state.stateDir, "kubeconfig"),
     nodes: nodes.map((n) => ({ name: n.name, hostAddress: n.hostAddress, dns: `${n.hostAddress}:${port}` })),
   };
@@ -525,7 +527,7 @@ async function info(args: string[]): Promise<void> {
   }
   console.log(`Kubernetes API:  ${out.api}`);
   console.log(`cluster DNS:     ${dnsList.join(", ") || "<no nodes>"}   (dig @${nodes[0]?.hostAddress ?? "ADDR"} -p ${port} NAME)`);
-  console.log(`NATS:            ${out.nats}`);
+  console.log(`NATS:            ${out.nats}${state.natsCreds ? `   (TLS with the CA ${state.natsCa}; the CLI's credentials ${state.natsCreds})` : ""}`);
   console.log(`kubeconfig:      ${out.kubeconfig}`);
 }
 

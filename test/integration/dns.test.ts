@@ -184,6 +184,8 @@ describe("the coredns add-on", () => {
     const info = JSON.parse(r.stdout);
     expect(info.dns).toBe(`${cluster.hostAddress("node-1")}:${DNS_PORT}`);
     expect(info.api).toBe(cluster.apiUrl);
+    // And what a NATS client needs: the URL, the CA and the CLI's credentials.
+    expect([info.nats, info.natsCa, info.natsCreds]).toEqual([cluster.nats.url, cluster.security!.caFile, cluster.security!.cliCreds]);
   });
 });
 
