@@ -16,14 +16,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeApiError, KubeClient, paths } from "../../cluster/kube-client.ts";
+import { KubeClient, paths } from "../../cluster/kube-client.ts";
 import { connectNats, readNatsAuth, request } from "../../cluster/rpc.ts";
 import { OBJECTS_BUCKET } from "../../cluster/store.ts";
 import { Subjects, type ExecResult, type NodeStatus } from "../../cluster/types.ts";
 import { REPO_ROOT, freePort } from "../../cli/processes.ts";
 import { composeCliMaterial, servedCertificate } from "../../cli/compose.ts";
 import { dockerSetup, freePortRange, run } from "./compose-fixture.ts";
-import { NETEXEC_IMAGE, until } from "./fixture.ts";
+import { NETEXEC_IMAGE, acknowledgedWrites, pingArrivals, until } from "./fixture.ts";
 
 const docker = await dockerSetup();
 if (docker.kind === "unavailable") console.warn(`compose-nats-cluster.test.ts skipped: no Docker engine here: ${docker.reason}`);
@@ -148,28 +148,7 @@ describe.skipIf(docker.kind !== "ready")("docker compose with a 3-server NATS cl
     const pingStart = Date.now();
     const pings = exec(["ping", "-c", "120", "-i", String(interval), "-W", "10", ips[1]!], 60_000);
     // API writes the whole time: each ConfigMap is created until the API acknowledges it.
-    const acked = new Set<string>();
-    let writing = true;
-    const writers = Array.from({ length: 2 }, async (_, w) => {
-      for (let i = 0; writing; i++) {
-        const name = `burst-${w}-${i}`;
-        for (;;) {
-          try {
-            await kube.create(`/api/v1/namespaces/${NS}/configmaps`, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels: { burst: "r3" } }, data: { i: String(i) } });
-            acked.add(name);
-            break;
-          } catch (err) {
-            // A create whose answer was lost may have been stored: the retry finds it.
-            if (err instanceof KubeApiError && err.code === 409) {
-              acked.add(name);
-              break;
-            }
-            if (!writing) break;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
-      }
-    });
+    const { acked, stop } = acknowledgedWrites(kube, NS, { burst: "r3" }, 2);
     // Writes acknowledged before the kill; they also give the pings time to flow.
     await until("writes acknowledged before the kill", () => (acked.size >= 30 ? true : undefined), 20_000);
     const victim = await containerOf(SERVERS[0]);
@@ -181,15 +160,13 @@ describe.skipIf(docker.kind !== "ready")("docker compose with a 3-server NATS cl
     await until("writes acknowledged after the kill", () => (acked.size >= before + 30 ? true : undefined), 30_000);
     const writesBackMs = Date.now() - killedAt;
     const out = await pings;
-    writing = false;
-    await Promise.all(writers);
+    await stop();
 
-    // Traffic: arrival time of each echo reply on the ping's clock; the longest silence is the outage.
-    const arrivals = [...out.stdout.matchAll(/icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms/g)].map((m) => (Number(m[1]) - 1) * interval * 1000 + Number(m[2])).sort((x, y) => x - y);
+    // Traffic: the longest time with no echo reply arriving is the outage.
+    const { arrivals, longestSilenceMs } = pingArrivals(out.stdout, interval);
     const killAt = killedAt - pingStart;
     expect(arrivals.filter((t) => t < killAt).length, `no reply before the kill (${killAt} ms in): ${out.stdout}`).toBeGreaterThan(5);
     expect(arrivals.filter((t) => t > killAt + 5000).length, `no reply after the kill: ${out.stdout}`).toBeGreaterThan(5);
-    const longestSilenceMs = Math.max(...arrivals.slice(1).map((t, i) => t - arrivals[i]!));
     console.log(`docker kill ${SERVERS[0]} (the store's leader: ${leader}): longest gap in pod-to-pod replies ${longestSilenceMs.toFixed(0)} ms; ${out.stdout.split("\n").find((l) => l.includes("packets transmitted"))}; API writes acknowledged again ${writesBackMs} ms after the kill`);
     expect(longestSilenceMs).toBeLessThanOrEqual(5000);
 

@@ -456,3 +456,49 @@ export async function startWebPods(cluster: TestCluster): Promise<void> {
   ]);
   await Promise.all(["web-1", "web-2", "web-3", "client"].map((p) => cluster.waitForPodRunning("default", p)));
 }
+
+/**
+ * `writers` loops creating ConfigMaps in `namespace` with `labels`, one after another, each
+ * retried until the API acknowledges it (a 409 on a retry: an attempt whose answer was lost was
+ * stored): the writes a store failover must not lose. `acked` holds every acknowledged name.
+ */
+export function acknowledgedWrites(kube: KubeClient, namespace: string, labels: Record<string, string>, writers: number): { acked: Set<string>; stop(): Promise<void> } {
+  const acked = new Set<string>();
+  let writing = true;
+  const loops = Array.from({ length: writers }, async (_, w) => {
+    for (let i = 0; writing; i++) {
+      const name = `burst-${w}-${i}`;
+      for (;;) {
+        try {
+          await kube.create(`/api/v1/namespaces/${namespace}/configmaps`, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels }, data: { i: String(i) } });
+          acked.add(name);
+          break;
+        } catch (err) {
+          if (err instanceof KubeApiError && err.code === 409) {
+            acked.add(name);
+            break;
+          }
+          if (!writing) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
+  });
+  return {
+    acked,
+    stop: async () => {
+      writing = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * When each echo reply of `ping -i INTERVAL` output arrived, on the ping's clock (ms from its
+ * start: the request's send time plus its RTT), in order; and the longest time with none.
+ */
+export function pingArrivals(stdout: string, intervalSeconds: number): { arrivals: number[]; longestSilenceMs: number } {
+  const arrivals = [...stdout.matchAll(/icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms/g)].map((m) => (Number(m[1]) - 1) * intervalSeconds * 1000 + Number(m[2])).sort((x, y) => x - y);
+  const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
+  return { arrivals, longestSilenceMs: gaps.length > 0 ? Math.max(...gaps) : Infinity };
+}

@@ -5,8 +5,7 @@
  * the server, started again, catches up with the others.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeApiError } from "../../cluster/kube-client.ts";
-import { TestCluster, until, type TestPod } from "./fixture.ts";
+import { TestCluster, acknowledgedWrites, pingArrivals, until, type TestPod } from "./fixture.ts";
 
 let cluster: TestCluster;
 let a: TestPod;
@@ -48,28 +47,7 @@ describe("a 3-server NATS cluster", () => {
     const interval = 0.1;
     const pings = cluster.exec(a, ["ping", "-c", "150", "-i", String(interval), "-W", "10", b.podIp], 90_000);
     // A burst of API writes the whole time: each ConfigMap is created until the API acknowledges it.
-    const acked = new Set<string>();
-    let writing = true;
-    const writers = Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; writing; i++) {
-        const name = `burst-${w}-${i}`;
-        for (;;) {
-          try {
-            await cluster.kube.create("/api/v1/namespaces/default/configmaps", { apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels: { burst: "r3" } }, data: { i: String(i) } });
-            acked.add(name);
-            break;
-          } catch (err) {
-            // A create whose answer was lost may have been stored: the retry finds it.
-            if (err instanceof KubeApiError && err.code === 409) {
-              acked.add(name);
-              break;
-            }
-            if (!writing) break;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
-      }
-    });
+    const { acked, stop } = acknowledgedWrites(cluster.kube, "default", { burst: "r3" }, 4);
     await until("some writes acknowledged", () => (acked.size >= 20 ? true : undefined), 20_000);
     await new Promise((r) => setTimeout(r, 3000)); // pings flowing on both sides of the kill
     const before = acked.size;
@@ -78,14 +56,11 @@ describe("a 3-server NATS cluster", () => {
     await until("writes acknowledged after the kill", () => (acked.size >= before + 20 ? true : undefined), 30_000);
     const writesBackMs = Date.now() - killedAt;
     const out = await pings;
-    writing = false;
-    await Promise.all(writers);
+    await stop();
 
-    // Traffic: arrival time of each echo reply on the ping's clock; the longest silence is the outage.
-    const arrivals = [...out.stdout.matchAll(/icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms/g)].map((m) => (Number(m[1]) - 1) * interval * 1000 + Number(m[2])).sort((x, y) => x - y);
+    // Traffic: the longest time with no echo reply arriving is the outage.
+    const { arrivals, longestSilenceMs } = pingArrivals(out.stdout, interval);
     expect(arrivals.length, out.stdout).toBeGreaterThan(100);
-    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
-    const longestSilenceMs = Math.max(...gaps);
     console.log(`kill -9 ${victim.name}: longest gap in pod-to-pod replies ${longestSilenceMs.toFixed(0)} ms; ${out.stdout.split("\n").find((l) => l.includes("packets transmitted"))}; API writes acknowledged again ${writesBackMs} ms after the kill`);
     expect(longestSilenceMs).toBeLessThanOrEqual(5000);
 
