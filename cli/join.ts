@@ -4,7 +4,7 @@
  * with the bootstrap token (node-agent/bootstrap.ts), and keeps its issued identity in its own
  * state dir, where `kubewire down --state-dir` stops it.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join as pathJoin } from "node:path";
 import { BOOTSTRAP_TOKEN_PATTERN } from "../cluster/nats-auth.ts";
 import { isDns1123Label } from "../cluster/syntax.ts";
@@ -52,6 +52,9 @@ export async function joinCluster(o: JoinOptions, out: (line: string) => void): 
     ...(o.hostAddress ? { KUBEWIRE_HOST_ADDRESS: o.hostAddress } : {}),
   };
   const logDir = pathJoin(o.dir, "logs");
+  // The log is appended to: only what this start writes counts (not an earlier run's "ready").
+  const logFile = pathJoin(logDir, `${o.name}.log`);
+  const offset = existsSync(logFile) ? statSync(logFile).size : 0;
   const proc = startNodeAgent(o.nats, o.name, 1, { logDir, detached: o.detach, env });
   const launch: LaunchSpec = { role: "node", natsUrl: o.nats, index: 1, env };
   writeState({ natsUrl: o.nats, apiUrl: "", token: "", ca: "", stateDir: o.dir, processes: [{ name: o.name, pid: proc.pid, logFile: proc.logFile, launch }], joined: { node: o.name } });
@@ -65,7 +68,7 @@ export async function joinCluster(o: JoinOptions, out: (line: string) => void): 
   let exited: number | string | undefined;
   void proc.exited.then((c) => (exited = c));
   for (;;) {
-    const lines = existsSync(proc.logFile) ? readFileSync(proc.logFile, "utf8").split("\n") : [];
+    const lines = existsSync(proc.logFile) ? readFileSync(proc.logFile).subarray(offset).toString("utf8").split("\n") : [];
     const ready = lines.map(parseLine).find((l) => l?.msg === "node-agent ready");
     if (ready) {
       out(`node ${o.name} joined: pod CIDR ${String(ready.podCidr)}, InternalIP ${String(ready.internalIp)}, NATS identity in ${credsFile}`);

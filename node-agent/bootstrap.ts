@@ -10,12 +10,13 @@
  * cluster's NATS account from the server certificate it verified.
  */
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { dirname } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "../cluster/log.ts";
 import { bootstrapUser, formatCreds, newUserKey, parseCredsText, type NatsCredentials } from "../cluster/nats-auth.ts";
+import type { NatsConnection } from "nats";
 import { connectNats, readNatsAuth, request, RpcError, type NatsClientAuth } from "../cluster/rpc.ts";
 import { caCertHash, NATS_ACCOUNT_URI_PREFIX } from "../cluster/tls.ts";
 import { ErrorCode, Subjects, type JoinNodeRequest, type JoinNodeResponse } from "../cluster/types.ts";
@@ -31,6 +32,26 @@ export interface NodeIdentityConfig {
 
 export class BootstrapError extends Error {
   override readonly name = "BootstrapError";
+}
+
+/**
+ * The node's NATS connection with its identity. Kept credentials NATS refuses (issued by another
+ * cluster, say, in a reused state dir) are dropped and the node joins again with the token, as a
+ * kubelet whose client certificate is refused falls back to its bootstrap kubeconfig.
+ */
+export async function connectAsNode(cfg: NodeIdentityConfig, log: Logger): Promise<NatsConnection> {
+  const name = `node-agent ${cfg.nodeName}`;
+  const kept = !!cfg.natsCreds && existsSync(cfg.natsCreds);
+  const auth = await nodeIdentity(cfg, log);
+  try {
+    return await connectNats(cfg.natsUrl, name, auth);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "AUTHORIZATION_VIOLATION" || !kept) throw err;
+    if (!cfg.bootstrapToken) throw new BootstrapError(`NATS refused the credentials in ${cfg.natsCreds} and there is no bootstrap token to join again with`);
+    log.warn({ creds: cfg.natsCreds }, "NATS refused the kept identity; joining again with the bootstrap token");
+    rmSync(cfg.natsCreds!, { force: true });
+    return connectNats(cfg.natsUrl, name, await nodeIdentity(cfg, log));
+  }
 }
 
 /** The node's NATS auth: its kept credentials, or new ones from joining with the token. */

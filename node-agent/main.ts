@@ -3,20 +3,18 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { loadNodeAgentConfig, withMachineIdentity } from "../cluster/config.ts";
 import { createLogger } from "../cluster/log.ts";
-import { connectNats } from "../cluster/rpc.ts";
 import { NodeAgent } from "./agent.ts";
-import { BootstrapError, nodeIdentity } from "./bootstrap.ts";
+import { BootstrapError, connectAsNode } from "./bootstrap.ts";
 
 // Unnamed, a node takes its machine's hostname and address (each replica of a compose service).
 const cfg = loadNodeAgentConfig(withMachineIdentity(process.env, { hostname: hostname(), hostsText: readHosts() }));
 const log = createLogger("node-agent", cfg.logLevel, { node: cfg.nodeName });
 // Its NATS identity first: kept credentials, or new ones from joining with the bootstrap token.
-const auth = await nodeIdentity(cfg, log).catch((err: Error) => {
+const nc = await connectAsNode(cfg, log).catch((err: Error) => {
   if (!(err instanceof BootstrapError)) throw err;
   log.fatal({ err: err.message }, "cannot join the cluster");
   process.exit(1);
 });
-const nc = await connectNats(cfg.natsUrl, `node-agent ${cfg.nodeName}`, auth);
 const agent = await NodeAgent.start(nc, cfg, log);
 
 async function shutdown(signal: string): Promise<void> {

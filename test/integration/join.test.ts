@@ -3,11 +3,12 @@
  * only the NATS URL, the bootstrap token and the CA pin of the cluster. The node gets a pod
  * CIDR, shows in `kubectl get nodes -o wide`, and its pods reach pods on the other nodes.
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readState } from "../../cli/state.ts";
+import { createTrust, formatCreds, newBootstrapToken, newCredentials, nodePermissions } from "../../cluster/nats-auth.ts";
 import { stopPid } from "../../cli/processes.ts";
 import { TestCluster, until } from "./fixture.ts";
 
@@ -15,7 +16,8 @@ let cluster: TestCluster;
 let elsewhere: string;
 
 beforeAll(async () => {
-  cluster = await TestCluster.start(2);
+  // A short grace: a stopped node is NotReady soon, and its name may then be joined again.
+  cluster = await TestCluster.start({ nodes: 2, nodeGraceSeconds: 3 });
   elsewhere = mkdtempSync(join(tmpdir(), "kubewire-joined-"));
 }, 90_000);
 
@@ -63,5 +65,21 @@ describe("kubewire join", () => {
     const down = await cluster.kubewire(["down", "--state-dir", elsewhere]);
     expect(down.code, down.stderr).toBe(0);
     expect(() => process.kill(pid, 0)).toThrow();
+  }, 120_000);
+
+  it("joins again with the token when NATS refuses the identity it kept (another cluster's), once the old node is gone", async () => {
+    const creds = join(elsewhere, "nodes", "node-9", "nats.creds");
+    await until("node-9 NotReady after kubewire down", async () => (/^node-9\s+NotReady\s/m.test(await cluster.kubectlOk(["get", "nodes"])) ? true : undefined), 30_000);
+    // Credentials for the same name from a trust chain this cluster does not know.
+    const { issuer } = await createTrust(newBootstrapToken((n) => new Uint8Array(n).fill(7)));
+    writeFileSync(creds, formatCreds(await newCredentials(issuer, "node-9", nodePermissions("node-9"))), { mode: 0o600 });
+    const res = await cluster.kubewire(
+      ["join", "--nats", cluster.nats.url, "--token", cluster.security!.token, "--ca-cert-hash", cluster.security!.caHash, "--name", "node-9", "--host-address", cluster.hostAddress("node-2").replace(/\.\d+$/, ".9"), "--lb-cidr", cluster.lbCidr, "--detach", "--state-dir", elsewhere],
+      { timeoutMs: 90_000 },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    const log = readFileSync(join(elsewhere, "logs", "node-9.log"), "utf8");
+    expect(log, [...log.matchAll(/"msg":"[^"]*"(,"err":"[^"]*")?/g)].map((m) => m[0]).join("\n")).toContain("NATS refused the kept identity; joining again with the bootstrap token");
+    await until("node-9 Ready again", async () => (/^node-9\s+Ready\s/m.test(await cluster.kubectlOk(["get", "nodes"])) ? true : undefined), 30_000);
   }, 120_000);
 });
