@@ -233,6 +233,39 @@ function checkKey(key: string): void {
   if (key.startsWith(".") || key.endsWith(".") || !VALID_KEY.test(key)) throw new Error(`invalid key: ${key}`);
 }
 
+/** How long a read keeps retrying while JetStream fails over (a NATS server of the cluster lost). */
+const READ_RETRY_MS = 20_000;
+/**
+ * JetStream API requests (consumer creates, gets, stream info) answer in milliseconds; with a
+ * server of a NATS cluster down, nats-server 2.9 still places about one ephemeral consumer in
+ * three (every watch and list) on the lost peer, and that create never answers. A short timeout
+ * and a retry (readRetried) find a live peer soon, where nats.js's default 5 s would stall.
+ */
+const JS_API_TIMEOUT_MS = 2000;
+
+/**
+ * Errors of a JetStream cluster in failover: a request to a server that just died timing out, no
+ * responder yet, a consumer placed on a peer that is gone. Reads are retried on them; writes are
+ * not (a write that timed out may have been stored: its retry is the client's, as with etcd).
+ */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  const message = (err as Error)?.message ?? "";
+  return code === "TIMEOUT" || code === "503" || /temporarily unavailable|no responders|timeout/i.test(message);
+}
+
+async function readRetried<T>(read: () => Promise<T>): Promise<T> {
+  const deadline = performance.now() + READ_RETRY_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await read();
+    } catch (err) {
+      if (!isTransient(err) || performance.now() + delay > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 function isWrongLastSequence(err: unknown): boolean {
   return (err as { api_error?: { err_code?: number } })?.api_error?.err_code === WRONG_LAST_SEQUENCE;
 }
@@ -265,7 +298,7 @@ export class ObjectStore {
     let kv: KV;
     for (;;) {
       try {
-        kv = await nc.jetstream().views.kv(OBJECTS_BUCKET, opts.bindOnly ? { bindOnly: true } : { history: 64, replicas: opts.replicas ?? 1 });
+        kv = await nc.jetstream({ timeout: JS_API_TIMEOUT_MS }).views.kv(OBJECTS_BUCKET, opts.bindOnly ? { bindOnly: true } : { history: 64, replicas: opts.replicas ?? 1 });
         break;
       } catch (err) {
         const message = (err as Error)?.message ?? String(err);
@@ -274,7 +307,7 @@ export class ObjectStore {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    return new ObjectStore(nc, kv, await nc.jetstreamManager(), log);
+    return new ObjectStore(nc, kv, await nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS }), log);
   }
 
   /**
@@ -299,7 +332,7 @@ export class ObjectStore {
   /** The live object at a key; throws StoreError Corrupt when the stored value is bad. */
   async get(r: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
     const key = objectKey(r, namespace, name);
-    const entry = await this.batch.run(() => this.kv.get(key));
+    const entry = await readRetried(() => this.batch.run(() => this.kv.get(key)));
     if (!entry || entry.operation !== "PUT") return undefined;
     const d = this.decode(entry, r);
     if (!d) return undefined;
@@ -309,7 +342,7 @@ export class ObjectStore {
 
   /** The current revision of the whole store (the next write gets a higher one). */
   async revision(): Promise<number> {
-    return (await this.jsm.streams.info(STREAM)).state.last_seq;
+    return readRetried(async () => (await this.jsm.streams.info(STREAM)).state.last_seq);
   }
 
   /**
@@ -326,6 +359,10 @@ export class ObjectStore {
 
   /** Every live object of a resource (in one namespace, or all), and the revision the list is at. */
   async list(r: ResourceInfo, namespace: string | undefined): Promise<{ items: KubeObject[]; resourceVersion: number }> {
+    return readRetried(() => this.listOnce(r, namespace));
+  }
+
+  private async listOnce(r: ResourceInfo, namespace: string | undefined): Promise<{ items: KubeObject[]; resourceVersion: number }> {
     const before = await this.revision();
     const items = new Map<string, KubeObject>();
     let max = before;
