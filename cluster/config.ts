@@ -227,6 +227,57 @@ function bootstrapToken(env: Env): { bootstrapToken?: string } {
   return { bootstrapToken: token };
 }
 
+/**
+ * The settings every process of a cluster must agree on, as the control plane publishes them in
+ * kube-system's ConfigMap `kubewire-cluster-config` (as kubeadm publishes the kubelet's
+ * configuration for nodes that join): a node that joins from elsewhere takes them from there.
+ */
+export const CLUSTER_SETTINGS = [
+  "KUBEWIRE_CLUSTER_CIDR",
+  "KUBEWIRE_NODE_CIDR_MASK",
+  "KUBEWIRE_SERVICE_CIDR",
+  "KUBEWIRE_UNDERLAY_CIDR",
+  "KUBEWIRE_VNI",
+  "KUBEWIRE_PROXY_MODE",
+  "KUBEWIRE_LB_CIDR",
+  "KUBEWIRE_CLUSTER_DOMAIN",
+] as const satisfies readonly ConfigEnvVar[];
+export const CLUSTER_SETTINGS_CONFIGMAP = { namespace: "kube-system", name: "kubewire-cluster-config" } as const;
+
+/** A cluster's settings as text, in the canonical form the loader gives them. */
+export function clusterSettingsOf(c: ClusterConfig): Record<(typeof CLUSTER_SETTINGS)[number], string> {
+  return {
+    KUBEWIRE_CLUSTER_CIDR: c.clusterCidr,
+    KUBEWIRE_NODE_CIDR_MASK: String(c.nodeCidrMask),
+    KUBEWIRE_SERVICE_CIDR: c.serviceCidr,
+    KUBEWIRE_UNDERLAY_CIDR: c.underlayCidr,
+    KUBEWIRE_VNI: String(c.vni),
+    KUBEWIRE_PROXY_MODE: c.proxyMode,
+    KUBEWIRE_LB_CIDR: c.lbCidr,
+    KUBEWIRE_CLUSTER_DOMAIN: c.clusterDomain,
+  };
+}
+
+/**
+ * `env` with the cluster's published settings (a ConfigMap's data, not trusted: only string
+ * values of the known keys count) for every one it does not set. One it sets otherwise is an
+ * error naming both values: a node that disagrees with the cluster on a CIDR or the proxy mode
+ * would route or proxy differently from every other node.
+ */
+export function withClusterSettings(env: Env, published: unknown): Env {
+  if (typeof published !== "object" || published === null) return env;
+  const data = published as Record<string, unknown>;
+  const mine = clusterSettingsOf(loadClusterConfig(env));
+  const out: Record<string, string | undefined> = { ...env };
+  for (const key of CLUSTER_SETTINGS) {
+    const theirs = data[key];
+    if (typeof theirs !== "string") continue;
+    if (env[key] === undefined) out[key] = theirs;
+    else if (mine[key] !== theirs) throw new ConfigError(key, `${JSON.stringify(env[key])} here, but the cluster runs ${JSON.stringify(theirs)} (kube-system/${CLUSTER_SETTINGS_CONFIGMAP.name}): leave it unset to take the cluster's`);
+  }
+  return out;
+}
+
 /** A DNS subdomain (RFC 1123), lower case, without the trailing dot. */
 function domain(env: Env, name: ConfigEnvVar, fallback: string): string {
   const raw = env[name] ?? fallback;

@@ -38,6 +38,7 @@
 import { mustParseCidr, nthAddress } from "../cluster/addressing.ts";
 import type { Clock } from "../cluster/clock.ts";
 import { DEFAULT_CLUSTER_ZONE, renderCorefile } from "../cluster/corefile.ts";
+import { CLUSTER_SETTINGS_CONFIGMAP } from "../cluster/config.ts";
 import { Informer, type ListerWatcher } from "../cluster/informer.ts";
 import type { Logger } from "../cluster/log.ts";
 import { resourceByKind, type ResourceInfo } from "../cluster/resources.ts";
@@ -298,6 +299,17 @@ function oneObject(registry: Registry, namespace: string, name: string): ListerW
 export interface AddonManagerOptions extends CoreDnsAddonOptions {
   /** How often every add-on object is reconciled again; ADDON_RESYNC_MS by default. */
   readonly resyncMs?: number;
+  /** The cluster-wide settings to publish for joining nodes (cluster/config.ts CLUSTER_SETTINGS). */
+  readonly clusterSettings?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The cluster's settings for nodes that join (kubeadm's kubelet-config ConfigMap in spirit):
+ * Reconcile, so an edit is put back; a node reads it once when it starts.
+ */
+export function clusterSettingsAddon(settings: Readonly<Record<string, string>>): Addon {
+  const object = { apiVersion: "v1", kind: "ConfigMap", metadata: meta(CLUSTER_SETTINGS_CONFIGMAP.name, AddonMode.Reconcile), data: { ...settings } } as KubeObject;
+  return { resource: resourceByKind("ConfigMap"), mode: AddonMode.Reconcile, object };
 }
 
 /**
@@ -321,7 +333,8 @@ export class AddonManager {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.addons = new Map(corednsAddons(opts).map((a) => [addonKey(a), a]));
+    const all = [...corednsAddons(opts), ...(opts.clusterSettings ? [clusterSettingsAddon(opts.clusterSettings)] : [])];
+    this.addons = new Map(all.map((a) => [addonKey(a), a]));
     this.queue = new WorkQueue(clock, RETRY_BACKOFF);
   }
 

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription } from "nats";
 import { cidrContains, cidrSize, formatCidr, mustParseCidr, parseCidr, vtepMac } from "../cluster/addressing.ts";
-import type { ControlPlaneConfig } from "../cluster/config.ts";
+import { clusterSettingsOf, type ControlPlaneConfig } from "../cluster/config.ts";
 import { isDns1123Label } from "../cluster/syntax.ts";
 import { KUBELET_VERSION, nodeIsReady, nodeObject, nodeRecordFrom } from "../cluster/kube-objects.ts";
 import { systemClock } from "../cluster/clock.ts";
@@ -175,7 +175,7 @@ export class ControlPlane {
     });
     // The cluster DNS add-on (kubeadm's coredns), kept as the addon manager keeps add-ons. The
     // cluster domain is the default one until the control plane's config has a setting for it.
-    cp.addons = new AddonManager(registry, { serviceCidr: cfg.serviceCidr, zone: cfg.clusterDomain }, systemClock, log.child({ subsystem: "addon-manager" }));
+    cp.addons = new AddonManager(registry, { serviceCidr: cfg.serviceCidr, zone: cfg.clusterDomain, clusterSettings: clusterSettingsOf(cfg) }, systemClock, log.child({ subsystem: "addon-manager" }));
     await cp.addons.start();
     return cp;
   }

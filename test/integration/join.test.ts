@@ -11,13 +11,16 @@ import { readState } from "../../cli/state.ts";
 import { createTrust, formatCreds, newBootstrapToken, newCredentials, nodePermissions } from "../../cluster/nats-auth.ts";
 import { stopPid } from "../../cli/processes.ts";
 import { TestCluster, until } from "./fixture.ts";
+import { request } from "../../cluster/rpc.ts";
+import { Subjects, type ProxyStatus } from "../../cluster/types.ts";
 
 let cluster: TestCluster;
 let elsewhere: string;
 
 beforeAll(async () => {
   // A short grace: a stopped node is NotReady soon, and its name may then be joined again.
-  cluster = await TestCluster.start({ nodes: 2, nodeGraceSeconds: 3 });
+  // A cluster in ipvs mode: a node joined without flags takes the mode from the cluster.
+  cluster = await TestCluster.start({ nodes: 2, nodeGraceSeconds: 3, env: { KUBEWIRE_PROXY_MODE: "ipvs" } });
   elsewhere = mkdtempSync(join(tmpdir(), "kubewire-joined-"));
 }, 90_000);
 
@@ -35,6 +38,12 @@ describe("kubewire join", () => {
     expect((await cluster.nodes()).map((n) => n.name)).not.toContain("node-8");
   });
 
+  it("refuses to run a node whose settings disagree with the cluster's, naming both", async () => {
+    const res = await cluster.kubewire(["join", "--nats", cluster.nats.url, "--token", cluster.security!.token, "--ca-cert-hash", cluster.security!.caHash, "--name", "node-7", "--host-address", cluster.hostAddress("node-2").replace(/\.\d+$/, ".7"), "--proxy-mode", "nftables", "--detach", "--state-dir", join(elsewhere, "disagrees")], { timeoutMs: 90_000 });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/node node-7 did not join: this node's settings disagree with the cluster's: KUBEWIRE_PROXY_MODE: "nftables" here, but the cluster runs "ipvs"/);
+  });
+
   it("joins a node from its own state dir: pod CIDR, Ready in kubectl, pods reaching the other nodes", async () => {
     const hostAddress = cluster.hostAddress("node-2").replace(/\.\d+$/, ".9");
     const res = await cluster.kubewire(
@@ -43,6 +52,8 @@ describe("kubewire join", () => {
     );
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^node node-9 joined: pod CIDR 10\.244\.\d+\.0\/24, InternalIP 172\.31\.0\.\d+, NATS identity in .*nodes\/node-9\/nats\.creds$/m);
+    // It took the cluster's settings it was not given: kube-proxy in ipvs mode, as every node.
+    expect((await request<ProxyStatus>(cluster.nc, Subjects.node("node-9", "proxy"), {}, 5000)).mode).toBe("ipvs");
     // Its identity is its own: a file only the user can read, in its state dir.
     expect(statSync(join(elsewhere, "nodes", "node-9", "nats.creds")).mode & 0o777).toBe(0o600);
 

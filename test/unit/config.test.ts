@@ -12,6 +12,7 @@ import {
 } from "../../cluster/config.ts";
 import { isDns1123Label } from "../../cluster/syntax.ts";
 import { UP_ENV_FLAGS, homeServerFirst, upEnvironment } from "../../cli/processes.ts";
+import { clusterSettingsOf, loadClusterConfig as loadCluster, withClusterSettings } from "../../cluster/config.ts";
 
 /** Runs `load` and returns the ConfigError it must throw, checking it names `variable`. */
 function configError(load: () => unknown, variable: ConfigEnvVar): ConfigError {
@@ -331,5 +332,29 @@ describe("node-agents spread over a NATS cluster (homeServerFirst)", () => {
     const urls = "tls://a:1,tls://b:2,tls://c:3";
     expect([1, 2, 3, 4].map((i) => homeServerFirst(urls, i))).toEqual(["tls://a:1,tls://b:2,tls://c:3", "tls://b:2,tls://c:3,tls://a:1", "tls://c:3,tls://a:1,tls://b:2", "tls://a:1,tls://b:2,tls://c:3"]);
     expect(homeServerFirst("nats://x:4222", 7)).toBe("nats://x:4222");
+  });
+});
+
+describe("the cluster's published settings (withClusterSettings)", () => {
+  const published = clusterSettingsOf(loadCluster({ KUBEWIRE_PROXY_MODE: "ipvs", KUBEWIRE_CLUSTER_CIDR: "10.200.0.0/16", KUBEWIRE_LB_CIDR: "127.0.9.0/24" }));
+
+  it("fills in every setting the node was not given", () => {
+    const env = withClusterSettings({ KUBEWIRE_NODE_NAME: "n9" }, published);
+    expect(loadCluster(env)).toMatchObject({ proxyMode: "ipvs", clusterCidr: "10.200.0.0/16", lbCidr: "127.0.9.0/24", vni: 1 });
+    expect(env.KUBEWIRE_NODE_NAME).toBe("n9");
+  });
+
+  it("accepts a given setting equal to the cluster's, in any spelling the loader reads the same", () => {
+    expect(withClusterSettings({ KUBEWIRE_CLUSTER_CIDR: "010.200.0.0/16", KUBEWIRE_PROXY_MODE: "ipvs" }, published).KUBEWIRE_CLUSTER_CIDR).toBe("010.200.0.0/16");
+  });
+
+  it("refuses a given setting that differs, naming both values", () => {
+    expect(() => withClusterSettings({ KUBEWIRE_PROXY_MODE: "nftables" }, published)).toThrow('KUBEWIRE_PROXY_MODE: "nftables" here, but the cluster runs "ipvs" (kube-system/kubewire-cluster-config): leave it unset to take the cluster\'s');
+  });
+
+  it("trusts nothing but string values of the known keys", () => {
+    expect(withClusterSettings({}, { KUBEWIRE_PROXY_MODE: 7, KUBEWIRE_NATS_URL: "nats://evil:1", other: "x" })).toEqual({});
+    expect(withClusterSettings({}, null)).toEqual({});
+    expect(withClusterSettings({}, "garbage")).toEqual({});
   });
 });
