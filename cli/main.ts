@@ -764,7 +764,7 @@ async function trace(args: string[]): Promise<number> {
     const pod = await findPod(kube, values.namespace ?? "default", podName);
     const traceId = randomBytes(6).toString("hex");
     const hops: TraceHop[] = [];
-    const sub = nc.subscribe(Subjects.trace(traceId));
+    const sub = nc.subscribe(Subjects.trace(traceId, "*"));
     let forwardVerdict: TraceHop | undefined;
     let replyWait: NodeJS.Timeout | undefined;
     const complete = (async () => {

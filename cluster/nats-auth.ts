@@ -110,7 +110,7 @@ export function nodePermissions(node: string): Permissions {
         Subjects.podStatus(node),
         Subjects.podFinalize(node),
         Subjects.stream(node, ">"),
-        Subjects.trace("*"),
+        Subjects.trace("*", node),
         // Replies to the CLI, the control plane and an administrator. The server's own response
         // permission (below) ends when the node reconnects to another server mid-request (a
         // 15 s exec across a NATS failover); inboxes are random, so a node cannot guess another's.
@@ -142,7 +142,7 @@ export function controlPlanePermissions(): Permissions {
 export function cliPermissions(): Permissions {
   return {
     pub: { allow: [Subjects.node("*", ">")] },
-    sub: { allow: [`${inboxPrefix("cli")}.>`, Subjects.trace("*"), Subjects.stream("*", ">")] },
+    sub: { allow: [`${inboxPrefix("cli")}.>`, Subjects.trace("*", "*"), Subjects.stream("*", ">")] },
   };
 }
 

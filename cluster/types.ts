@@ -67,8 +67,8 @@ export const Subjects = {
   node: (node: string, verb: NodeVerb | "*" | ">") => `kubewire.node.${node}.${verb}`,
   /** VTEP frames for node `to` sent by node `from`: overlay.<vni>.<to>.<from> (DESIGN.md, with the sender added). */
   overlay: (vni: number | "*", to: string, from: string) => `overlay.${vni}.${to}.${from}`,
-  /** Hops of a traced probe, from every node it crossed. */
-  trace: (traceId: string) => `kubewire.trace.${traceId}`,
+  /** Hops of a traced probe, from every node it crossed, each under its own name: kubewire.trace.<id>.<node>. */
+  trace: (traceId: string, node: string) => `kubewire.trace.${traceId}.${node}`,
   /** What a node streams to a requester (captured frames, load snapshots): kubewire.stream.<node>.<id>. */
   stream: (node: string, id: string) => `kubewire.stream.${node}.${id}`,
 } as const;

@@ -302,7 +302,7 @@ export class NodeAgent {
   }
 
   traceSink(traceId: string): (hop: import("../cluster/types.ts").TraceHop) => void {
-    const subject = Subjects.trace(traceId);
+    const subject = Subjects.trace(traceId, this.cfg.nodeName);
     return (hop) => this.nc.publish(subject, pack(hop));
   }
 

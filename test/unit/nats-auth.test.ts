@@ -101,7 +101,8 @@ describe("permissions", () => {
 
   it("let a node report only as itself and never write the store", () => {
     for (const s of [Subjects.registerNode("node-1"), Subjects.heartbeat("node-1"), Subjects.nodeStatus("node-1"), Subjects.podStatus("node-1"), Subjects.podFinalize("node-1"), Subjects.stream("node-1", "x")]) expect(allowed(n1.pub, s)).toBe(true);
-    for (const s of [Subjects.registerNode("node-2"), Subjects.nodeStatus("node-2"), Subjects.podStatus("node-2"), Subjects.stream("node-2", "x"), Subjects.joinNode, Subjects.node("node-2", "exec")]) expect(allowed(n1.pub, s)).toBe(false);
+    for (const s of [Subjects.registerNode("node-2"), Subjects.nodeStatus("node-2"), Subjects.podStatus("node-2"), Subjects.stream("node-2", "x"), Subjects.trace("t1", "node-2"), Subjects.joinNode, Subjects.node("node-2", "exec")]) expect(allowed(n1.pub, s)).toBe(false);
+    expect(allowed(n1.pub, Subjects.trace("t1", "node-1"))).toBe(true);
     for (const s of ["$KV.kubewire_objects.v1.nodes._.node-1", "$JS.API.STREAM.PURGE.KV_kubewire_objects", "$JS.API.STREAM.DELETE.KV_kubewire_objects", "$JS.API.STREAM.MSG.DELETE.KV_kubewire_objects", "$JS.API.STREAM.CREATE.KV_x"]) expect(allowed(n1.pub, s)).toBe(false);
     for (const s of ["$JS.API.CONSUMER.CREATE.KV_kubewire_objects", "$JS.API.DIRECT.GET.KV_kubewire_objects.$KV.kubewire_objects.a", "$JS.API.STREAM.INFO.KV_kubewire_objects"]) expect(allowed(n1.pub, s)).toBe(true);
   });
