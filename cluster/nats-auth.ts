@@ -24,10 +24,9 @@ import { createAccount, createOperator, createUser, fromPublic, fromSeed, Prefix
 // The seed codec is not re-exported by the package's index; the bootstrap key needs it (a seed from the token).
 import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { decode, encodeAccount, encodeOperator, encodeUser, fmtCreds, newScopedSigner, type Permissions } from "@nats-io/jwt";
+import { OBJECTS_STREAM } from "./store.ts";
 import { Subjects } from "./types.ts";
 
-/** The JetStream stream behind the store's KV bucket (cluster/store.ts OBJECTS_BUCKET). */
-export const OBJECTS_STREAM = "KV_kubewire_objects";
 
 /** What every nats-server of the cluster trusts: goes into its config. */
 export interface NatsTrust {

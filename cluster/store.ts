@@ -25,7 +25,9 @@ import type { Logger } from "./log.ts";
 import { keyFilter, objectKey, type ResourceInfo } from "./resources.ts";
 
 export const OBJECTS_BUCKET = "kubewire_objects";
-const STREAM = `KV_${OBJECTS_BUCKET}`;
+/** The JetStream stream behind the bucket (what NATS permissions name: cluster/nats-auth.ts). */
+export const OBJECTS_STREAM = `KV_${OBJECTS_BUCKET}`;
+const STREAM = OBJECTS_STREAM;
 const WRONG_LAST_SEQUENCE = 10071;
 /** How long a write waits for JetStream's acknowledgement (nats.js's JetStream default). */
 const PUBLISH_TIMEOUT_MS = 5000;
